@@ -1,0 +1,1 @@
+//! Attributes for `budgetgate`. Use them through `budgetgate`, which re-exports them.

@@ -1,0 +1,140 @@
+//! Exact money: conversion between [`Decimal`] amounts and the integer
+//! nano-units (10⁻⁹) every store keeps.
+//!
+//! Stores never see a `Decimal` or a float. An amount enters the library as a
+//! `Decimal`, is checked here once, and travels as an `i128` count of
+//! nano-units. 10⁻⁹ is fine enough for per-token LLM prices and an `i128`
+//! covers far more than the 10¹² currency units per ledger the contract asks
+//! for; the stores document their own largest value ([`MAX_AMOUNT_NANOS`]).
+
+use rust_decimal::Decimal;
+
+/// Decimal places every store holds exactly: amounts are integers of 10⁻⁹.
+pub const SCALE: u32 = 9;
+
+/// Nano-units in one currency unit.
+pub const NANOS_PER_UNIT: i128 = 1_000_000_000;
+
+/// The largest amount (in nano-units) any store accepts: 10¹⁸ currency units.
+///
+/// Far above any real budget and well inside what the Redis scripts' two-limb
+/// integers (whole units + nano remainder) represent exactly.
+pub const MAX_AMOUNT_NANOS: i128 = 1_000_000_000_000_000_000 * NANOS_PER_UNIT;
+
+/// Why an amount was refused. Carries the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    /// Costs, estimates, actuals and budgets are never negative.
+    #[error("amount {value} is negative; costs and budgets must be >= 0")]
+    Negative {
+        /// The refused value.
+        value: Decimal,
+    },
+    /// More than [`SCALE`] decimal places: storing it would round it.
+    #[error("amount {value} has more than 9 decimal places; budgetgate stores amounts exactly to 0.000000001 and never rounds them silently")]
+    TooPrecise {
+        /// The refused value.
+        value: Decimal,
+    },
+    /// Larger than [`MAX_AMOUNT_NANOS`].
+    #[error("amount {value} is larger than the largest supported amount (10^18)")]
+    TooLarge {
+        /// The refused value.
+        value: Decimal,
+    },
+}
+
+/// Converts a non-negative `Decimal` with at most 9 decimal places to nano-units.
+///
+/// ```
+/// use budgetgate::amount::to_nanos;
+/// use rust_decimal_macros::dec;
+/// assert_eq!(to_nanos(dec!(0.25)), Ok(250_000_000));
+/// assert!(to_nanos(dec!(-1)).is_err());
+/// assert!(to_nanos(dec!(0.0000000001)).is_err());
+/// ```
+pub fn to_nanos(value: Decimal) -> Result<i128, AmountError> {
+    if value.is_sign_negative() && !value.is_zero() {
+        return Err(AmountError::Negative { value });
+    }
+    let normalized = value.normalize();
+    if normalized.scale() > SCALE {
+        return Err(AmountError::TooPrecise { value });
+    }
+    // mantissa * 10^(SCALE - scale) is exact: the scale is at most SCALE.
+    let factor = 10i128.pow(SCALE - normalized.scale());
+    let nanos = normalized
+        .mantissa()
+        .checked_mul(factor)
+        .filter(|n| *n <= MAX_AMOUNT_NANOS)
+        .ok_or(AmountError::TooLarge { value })?;
+    Ok(nanos.max(0))
+}
+
+/// Converts nano-units back to a `Decimal` (normalized: `1.5`, not `1.500000000`).
+///
+/// Values outside what a `Decimal` can hold saturate; the stores never produce
+/// them because every input passed [`to_nanos`].
+pub fn from_nanos(nanos: i128) -> Decimal {
+    Decimal::try_from_i128_with_scale(nanos, SCALE)
+        .map(|d| d.normalize())
+        .unwrap_or(if nanos < 0 {
+            Decimal::MIN
+        } else {
+            Decimal::MAX
+        })
+}
+
+/// Rounds a computed cost *up* to the next nano-unit, so a helper that derives
+/// a cost (pricing, per-token arithmetic) never under-charges and always
+/// produces an amount the stores accept.
+///
+/// ```
+/// use budgetgate::amount::round_up;
+/// use rust_decimal_macros::dec;
+/// assert_eq!(round_up(dec!(0.0000000001)), dec!(0.000000001));
+/// assert_eq!(round_up(dec!(1.5)), dec!(1.5));
+/// ```
+pub fn round_up(value: Decimal) -> Decimal {
+    value.round_dp_with_strategy(SCALE, rust_decimal::RoundingStrategy::AwayFromZero)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn round_trips_exactly() {
+        for d in [
+            dec!(0),
+            dec!(0.1),
+            dec!(0.000000001),
+            dec!(123456789012.123456789),
+        ] {
+            assert_eq!(from_nanos(to_nanos(d).unwrap()), d);
+        }
+    }
+
+    #[test]
+    fn trailing_zeros_beyond_scale_are_fine() {
+        assert_eq!(to_nanos(dec!(1.0000000000000)), Ok(NANOS_PER_UNIT));
+    }
+
+    #[test]
+    fn rejects_with_value() {
+        let err = to_nanos(dec!(-0.5)).unwrap_err();
+        assert!(err.to_string().contains("-0.5"), "{err}");
+        let err = to_nanos(dec!(0.0000000015)).unwrap_err();
+        assert!(err.to_string().contains("0.0000000015"), "{err}");
+        assert!(matches!(
+            to_nanos(Decimal::MAX),
+            Err(AmountError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn negative_zero_is_zero() {
+        assert_eq!(to_nanos(-dec!(0)), Ok(0));
+    }
+}

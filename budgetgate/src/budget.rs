@@ -1,0 +1,278 @@
+//! [`Budget`]: how much a ledger may spend, over which [`Window`], and what to
+//! do when the limit is hit ([`Mode`]) or the store fails ([`StoreErrorMode`]).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use crate::amount::{self, AmountError};
+
+/// The span of time a budget's spend is counted over.
+///
+/// Windows are part of the identity of what a store counts: a ledger keeps one
+/// running total per window it is used with, so several caps over different
+/// windows can share a ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Window {
+    /// Spend with a timestamp older than `now − duration` no longer counts.
+    Rolling(Duration),
+    /// A lifetime cap: spend never leaves the window.
+    Unbounded,
+}
+
+impl Window {
+    /// The rolling window length in microseconds (the stores' time unit), or
+    /// `None` for an unbounded window.
+    pub fn rolling_micros(&self) -> Option<i64> {
+        match self {
+            Window::Rolling(d) => Some(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+            Window::Unbounded => None,
+        }
+    }
+}
+
+/// A window string that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid window {input:?}: expected a positive duration such as \"30s\", \"15m\", \"1h\", \"7d\", or \"unbounded\"")]
+pub struct WindowParseError {
+    /// The refused text.
+    pub input: String,
+}
+
+impl FromStr for Window {
+    type Err = WindowParseError;
+
+    /// Parses `"30s"`, `"15m"`, `"1h"`, `"24h"`, `"7d"`, `"500ms"` or `"unbounded"`.
+    ///
+    /// ```
+    /// use budgetgate::Window;
+    /// use std::time::Duration;
+    /// assert_eq!("1h".parse::<Window>(), Ok(Window::Rolling(Duration::from_secs(3600))));
+    /// assert_eq!("unbounded".parse::<Window>(), Ok(Window::Unbounded));
+    /// assert!("0s".parse::<Window>().is_err());
+    /// ```
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let err = || WindowParseError {
+            input: input.to_owned(),
+        };
+        let text = input.trim();
+        if text.eq_ignore_ascii_case("unbounded") || text.eq_ignore_ascii_case("lifetime") {
+            return Ok(Window::Unbounded);
+        }
+        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+        let (digits, unit) = text.split_at(split);
+        let n: u64 = digits.parse().map_err(|_| err())?;
+        let millis_per = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(err()),
+        };
+        let millis = n
+            .checked_mul(millis_per)
+            .filter(|m| *m > 0)
+            .ok_or_else(err)?;
+        Ok(Window::Rolling(Duration::from_millis(millis)))
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Window::Unbounded => f.write_str("unbounded"),
+            Window::Rolling(d) => write!(f, "{}s", d.as_secs_f64()),
+        }
+    }
+}
+
+/// What a block does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Mode {
+    /// A block is an error (`Err(BudgetExceeded)` from a guarded function).
+    #[default]
+    Hard,
+    /// A block is reported in the returned decision; the caller decides.
+    Soft,
+}
+
+/// What happens when the store cannot be reached or errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StoreErrorMode {
+    /// Block the call (reason `StoreError`). The default: no unapproved spend.
+    #[default]
+    FailClosed,
+    /// Allow the call (reason `StoreError`) and try to record its cost.
+    FailOpen,
+}
+
+/// A spend limit for a ledger.
+///
+/// ```
+/// use budgetgate::{Budget, Window, Mode};
+/// use rust_decimal_macros::dec;
+/// use std::time::Duration;
+///
+/// let hourly = Budget::new(dec!(10.00), Window::Rolling(Duration::from_secs(3600)))?;
+/// let lifetime = Budget::lifetime(dec!(250))?.soft();
+/// assert_eq!(lifetime.mode(), Mode::Soft);
+/// assert!(Budget::lifetime(dec!(-1)).is_err());
+/// # Ok::<(), budgetgate::BudgetError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Budget {
+    #[serde(with = "rust_decimal::serde::str")]
+    max_spend: Decimal,
+    #[serde(serialize_with = "serialize_window")]
+    window: Window,
+    mode: Mode,
+    on_store_error: StoreErrorMode,
+    #[serde(skip)]
+    max_nanos: i128,
+}
+
+fn serialize_window<S: serde::Serializer>(w: &Window, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(w)
+}
+
+/// A budget that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetError {
+    /// `max_spend` is negative, too precise or too large.
+    #[error("invalid max_spend: {0}")]
+    MaxSpend(#[from] AmountError),
+    /// A rolling window must be longer than zero.
+    #[error("a rolling window must be longer than zero")]
+    EmptyWindow,
+}
+
+impl Budget {
+    /// A hard, fail-closed budget of `max_spend` per `window`.
+    pub fn new(max_spend: Decimal, window: Window) -> Result<Self, BudgetError> {
+        let max_nanos = amount::to_nanos(max_spend)?;
+        if window == Window::Rolling(Duration::ZERO) {
+            return Err(BudgetError::EmptyWindow);
+        }
+        Ok(Budget {
+            max_spend: max_spend.normalize(),
+            window,
+            mode: Mode::Hard,
+            on_store_error: StoreErrorMode::FailClosed,
+            max_nanos,
+        })
+    }
+
+    /// A lifetime cap ([`Window::Unbounded`]).
+    pub fn lifetime(max_spend: Decimal) -> Result<Self, BudgetError> {
+        Budget::new(max_spend, Window::Unbounded)
+    }
+
+    /// A cap per rolling `window`.
+    pub fn rolling(max_spend: Decimal, window: Duration) -> Result<Self, BudgetError> {
+        Budget::new(max_spend, Window::Rolling(window))
+    }
+
+    /// The same budget in soft mode.
+    pub fn soft(self) -> Self {
+        self.with_mode(Mode::Soft)
+    }
+
+    /// The same budget, failing open when the store errors.
+    pub fn fail_open(self) -> Self {
+        self.with_on_store_error(StoreErrorMode::FailOpen)
+    }
+
+    /// The same budget with another mode.
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The same budget with another store-error policy.
+    pub fn with_on_store_error(mut self, on_store_error: StoreErrorMode) -> Self {
+        self.on_store_error = on_store_error;
+        self
+    }
+
+    /// The most that may be spent within the window.
+    pub fn max_spend(&self) -> Decimal {
+        self.max_spend
+    }
+
+    /// The window spend is counted over.
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
+    /// Hard or soft.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Fail closed or open.
+    pub fn on_store_error(&self) -> StoreErrorMode {
+        self.on_store_error
+    }
+
+    /// What a store enforces for this budget.
+    pub fn limit(&self) -> Limit {
+        Limit {
+            max_nanos: self.max_nanos,
+            window: self.window,
+        }
+    }
+}
+
+/// What a store enforces: a maximum in nano-units over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Limit {
+    /// The maximum, in nano-units (see [`crate::amount`]).
+    pub max_nanos: i128,
+    /// The window.
+    pub window: Window,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_parsing() {
+        assert_eq!("30s".parse(), Ok(Window::Rolling(Duration::from_secs(30))));
+        assert_eq!("15m".parse(), Ok(Window::Rolling(Duration::from_secs(900))));
+        assert_eq!(
+            "7d".parse(),
+            Ok(Window::Rolling(Duration::from_secs(604_800)))
+        );
+        assert_eq!(
+            "250ms".parse(),
+            Ok(Window::Rolling(Duration::from_millis(250)))
+        );
+        for bad in [
+            "",
+            "h",
+            "1",
+            "1y",
+            "-1h",
+            "0m",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
+            assert!(bad.parse::<Window>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn zero_budget_is_legal_and_empty_window_is_not() {
+        assert!(Budget::lifetime(Decimal::ZERO).is_ok());
+        assert_eq!(
+            Budget::rolling(Decimal::ONE, Duration::ZERO),
+            Err(BudgetError::EmptyWindow)
+        );
+    }
+}

@@ -1,0 +1,332 @@
+//! [`Decision`]: the outcome of one check or reservation, and the two ways it
+//! reaches callers — [`BudgetExceeded`] (hard mode) and [`Guarded`] (soft mode).
+
+use std::fmt;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use serde::ser::SerializeStruct;
+
+use crate::budget::Budget;
+use crate::ledger::Ledger;
+
+/// Version of the JSON form of [`Decision`] (bumped on incompatible changes).
+pub const DECISION_SCHEMA_VERSION: u32 = 1;
+
+/// Allow or block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// The call may run; its cost is recorded or reserved.
+    Allow,
+    /// The call must not run; nothing was recorded.
+    Block,
+}
+
+/// Why a decision is not a plain allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum BlockReason {
+    /// `spent + requested > max_spend`.
+    BudgetExceeded,
+    /// The store failed; the budget's [`StoreErrorMode`](crate::StoreErrorMode)
+    /// chose block (fail-closed) or allow (fail-open).
+    StoreError,
+    /// No budget applies to the ledger and the engine's default policy denies.
+    NoBudget,
+    /// The requested amount is negative, finer than 10⁻⁹ or too large.
+    InvalidAmount,
+}
+
+/// The outcome of one evaluation, with everything needed to explain it.
+///
+/// Serializes to the JSON of SPEC §11 (amounts as decimal strings):
+///
+/// ```
+/// use budgetgate::{Budget, Engine, Ledger};
+/// use rust_decimal_macros::dec;
+///
+/// let engine = Engine::in_memory();
+/// let ledger = Ledger::new("openai", "gpt-4o", "user:1");
+/// engine.set_budget(&ledger, Budget::lifetime(dec!(1))?);
+/// let decision = engine.check(&ledger, dec!(0.4));
+/// let json = decision.to_json();
+/// assert_eq!(json["status"], "ALLOW");
+/// assert_eq!(json["spent_in_window"], "0.4");
+/// assert_eq!(json["remaining"], "0.6");
+/// # Ok::<(), budgetgate::BudgetError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub(crate) status: Status,
+    pub(crate) ledger: Ledger,
+    pub(crate) budget: Option<Budget>,
+    pub(crate) reason: Option<BlockReason>,
+    pub(crate) spent_in_window: Decimal,
+    pub(crate) requested: Decimal,
+    pub(crate) remaining: Decimal,
+    pub(crate) detail: Option<Arc<str>>,
+}
+
+impl Decision {
+    /// Allow or block.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// `status() == Status::Allow`.
+    pub fn is_allowed(&self) -> bool {
+        self.status == Status::Allow
+    }
+
+    /// `status() == Status::Block`.
+    pub fn is_blocked(&self) -> bool {
+        self.status == Status::Block
+    }
+
+    /// The evaluated ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The budget applied; `None` when no budget applied (reason `NoBudget`).
+    pub fn budget(&self) -> Option<&Budget> {
+        self.budget.as_ref()
+    }
+
+    /// Why the decision is not a plain allow (`None` for a plain allow).
+    pub fn reason(&self) -> Option<BlockReason> {
+        self.reason
+    }
+
+    /// Spend counted in the window: committed spend plus active reservations.
+    /// Includes `requested` when allowed, excludes it when blocked.
+    pub fn spent_in_window(&self) -> Decimal {
+        self.spent_in_window
+    }
+
+    /// The amount asked for (the cost, or the estimate for a reservation).
+    pub fn requested(&self) -> Decimal {
+        self.requested
+    }
+
+    /// What is left in the window after this decision, never below zero.
+    pub fn remaining(&self) -> Decimal {
+        self.remaining
+    }
+
+    /// The store error or invalid amount behind this decision, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// A one-line human explanation (built on demand; decisions on the hot
+    /// path do not format strings).
+    pub fn message(&self) -> String {
+        let max = self.budget.map(|b| b.max_spend());
+        match (self.status, self.reason) {
+            (Status::Allow, None) => format!(
+                "allowed {} on {}: {} of {} spent in window",
+                self.requested,
+                self.ledger,
+                self.spent_in_window,
+                max.unwrap_or_default()
+            ),
+            (Status::Block, Some(BlockReason::BudgetExceeded)) => format!(
+                "budget exceeded on {}: {} spent + {} requested > {} max",
+                self.ledger,
+                self.spent_in_window,
+                self.requested,
+                max.unwrap_or_default()
+            ),
+            (Status::Block, Some(BlockReason::NoBudget)) => format!(
+                "no budget is registered for {} and the engine's default policy denies",
+                self.ledger
+            ),
+            (status, reason) => format!(
+                "{} {} on {}: {:?}{}{}",
+                if status == Status::Allow {
+                    "allowed"
+                } else {
+                    "blocked"
+                },
+                self.requested,
+                self.ledger,
+                reason,
+                if self.detail.is_some() { ": " } else { "" },
+                self.detail.as_deref().unwrap_or("")
+            ),
+        }
+    }
+
+    /// The JSON form (see the type docs).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// `Ok(self)` when allowed, `Err(BudgetExceeded)` when blocked.
+    pub fn into_result(self) -> Result<Decision, BudgetExceeded> {
+        if self.is_allowed() {
+            Ok(self)
+        } else {
+            Err(BudgetExceeded::new(self))
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl serde::Serialize for Decision {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Decision", 9)?;
+        s.serialize_field("schema_version", &DECISION_SCHEMA_VERSION)?;
+        s.serialize_field("status", &self.status)?;
+        s.serialize_field("ledger", &self.ledger)?;
+        s.serialize_field("reason", &self.reason)?;
+        s.serialize_field("message", &self.message())?;
+        s.serialize_field("spent_in_window", &self.spent_in_window.to_string())?;
+        s.serialize_field("requested", &self.requested.to_string())?;
+        s.serialize_field("remaining", &self.remaining.to_string())?;
+        s.serialize_field("budget", &self.budget)?;
+        s.end()
+    }
+}
+
+/// A blocked call, as an error: what hard-mode guards return.
+///
+/// Error types of guarded functions implement `From<BudgetExceeded>`:
+///
+/// ```
+/// #[derive(Debug)]
+/// enum ToolError { Budget(budgetgate::BudgetExceeded), Http(String) }
+/// impl From<budgetgate::BudgetExceeded> for ToolError {
+///     fn from(e: budgetgate::BudgetExceeded) -> Self { ToolError::Budget(e) }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", .decision.message())]
+pub struct BudgetExceeded {
+    // Boxed: keeps `Result<T, YourError>` small.
+    decision: Box<Decision>,
+}
+
+impl BudgetExceeded {
+    /// Wraps a (blocking) decision.
+    pub fn new(decision: Decision) -> Self {
+        BudgetExceeded {
+            decision: Box::new(decision),
+        }
+    }
+
+    /// The decision that blocked.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// Takes the decision out.
+    pub fn into_decision(self) -> Decision {
+        *self.decision
+    }
+}
+
+/// The result of a soft-mode guarded call: the decision, and the value unless
+/// the call was blocked.
+///
+/// ```
+/// use budgetgate::{Budget, Engine, Guarded, Ledger};
+/// use rust_decimal_macros::dec;
+///
+/// let engine = Engine::in_memory();
+/// let ledger = Ledger::new("embed", "small", "team:a");
+/// engine.set_budget(&ledger, Budget::lifetime(dec!(1))?);
+/// let run = |cost| {
+///     let decision = engine.check(&ledger, cost);
+///     let value = decision.is_allowed().then(|| "embedding");
+///     Guarded::new(decision, value)
+/// };
+/// assert_eq!(run(dec!(1)).value(), Some(&"embedding"));
+/// let blocked = run(dec!(1));
+/// assert!(!blocked.is_allowed());
+/// assert_eq!(blocked.unwrap_or("fallback"), "fallback");
+/// # Ok::<(), budgetgate::BudgetError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "a Guarded value may hold a blocked call"]
+pub struct Guarded<T> {
+    decision: Decision,
+    value: Option<T>,
+}
+
+impl<T> Guarded<T> {
+    /// Pairs a decision with the value (present iff the call ran).
+    pub fn new(decision: Decision, value: Option<T>) -> Self {
+        Guarded { decision, value }
+    }
+
+    /// A blocked call: the decision and no value.
+    pub fn blocked(decision: Decision) -> Self {
+        Guarded {
+            decision,
+            value: None,
+        }
+    }
+
+    /// Whether the call ran.
+    pub fn is_allowed(&self) -> bool {
+        self.value.is_some()
+    }
+
+    /// The decision.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// The value, if the call ran.
+    pub fn value(&self) -> Option<&T> {
+        self.value.as_ref()
+    }
+
+    /// The value, if the call ran.
+    pub fn into_value(self) -> Option<T> {
+        self.value
+    }
+
+    /// Both parts.
+    pub fn into_parts(self) -> (Decision, Option<T>) {
+        (self.decision, self.value)
+    }
+
+    /// `Ok(value)`, or `Err(BudgetExceeded)` when blocked.
+    pub fn into_result(self) -> Result<T, BudgetExceeded> {
+        match self.value {
+            Some(v) => Ok(v),
+            None => Err(BudgetExceeded::new(self.decision)),
+        }
+    }
+
+    /// The value, or `default` when blocked.
+    pub fn unwrap_or(self, default: T) -> T {
+        self.value.unwrap_or(default)
+    }
+
+    /// The value, or one computed from the blocking decision.
+    pub fn unwrap_or_else(self, f: impl FnOnce(&Decision) -> T) -> T {
+        match self.value {
+            Some(v) => v,
+            None => f(&self.decision),
+        }
+    }
+
+    /// Maps the value, keeping the decision.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Guarded<U> {
+        Guarded {
+            decision: self.decision,
+            value: self.value.map(f),
+        }
+    }
+}

@@ -1,0 +1,638 @@
+//! [`Engine`]: decides, records and reports — the API the attributes call.
+//!
+//! An engine owns one [`Store`], the registered budgets, the default policy
+//! for ledgers without a budget, and the listeners. Sync and async methods
+//! go to the same store.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use crate::amount::{self, from_nanos};
+use crate::budget::{Budget, Limit, StoreErrorMode};
+use crate::decision::{BlockReason, BudgetExceeded, Decision, Status};
+use crate::event::{Event, Listener};
+use crate::ledger::{Ledger, Prehashed};
+use crate::reservation::Reservation;
+use crate::store::{
+    ChargeOutcome, ChargeRequest, Hold, MemoryStore, Nanos, ReservationId, Store, StoreError,
+};
+
+/// Default time a reservation is held if nobody commits or releases it.
+pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(600);
+
+/// What applies to a ledger that has no registered budget and no budget in
+/// the attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DefaultPolicy {
+    /// Block with reason `NoBudget`: money nobody budgeted is not spent. The default.
+    #[default]
+    Deny,
+    /// Apply this budget to every such ledger (each ledger counts separately).
+    Budget(Budget),
+}
+
+/// The decision engine. Cheap to clone (an `Arc`); clones share everything.
+///
+/// ```
+/// use budgetgate::{Budget, Engine, Ledger};
+/// use rust_decimal_macros::dec;
+///
+/// let engine = Engine::in_memory();
+/// let ledger = Ledger::new("openai", "gpt-4o", "user:42");
+/// engine.set_budget(&ledger, Budget::lifetime(dec!(1.00))?);
+///
+/// // Fixed cost: checked and recorded in one step.
+/// assert!(engine.check(&ledger, dec!(0.30)).is_allowed());
+///
+/// // Bounded cost: reserve the worst case, commit the truth.
+/// let reservation = engine.reserve(&ledger, dec!(0.50)).expect("fits");
+/// let commit = reservation.commit(dec!(0.20)).expect("recorded");
+/// assert!(!commit.is_late());
+/// assert_eq!(engine.status(&ledger)?.spent(), dec!(0.50));
+///
+/// // 0.50 + 0.60 > 1.00: blocked, nothing recorded.
+/// assert!(engine.check(&ledger, dec!(0.60)).is_blocked());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    budgets: RwLock<Budgets>,
+    default_policy: DefaultPolicy,
+    listeners: Vec<Box<dyn Listener>>,
+    listener_panics: AtomicU64,
+    reservation_ttl: Duration,
+    commit_attempts: u32,
+}
+
+#[derive(Default)]
+struct Budgets {
+    by_ledger: HashMap<Ledger, Budget, Prehashed>,
+    by_resource: HashMap<String, HashMap<String, Budget>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.inner.store)
+            .field("default_policy", &self.inner.default_policy)
+            .field("listeners", &self.inner.listeners.len())
+            .field("reservation_ttl", &self.inner.reservation_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Engine`].
+#[must_use]
+pub struct EngineBuilder {
+    store: Option<Arc<dyn Store>>,
+    budgets: Budgets,
+    default_policy: DefaultPolicy,
+    listeners: Vec<Box<dyn Listener>>,
+    reservation_ttl: Duration,
+    commit_attempts: u32,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        EngineBuilder {
+            store: None,
+            budgets: Budgets::default(),
+            default_policy: DefaultPolicy::Deny,
+            listeners: Vec::new(),
+            reservation_ttl: DEFAULT_RESERVATION_TTL,
+            commit_attempts: 3,
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// The store (default: a new [`MemoryStore`]).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// A shared store.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// A budget for one ledger.
+    pub fn budget(mut self, ledger: &Ledger, budget: Budget) -> Self {
+        self.budgets.by_ledger.insert(ledger.clone(), budget);
+        self
+    }
+
+    /// A budget for every principal of `namespace:resource` (each principal
+    /// counts separately), for example "every user gets 10 per day".
+    pub fn budget_per_principal(mut self, namespace: &str, resource: &str, budget: Budget) -> Self {
+        self.budgets
+            .insert_per_principal(namespace, resource, budget);
+        self
+    }
+
+    /// What applies to ledgers with no budget (default: [`DefaultPolicy::Deny`]).
+    pub fn default_policy(mut self, policy: DefaultPolicy) -> Self {
+        self.default_policy = policy;
+        self
+    }
+
+    /// Adds a listener.
+    pub fn listener(mut self, listener: impl Listener) -> Self {
+        self.listeners.push(Box::new(listener));
+        self
+    }
+
+    /// How long an unsettled reservation is held (default 10 minutes). Applies
+    /// to every window, unbounded ones included.
+    pub fn reservation_ttl(mut self, ttl: Duration) -> Self {
+        self.reservation_ttl = ttl;
+        self
+    }
+
+    /// How many times a commit is tried when the store fails (default 3).
+    pub fn commit_attempts(mut self, attempts: u32) -> Self {
+        self.commit_attempts = attempts.max(1);
+        self
+    }
+
+    /// The engine.
+    pub fn build(self) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                budgets: RwLock::new(self.budgets),
+                default_policy: self.default_policy,
+                listeners: self.listeners,
+                listener_panics: AtomicU64::new(0),
+                reservation_ttl: self.reservation_ttl,
+                commit_attempts: self.commit_attempts,
+            }),
+        }
+    }
+
+    /// Builds the engine and installs it as [`global()`](crate::global).
+    /// Fails if the global engine was already installed or used.
+    pub fn install_global(self) -> Result<&'static Engine, crate::global::AlreadyInstalled> {
+        crate::global::install(self.build())
+    }
+}
+
+impl Budgets {
+    fn insert_per_principal(&mut self, namespace: &str, resource: &str, budget: Budget) {
+        self.by_resource
+            .entry(namespace.to_owned())
+            .or_default()
+            .insert(resource.to_owned(), budget);
+    }
+
+    fn lookup(&self, ledger: &Ledger) -> Option<Budget> {
+        if let Some(b) = self.by_ledger.get(ledger) {
+            return Some(*b);
+        }
+        self.by_resource
+            .get(ledger.namespace())
+            .and_then(|m| m.get(ledger.resource()))
+            .copied()
+    }
+}
+
+/// A request that passed validation, ready for the store.
+pub(crate) struct Prepared {
+    pub(crate) budget: Budget,
+    pub(crate) limits: [Limit; 1],
+    pub(crate) nanos: Nanos,
+    pub(crate) requested: Decimal,
+    pub(crate) hold: Option<Hold>,
+}
+
+/// Spend state of one ledger under its budget, from [`Engine::status`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerStatus {
+    ledger: Ledger,
+    budget: Budget,
+    committed: Decimal,
+    reserved: Decimal,
+}
+
+impl LedgerStatus {
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+    /// The budget the figures are measured against.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+    /// Committed spend in the window.
+    pub fn spent(&self) -> Decimal {
+        self.committed
+    }
+    /// Open reservations in the window.
+    pub fn reserved(&self) -> Decimal {
+        self.reserved
+    }
+    /// `max_spend − spent − reserved`, never below zero.
+    pub fn remaining(&self) -> Decimal {
+        (self.budget.max_spend() - self.committed - self.reserved).max(Decimal::ZERO)
+    }
+}
+
+/// Why [`Engine::status`] has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatusError {
+    /// No budget applies to the ledger.
+    #[error("no budget applies to {0}")]
+    NoBudget(Ledger),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Engine {
+    /// A builder.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// An engine on a fresh [`MemoryStore`] with default settings.
+    pub fn in_memory() -> Engine {
+        Engine::builder().build()
+    }
+
+    /// An engine on `store` with default settings.
+    pub fn new(store: impl Store) -> Engine {
+        Engine::builder().store(store).build()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The reservation TTL.
+    pub fn reservation_ttl(&self) -> Duration {
+        self.inner.reservation_ttl
+    }
+
+    /// Registers (or replaces) the budget of one ledger.
+    pub fn set_budget(&self, ledger: &Ledger, budget: Budget) {
+        self.write_budgets()
+            .by_ledger
+            .insert(ledger.clone(), budget);
+    }
+
+    /// Registers a budget for every principal of `namespace:resource`.
+    pub fn set_budget_per_principal(&self, namespace: &str, resource: &str, budget: Budget) {
+        self.write_budgets()
+            .insert_per_principal(namespace, resource, budget);
+    }
+
+    /// The budget that applies to `ledger`: its own, else its
+    /// namespace:resource's, else the default policy's.
+    pub fn budget_for(&self, ledger: &Ledger) -> Option<Budget> {
+        let registered = self
+            .inner
+            .budgets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(ledger);
+        registered.or(match self.inner.default_policy {
+            DefaultPolicy::Deny => None,
+            DefaultPolicy::Budget(b) => Some(b),
+        })
+    }
+
+    fn write_budgets(&self) -> std::sync::RwLockWriteGuard<'_, Budgets> {
+        self.inner
+            .budgets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many listener calls panicked (each was caught).
+    pub fn listener_panics(&self) -> u64 {
+        self.inner.listener_panics.load(Ordering::Relaxed)
+    }
+
+    // ----- fixed cost -------------------------------------------------------
+
+    /// Fixed cost under the ledger's registered budget: check `cost` and, if it
+    /// fits, record it — in one atomic step.
+    pub fn check(&self, ledger: &Ledger, cost: Decimal) -> Decision {
+        self.check_with(ledger, None, cost)
+    }
+
+    /// [`Engine::check`] with an explicit budget (`None`: the registered one).
+    pub fn check_with(&self, ledger: &Ledger, budget: Option<&Budget>, cost: Decimal) -> Decision {
+        match self.prepare(ledger, budget, cost, false) {
+            Ok(p) => {
+                let result = self.inner.store.charge(&Self::request(ledger, &p));
+                self.conclude(ledger, &p, result)
+            }
+            Err(blocked) => blocked.into_decision(),
+        }
+    }
+
+    /// Async [`Engine::check`].
+    pub async fn check_async(&self, ledger: &Ledger, cost: Decimal) -> Decision {
+        self.check_with_async(ledger, None, cost).await
+    }
+
+    /// Async [`Engine::check_with`].
+    pub async fn check_with_async(
+        &self,
+        ledger: &Ledger,
+        budget: Option<&Budget>,
+        cost: Decimal,
+    ) -> Decision {
+        match self.prepare(ledger, budget, cost, false) {
+            Ok(p) => {
+                let result = self
+                    .inner
+                    .store
+                    .charge_async(Self::request(ledger, &p))
+                    .await;
+                self.conclude(ledger, &p, result)
+            }
+            Err(blocked) => blocked.into_decision(),
+        }
+    }
+
+    // ----- bounded cost -----------------------------------------------------
+
+    /// Bounded cost under the ledger's registered budget: reserve the worst
+    /// case `estimate`. Commit the actual with [`Reservation::commit`];
+    /// dropping the reservation releases it.
+    pub fn reserve(
+        &self,
+        ledger: &Ledger,
+        estimate: Decimal,
+    ) -> Result<Reservation, BudgetExceeded> {
+        self.reserve_with(ledger, None, estimate)
+    }
+
+    /// [`Engine::reserve`] with an explicit budget (`None`: the registered one).
+    pub fn reserve_with(
+        &self,
+        ledger: &Ledger,
+        budget: Option<&Budget>,
+        estimate: Decimal,
+    ) -> Result<Reservation, BudgetExceeded> {
+        let p = self.prepare(ledger, budget, estimate, true)?;
+        let result = self.inner.store.charge(&Self::request(ledger, &p));
+        let backed = result.is_ok();
+        let decision = self.conclude(ledger, &p, result);
+        self.reservation(ledger, p, decision, backed)
+    }
+
+    /// Async [`Engine::reserve`].
+    pub async fn reserve_async(
+        &self,
+        ledger: &Ledger,
+        estimate: Decimal,
+    ) -> Result<Reservation, BudgetExceeded> {
+        self.reserve_with_async(ledger, None, estimate).await
+    }
+
+    /// Async [`Engine::reserve_with`].
+    pub async fn reserve_with_async(
+        &self,
+        ledger: &Ledger,
+        budget: Option<&Budget>,
+        estimate: Decimal,
+    ) -> Result<Reservation, BudgetExceeded> {
+        let p = self.prepare(ledger, budget, estimate, true)?;
+        // If this future is dropped while the store works, the reservation may
+        // still be made; it then expires after the TTL. The id is chosen here,
+        // before sending, so stores can make the request idempotent.
+        let result = self
+            .inner
+            .store
+            .charge_async(Self::request(ledger, &p))
+            .await;
+        let backed = result.is_ok();
+        let decision = self.conclude(ledger, &p, result);
+        self.reservation(ledger, p, decision, backed)
+    }
+
+    /// Spend, reservations and remaining headroom of `ledger` under the budget
+    /// that applies to it.
+    pub fn status(&self, ledger: &Ledger) -> Result<LedgerStatus, StatusError> {
+        let budget = self
+            .budget_for(ledger)
+            .ok_or_else(|| StatusError::NoBudget(ledger.clone()))?;
+        self.status_with(ledger, &budget)
+    }
+
+    /// [`Engine::status`] under an explicit budget.
+    pub fn status_with(
+        &self,
+        ledger: &Ledger,
+        budget: &Budget,
+    ) -> Result<LedgerStatus, StatusError> {
+        let usage = self.inner.store.status(ledger, &[budget.limit()])?;
+        Ok(Self::ledger_status(ledger, budget, &usage))
+    }
+
+    /// Async [`Engine::status`].
+    pub async fn status_async(&self, ledger: &Ledger) -> Result<LedgerStatus, StatusError> {
+        let budget = self
+            .budget_for(ledger)
+            .ok_or_else(|| StatusError::NoBudget(ledger.clone()))?;
+        let limits = [budget.limit()];
+        let usage = self.inner.store.status_async(ledger, &limits).await?;
+        Ok(Self::ledger_status(ledger, &budget, &usage))
+    }
+
+    fn ledger_status(
+        ledger: &Ledger,
+        budget: &Budget,
+        usage: &[crate::store::WindowUsage],
+    ) -> LedgerStatus {
+        let (committed, reserved) = usage.first().map_or((0, 0), |u| (u.committed, u.reserved));
+        LedgerStatus {
+            ledger: ledger.clone(),
+            budget: *budget,
+            committed: from_nanos(committed),
+            reserved: from_nanos(reserved),
+        }
+    }
+
+    // ----- internals shared by sync and async paths ---------------------------
+
+    fn request<'a>(ledger: &'a Ledger, p: &'a Prepared) -> ChargeRequest<'a> {
+        ChargeRequest {
+            ledger,
+            limits: &p.limits,
+            amount: p.nanos,
+            hold: p.hold,
+        }
+    }
+
+    /// Resolves the budget and validates the amount; a refusal comes back as
+    /// the (already reported) blocking decision, boxed in `BudgetExceeded`.
+    fn prepare(
+        &self,
+        ledger: &Ledger,
+        budget: Option<&Budget>,
+        amount: Decimal,
+        reserve: bool,
+    ) -> Result<Prepared, BudgetExceeded> {
+        let amount = amount.normalize();
+        let budget = match budget.copied().or_else(|| self.budget_for(ledger)) {
+            Some(b) => b,
+            None => {
+                return Err(BudgetExceeded::new(self.emit_decision(Decision {
+                    status: Status::Block,
+                    ledger: ledger.clone(),
+                    budget: None,
+                    reason: Some(BlockReason::NoBudget),
+                    spent_in_window: Decimal::ZERO,
+                    requested: amount,
+                    remaining: Decimal::ZERO,
+                    detail: None,
+                })))
+            }
+        };
+        let nanos = match amount::to_nanos(amount) {
+            Ok(n) => n,
+            Err(error) => {
+                return Err(BudgetExceeded::new(self.emit_decision(Decision {
+                    status: Status::Block,
+                    ledger: ledger.clone(),
+                    budget: Some(budget),
+                    reason: Some(BlockReason::InvalidAmount),
+                    spent_in_window: Decimal::ZERO,
+                    requested: amount,
+                    remaining: Decimal::ZERO,
+                    detail: Some(error.to_string().into()),
+                })))
+            }
+        };
+        Ok(Prepared {
+            budget,
+            limits: [budget.limit()],
+            nanos,
+            requested: amount,
+            hold: reserve.then(|| Hold {
+                id: ReservationId::new(),
+                ttl: self.inner.reservation_ttl,
+            }),
+        })
+    }
+
+    /// Turns the store's answer into a decision and reports it.
+    fn conclude(
+        &self,
+        ledger: &Ledger,
+        p: &Prepared,
+        result: Result<ChargeOutcome, StoreError>,
+    ) -> Decision {
+        let max = p.limits[0].max_nanos;
+        let decision = match result {
+            Ok(outcome) => {
+                let spent = if outcome.admitted {
+                    outcome.spent_before + p.nanos
+                } else {
+                    outcome.spent_before
+                };
+                Decision {
+                    status: if outcome.admitted {
+                        Status::Allow
+                    } else {
+                        Status::Block
+                    },
+                    ledger: ledger.clone(),
+                    budget: Some(p.budget),
+                    reason: (!outcome.admitted).then_some(BlockReason::BudgetExceeded),
+                    spent_in_window: from_nanos(spent),
+                    requested: p.requested,
+                    remaining: from_nanos((max - spent).max(0)),
+                    detail: None,
+                }
+            }
+            Err(error) => {
+                let status = match p.budget.on_store_error() {
+                    StoreErrorMode::FailClosed => Status::Block,
+                    StoreErrorMode::FailOpen => Status::Allow,
+                };
+                // The store's figures are unknown: report nothing spent and
+                // nothing remaining rather than invent numbers.
+                Decision {
+                    status,
+                    ledger: ledger.clone(),
+                    budget: Some(p.budget),
+                    reason: Some(BlockReason::StoreError),
+                    spent_in_window: Decimal::ZERO,
+                    requested: p.requested,
+                    remaining: Decimal::ZERO,
+                    detail: Some(error.to_string().into()),
+                }
+            }
+        };
+        self.emit_decision(decision)
+    }
+
+    fn reservation(
+        &self,
+        ledger: &Ledger,
+        p: Prepared,
+        decision: Decision,
+        backed: bool,
+    ) -> Result<Reservation, BudgetExceeded> {
+        if decision.is_blocked() {
+            return Err(BudgetExceeded::new(decision));
+        }
+        let id = p.hold.map(|h| h.id).unwrap_or_default();
+        Ok(Reservation::new(
+            self.clone(),
+            ledger.clone(),
+            p,
+            id,
+            decision,
+            backed,
+        ))
+    }
+
+    fn emit_decision(&self, decision: Decision) -> Decision {
+        match (decision.status, decision.reason) {
+            (Status::Allow, None) => tracing::debug!(
+                ledger = %decision.ledger, requested = %decision.requested,
+                spent_in_window = %decision.spent_in_window, "budget allow"),
+            (_, Some(BlockReason::StoreError)) => tracing::error!(
+                ledger = %decision.ledger, status = ?decision.status,
+                error = decision.detail().unwrap_or(""), "budget store error"),
+            _ => tracing::info!(
+                ledger = %decision.ledger, reason = ?decision.reason,
+                requested = %decision.requested, spent_in_window = %decision.spent_in_window,
+                "budget block"),
+        }
+        self.emit(&Event::Decision(&decision));
+        decision
+    }
+
+    /// Delivers an event to every listener, catching and counting panics.
+    pub(crate) fn emit(&self, event: &Event<'_>) {
+        for listener in &self.inner.listeners {
+            if catch_unwind(AssertUnwindSafe(|| listener.on_event(event))).is_err() {
+                self.inner.listener_panics.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn commit_attempts(&self) -> u32 {
+        self.inner.commit_attempts
+    }
+}

@@ -1,0 +1,307 @@
+//! [`Reservation`]: an amount held against a ledger between reserve and
+//! commit. Dropping it without committing releases it, so an `Err`, a panic or
+//! a cancelled future never leaves money held.
+
+use rust_decimal::Decimal;
+
+use crate::amount::{self, from_nanos, AmountError};
+use crate::budget::{Budget, Limit};
+use crate::decision::Decision;
+use crate::engine::{Engine, Prepared};
+use crate::event::Event;
+use crate::ledger::Ledger;
+use crate::store::{Nanos, ReservationId, SettleOutcome, SettleRequest, StoreError};
+
+/// A held estimate. Commit it with the actual cost, release it, or drop it
+/// (which releases).
+///
+/// Commit and release take `self`: a reservation is settled at most once, and
+/// the compiler enforces it.
+#[derive(Debug)]
+#[must_use = "dropping a Reservation releases it; commit the actual cost"]
+pub struct Reservation {
+    engine: Engine,
+    ledger: Ledger,
+    budget: Budget,
+    limits: [Limit; 1],
+    id: ReservationId,
+    estimate: Nanos,
+    decision: Decision,
+    /// The store holds it. False when admitted by fail-open without a store.
+    backed: bool,
+    settled: bool,
+}
+
+/// A successful commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit {
+    estimate: Decimal,
+    actual: Decimal,
+    late: bool,
+}
+
+impl Commit {
+    /// What was reserved.
+    pub fn estimate(&self) -> Decimal {
+        self.estimate
+    }
+    /// What was recorded.
+    pub fn actual(&self) -> Decimal {
+        self.actual
+    }
+    /// `actual − estimate` when positive: spend beyond what was reserved.
+    pub fn overrun(&self) -> Option<Decimal> {
+        (self.actual > self.estimate).then(|| self.actual - self.estimate)
+    }
+    /// The reservation had expired (TTL, or window passed), or was never held
+    /// (fail-open); the actual was recorded at the commit's time.
+    pub fn is_late(&self) -> bool {
+        self.late
+    }
+}
+
+/// A commit that did not go as asked. Each variant says what *was* recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The actual cost was negative or finer than 10⁻⁹. The estimate was
+    /// committed instead (the worst case the caller declared).
+    #[error(
+        "invalid actual cost for {ledger}: {source}; the estimate {estimate} was committed instead"
+    )]
+    InvalidActual {
+        /// The ledger.
+        ledger: Ledger,
+        /// What was committed instead.
+        estimate: Decimal,
+        /// Why the actual was refused.
+        source: AmountError,
+    },
+    /// The store failed on every attempt: the money was spent but is not
+    /// recorded. The reservation's hold expires after its TTL.
+    #[error("UNRECORDED SPEND of {actual} on {ledger} (reservation {id}): {source}")]
+    Unrecorded {
+        /// The ledger.
+        ledger: Ledger,
+        /// The reservation.
+        id: ReservationId,
+        /// The spend that is missing from the store.
+        actual: Decimal,
+        /// The last store error.
+        source: StoreError,
+    },
+    /// The store holds no such reservation and did not record the spend.
+    #[error("the store holds no reservation {id} on {ledger}")]
+    UnknownReservation {
+        /// The ledger.
+        ledger: Ledger,
+        /// The reservation.
+        id: ReservationId,
+    },
+}
+
+impl Reservation {
+    pub(crate) fn new(
+        engine: Engine,
+        ledger: Ledger,
+        p: Prepared,
+        id: ReservationId,
+        decision: Decision,
+        backed: bool,
+    ) -> Self {
+        Reservation {
+            engine,
+            ledger,
+            budget: p.budget,
+            limits: p.limits,
+            id,
+            estimate: p.nanos,
+            decision,
+            backed,
+            settled: false,
+        }
+    }
+
+    /// The reservation's id.
+    pub fn id(&self) -> ReservationId {
+        self.id
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The budget it was reserved under.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// The reserved estimate.
+    pub fn estimate(&self) -> Decimal {
+        from_nanos(self.estimate)
+    }
+
+    /// The decision that admitted it.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// Commits the actual cost: the hold is replaced by `actual` in one atomic
+    /// step, so `spent` changes by `actual − estimate`. An actual above the
+    /// estimate is recorded in full and reported as an overrun.
+    pub fn commit(mut self, actual: Decimal) -> Result<Commit, CommitError> {
+        self.settled = true;
+        let (nanos, invalid) = self.validate(actual);
+        let mut last = None;
+        for _ in 0..self.engine.commit_attempts() {
+            match self
+                .engine
+                .store()
+                .settle(&self.settle_request(Some(nanos)))
+            {
+                Ok(outcome) => return self.committed(nanos, outcome, invalid),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(self.unrecorded(nanos, last))
+    }
+
+    /// Async [`Reservation::commit`].
+    pub async fn commit_async(mut self, actual: Decimal) -> Result<Commit, CommitError> {
+        // Marked settled before sending: if this future is dropped mid-flight
+        // the commit may still land, and must not be followed by a release.
+        self.settled = true;
+        let (nanos, invalid) = self.validate(actual);
+        let mut last = None;
+        for _ in 0..self.engine.commit_attempts() {
+            let request = self.settle_request(Some(nanos));
+            match self.engine.store().settle_async(request).await {
+                Ok(outcome) => return self.committed(nanos, outcome, invalid),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(self.unrecorded(nanos, last))
+    }
+
+    /// Releases the hold: nothing is charged. If the store cannot be reached
+    /// the hold expires after the reservation TTL.
+    pub fn release(mut self) -> Result<(), StoreError> {
+        self.settled = true;
+        if !self.backed {
+            return Ok(());
+        }
+        self.engine
+            .store()
+            .settle(&self.settle_request(None))
+            .map(|_| ())
+    }
+
+    /// Async [`Reservation::release`].
+    pub async fn release_async(mut self) -> Result<(), StoreError> {
+        self.settled = true;
+        if !self.backed {
+            return Ok(());
+        }
+        let request = self.settle_request(None);
+        self.engine.store().settle_async(request).await.map(|_| ())
+    }
+
+    /// The actual in nano-units, or the estimate when the actual is invalid.
+    fn validate(&self, actual: Decimal) -> (Nanos, Option<AmountError>) {
+        match amount::to_nanos(actual) {
+            Ok(n) => (n, None),
+            Err(e) => (self.estimate, Some(e)),
+        }
+    }
+
+    fn settle_request(&self, actual: Option<Nanos>) -> SettleRequest<'_> {
+        SettleRequest {
+            ledger: &self.ledger,
+            limits: &self.limits,
+            id: self.id,
+            reserved: self.estimate,
+            actual,
+            // This value is the proof the reservation is unsettled: if the
+            // store lost it, the spend must still be recorded.
+            record_if_missing: true,
+        }
+    }
+
+    fn committed(
+        &self,
+        nanos: Nanos,
+        outcome: SettleOutcome,
+        invalid: Option<AmountError>,
+    ) -> Result<Commit, CommitError> {
+        let commit = Commit {
+            estimate: from_nanos(self.estimate),
+            actual: from_nanos(nanos),
+            late: outcome == SettleOutcome::CommittedLate,
+        };
+        match outcome {
+            SettleOutcome::Committed | SettleOutcome::CommittedLate => {}
+            SettleOutcome::Released | SettleOutcome::Unknown => {
+                return Err(CommitError::UnknownReservation {
+                    ledger: self.ledger.clone(),
+                    id: self.id,
+                })
+            }
+        }
+        if let Some(overrun) = commit.overrun() {
+            tracing::warn!(ledger = %self.ledger, id = %self.id, estimate = %commit.estimate,
+                actual = %commit.actual, %overrun, "actual cost exceeded the reserved estimate");
+            self.engine.emit(&Event::Overrun {
+                ledger: &self.ledger,
+                id: self.id,
+                estimate: commit.estimate,
+                actual: commit.actual,
+            });
+        }
+        if commit.late {
+            tracing::warn!(ledger = %self.ledger, id = %self.id, actual = %commit.actual,
+                "late commit: the reservation had expired; the actual was recorded now");
+            self.engine.emit(&Event::LateCommit {
+                ledger: &self.ledger,
+                id: self.id,
+                actual: commit.actual,
+            });
+        }
+        match invalid {
+            None => Ok(commit),
+            Some(source) => Err(CommitError::InvalidActual {
+                ledger: self.ledger.clone(),
+                estimate: commit.actual,
+                source,
+            }),
+        }
+    }
+
+    fn unrecorded(&self, nanos: Nanos, last: Option<StoreError>) -> CommitError {
+        let source = last.unwrap_or_else(|| StoreError::Backend("no attempt was made".into()));
+        let actual = from_nanos(nanos);
+        tracing::error!(ledger = %self.ledger, id = %self.id, %actual, error = %source,
+            "UNRECORDED SPEND: the store could not record a committed cost");
+        self.engine.emit(&Event::UnrecordedSpend {
+            ledger: &self.ledger,
+            id: self.id,
+            actual,
+            error: &source,
+        });
+        CommitError::Unrecorded {
+            ledger: self.ledger.clone(),
+            id: self.id,
+            actual,
+            source,
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.settled && self.backed {
+            self.engine
+                .store()
+                .release_in_background(&self.settle_request(None));
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! [`MemoryStore`]: the embedded default store.
+//!
+//! - **Exact**: integer nano-units, no floats.
+//! - **Per-ledger locking**: ledgers live in 64 shards behind read-mostly
+//!   locks; each ledger has its own mutex, so callers of different ledgers do
+//!   not wait for each other and no lock is global.
+//! - **Amortized O(1)**: each window keeps a running total plus a queue of
+//!   entries ordered by time. An operation pops what left the window from the
+//!   front and pushes at the back, so its cost does not depend on how many
+//!   spends the window holds. Reservation expiries sit in a heap (O(log n) in
+//!   the number of *open* reservations).
+//! - **Reservations expire** after their TTL: their headroom returns, and a
+//!   late commit still records the actual (at the commit's time).
+//!
+//! State lives as long as the store; ledgers are not evicted.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::budget::{Limit, Window};
+use crate::clock::{Clock, SystemClock};
+use crate::ledger::{Ledger, Prehashed};
+
+use super::{
+    ChargeOutcome, ChargeRequest, Nanos, ReservationId, ReservationIdKey, SettleOutcome,
+    SettleRequest, Store, StoreError, WindowUsage,
+};
+
+const SHARD_BITS: u32 = 6;
+
+type Shard = RwLock<HashMap<Ledger, Mutex<LedgerState>, Prehashed>>;
+
+/// The in-memory store. Cheap to share (`Arc`); see the module docs.
+///
+/// ```
+/// use budgetgate::{Budget, Engine, Ledger, MemoryStore};
+/// use budgetgate::clock::ManualClock;
+/// use rust_decimal_macros::dec;
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new(0);
+/// let engine = Engine::builder().store(MemoryStore::with_clock(clock.clone())).build();
+/// let ledger = Ledger::new("api", "search", "user:7");
+/// engine.set_budget(&ledger, Budget::rolling(dec!(1), Duration::from_secs(60))?);
+/// assert!(engine.check(&ledger, dec!(1)).is_allowed());
+/// assert!(engine.check(&ledger, dec!(1)).is_blocked());
+/// clock.advance(Duration::from_secs(61)); // no sleeping in tests
+/// assert!(engine.check(&ledger, dec!(1)).is_allowed());
+/// # Ok::<(), budgetgate::BudgetError>(())
+/// ```
+pub struct MemoryStore {
+    shards: Box<[Shard]>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ledgers: usize = self
+            .shards
+            .iter()
+            .map(|s| s.read().map_or(0, |m| m.len()))
+            .sum();
+        f.debug_struct("MemoryStore")
+            .field("ledgers", &ledgers)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// A store on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(SystemClock)
+    }
+
+    /// A store on the given clock (a [`ManualClock`](crate::clock::ManualClock) in tests).
+    pub fn with_clock(clock: impl Clock) -> Self {
+        MemoryStore {
+            shards: (0..1 << SHARD_BITS)
+                .map(|_| RwLock::new(HashMap::default()))
+                .collect(),
+            clock: Arc::new(clock),
+        }
+    }
+
+    /// Runs `f` on the ledger's state under its own lock.
+    fn with_ledger<R>(&self, ledger: &Ledger, f: impl FnOnce(&mut LedgerState) -> R) -> R {
+        let shard = &self.shards[(ledger.cached_hash() >> (64 - SHARD_BITS)) as usize];
+        // A poisoned lock means a panic inside this module while holding it;
+        // the state it guards is still consistent at every await-free step we
+        // take, so keep serving rather than propagate the panic.
+        {
+            let map = shard.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(state) = map.get(ledger) {
+                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                return f(&mut state);
+            }
+        }
+        let mut map = shard.write().unwrap_or_else(|e| e.into_inner());
+        let state = map.entry(ledger.clone()).or_default();
+        let state = state.get_mut().unwrap_or_else(|e| e.into_inner());
+        f(state)
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_micros()
+    }
+}
+
+/// One window's running total and (rolling windows) its time-ordered entries.
+#[derive(Debug)]
+struct Track {
+    window: Window,
+    committed: Nanos,
+    reserved: Nanos,
+    /// Rolling windows only: what still counts, oldest first.
+    entries: VecDeque<Entry>,
+    /// Sequence number of `entries[0]`; entry `s` lives at `s - head_seq`.
+    head_seq: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    at: i64,
+    nanos: Nanos,
+    held: bool,
+}
+
+/// An open reservation.
+#[derive(Debug)]
+struct Held {
+    amount: Nanos,
+    expires: i64,
+    /// Per track (by index, tracks existing at reservation time): the entry's
+    /// sequence number. Unused for unbounded tracks.
+    slots: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
+struct LedgerState {
+    last_at: i64,
+    tracks: Vec<Track>,
+    held: HashMap<ReservationIdKey, Held, Prehashed>,
+    expiries: BinaryHeap<Reverse<(i64, ReservationId)>>,
+}
+
+impl Track {
+    fn new(window: Window) -> Self {
+        Track {
+            window,
+            committed: 0,
+            reserved: 0,
+            entries: VecDeque::new(),
+            head_seq: 0,
+        }
+    }
+
+    fn spent(&self) -> Nanos {
+        self.committed + self.reserved
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.head_seq + self.entries.len() as u64
+    }
+
+    fn entry_mut(&mut self, seq: u64) -> Option<&mut Entry> {
+        let index = seq.checked_sub(self.head_seq)?;
+        self.entries.get_mut(usize::try_from(index).ok()?)
+    }
+
+    /// Appends an amount at time `at` (its seq is `next_seq()` before the call).
+    fn push(&mut self, at: i64, nanos: Nanos, held: bool) {
+        if held {
+            self.reserved += nanos;
+        } else {
+            self.committed += nanos;
+        }
+        if self.window != Window::Unbounded {
+            self.entries.push_back(Entry { at, nanos, held });
+        }
+    }
+
+    fn prune(&mut self, now: i64) {
+        let Some(length) = self.window.rolling_micros() else {
+            return;
+        };
+        let cutoff = now.saturating_sub(length);
+        while let Some(front) = self.entries.front() {
+            if front.at >= cutoff {
+                break;
+            }
+            if front.held {
+                self.reserved -= front.nanos;
+            } else {
+                self.committed -= front.nanos;
+            }
+            self.entries.pop_front();
+            self.head_seq += 1;
+        }
+    }
+}
+
+impl LedgerState {
+    /// Monotonic time for this ledger, pruned windows and expired reservations.
+    fn advance(&mut self, now: i64) -> i64 {
+        let now = now.max(self.last_at);
+        self.last_at = now;
+        for track in &mut self.tracks {
+            track.prune(now);
+        }
+        while let Some(Reverse((expires, id))) = self.expiries.peek().copied() {
+            if expires > now {
+                break;
+            }
+            self.expiries.pop();
+            let key = ReservationIdKey(id);
+            // Lazy deletion: settled reservations leave their heap entry behind.
+            if self.held.get(&key).is_some_and(|h| h.expires == expires) {
+                if let Some(held) = self.held.remove(&key) {
+                    self.drop_hold(&held);
+                }
+            }
+        }
+        now
+    }
+
+    /// Index of the track for `window`, creating it if needed.
+    fn track_index(&mut self, window: Window) -> usize {
+        if let Some(i) = self.tracks.iter().position(|t| t.window == window) {
+            return i;
+        }
+        self.tracks.push(Track::new(window));
+        self.tracks.len() - 1
+    }
+
+    /// Removes a hold's amount from every window it still counts in.
+    /// Returns whether it still counted in all of them.
+    fn drop_hold(&mut self, held: &Held) -> bool {
+        let mut everywhere = true;
+        for (i, track) in self.tracks.iter_mut().enumerate() {
+            let in_window = match (track.window, held.slots.get(i)) {
+                (_, None) => false,
+                (Window::Unbounded, Some(_)) => true,
+                (_, Some(&seq)) => match track.entry_mut(seq) {
+                    Some(entry) if entry.held => {
+                        entry.nanos = 0;
+                        entry.held = false;
+                        true
+                    }
+                    _ => false,
+                },
+            };
+            if in_window {
+                track.reserved -= held.amount;
+            } else {
+                everywhere = false;
+            }
+        }
+        everywhere
+    }
+
+    fn charge(
+        &mut self,
+        now: i64,
+        request: &ChargeRequest<'_>,
+    ) -> Result<ChargeOutcome, StoreError> {
+        let at = self.advance(now);
+        let mut binding: Option<(usize, Nanos, Nanos)> = None; // (limit, spent, room)
+        for (n, limit) in request.limits.iter().enumerate() {
+            let i = self.track_index(limit.window);
+            let spent = self.tracks[i].spent();
+            if spent + request.amount > limit.max_nanos {
+                return Ok(ChargeOutcome {
+                    admitted: false,
+                    limit_index: n,
+                    spent_before: spent,
+                    at,
+                });
+            }
+            let room = limit.max_nanos - spent;
+            if binding.is_none_or(|(_, _, best)| room < best) {
+                binding = Some((n, spent, room));
+            }
+        }
+        let (limit_index, spent_before, _) = binding
+            .ok_or_else(|| StoreError::Backend("a charge needs at least one limit".to_owned()))?;
+
+        let held = request.hold.is_some();
+        let mut slots = Vec::new();
+        if held {
+            slots.reserve_exact(self.tracks.len());
+        }
+        for track in &mut self.tracks {
+            if held {
+                slots.push(track.next_seq());
+            }
+            track.push(at, request.amount, held);
+        }
+        if let Some(hold) = request.hold {
+            let ttl = i64::try_from(hold.ttl.as_micros()).unwrap_or(i64::MAX);
+            let expires = at.saturating_add(ttl);
+            let key = ReservationIdKey(hold.id);
+            let previous = self.held.insert(
+                key,
+                Held {
+                    amount: request.amount,
+                    expires,
+                    slots,
+                },
+            );
+            if previous.is_some() {
+                return Err(StoreError::Backend(format!(
+                    "reservation id {} is already in use",
+                    hold.id
+                )));
+            }
+            self.expiries.push(Reverse((expires, hold.id)));
+        }
+        Ok(ChargeOutcome {
+            admitted: true,
+            limit_index,
+            spent_before,
+            at,
+        })
+    }
+
+    fn settle(&mut self, now: i64, request: &SettleRequest<'_>) -> SettleOutcome {
+        let at = self.advance(now);
+        for limit in request.limits {
+            self.track_index(limit.window);
+        }
+        let held = self.held.remove(&ReservationIdKey(request.id));
+        let Some(actual) = request.actual else {
+            return match held {
+                Some(held) => {
+                    self.drop_hold(&held);
+                    SettleOutcome::Released
+                }
+                None => SettleOutcome::Unknown,
+            };
+        };
+        match held {
+            Some(held) if held.amount == request.reserved => {
+                let mut late = false;
+                for (i, track) in self.tracks.iter_mut().enumerate() {
+                    let slot = held.slots.get(i).copied();
+                    let in_place = match (track.window, slot) {
+                        (_, None) => false,
+                        (Window::Unbounded, Some(_)) => true,
+                        (_, Some(seq)) => match track.entry_mut(seq) {
+                            Some(entry) if entry.held => {
+                                entry.nanos = actual;
+                                entry.held = false;
+                                true
+                            }
+                            _ => false,
+                        },
+                    };
+                    if in_place {
+                        track.reserved -= held.amount;
+                        track.committed += actual;
+                    } else {
+                        // The hold left this window (or predates it): the
+                        // money was still spent, so it counts from now.
+                        track.push(at, actual, false);
+                        late = true;
+                    }
+                }
+                if late {
+                    SettleOutcome::CommittedLate
+                } else {
+                    SettleOutcome::Committed
+                }
+            }
+            Some(held) => {
+                // Same id, other amount: not this caller's reservation. Put it back.
+                self.held.insert(ReservationIdKey(request.id), held);
+                SettleOutcome::Unknown
+            }
+            None if request.record_if_missing => {
+                for track in &mut self.tracks {
+                    track.push(at, actual, false);
+                }
+                SettleOutcome::CommittedLate
+            }
+            None => SettleOutcome::Unknown,
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, StoreError> {
+        let now = self.now();
+        self.with_ledger(request.ledger, |state| state.charge(now, request))
+    }
+
+    fn settle(&self, request: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError> {
+        let now = self.now();
+        Ok(self.with_ledger(request.ledger, |state| state.settle(now, request)))
+    }
+
+    fn status(&self, ledger: &Ledger, limits: &[Limit]) -> Result<Vec<WindowUsage>, StoreError> {
+        let now = self.now();
+        Ok(self.with_ledger(ledger, |state| {
+            let at = state.advance(now);
+            limits
+                .iter()
+                .map(|limit| {
+                    let (committed, reserved) = state
+                        .tracks
+                        .iter()
+                        .find(|t| t.window == limit.window)
+                        .map_or((0, 0), |t| (t.committed, t.reserved));
+                    WindowUsage {
+                        committed,
+                        reserved,
+                        at,
+                    }
+                })
+                .collect()
+        }))
+    }
+}

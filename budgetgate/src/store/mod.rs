@@ -1,0 +1,276 @@
+//! The [`Store`] contract: where spend state lives.
+//!
+//! A store does the arithmetic of SPEC §3 atomically, one call per operation
+//! (one round trip for a networked store):
+//!
+//! - [`Store::charge`] — prune what left each window, compare
+//!   `spent + amount` against every [`Limit`], and either refuse or record the
+//!   amount (as spend, or as a reservation held under a client-chosen id);
+//! - [`Store::settle`] — commit a reservation (replace the hold by the actual
+//!   cost) or release it;
+//! - [`Store::status`] — what is spent and held per window.
+//!
+//! Amounts are integer nano-units ([`crate::amount`]), times microseconds since
+//! the Unix epoch taken from the store's own clock. A ledger keeps one running
+//! total per [`Window`](crate::Window) it is used with; every charge is
+//! recorded in all of them and checked against the limits passed.
+//!
+//! Every implementation must pass the conformance suite in `tests/`.
+
+pub mod memory;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use once_cell::sync::Lazy;
+
+use crate::budget::Limit;
+use crate::ledger::Ledger;
+
+pub use memory::MemoryStore;
+
+/// An amount in nano-units (10⁻⁹ of a currency unit).
+pub type Nanos = i128;
+
+/// A boxed future returned by the async store methods.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A reservation's identity, chosen by the client before anything is sent, so
+/// that a request whose answer was lost can still be settled by id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReservationId(u128);
+
+static ID_PREFIX: Lazy<u64> = Lazy::new(|| {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_i64(crate::clock::Clock::now_micros(&crate::clock::SystemClock));
+    h.finish()
+});
+static ID_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl ReservationId {
+    /// A new id, unique across processes and hosts: a random per-process prefix
+    /// and a counter.
+    pub fn new() -> Self {
+        let n = ID_COUNTER.fetch_add(1, Ordering::Relaxed);
+        // Mix the counter so ids spread well in hash maps keyed by their low bits.
+        let low = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (n >> 29);
+        ReservationId((u128::from(*ID_PREFIX) << 64) | u128::from(low))
+    }
+
+    /// The raw value.
+    pub fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// Rebuilds an id from its raw value.
+    pub fn from_u128(raw: u128) -> Self {
+        ReservationId(raw)
+    }
+}
+
+impl Default for ReservationId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::hash::Hash for ReservationIdKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0 .0 as u64);
+    }
+}
+
+/// `ReservationId` as a key of prehashed maps (its low 64 bits are already mixed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReservationIdKey(pub(crate) ReservationId);
+
+impl fmt::Display for ReservationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for ReservationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReservationId({self})")
+    }
+}
+
+/// Hold the charged amount as a reservation instead of recording it as spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// The reservation's id.
+    pub id: ReservationId,
+    /// How long the store keeps the reservation if nobody settles it.
+    pub ttl: Duration,
+}
+
+/// A request to admit `amount` on a ledger.
+#[derive(Debug, Clone, Copy)]
+pub struct ChargeRequest<'a> {
+    /// The ledger.
+    pub ledger: &'a Ledger,
+    /// Every limit that must hold (all must pass). Never empty.
+    pub limits: &'a [Limit],
+    /// The amount, in nano-units (≥ 0).
+    pub amount: Nanos,
+    /// `None`: record as spend (fixed cost). `Some`: hold as a reservation.
+    pub hold: Option<Hold>,
+}
+
+/// What a charge did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChargeOutcome {
+    /// Whether the amount fitted every limit and was recorded.
+    pub admitted: bool,
+    /// The limit the decision reports: the first that blocked, or (admitted)
+    /// the one with the least room left.
+    pub limit_index: usize,
+    /// Spend counted in that limit's window before this request.
+    pub spent_before: Nanos,
+    /// The store's time of the operation (µs since the epoch).
+    pub at: i64,
+}
+
+/// A request to commit or release a reservation.
+#[derive(Debug, Clone, Copy)]
+pub struct SettleRequest<'a> {
+    /// The ledger the reservation was made on.
+    pub ledger: &'a Ledger,
+    /// The limits it was made under (their windows receive the actual).
+    pub limits: &'a [Limit],
+    /// The reservation.
+    pub id: ReservationId,
+    /// The amount that was reserved.
+    pub reserved: Nanos,
+    /// `Some(actual)`: commit that cost. `None`: release.
+    pub actual: Option<Nanos>,
+    /// Commit even if the store no longer holds the reservation (it expired,
+    /// or was never made because the store failed under fail-open): the money
+    /// was spent. Set only by the owner of the reservation, which guarantees it
+    /// settles once.
+    pub record_if_missing: bool,
+}
+
+/// What a settle did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleOutcome {
+    /// The hold was replaced by the actual, at the reservation's time.
+    Committed,
+    /// The hold was gone (TTL expiry, window passed, never made); the actual
+    /// was recorded at the commit's time.
+    CommittedLate,
+    /// The hold was removed; nothing is charged.
+    Released,
+    /// The store holds no such reservation (settled before, expired, or never
+    /// made) and nothing was changed.
+    Unknown,
+}
+
+/// Spend in one window of a ledger, as seen by [`Store::status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowUsage {
+    /// Committed spend in the window.
+    pub committed: Nanos,
+    /// Active reservations in the window.
+    pub reserved: Nanos,
+    /// The store's time of the reading.
+    pub at: i64,
+}
+
+/// A store failure: unreachable, timed out, or erroring.
+///
+/// Messages never contain credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The operation did not complete within the store's timeout.
+    #[error("store operation timed out after {0:?}")]
+    Timeout(Duration),
+    /// The store answered with an error or an unexpected reply.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+/// Where spend state lives. See the module docs for the contract.
+///
+/// The async methods default to the sync ones, which suits stores that never
+/// block (the in-memory store); networked stores override both.
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// Prunes, checks every limit and, if all pass, records or holds the amount
+    /// — atomically for all callers of the ledger.
+    fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, StoreError>;
+
+    /// Commits or releases a reservation, atomically.
+    fn settle(&self, request: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError>;
+
+    /// Spend and holds per limit window, after pruning; one entry per limit.
+    fn status(&self, ledger: &Ledger, limits: &[Limit]) -> Result<Vec<WindowUsage>, StoreError>;
+
+    /// Async [`Store::charge`].
+    fn charge_async<'a>(&'a self, request: ChargeRequest<'a>) -> StoreFuture<'a, ChargeOutcome> {
+        Box::pin(std::future::ready(self.charge(&request)))
+    }
+
+    /// Async [`Store::settle`].
+    fn settle_async<'a>(&'a self, request: SettleRequest<'a>) -> StoreFuture<'a, SettleOutcome> {
+        Box::pin(std::future::ready(self.settle(&request)))
+    }
+
+    /// Async [`Store::status`].
+    fn status_async<'a>(
+        &'a self,
+        ledger: &'a Ledger,
+        limits: &'a [Limit],
+    ) -> StoreFuture<'a, Vec<WindowUsage>> {
+        Box::pin(std::future::ready(self.status(ledger, limits)))
+    }
+
+    /// Releases a reservation from a destructor (a `Reservation` dropped
+    /// without commit). Must not block an async runtime: a networked store
+    /// sends it in the background. The default settles synchronously.
+    fn release_in_background(&self, request: &SettleRequest<'_>) {
+        if let Err(error) = self.settle(request) {
+            tracing::warn!(ledger = %request.ledger, id = %request.id, %error,
+                "could not release a dropped reservation; its headroom returns when it expires");
+        }
+    }
+}
+
+/// Builds the store named by `BUDGETGATE_REDIS_URL`. Until the Redis store is
+/// compiled in, a set URL yields a store that fails every operation, so every
+/// budget fails closed instead of silently counting per process.
+pub(crate) fn redis_from_env(
+    builder: crate::engine::EngineBuilder,
+    _url: &str,
+) -> crate::engine::EngineBuilder {
+    tracing::error!("BUDGETGATE_REDIS_URL is set but this build has no Redis store; every budget operation will fail");
+    builder.store(Unusable(
+        "BUDGETGATE_REDIS_URL is set but this build has no Redis store".into(),
+    ))
+}
+
+/// A store that fails every operation with the same error (a configuration
+/// that cannot work must fail closed, not fall back to per-process counting).
+#[derive(Debug)]
+pub(crate) struct Unusable(pub(crate) String);
+
+impl Store for Unusable {
+    fn charge(&self, _: &ChargeRequest<'_>) -> Result<ChargeOutcome, StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn settle(&self, _: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn status(&self, _: &Ledger, _: &[Limit]) -> Result<Vec<WindowUsage>, StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+}
