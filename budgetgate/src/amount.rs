@@ -57,7 +57,12 @@ pub fn to_nanos(value: Decimal) -> Result<i128, AmountError> {
     if value.is_sign_negative() && !value.is_zero() {
         return Err(AmountError::Negative { value });
     }
-    let normalized = value.normalize();
+    // Fast path: most amounts already have at most SCALE decimal places.
+    let normalized = if value.scale() <= SCALE {
+        value
+    } else {
+        value.normalize()
+    };
     if normalized.scale() > SCALE {
         return Err(AmountError::TooPrecise { value });
     }

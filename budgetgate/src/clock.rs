@@ -22,7 +22,11 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now_micros(&self) -> i64 {
         match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+            // u64 arithmetic: cheaper than the u128 of `as_micros`, exact
+            // until the year 294,000.
+            Ok(d) => (d.as_secs() as i64)
+                .saturating_mul(1_000_000)
+                .saturating_add(i64::from(d.subsec_micros())),
             // A clock set before 1970: treat as the epoch (stores keep time monotonic per ledger).
             Err(_) => 0,
         }

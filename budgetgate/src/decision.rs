@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use serde::ser::SerializeStruct;
 
+use crate::amount::from_nanos;
 use crate::budget::Budget;
 use crate::ledger::Ledger;
 
@@ -63,9 +64,10 @@ pub struct Decision {
     pub(crate) ledger: Ledger,
     pub(crate) budget: Option<Budget>,
     pub(crate) reason: Option<BlockReason>,
-    pub(crate) spent_in_window: Decimal,
+    /// Nano-units; converted on read so deciding does no decimal work.
+    pub(crate) spent_nanos: i128,
     pub(crate) requested: Decimal,
-    pub(crate) remaining: Decimal,
+    pub(crate) remaining_nanos: i128,
     pub(crate) detail: Option<Arc<str>>,
 }
 
@@ -103,7 +105,7 @@ impl Decision {
     /// Spend counted in the window: committed spend plus active reservations.
     /// Includes `requested` when allowed, excludes it when blocked.
     pub fn spent_in_window(&self) -> Decimal {
-        self.spent_in_window
+        from_nanos(self.spent_nanos)
     }
 
     /// The amount asked for (the cost, or the estimate for a reservation).
@@ -113,7 +115,7 @@ impl Decision {
 
     /// What is left in the window after this decision, never below zero.
     pub fn remaining(&self) -> Decimal {
-        self.remaining
+        from_nanos(self.remaining_nanos)
     }
 
     /// The store error or invalid amount behind this decision, if any.
@@ -130,13 +132,13 @@ impl Decision {
                 "allowed {} on {}: {} of {} spent in window",
                 self.requested,
                 self.ledger,
-                self.spent_in_window,
+                self.spent_in_window(),
                 max.unwrap_or_default()
             ),
             (Status::Block, Some(BlockReason::BudgetExceeded)) => format!(
                 "budget exceeded on {}: {} spent + {} requested > {} max",
                 self.ledger,
-                self.spent_in_window,
+                self.spent_in_window(),
                 self.requested,
                 max.unwrap_or_default()
             ),
@@ -189,9 +191,9 @@ impl serde::Serialize for Decision {
         s.serialize_field("ledger", &self.ledger)?;
         s.serialize_field("reason", &self.reason)?;
         s.serialize_field("message", &self.message())?;
-        s.serialize_field("spent_in_window", &self.spent_in_window.to_string())?;
+        s.serialize_field("spent_in_window", &self.spent_in_window().to_string())?;
         s.serialize_field("requested", &self.requested.to_string())?;
-        s.serialize_field("remaining", &self.remaining.to_string())?;
+        s.serialize_field("remaining", &self.remaining().to_string())?;
         s.serialize_field("budget", &self.budget)?;
         s.end()
     }

@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -66,7 +68,10 @@ pub struct Engine {
 
 struct Inner {
     store: Arc<dyn Store>,
-    budgets: RwLock<Budgets>,
+    /// Read on every call, written rarely: lock-free reads (no shared cache
+    /// line is written by readers), copy-on-write updates.
+    budgets: ArcSwap<Budgets>,
+    budgets_write: Mutex<()>,
     default_policy: DefaultPolicy,
     listeners: Vec<Box<dyn Listener>>,
     listener_panics: AtomicU64,
@@ -74,7 +79,7 @@ struct Inner {
     commit_attempts: u32,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Budgets {
     by_ledger: HashMap<Ledger, Budget, Prehashed>,
     by_resource: HashMap<String, HashMap<String, Budget>>,
@@ -172,7 +177,8 @@ impl EngineBuilder {
         Engine {
             inner: Arc::new(Inner {
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                budgets: RwLock::new(self.budgets),
+                budgets: ArcSwap::from_pointee(self.budgets),
+                budgets_write: Mutex::new(()),
                 default_policy: self.default_policy,
                 listeners: self.listeners,
                 listener_panics: AtomicU64::new(0),
@@ -288,37 +294,36 @@ impl Engine {
 
     /// Registers (or replaces) the budget of one ledger.
     pub fn set_budget(&self, ledger: &Ledger, budget: Budget) {
-        self.write_budgets()
-            .by_ledger
-            .insert(ledger.clone(), budget);
+        self.update_budgets(|b| {
+            b.by_ledger.insert(ledger.clone(), budget);
+        });
     }
 
     /// Registers a budget for every principal of `namespace:resource`.
     pub fn set_budget_per_principal(&self, namespace: &str, resource: &str, budget: Budget) {
-        self.write_budgets()
-            .insert_per_principal(namespace, resource, budget);
+        self.update_budgets(|b| b.insert_per_principal(namespace, resource, budget));
     }
 
     /// The budget that applies to `ledger`: its own, else its
     /// namespace:resource's, else the default policy's.
     pub fn budget_for(&self, ledger: &Ledger) -> Option<Budget> {
-        let registered = self
-            .inner
-            .budgets
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .lookup(ledger);
+        let registered = self.inner.budgets.load().lookup(ledger);
         registered.or(match self.inner.default_policy {
             DefaultPolicy::Deny => None,
             DefaultPolicy::Budget(b) => Some(b),
         })
     }
 
-    fn write_budgets(&self) -> std::sync::RwLockWriteGuard<'_, Budgets> {
-        self.inner
-            .budgets
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
+    /// Copy-on-write update; writers are serialized so none is lost.
+    fn update_budgets(&self, f: impl FnOnce(&mut Budgets)) {
+        let _writer = self
+            .inner
+            .budgets_write
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut budgets = Budgets::clone(&self.inner.budgets.load());
+        f(&mut budgets);
+        self.inner.budgets.store(Arc::new(budgets));
     }
 
     /// How many listener calls panicked (each was caught).
@@ -379,7 +384,7 @@ impl Engine {
         &self,
         ledger: &Ledger,
         estimate: Decimal,
-    ) -> Result<Reservation, BudgetExceeded> {
+    ) -> Result<Reservation<'_>, BudgetExceeded> {
         self.reserve_with(ledger, None, estimate)
     }
 
@@ -389,12 +394,12 @@ impl Engine {
         ledger: &Ledger,
         budget: Option<&Budget>,
         estimate: Decimal,
-    ) -> Result<Reservation, BudgetExceeded> {
+    ) -> Result<Reservation<'_>, BudgetExceeded> {
         let p = self.prepare(ledger, budget, estimate, true)?;
         let result = self.inner.store.charge(&Self::request(ledger, &p));
         let backed = result.is_ok();
         let decision = self.conclude(ledger, &p, result);
-        self.reservation(ledger, p, decision, backed)
+        self.reservation(p, decision, backed)
     }
 
     /// Async [`Engine::reserve`].
@@ -402,7 +407,7 @@ impl Engine {
         &self,
         ledger: &Ledger,
         estimate: Decimal,
-    ) -> Result<Reservation, BudgetExceeded> {
+    ) -> Result<Reservation<'_>, BudgetExceeded> {
         self.reserve_with_async(ledger, None, estimate).await
     }
 
@@ -412,7 +417,7 @@ impl Engine {
         ledger: &Ledger,
         budget: Option<&Budget>,
         estimate: Decimal,
-    ) -> Result<Reservation, BudgetExceeded> {
+    ) -> Result<Reservation<'_>, BudgetExceeded> {
         let p = self.prepare(ledger, budget, estimate, true)?;
         // If this future is dropped while the store works, the reservation may
         // still be made; it then expires after the TTL. The id is chosen here,
@@ -424,7 +429,7 @@ impl Engine {
             .await;
         let backed = result.is_ok();
         let decision = self.conclude(ledger, &p, result);
-        self.reservation(ledger, p, decision, backed)
+        self.reservation(p, decision, backed)
     }
 
     /// Spend, reservations and remaining headroom of `ledger` under the budget
@@ -499,9 +504,9 @@ impl Engine {
                     ledger: ledger.clone(),
                     budget: None,
                     reason: Some(BlockReason::NoBudget),
-                    spent_in_window: Decimal::ZERO,
+                    spent_nanos: 0,
                     requested: amount,
-                    remaining: Decimal::ZERO,
+                    remaining_nanos: 0,
                     detail: None,
                 })))
             }
@@ -514,9 +519,9 @@ impl Engine {
                     ledger: ledger.clone(),
                     budget: Some(budget),
                     reason: Some(BlockReason::InvalidAmount),
-                    spent_in_window: Decimal::ZERO,
+                    spent_nanos: 0,
                     requested: amount,
-                    remaining: Decimal::ZERO,
+                    remaining_nanos: 0,
                     detail: Some(error.to_string().into()),
                 })))
             }
@@ -557,9 +562,9 @@ impl Engine {
                     ledger: ledger.clone(),
                     budget: Some(p.budget),
                     reason: (!outcome.admitted).then_some(BlockReason::BudgetExceeded),
-                    spent_in_window: from_nanos(spent),
+                    spent_nanos: spent,
                     requested: p.requested,
-                    remaining: from_nanos((max - spent).max(0)),
+                    remaining_nanos: (max - spent).max(0),
                     detail: None,
                 }
             }
@@ -575,9 +580,9 @@ impl Engine {
                     ledger: ledger.clone(),
                     budget: Some(p.budget),
                     reason: Some(BlockReason::StoreError),
-                    spent_in_window: Decimal::ZERO,
+                    spent_nanos: 0,
                     requested: p.requested,
-                    remaining: Decimal::ZERO,
+                    remaining_nanos: 0,
                     detail: Some(error.to_string().into()),
                 }
             }
@@ -587,36 +592,28 @@ impl Engine {
 
     fn reservation(
         &self,
-        ledger: &Ledger,
         p: Prepared,
         decision: Decision,
         backed: bool,
-    ) -> Result<Reservation, BudgetExceeded> {
+    ) -> Result<Reservation<'_>, BudgetExceeded> {
         if decision.is_blocked() {
             return Err(BudgetExceeded::new(decision));
         }
         let id = p.hold.map(|h| h.id).unwrap_or_default();
-        Ok(Reservation::new(
-            self.clone(),
-            ledger.clone(),
-            p,
-            id,
-            decision,
-            backed,
-        ))
+        Ok(Reservation::new(self, p, id, decision, backed))
     }
 
     fn emit_decision(&self, decision: Decision) -> Decision {
         match (decision.status, decision.reason) {
             (Status::Allow, None) => tracing::debug!(
                 ledger = %decision.ledger, requested = %decision.requested,
-                spent_in_window = %decision.spent_in_window, "budget allow"),
+                spent_in_window = %decision.spent_in_window(), "budget allow"),
             (_, Some(BlockReason::StoreError)) => tracing::error!(
                 ledger = %decision.ledger, status = ?decision.status,
                 error = decision.detail().unwrap_or(""), "budget store error"),
             _ => tracing::info!(
                 ledger = %decision.ledger, reason = ?decision.reason,
-                requested = %decision.requested, spent_in_window = %decision.spent_in_window,
+                requested = %decision.requested, spent_in_window = %decision.spent_in_window(),
                 "budget block"),
         }
         self.emit(&Event::Decision(&decision));

@@ -4,7 +4,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::amount::{self, from_nanos, AmountError};
+use crate::amount::{self, AmountError};
 use crate::budget::{Budget, Limit};
 use crate::decision::Decision;
 use crate::engine::{Engine, Prepared};
@@ -17,15 +17,20 @@ use crate::store::{Nanos, ReservationId, SettleOutcome, SettleRequest, StoreErro
 ///
 /// Commit and release take `self`: a reservation is settled at most once, and
 /// the compiler enforces it.
+///
+/// A reservation borrows its engine (`'e`): taking a reference count on a
+/// shared engine for every call would make threads on unrelated ledgers
+/// contend for one cache line. [`Reservation::into_owned`] gives a
+/// `Reservation<'static>` to move into a spawned task.
 #[derive(Debug)]
 #[must_use = "dropping a Reservation releases it; commit the actual cost"]
-pub struct Reservation {
-    engine: Engine,
-    ledger: Ledger,
+pub struct Reservation<'e> {
+    engine: EngineRef<'e>,
     budget: Budget,
     limits: [Limit; 1],
     id: ReservationId,
     estimate: Nanos,
+    estimate_decimal: Decimal,
     decision: Decision,
     /// The store holds it. False when admitted by fail-open without a store.
     backed: bool,
@@ -99,24 +104,58 @@ pub enum CommitError {
     },
 }
 
-impl Reservation {
+/// A borrowed or owned engine.
+#[derive(Debug)]
+enum EngineRef<'e> {
+    Borrowed(&'e Engine),
+    Owned(Engine),
+}
+
+impl std::ops::Deref for EngineRef<'_> {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        match self {
+            EngineRef::Borrowed(e) => e,
+            EngineRef::Owned(e) => e,
+        }
+    }
+}
+
+impl<'e> Reservation<'e> {
     pub(crate) fn new(
-        engine: Engine,
-        ledger: Ledger,
+        engine: &'e Engine,
         p: Prepared,
         id: ReservationId,
         decision: Decision,
         backed: bool,
     ) -> Self {
         Reservation {
-            engine,
-            ledger,
+            engine: EngineRef::Borrowed(engine),
             budget: p.budget,
             limits: p.limits,
             id,
             estimate: p.nanos,
+            estimate_decimal: p.requested,
             decision,
             backed,
+            settled: false,
+        }
+    }
+
+    /// The same reservation, holding its own handle on the engine, so it can
+    /// outlive the borrow (e.g. move into `tokio::spawn`).
+    pub fn into_owned(mut self) -> Reservation<'static> {
+        // Settled here so the moved-from value's destructor does not release.
+        self.settled = true;
+        Reservation {
+            engine: EngineRef::Owned(Engine::clone(&self.engine)),
+            budget: self.budget,
+            limits: self.limits,
+            id: self.id,
+            estimate: self.estimate,
+            estimate_decimal: self.estimate_decimal,
+            decision: self.decision.clone(),
+            backed: self.backed,
             settled: false,
         }
     }
@@ -128,7 +167,7 @@ impl Reservation {
 
     /// The ledger.
     pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+        self.decision.ledger()
     }
 
     /// The budget it was reserved under.
@@ -138,7 +177,7 @@ impl Reservation {
 
     /// The reserved estimate.
     pub fn estimate(&self) -> Decimal {
-        from_nanos(self.estimate)
+        self.estimate_decimal
     }
 
     /// The decision that admitted it.
@@ -151,7 +190,7 @@ impl Reservation {
     /// estimate is recorded in full and reported as an overrun.
     pub fn commit(mut self, actual: Decimal) -> Result<Commit, CommitError> {
         self.settled = true;
-        let (nanos, invalid) = self.validate(actual);
+        let (nanos, actual, invalid) = self.validate(actual);
         let mut last = None;
         for _ in 0..self.engine.commit_attempts() {
             match self
@@ -159,11 +198,11 @@ impl Reservation {
                 .store()
                 .settle(&self.settle_request(Some(nanos)))
             {
-                Ok(outcome) => return self.committed(nanos, outcome, invalid),
+                Ok(outcome) => return self.committed(actual, outcome, invalid),
                 Err(error) => last = Some(error),
             }
         }
-        Err(self.unrecorded(nanos, last))
+        Err(self.unrecorded(actual, last))
     }
 
     /// Async [`Reservation::commit`].
@@ -171,16 +210,16 @@ impl Reservation {
         // Marked settled before sending: if this future is dropped mid-flight
         // the commit may still land, and must not be followed by a release.
         self.settled = true;
-        let (nanos, invalid) = self.validate(actual);
+        let (nanos, actual, invalid) = self.validate(actual);
         let mut last = None;
         for _ in 0..self.engine.commit_attempts() {
             let request = self.settle_request(Some(nanos));
             match self.engine.store().settle_async(request).await {
-                Ok(outcome) => return self.committed(nanos, outcome, invalid),
+                Ok(outcome) => return self.committed(actual, outcome, invalid),
                 Err(error) => last = Some(error),
             }
         }
-        Err(self.unrecorded(nanos, last))
+        Err(self.unrecorded(actual, last))
     }
 
     /// Releases the hold: nothing is charged. If the store cannot be reached
@@ -206,17 +245,17 @@ impl Reservation {
         self.engine.store().settle_async(request).await.map(|_| ())
     }
 
-    /// The actual in nano-units, or the estimate when the actual is invalid.
-    fn validate(&self, actual: Decimal) -> (Nanos, Option<AmountError>) {
+    /// The actual (nano-units and decimal), or the estimate when the actual is invalid.
+    fn validate(&self, actual: Decimal) -> (Nanos, Decimal, Option<AmountError>) {
         match amount::to_nanos(actual) {
-            Ok(n) => (n, None),
-            Err(e) => (self.estimate, Some(e)),
+            Ok(n) => (n, actual, None),
+            Err(e) => (self.estimate, self.estimate_decimal, Some(e)),
         }
     }
 
     fn settle_request(&self, actual: Option<Nanos>) -> SettleRequest<'_> {
         SettleRequest {
-            ledger: &self.ledger,
+            ledger: self.ledger(),
             limits: &self.limits,
             id: self.id,
             reserved: self.estimate,
@@ -229,39 +268,39 @@ impl Reservation {
 
     fn committed(
         &self,
-        nanos: Nanos,
+        actual: Decimal,
         outcome: SettleOutcome,
         invalid: Option<AmountError>,
     ) -> Result<Commit, CommitError> {
         let commit = Commit {
-            estimate: from_nanos(self.estimate),
-            actual: from_nanos(nanos),
+            estimate: self.estimate_decimal,
+            actual,
             late: outcome == SettleOutcome::CommittedLate,
         };
         match outcome {
             SettleOutcome::Committed | SettleOutcome::CommittedLate => {}
             SettleOutcome::Released | SettleOutcome::Unknown => {
                 return Err(CommitError::UnknownReservation {
-                    ledger: self.ledger.clone(),
+                    ledger: self.ledger().clone(),
                     id: self.id,
                 })
             }
         }
         if let Some(overrun) = commit.overrun() {
-            tracing::warn!(ledger = %self.ledger, id = %self.id, estimate = %commit.estimate,
+            tracing::warn!(ledger = %self.ledger(), id = %self.id, estimate = %commit.estimate,
                 actual = %commit.actual, %overrun, "actual cost exceeded the reserved estimate");
             self.engine.emit(&Event::Overrun {
-                ledger: &self.ledger,
+                ledger: self.ledger(),
                 id: self.id,
                 estimate: commit.estimate,
                 actual: commit.actual,
             });
         }
         if commit.late {
-            tracing::warn!(ledger = %self.ledger, id = %self.id, actual = %commit.actual,
+            tracing::warn!(ledger = %self.ledger(), id = %self.id, actual = %commit.actual,
                 "late commit: the reservation had expired; the actual was recorded now");
             self.engine.emit(&Event::LateCommit {
-                ledger: &self.ledger,
+                ledger: self.ledger(),
                 id: self.id,
                 actual: commit.actual,
             });
@@ -269,26 +308,25 @@ impl Reservation {
         match invalid {
             None => Ok(commit),
             Some(source) => Err(CommitError::InvalidActual {
-                ledger: self.ledger.clone(),
+                ledger: self.ledger().clone(),
                 estimate: commit.actual,
                 source,
             }),
         }
     }
 
-    fn unrecorded(&self, nanos: Nanos, last: Option<StoreError>) -> CommitError {
+    fn unrecorded(&self, actual: Decimal, last: Option<StoreError>) -> CommitError {
         let source = last.unwrap_or_else(|| StoreError::Backend("no attempt was made".into()));
-        let actual = from_nanos(nanos);
-        tracing::error!(ledger = %self.ledger, id = %self.id, %actual, error = %source,
+        tracing::error!(ledger = %self.ledger(), id = %self.id, %actual, error = %source,
             "UNRECORDED SPEND: the store could not record a committed cost");
         self.engine.emit(&Event::UnrecordedSpend {
-            ledger: &self.ledger,
+            ledger: self.ledger(),
             id: self.id,
             actual,
             error: &source,
         });
         CommitError::Unrecorded {
-            ledger: self.ledger.clone(),
+            ledger: self.ledger().clone(),
             id: self.id,
             actual,
             source,
@@ -296,7 +334,7 @@ impl Reservation {
     }
 }
 
-impl Drop for Reservation {
+impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.settled && self.backed {
             self.engine

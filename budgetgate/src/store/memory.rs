@@ -7,15 +7,17 @@
 //! - **Amortized O(1)**: each window keeps a running total plus a queue of
 //!   entries ordered by time. An operation pops what left the window from the
 //!   front and pushes at the back, so its cost does not depend on how many
-//!   spends the window holds. Reservation expiries sit in a heap (O(log n) in
-//!   the number of *open* reservations).
+//!   spends the window holds. Reservation expiry keeps only a lower bound of
+//!   the earliest expiry; when time passes it, one scan of the *open*
+//!   reservations removes the expired ones and finds the next bound (in a
+//!   steady stream of short calls that is about one scan per TTL). Settled
+//!   reservations leave nothing behind.
 //! - **Reservations expire** after their TTL: their headroom returns, and a
 //!   late commit still records the actual (at the commit's time).
 //!
 //! State lives as long as the store; ledgers are not evicted.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::budget::{Limit, Window};
@@ -23,13 +25,17 @@ use crate::clock::{Clock, SystemClock};
 use crate::ledger::{Ledger, Prehashed};
 
 use super::{
-    ChargeOutcome, ChargeRequest, Nanos, ReservationId, ReservationIdKey, SettleOutcome,
-    SettleRequest, Store, StoreError, WindowUsage,
+    ChargeOutcome, ChargeRequest, Nanos, ReservationIdKey, SettleOutcome, SettleRequest, Store,
+    StoreError, WindowUsage,
 };
 
 const SHARD_BITS: u32 = 6;
 
-type Shard = RwLock<HashMap<Ledger, Mutex<LedgerState>, Prehashed>>;
+/// One shard, padded to its own cache lines: threads locking neighbouring
+/// shards must not write the same line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(RwLock<HashMap<Ledger, Mutex<LedgerState>, Prehashed>>);
 
 /// The in-memory store. Cheap to share (`Arc`); see the module docs.
 ///
@@ -59,7 +65,7 @@ impl std::fmt::Debug for MemoryStore {
         let ledgers: usize = self
             .shards
             .iter()
-            .map(|s| s.read().map_or(0, |m| m.len()))
+            .map(|s| s.0.read().map_or(0, |m| m.len()))
             .sum();
         f.debug_struct("MemoryStore")
             .field("ledgers", &ledgers)
@@ -83,9 +89,7 @@ impl MemoryStore {
     /// A store on the given clock (a [`ManualClock`](crate::clock::ManualClock) in tests).
     pub fn with_clock(clock: impl Clock) -> Self {
         MemoryStore {
-            shards: (0..1 << SHARD_BITS)
-                .map(|_| RwLock::new(HashMap::default()))
-                .collect(),
+            shards: (0..1 << SHARD_BITS).map(|_| Shard::default()).collect(),
             clock: Arc::new(clock),
         }
     }
@@ -97,13 +101,13 @@ impl MemoryStore {
         // the state it guards is still consistent at every await-free step we
         // take, so keep serving rather than propagate the panic.
         {
-            let map = shard.read().unwrap_or_else(|e| e.into_inner());
+            let map = shard.0.read().unwrap_or_else(|e| e.into_inner());
             if let Some(state) = map.get(ledger) {
                 let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
                 return f(&mut state);
             }
         }
-        let mut map = shard.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = shard.0.write().unwrap_or_else(|e| e.into_inner());
         let state = map.entry(ledger.clone()).or_default();
         let state = state.get_mut().unwrap_or_else(|e| e.into_inner());
         f(state)
@@ -139,16 +143,39 @@ struct Held {
     amount: Nanos,
     expires: i64,
     /// Per track (by index, tracks existing at reservation time): the entry's
-    /// sequence number. Unused for unbounded tracks.
-    slots: Vec<u64>,
+    /// sequence number (unused for unbounded tracks). Track 0's is inline so
+    /// the common single-window ledger allocates nothing.
+    first_slot: Option<u64>,
+    more_slots: Vec<u64>,
 }
 
-#[derive(Debug, Default)]
+impl Held {
+    fn slot(&self, track: usize) -> Option<u64> {
+        match track {
+            0 => self.first_slot,
+            n => self.more_slots.get(n - 1).copied(),
+        }
+    }
+}
+
+#[derive(Debug)]
 struct LedgerState {
     last_at: i64,
     tracks: Vec<Track>,
     held: HashMap<ReservationIdKey, Held, Prehashed>,
-    expiries: BinaryHeap<Reverse<(i64, ReservationId)>>,
+    /// No open reservation expires before this (`i64::MAX`: none open).
+    next_expiry: i64,
+}
+
+impl Default for LedgerState {
+    fn default() -> Self {
+        LedgerState {
+            last_at: i64::MIN,
+            tracks: Vec::new(),
+            held: HashMap::default(),
+            next_expiry: i64::MAX,
+        }
+    }
 }
 
 impl Track {
@@ -215,20 +242,31 @@ impl LedgerState {
         for track in &mut self.tracks {
             track.prune(now);
         }
-        while let Some(Reverse((expires, id))) = self.expiries.peek().copied() {
-            if expires > now {
-                break;
-            }
-            self.expiries.pop();
-            let key = ReservationIdKey(id);
-            // Lazy deletion: settled reservations leave their heap entry behind.
-            if self.held.get(&key).is_some_and(|h| h.expires == expires) {
-                if let Some(held) = self.held.remove(&key) {
-                    self.drop_hold(&held);
-                }
-            }
+        if now >= self.next_expiry {
+            self.expire(now);
         }
         now
+    }
+
+    /// Removes every reservation whose TTL passed and finds the next bound.
+    fn expire(&mut self, now: i64) {
+        let expired: Vec<ReservationIdKey> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.expires <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            if let Some(held) = self.held.remove(&key) {
+                self.drop_hold(&held);
+            }
+        }
+        self.next_expiry = self
+            .held
+            .values()
+            .map(|h| h.expires)
+            .min()
+            .unwrap_or(i64::MAX);
     }
 
     /// Index of the track for `window`, creating it if needed.
@@ -245,10 +283,10 @@ impl LedgerState {
     fn drop_hold(&mut self, held: &Held) -> bool {
         let mut everywhere = true;
         for (i, track) in self.tracks.iter_mut().enumerate() {
-            let in_window = match (track.window, held.slots.get(i)) {
+            let in_window = match (track.window, held.slot(i)) {
                 (_, None) => false,
                 (Window::Unbounded, Some(_)) => true,
-                (_, Some(&seq)) => match track.entry_mut(seq) {
+                (_, Some(seq)) => match track.entry_mut(seq) {
                     Some(entry) if entry.held => {
                         entry.nanos = 0;
                         entry.held = false;
@@ -293,14 +331,13 @@ impl LedgerState {
             .ok_or_else(|| StoreError::Backend("a charge needs at least one limit".to_owned()))?;
 
         let held = request.hold.is_some();
-        let mut slots = Vec::new();
-        if held {
-            slots.reserve_exact(self.tracks.len());
-        }
+        let first_slot = self.tracks.first().map(Track::next_seq);
+        let more_slots = if held {
+            self.tracks.iter().skip(1).map(Track::next_seq).collect()
+        } else {
+            Vec::new()
+        };
         for track in &mut self.tracks {
-            if held {
-                slots.push(track.next_seq());
-            }
             track.push(at, request.amount, held);
         }
         if let Some(hold) = request.hold {
@@ -312,7 +349,8 @@ impl LedgerState {
                 Held {
                     amount: request.amount,
                     expires,
-                    slots,
+                    first_slot,
+                    more_slots,
                 },
             );
             if previous.is_some() {
@@ -321,7 +359,7 @@ impl LedgerState {
                     hold.id
                 )));
             }
-            self.expiries.push(Reverse((expires, hold.id)));
+            self.next_expiry = self.next_expiry.min(expires);
         }
         Ok(ChargeOutcome {
             admitted: true,
@@ -350,7 +388,7 @@ impl LedgerState {
             Some(held) if held.amount == request.reserved => {
                 let mut late = false;
                 for (i, track) in self.tracks.iter_mut().enumerate() {
-                    let slot = held.slots.get(i).copied();
+                    let slot = held.slot(i);
                     let in_place = match (track.window, slot) {
                         (_, None) => false,
                         (Window::Unbounded, Some(_)) => true,

@@ -50,15 +50,28 @@ static ID_PREFIX: Lazy<u64> = Lazy::new(|| {
     h.write_i64(crate::clock::Clock::now_micros(&crate::clock::SystemClock));
     h.finish()
 });
-static ID_COUNTER: AtomicU64 = AtomicU64::new(0);
+static NEXT_THREAD: AtomicU64 = AtomicU64::new(0);
+
+std::thread_local! {
+    /// (thread number, counter): ids are made without touching shared memory.
+    static THREAD_IDS: std::cell::Cell<(u64, u64)> = std::cell::Cell::new((
+        NEXT_THREAD.fetch_add(1, Ordering::Relaxed),
+        0,
+    ));
+}
 
 impl ReservationId {
-    /// A new id, unique across processes and hosts: a random per-process prefix
-    /// and a counter.
+    /// A new id, unique across processes and hosts: a random per-process
+    /// prefix, the thread's number and a per-thread counter.
     pub fn new() -> Self {
-        let n = ID_COUNTER.fetch_add(1, Ordering::Relaxed);
-        // Mix the counter so ids spread well in hash maps keyed by their low bits.
-        let low = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (n >> 29);
+        let (thread, n) = THREAD_IDS.with(|c| {
+            let (thread, n) = c.get();
+            c.set((thread, n.wrapping_add(1)));
+            (thread, n)
+        });
+        // 24 bits of thread number, 40 of counter, mixed so the low bits
+        // (what hash maps use) spread well; the mix is a bijection.
+        let low = ((thread << 40) ^ (n & ((1 << 40) - 1))).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         ReservationId((u128::from(*ID_PREFIX) << 64) | u128::from(low))
     }
 
