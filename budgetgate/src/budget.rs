@@ -167,6 +167,23 @@ impl Budget {
         })
     }
 
+    /// A budget whose parts were validated at compile time by the attributes.
+    pub(crate) const fn from_validated(
+        max_spend: Decimal,
+        max_nanos: i128,
+        window: Window,
+        mode: Mode,
+        on_store_error: StoreErrorMode,
+    ) -> Self {
+        Budget {
+            max_spend,
+            window,
+            mode,
+            on_store_error,
+            max_nanos,
+        }
+    }
+
     /// A lifetime cap ([`Window::Unbounded`]).
     pub fn lifetime(max_spend: Decimal) -> Result<Self, BudgetError> {
         Budget::new(max_spend, Window::Unbounded)

@@ -80,6 +80,12 @@ pub mod ledger;
 pub mod reservation;
 pub mod store;
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use budgetgate_macros::{guard, guard_bounded, guard_result};
+
 pub use budget::{Budget, BudgetError, Limit, Mode, StoreErrorMode, Window, WindowParseError};
 pub use decision::{BlockReason, BudgetExceeded, Decision, Guarded, Status};
 pub use engine::{

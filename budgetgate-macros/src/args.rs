@@ -1,0 +1,193 @@
+//! Parsing: attribute arguments → [`Args`], a plain model with spans.
+//! Syntax only; meaning is checked in `validate`.
+
+use proc_macro2::Span;
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, Lit, Path, Token};
+
+use crate::literal::{self, Amount, WindowLit};
+
+/// Every key any attribute accepts (each attribute accepts a subset).
+pub const KEYS: &[&str] = &[
+    "ledger",
+    "cost",
+    "estimate",
+    "actual",
+    "on_error",
+    "max_spend",
+    "window",
+    "engine",
+    "crate",
+];
+
+/// The parsed attribute.
+#[derive(Default)]
+pub struct Args {
+    pub ledger: Option<Keyed<[Expr; 3]>>,
+    pub cost: Option<Keyed<AmountArg>>,
+    pub estimate: Option<Keyed<AmountArg>>,
+    pub actual: Option<Keyed<Expr>>,
+    pub on_error: Option<Keyed<OnError>>,
+    pub max_spend: Option<Keyed<Amount>>,
+    pub window: Option<Keyed<WindowLit>>,
+    pub engine: Option<Keyed<Expr>>,
+    pub krate: Option<Keyed<Path>>,
+}
+
+/// A value and the span of the key that introduced it.
+pub struct Keyed<T> {
+    pub key: Span,
+    pub value: T,
+}
+
+/// `cost = …` / `estimate = …`.
+pub enum AmountArg {
+    /// A literal, validated at compile time.
+    Literal(Amount),
+    /// An expression of type `Decimal`, checked at run time.
+    Expr(Expr),
+}
+
+/// `on_error = release | estimate | <closure over &E>`.
+pub enum OnError {
+    Release,
+    Estimate,
+    Closure(Expr),
+}
+
+struct Pair {
+    key: Ident,
+    value: Expr,
+}
+
+impl Parse for Pair {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        // `Ident::parse_any` accepts the keyword `crate`.
+        let key = Ident::parse_any(input)?;
+        input
+            .parse::<Token![=]>()
+            .map_err(|e| syn::Error::new(e.span(), format!("expected `{key} = <value>`")))?;
+        let value = input.parse()?;
+        Ok(Pair { key, value })
+    }
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let pairs = Punctuated::<Pair, Token![,]>::parse_terminated(input)?;
+        let mut args = Args::default();
+        for Pair { key, value } in pairs {
+            let name = key.to_string();
+            let span = key.span();
+            macro_rules! set {
+                ($field:ident, $value:expr) => {{
+                    if args.$field.is_some() {
+                        return Err(syn::Error::new(span, format!("duplicate key `{name}`")));
+                    }
+                    args.$field = Some(Keyed {
+                        key: span,
+                        value: $value,
+                    });
+                }};
+            }
+            match name.as_str() {
+                "ledger" => set!(ledger, parse_ledger(value)?),
+                "cost" => set!(cost, parse_amount_arg(value)?),
+                "estimate" => set!(estimate, parse_amount_arg(value)?),
+                "actual" => set!(actual, value),
+                "on_error" => set!(on_error, parse_on_error(value)),
+                "max_spend" => set!(max_spend, parse_max_spend(value)?),
+                "window" => set!(window, parse_window(value)?),
+                "engine" => set!(engine, value),
+                "crate" => set!(krate, parse_path(value)?),
+                _ => {
+                    return Err(syn::Error::new(
+                        span,
+                        format!("unknown key `{name}`; expected one of: {}", KEYS.join(", ")),
+                    ))
+                }
+            }
+        }
+        Ok(args)
+    }
+}
+
+fn parse_ledger(value: Expr) -> syn::Result<[Expr; 3]> {
+    let arity_error = |span| {
+        syn::Error::new(
+            span,
+            "`ledger` takes three parts: `ledger = (namespace, resource, principal)`",
+        )
+    };
+    match value {
+        Expr::Tuple(tuple) => {
+            let span = tuple.span();
+            let parts: Vec<Expr> = tuple.elems.into_iter().collect();
+            <[Expr; 3]>::try_from(parts).map_err(|_| arity_error(span))
+        }
+        Expr::Paren(paren) => Err(arity_error(paren.span())),
+        other => Err(arity_error(other.span())),
+    }
+}
+
+fn parse_amount_arg(value: Expr) -> syn::Result<AmountArg> {
+    match value {
+        Expr::Lit(lit) => Ok(AmountArg::Literal(literal::amount(&lit.lit)?)),
+        Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            ref expr,
+            ..
+        }) if matches!(**expr, Expr::Lit(_)) => Err(syn::Error::new(
+            value.span(),
+            "amounts must be >= 0: a cost, estimate or budget cannot be negative",
+        )),
+        other => Ok(AmountArg::Expr(other)),
+    }
+}
+
+fn parse_max_spend(value: Expr) -> syn::Result<Amount> {
+    match &value {
+        Expr::Lit(lit) => literal::amount(&lit.lit),
+        _ => Err(syn::Error::new(
+            value.span(),
+            "`max_spend` must be a literal such as \"10.00\"; register computed budgets on the engine",
+        )),
+    }
+}
+
+fn parse_window(value: Expr) -> syn::Result<WindowLit> {
+    match &value {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => literal::window(s),
+        _ => Err(syn::Error::new(
+            value.span(),
+            "`window` must be a string literal: \"30s\", \"15m\", \"1h\", \"7d\" or \"unbounded\"",
+        )),
+    }
+}
+
+fn parse_on_error(value: Expr) -> OnError {
+    if let Expr::Path(p) = &value {
+        if p.path.is_ident("release") {
+            return OnError::Release;
+        }
+        if p.path.is_ident("estimate") {
+            return OnError::Estimate;
+        }
+    }
+    OnError::Closure(value)
+}
+
+fn parse_path(value: Expr) -> syn::Result<Path> {
+    match value {
+        Expr::Path(p) => Ok(p.path),
+        other => Err(syn::Error::new(
+            other.span(),
+            "`crate` takes a path, e.g. `crate = ::my_budgetgate`",
+        )),
+    }
+}

@@ -1,0 +1,304 @@
+//! Codegen: a validated [`Model`] + the function → the guarded function.
+//!
+//! The generated body is a short sequence of calls into
+//! `budgetgate::__private`; locals use `Span::mixed_site()` so they can never
+//! collide with the user's names. The user's block runs unchanged: inline for
+//! fixed costs, inside a closure (sync) or an `async` block (async) when its
+//! value must be inspected afterwards, so `return` and `?` in it keep their
+//! meaning.
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Attribute, Block, ReturnType, Signature, Visibility};
+
+use crate::args::{AmountArg, OnError};
+use crate::literal::WindowLit;
+use crate::validate::{Cost, Model};
+
+/// The function being guarded.
+pub struct Func {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub sig: Signature,
+    pub body: Body,
+}
+
+/// Where the user's code is.
+pub enum Body {
+    /// A function's own block.
+    Plain(Box<Block>),
+    /// An `#[async_trait]` method: the block of its `Box::pin(async move { … })`.
+    AsyncTrait(Box<Block>),
+}
+
+struct Names {
+    engine_owner: Ident,
+    engine: Ident,
+    ledger: Ident,
+    budget: Ident,
+    amount: Ident,
+    reservation: Ident,
+    decision: Ident,
+    output: Ident,
+    value: Ident,
+    error: Ident,
+    blocked: Ident,
+}
+
+impl Names {
+    fn new() -> Self {
+        let n = |s: &str| Ident::new(s, Span::mixed_site());
+        Names {
+            engine_owner: n("__bg_engine_owner"),
+            engine: n("__bg_engine"),
+            ledger: n("__bg_ledger"),
+            budget: n("__bg_budget"),
+            amount: n("__bg_amount"),
+            reservation: n("__bg_reservation"),
+            decision: n("__bg_decision"),
+            output: n("__bg_output"),
+            value: n("__bg_value"),
+            error: n("__bg_error"),
+            blocked: n("__bg_blocked"),
+        }
+    }
+}
+
+pub fn expand(model: &Model, func: Func) -> TokenStream {
+    let Func {
+        attrs,
+        vis,
+        mut sig,
+        body,
+    } = func;
+    let krate = &model.krate;
+    let (is_async, block) = match body {
+        Body::Plain(block) => (sig.asyncness.is_some(), block),
+        Body::AsyncTrait(block) => (true, block),
+    };
+    let async_trait = sig.asyncness.is_none() && is_async;
+    let inner = guarded_body(model, is_async, &block);
+
+    if model.soft && !async_trait {
+        let output = &model.output;
+        sig.output = ReturnType::Type(
+            Default::default(),
+            Box::new(syn::parse_quote_spanned!(output.span()=> #krate::Guarded<#output>)),
+        );
+    }
+    let body = if async_trait {
+        quote!(::std::boxed::Box::pin(async move { #inner }))
+    } else {
+        inner
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #body
+        }
+    }
+}
+
+/// The statements of the guarded body (a block's contents).
+fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
+    let n = Names::new();
+    let krate = &model.krate;
+    let output_ty = &model.output;
+    let Names {
+        engine_owner,
+        engine,
+        ledger,
+        budget,
+        amount,
+        reservation,
+        decision,
+        output,
+        value,
+        error,
+        blocked,
+    } = &n;
+
+    // --- prelude: engine, ledger, budget, amount (evaluated before the body) ---
+    let engine_stmt = match &model.engine {
+        Some(expr) => quote! {
+            let #engine_owner = &(#expr);
+            let #engine: &#krate::Engine = #krate::__private::engine(#engine_owner);
+        },
+        None => quote! {
+            let #engine: &#krate::Engine = #krate::__private::global();
+        },
+    };
+    let [ns, res, principal] = &model.ledger;
+    let ledger_stmt = quote! {
+        let #ledger: #krate::Ledger = #krate::__private::ledger(#ns, #res, #principal);
+    };
+    let budget_stmt = match &model.budget {
+        Some((max, window)) => {
+            let max_tokens = max.decimal_tokens(krate);
+            let nanos = max.nanos;
+            let window = match window {
+                WindowLit::Unbounded => quote!(#krate::Window::Unbounded),
+                WindowLit::RollingMillis(ms) => quote!(#krate::__private::rolling_millis(#ms)),
+            };
+            quote! {
+                let #budget: ::core::option::Option<&#krate::Budget> = {
+                    const BUDGET: #krate::Budget = #krate::__private::budget(#max_tokens, #nanos, #window);
+                    ::core::option::Option::Some(&BUDGET)
+                };
+            }
+        }
+        None => quote! {
+            let #budget: ::core::option::Option<&#krate::Budget> = ::core::option::Option::None;
+        },
+    };
+    let amount_arg = match &model.cost {
+        Cost::Fixed(a) => a,
+        Cost::Bounded { estimate, .. } => estimate,
+    };
+    let amount_value = match amount_arg {
+        AmountArg::Literal(lit) => lit.decimal_tokens(krate),
+        AmountArg::Expr(expr) => quote!(#expr),
+    };
+    let amount_stmt = quote! {
+        let #amount: #krate::Decimal = #amount_value;
+    };
+    let prelude = quote!(#engine_stmt #ledger_stmt #budget_stmt #amount_stmt);
+
+    let await_ = |call: TokenStream| {
+        if is_async {
+            quote!(#call.await)
+        } else {
+            call
+        }
+    };
+    let sfx = |name: &str| {
+        Ident::new(
+            &if is_async {
+                format!("{name}_async")
+            } else {
+                name.to_owned()
+            },
+            Span::call_site(),
+        )
+    };
+
+    // What a block returns: hard mode → the function's `Err`; soft → Guarded::blocked.
+    let on_block = if model.soft {
+        quote!(return #krate::__private::blocked(#blocked))
+    } else {
+        // Spanned at the return type: a missing `From<BudgetExceeded>` is reported there.
+        quote_spanned!(output_ty.span()=> return <#output_ty as #krate::__private::HardReturn>::blocked(#blocked))
+    };
+
+    // The user's block, run so that its value can be inspected.
+    let run_body = {
+        let fake_return = quote! {
+            #[allow(unknown_lints, unreachable_code, clippy::diverging_sub_expression,
+                    clippy::let_unit_value, clippy::unreachable, clippy::empty_loop,
+                    clippy::needless_return)]
+            if false {
+                let __bg_fake_return: #output_ty = loop {};
+                return __bg_fake_return;
+            }
+        };
+        if is_async {
+            quote!(async { #fake_return #block }.await)
+        } else {
+            quote!((|| { #fake_return #block })())
+        }
+    };
+
+    match &model.cost {
+        Cost::Fixed(_) => {
+            let check = {
+                let f = sfx("check");
+                await_(quote!(#krate::__private::#f(#engine, &#ledger, #budget, #amount)))
+            };
+            if model.soft {
+                quote! {
+                    let #decision = {
+                        #prelude
+                        match #check {
+                            ::core::result::Result::Ok(d) => d,
+                            ::core::result::Result::Err(#blocked) => #on_block,
+                        }
+                    };
+                    let #output: #output_ty = #run_body;
+                    #krate::__private::allowed(#decision, #output)
+                }
+            } else {
+                // The engine and ledger go out of scope before the body: an
+                // `engine = &self.engine` borrow does not outlive the check.
+                quote! {
+                    {
+                        #prelude
+                        if let ::core::result::Result::Err(#blocked) = #check {
+                            #on_block;
+                        }
+                    }
+                    #block
+                }
+            }
+        }
+        Cost::Bounded {
+            actual, on_error, ..
+        } => {
+            let reserve = {
+                let f = sfx("reserve");
+                await_(quote!(#krate::__private::#f(#engine, &#ledger, #budget, #amount)))
+            };
+            let commit_fn = sfx("commit");
+            let settle_error_fn = sfx("settle_error");
+            let settle = if model.output_is_result {
+                let (err_pat, cost) = match on_error {
+                    OnError::Release => (quote!(_), quote!(#krate::__private::ErrorCost::Release)),
+                    OnError::Estimate => {
+                        (quote!(_), quote!(#krate::__private::ErrorCost::Estimate))
+                    }
+                    OnError::Closure(f) => (
+                        quote!(#error),
+                        quote!(#krate::__private::error_cost(#error, #f)),
+                    ),
+                };
+                let commit = await_(
+                    quote!(#krate::__private::#commit_fn(#reservation, #krate::__private::actual(#value, #actual))),
+                );
+                let settle_error =
+                    await_(quote!(#krate::__private::#settle_error_fn(#reservation, #cost)));
+                quote! {
+                    match &#output {
+                        ::core::result::Result::Ok(#value) => #commit,
+                        ::core::result::Result::Err(#err_pat) => #settle_error,
+                    }
+                }
+            } else {
+                let commit = await_(
+                    quote!(#krate::__private::#commit_fn(#reservation, #krate::__private::actual(&#output, #actual))),
+                );
+                quote!(#commit;)
+            };
+            let finish = if model.soft {
+                quote!(#krate::__private::allowed(#decision, #output))
+            } else {
+                quote!(#output)
+            };
+            let keep_decision = if model.soft {
+                quote!(let #decision = #krate::__private::decision_of(&#reservation);)
+            } else {
+                quote!()
+            };
+            quote! {
+                #prelude
+                let #reservation = match #reserve {
+                    ::core::result::Result::Ok(r) => r,
+                    ::core::result::Result::Err(#blocked) => #on_block,
+                };
+                #keep_decision
+                let #output: #output_ty = #run_body;
+                #settle
+                #finish
+            }
+        }
+    }
+}

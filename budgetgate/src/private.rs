@@ -1,0 +1,226 @@
+//! The runtime API behind the attributes. Public so generated code can call
+//! it; not part of the stable API (`#[doc(hidden)]`), do not call it directly.
+//!
+//! Each function is one step of a guarded call, so the expansion is a short
+//! sequence of calls and all logic stays here, where it is unit-tested.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use crate::budget::{Budget, Mode, StoreErrorMode, Window};
+use crate::decision::{BudgetExceeded, Decision, Guarded};
+use crate::engine::Engine;
+use crate::ledger::Ledger;
+use crate::reservation::Reservation;
+
+pub use crate::global::global;
+
+/// Anything an `engine = …` expression may name.
+pub trait AsEngine {
+    /// The engine.
+    fn as_engine(&self) -> &Engine;
+}
+
+impl AsEngine for Engine {
+    fn as_engine(&self) -> &Engine {
+        self
+    }
+}
+
+impl AsEngine for Arc<Engine> {
+    fn as_engine(&self) -> &Engine {
+        self
+    }
+}
+
+impl<T: AsEngine + ?Sized> AsEngine for &T {
+    fn as_engine(&self) -> &Engine {
+        (**self).as_engine()
+    }
+}
+
+impl<T: AsEngine> AsEngine for once_cell::sync::Lazy<T> {
+    fn as_engine(&self) -> &Engine {
+        (**self).as_engine()
+    }
+}
+
+impl<T: AsEngine> AsEngine for std::sync::LazyLock<T> {
+    fn as_engine(&self) -> &Engine {
+        (**self).as_engine()
+    }
+}
+
+/// The engine an attribute uses.
+pub fn engine<E: AsEngine + ?Sized>(engine: &E) -> &Engine {
+    engine.as_engine()
+}
+
+/// Builds the ledger from the attribute's three expressions.
+pub fn ledger(
+    namespace: impl Into<String>,
+    resource: impl Into<String>,
+    principal: impl Into<String>,
+) -> Ledger {
+    Ledger::new(namespace, resource, principal)
+}
+
+/// A decimal from a literal the macro validated (≤ 9 places, ≥ 0, in range).
+pub const fn decimal(lo: u32, mid: u32, hi: u32, scale: u32) -> Decimal {
+    Decimal::from_parts(lo, mid, hi, false, scale)
+}
+
+/// A call-site budget from literals the macro validated; `max_nanos` is the
+/// same amount in nano-units, computed at compile time.
+pub const fn budget(max_spend: Decimal, max_nanos: i128, window: Window) -> Budget {
+    Budget::from_validated(
+        max_spend,
+        max_nanos,
+        window,
+        Mode::Hard,
+        StoreErrorMode::FailClosed,
+    )
+}
+
+/// A rolling window of `millis` (validated > 0 by the macro).
+pub const fn rolling_millis(millis: u64) -> Window {
+    Window::Rolling(Duration::from_millis(millis))
+}
+
+// ----- hard mode -------------------------------------------------------------
+
+/// The return type of a hard-mode guarded function: a `Result` whose error
+/// can carry a [`BudgetExceeded`].
+pub trait HardReturn {
+    /// What the function returns when the budget blocks.
+    fn blocked(blocked: BudgetExceeded) -> Self;
+}
+
+impl<T, E: From<BudgetExceeded>> HardReturn for Result<T, E> {
+    fn blocked(blocked: BudgetExceeded) -> Self {
+        Err(blocked.into())
+    }
+}
+
+/// `#[guard]`: check-and-record the cost.
+pub fn check(
+    engine: &Engine,
+    ledger: &Ledger,
+    budget: Option<&Budget>,
+    cost: Decimal,
+) -> Result<Decision, BudgetExceeded> {
+    engine.check_with(ledger, budget, cost).into_result()
+}
+
+/// Async [`check`].
+pub async fn check_async(
+    engine: &Engine,
+    ledger: &Ledger,
+    budget: Option<&Budget>,
+    cost: Decimal,
+) -> Result<Decision, BudgetExceeded> {
+    engine
+        .check_with_async(ledger, budget, cost)
+        .await
+        .into_result()
+}
+
+/// `#[guard_bounded]`: reserve the estimate.
+pub fn reserve<'e>(
+    engine: &'e Engine,
+    ledger: &Ledger,
+    budget: Option<&Budget>,
+    estimate: Decimal,
+) -> Result<Reservation<'e>, BudgetExceeded> {
+    engine.reserve_with(ledger, budget, estimate)
+}
+
+/// Async [`reserve`].
+pub async fn reserve_async<'e>(
+    engine: &'e Engine,
+    ledger: &Ledger,
+    budget: Option<&Budget>,
+    estimate: Decimal,
+) -> Result<Reservation<'e>, BudgetExceeded> {
+    engine.reserve_with_async(ledger, budget, estimate).await
+}
+
+/// Calls the `actual` closure with its parameter type fixed by this
+/// signature (so `|r| r.cost()` needs no annotation).
+pub fn actual<T: ?Sized>(value: &T, f: impl FnOnce(&T) -> Decimal) -> Decimal {
+    f(value)
+}
+
+/// What a bounded call's error costs (`on_error = …`).
+pub enum ErrorCost {
+    /// Release the reservation: nothing is charged (the default).
+    Release,
+    /// Commit the estimate.
+    Estimate,
+    /// Commit this amount.
+    Amount(Decimal),
+}
+
+/// Calls an `on_error` closure with its parameter type fixed.
+pub fn error_cost<E: ?Sized>(error: &E, f: impl FnOnce(&E) -> Decimal) -> ErrorCost {
+    ErrorCost::Amount(f(error))
+}
+
+/// Commits the actual cost. Failures were already reported (tracing +
+/// listeners) by the reservation; the call happened, so its value is returned
+/// either way.
+pub fn commit(reservation: Reservation<'_>, actual: Decimal) {
+    let _reported = reservation.commit(actual);
+}
+
+/// Async [`commit`].
+pub async fn commit_async(reservation: Reservation<'_>, actual: Decimal) {
+    let _reported = reservation.commit_async(actual).await;
+}
+
+/// Settles a reservation whose call returned an error.
+pub fn settle_error(reservation: Reservation<'_>, cost: ErrorCost) {
+    match cost {
+        ErrorCost::Release => {
+            let _reported = reservation.release();
+        }
+        ErrorCost::Estimate => {
+            let estimate = reservation.estimate();
+            commit(reservation, estimate);
+        }
+        ErrorCost::Amount(amount) => commit(reservation, amount),
+    }
+}
+
+/// Async [`settle_error`].
+pub async fn settle_error_async(reservation: Reservation<'_>, cost: ErrorCost) {
+    match cost {
+        ErrorCost::Release => {
+            let _reported = reservation.release_async().await;
+        }
+        ErrorCost::Estimate => {
+            let estimate = reservation.estimate();
+            commit_async(reservation, estimate).await;
+        }
+        ErrorCost::Amount(amount) => commit_async(reservation, amount).await,
+    }
+}
+
+// ----- soft mode ---------------------------------------------------------------
+
+/// `#[guard_result]` blocked: the decision, no value.
+pub fn blocked<T>(blocked: BudgetExceeded) -> Guarded<T> {
+    Guarded::blocked(blocked.into_decision())
+}
+
+/// `#[guard_result]` allowed: the decision and the value.
+pub fn allowed<T>(decision: Decision, value: T) -> Guarded<T> {
+    Guarded::new(decision, Some(value))
+}
+
+/// The admitting decision of a reservation, kept for the `Guarded` result.
+pub fn decision_of(reservation: &Reservation<'_>) -> Decision {
+    reservation.decision().clone()
+}
