@@ -191,6 +191,11 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
         quote_spanned!(output_ty.span()=> return <#output_ty as #krate::__private::HardReturn>::blocked(#blocked))
     };
 
+    // The user's statements, spliced without their braces (a block as a
+    // tail expression would trip `unused_braces` in user code).
+    let stmts = &block.stmts;
+    let user = quote!(#(#stmts)*);
+
     // The user's block, run so that its value can be inspected.
     let run_body = {
         let fake_return = quote! {
@@ -203,9 +208,9 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
             }
         };
         if is_async {
-            quote!(async { #fake_return #block }.await)
+            quote!(async { #fake_return #user }.await)
         } else {
-            quote!((|| { #fake_return #block })())
+            quote!((|| { #fake_return #user })())
         }
     };
 
@@ -237,7 +242,7 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
                             #on_block;
                         }
                     }
-                    #block
+                    #user
                 }
             }
         }

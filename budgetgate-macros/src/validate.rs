@@ -156,7 +156,7 @@ pub fn validate(
         Some(t) => (t.clone(), t.span()),
         None => match &sig.output {
             ReturnType::Type(_, t) => ((**t).clone(), t.span()),
-            ReturnType::Default => (syn::parse_quote!(()), sig.span()),
+            ReturnType::Default => (syn::parse_quote!(()), sig.ident.span()),
         },
     };
     let output_is_result = is_result(&output);

@@ -1,0 +1,10 @@
+use budgetgate::{BudgetExceeded, guard};
+#[derive(Debug)]
+struct E;
+impl From<BudgetExceeded> for E {
+    fn from(_: BudgetExceeded) -> Self { E }
+}
+
+#[guard(ledger = ("a", "b", "c"), cost = "-0.5")]
+fn f() -> Result<(), E> { Ok(()) }
+fn main() {}
