@@ -27,9 +27,12 @@ impl From<BudgetExceeded> for Blocked {
     }
 }
 
-/// Records (event message, name of the span it happened in).
+/// (event message, name of the span it happened in).
+type Recorded = Vec<(String, Option<String>)>;
+
+/// Records every event with its span.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<(String, Option<String>)>>>);
+struct Recorder(Arc<Mutex<Recorded>>);
 
 impl<S> Layer<S> for Recorder
 where
@@ -51,7 +54,7 @@ where
     }
 }
 
-fn record(f: impl FnOnce()) -> Vec<(String, Option<String>)> {
+fn record(f: impl FnOnce()) -> Recorded {
     let recorder = Recorder::default();
     let subscriber = tracing_subscriber::registry().with(recorder.clone());
     with_default(subscriber, f);
@@ -59,7 +62,7 @@ fn record(f: impl FnOnce()) -> Vec<(String, Option<String>)> {
     events
 }
 
-fn decision_span(events: &[(String, Option<String>)], message: &str) -> Option<Option<String>> {
+fn decision_span(events: &Recorded, message: &str) -> Option<Option<String>> {
     events
         .iter()
         .find(|(m, _)| m == message)
