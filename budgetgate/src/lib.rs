@@ -30,6 +30,118 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## The attributes
+//!
+//! Put the budget on the function. Ledger parts and amounts are expressions
+//! evaluated before the body, with the arguments (and `self`) in scope; string
+//! literal amounts and windows are checked at compile time.
+//!
+//! **`#[guard]`** — fixed cost, hard mode. The function returns
+//! `Result<T, E>` with `E: From<BudgetExceeded>`; a block returns `Err` and the
+//! body does not run. The cost is charged when the call is admitted.
+//!
+//! ```
+//! use budgetgate::{guard, BudgetExceeded};
+//!
+//! #[derive(Debug)]
+//! enum ToolError { Budget(BudgetExceeded) }
+//! impl From<BudgetExceeded> for ToolError {
+//!     fn from(e: BudgetExceeded) -> Self { ToolError::Budget(e) }
+//! }
+//!
+//! #[guard(ledger = ("search", "web", format!("user:{user}")), cost = "0.01", max_spend = "0.02", window = "1h")]
+//! fn web_search(user: u64, query: &str) -> Result<String, ToolError> {
+//!     Ok(format!("results for {query}"))
+//! }
+//!
+//! assert!(web_search(7, "a").is_ok());
+//! assert!(web_search(7, "b").is_ok());
+//! assert!(matches!(web_search(7, "c"), Err(ToolError::Budget(_)))); // the body did not run
+//! assert!(web_search(8, "c").is_ok()); // another principal, another ledger
+//! ```
+//!
+//! **`#[guard_bounded]`** — bounded cost, hard mode: `estimate` is reserved
+//! before the body; `actual` receives `&T` (the `Ok` value) and its result is
+//! committed. On `Err`, panic or cancellation the reservation is released,
+//! unless `on_error = estimate` or `on_error = |e: &E| cost` says what a
+//! failure costs.
+//!
+//! ```
+//! use budgetgate::{guard_bounded, BudgetExceeded, Decimal};
+//! use rust_decimal_macros::dec;
+//!
+//! struct Completion { tokens: u64 }
+//! #[derive(Debug)]
+//! struct Blocked(BudgetExceeded);
+//! impl From<BudgetExceeded> for Blocked {
+//!     fn from(e: BudgetExceeded) -> Self { Blocked(e) }
+//! }
+//!
+//! #[guard_bounded(
+//!     ledger = ("openai", "gpt-4o", format!("user:{user}")),
+//!     estimate = "0.50",
+//!     actual = |c: &Completion| Decimal::from(c.tokens) * dec!(0.00001),
+//!     max_spend = "1.00",
+//! )]
+//! async fn ask(user: u64, prompt: &str) -> Result<Completion, Blocked> {
+//!     Ok(Completion { tokens: 2_000 }) // 0.02 for real
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! for _ in 0..10 {
+//!     ask(1, "hi").await.unwrap(); // each reserves 0.50, commits 0.02
+//! }
+//! let ledger = budgetgate::Ledger::new("openai", "gpt-4o", "user:1");
+//! let budget = budgetgate::Budget::lifetime(dec!(1.00)).unwrap();
+//! assert_eq!(budgetgate::global().status_with(&ledger, &budget).unwrap().spent(), dec!(0.2));
+//! # });
+//! ```
+//!
+//! **`#[guard_result]`** — soft mode, fixed (`cost`) or bounded (`estimate` +
+//! `actual`): the return type `R` becomes [`Guarded<R>`], which carries the
+//! decision and the value unless blocked.
+//!
+//! ```
+//! use budgetgate::guard_result;
+//!
+//! #[guard_result(ledger = ("embed", "small", "team:a"), cost = "0.5", max_spend = "1")]
+//! fn embed(text: &str) -> Vec<f32> {
+//!     vec![text.len() as f32]
+//! }
+//!
+//! assert_eq!(embed("ab").into_value(), Some(vec![2.0]));
+//! assert!(embed("cd").is_allowed());
+//! let blocked = embed("ef");
+//! assert!(!blocked.is_allowed());
+//! println!("{}", blocked.decision().message());
+//! ```
+//!
+//! **Keys**: `ledger = (namespace, resource, principal)`; `cost` / `estimate`
+//! (a string or integer literal, or any `Decimal` expression); `actual`;
+//! `on_error` (`release` — the default —, `estimate`, or a closure over `&E`);
+//! `max_spend` and `window` (`"30s"`, `"15m"`, `"1h"`, `"7d"`, `"unbounded"`)
+//! for a call-site budget, which wins over a budget registered on the engine
+//! (`max_spend` alone is a lifetime cap); `engine = EXPR` (an `Engine`,
+//! `&Engine` or `Arc<Engine>`; default [`global()`]); `crate = PATH` for a
+//! renamed dependency.
+//!
+//! **Shapes**: sync and `async fn`, free functions and methods (`&self`,
+//! `&mut self`, `self`, `self: Arc<Self>`), generics, lifetimes, `impl Trait`
+//! arguments and `where` clauses; docs, attributes and visibility are kept.
+//! For an `async fn` the ledger and amount are evaluated and the reservation
+//! made when the future is first polled; a future dropped before that reserves
+//! nothing. A `Result` return type is recognised by its last path segment
+//! (`Result`, `io::Result`, `anyhow::Result`).
+//!
+//! **Composition**: outer attributes expand first.
+//! `#[guard]` above `#[tracing::instrument]` puts the budget decision inside
+//! the span; `#[tracing::instrument]` above `#[guard]` decides before the span
+//! is entered, so a blocked call opens no span. Inside an `#[async_trait]`
+//! impl, put the guard on the method as usual (soft mode cannot change a
+//! trait method's return type). With `engine = &self.engine`, a bounded
+//! guard holds that borrow for the call: on `&mut self` methods use an owned
+//! handle (`engine = self.engine.clone()`).
+//!
 //! ## Guarantees
 //!
 //! - **Exact**: amounts are [`rust_decimal::Decimal`] in the API and integer
