@@ -3,3 +3,4 @@
 
 pub mod conformance;
 pub mod faulty;
+pub mod redis_server;

@@ -1,5 +1,5 @@
 //! Compile-time checks of literal amounts and windows, with the runtime's
-//! rules: amounts ≥ 0, at most 9 decimal places, at most 10¹⁸; windows > 0.
+//! rules: amounts ≥ 0, at most 9 decimal places, at most 10¹⁵; windows > 0.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -73,8 +73,15 @@ pub fn amount(lit: &Lit) -> syn::Result<Amount> {
     let nanos = normalized
         .mantissa()
         .checked_mul(10i128.pow(SCALE - normalized.scale()))
-        .filter(|n| *n <= 1_000_000_000_000_000_000_000_000_000)
-        .ok_or_else(|| syn::Error::new(span, format!("amount {trimmed} is larger than 10^18")))?;
+        .filter(|n| *n <= 1_000_000_000_000_000_000_000_000)
+        .ok_or_else(|| {
+            syn::Error::new(
+                span,
+                format!(
+                    "amount {trimmed} is larger than 10^15, the largest amount budgetgate stores"
+                ),
+            )
+        })?;
     Ok(Amount {
         value: normalized,
         nanos,

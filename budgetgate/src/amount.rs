@@ -15,11 +15,13 @@ pub const SCALE: u32 = 9;
 /// Nano-units in one currency unit.
 pub const NANOS_PER_UNIT: i128 = 1_000_000_000;
 
-/// The largest amount (in nano-units) any store accepts: 10¹⁸ currency units.
+/// The largest amount any store accepts: 10¹⁵ currency units (in nano-units).
 ///
-/// Far above any real budget and well inside what the Redis scripts' two-limb
-/// integers (whole units + nano remainder) represent exactly.
-pub const MAX_AMOUNT_NANOS: i128 = 1_000_000_000_000_000_000 * NANOS_PER_UNIT;
+/// Far above any real budget (the contract asks for 10¹²), and small enough
+/// that the Redis scripts' two-limb integers (whole units + nano remainder,
+/// each a Lua double) stay exact: running totals are exact up to 2⁵³ ≈ 9×10¹⁵
+/// units, 9,000 maximal amounts.
+pub const MAX_AMOUNT_NANOS: i128 = 1_000_000_000_000_000 * NANOS_PER_UNIT;
 
 /// Why an amount was refused. Carries the offending value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +39,7 @@ pub enum AmountError {
         value: Decimal,
     },
     /// Larger than [`MAX_AMOUNT_NANOS`].
-    #[error("amount {value} is larger than the largest supported amount (10^18)")]
+    #[error("amount {value} is larger than the largest supported amount (10^15)")]
     TooLarge {
         /// The refused value.
         value: Decimal,

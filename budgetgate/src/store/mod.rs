@@ -18,6 +18,8 @@
 //! Every implementation must pass the conformance suite in `tests/`.
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::fmt;
 use std::future::Future;
@@ -258,16 +260,47 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-/// Builds the store named by `BUDGETGATE_REDIS_URL`. Until the Redis store is
-/// compiled in, a set URL yields a store that fails every operation, so every
-/// budget fails closed instead of silently counting per process.
+/// Builds the store named by `BUDGETGATE_REDIS_URL` (prefix from
+/// `BUDGETGATE_REDIS_PREFIX`, timeout in ms from `BUDGETGATE_REDIS_TIMEOUT_MS`).
+/// A URL that cannot be used yields a store that fails every operation, so
+/// every budget fails closed instead of silently counting per process.
+#[cfg(feature = "redis")]
+pub(crate) fn redis_from_env(
+    builder: crate::engine::EngineBuilder,
+    url: &str,
+) -> crate::engine::EngineBuilder {
+    let mut store = self::redis::RedisStore::builder(url);
+    if let Ok(prefix) = std::env::var("BUDGETGATE_REDIS_PREFIX") {
+        store = store.prefix(prefix);
+    }
+    if let Some(ms) = std::env::var("BUDGETGATE_REDIS_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        store = store.timeout(std::time::Duration::from_millis(ms));
+    }
+    match store.build() {
+        Ok(store) => builder.store(store),
+        Err(error) => {
+            tracing::error!(%error, "BUDGETGATE_REDIS_URL cannot be used; every budget operation will fail");
+            builder.store(Unusable(format!(
+                "BUDGETGATE_REDIS_URL cannot be used: {error}"
+            )))
+        }
+    }
+}
+
+/// Without the `redis` feature a set URL fails closed.
+#[cfg(not(feature = "redis"))]
 pub(crate) fn redis_from_env(
     builder: crate::engine::EngineBuilder,
     _url: &str,
 ) -> crate::engine::EngineBuilder {
-    tracing::error!("BUDGETGATE_REDIS_URL is set but this build has no Redis store; every budget operation will fail");
+    tracing::error!(
+        "BUDGETGATE_REDIS_URL is set but budgetgate was built without the `redis` feature"
+    );
     builder.store(Unusable(
-        "BUDGETGATE_REDIS_URL is set but this build has no Redis store".into(),
+        "BUDGETGATE_REDIS_URL is set but budgetgate was built without the `redis` feature".into(),
     ))
 }
 

@@ -1,0 +1,42 @@
+-- charge: ARGV 7.. = per limit (wid, window_us, max_u, max_n), then
+-- amount_u, amount_n, id, hold (0/1), ttl_us.
+-- Returns {admitted, limit_index, spent_u, spent_n, now}.
+local nl = tonumber(ARGV[6])
+local i = 7
+local limits = {}
+for k = 1, nl do
+  limits[k] = { t = ensure_track(ARGV[i], tonumber(ARGV[i + 1])), mu = tonumber(ARGV[i + 2]), mn = tonumber(ARGV[i + 3]) }
+  i = i + 4
+end
+local au, an, id, hold, ttl = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3] == '1', tonumber(ARGV[i + 4])
+
+local best, bu, bn, roomu, roomn
+for k, l in ipairs(limits) do
+  local su, sn = norm(l.t.cu + l.t.ru, l.t.cn + l.t.rn)
+  local tu, tn = norm(su + au, sn + an)
+  if gt(tu, tn, l.mu, l.mn) then
+    save()
+    return { '0', tostring(k - 1), fmt(su), fmt(sn), fmt(now) }
+  end
+  local ru, rn = norm(l.mu - su, l.mn - sn)
+  if best == nil or gt(roomu, roomn, ru, rn) then
+    best, bu, bn, roomu, roomn = k, su, sn, ru, rn
+  end
+end
+if hold and redis.call('HEXISTS', K_RES, id) == 1 then
+  save() -- scripts are not rolled back: keep the pruning consistent
+  return redis.error_reply('reservation id ' .. id .. ' is already in use')
+end
+local wids = {}
+for _, t in ipairs(tracks) do
+  if hold then t.ru, t.rn = norm(t.ru + au, t.rn + an)
+  else t.cu, t.cn = norm(t.cu + au, t.cn + an) end
+  if t.win > 0 then redis.call('ZADD', t.ent, fmt(now), member(id, au, an, hold and 'h' or 'c')) end
+  table.insert(wids, t.wid)
+end
+if hold then
+  redis.call('HSET', K_RES, id, fmt(au) .. '|' .. fmt(an) .. '|' .. fmt(now) .. '|' .. table.concat(wids, ','))
+  redis.call('ZADD', K_RESX, fmt(now + ttl), id)
+end
+save()
+return { '1', tostring(best - 1), fmt(bu), fmt(bn), fmt(now) }

@@ -1,0 +1,694 @@
+//! [`RedisStore`]: budgets shared by every process and host that uses the same
+//! Redis.
+//!
+//! - **One round trip per operation**: check, reserve, commit, release and
+//!   status are each one Lua script (`EVALSHA`, reloaded on `NOSCRIPT`).
+//! - **Exact**: amounts travel and are stored as two-limb integers (whole
+//!   units + nano-units); never `INCRBYFLOAT`, never a float sum. The largest
+//!   amount is 10¹⁵ units ([`MAX_AMOUNT_NANOS`](crate::amount::MAX_AMOUNT_NANOS));
+//!   totals are exact up to 9×10¹⁵ units.
+//! - **Server time**: scripts read Redis `TIME`, so client clocks do not
+//!   matter (a [`Clock`] can replace it in tests).
+//! - **Amortized O(1)**: a running total per window plus a sorted set of the
+//!   entries that will leave it; each call reads only what leaves.
+//! - **One slot per ledger**: every key of a ledger shares the hash tag
+//!   `{namespace:resource:principal}` (parts percent-encoded, so no two
+//!   ledgers collide and no part can open or close a tag).
+//! - **TTLs on every key**; reservations expire after their TTL; settled
+//!   reservation ids are remembered for a while so a retried commit is never
+//!   charged twice.
+//! - **Bounded time**: every operation has a timeout (default 500 ms) and
+//!   fails as a [`StoreError`]; the connection reconnects by itself when
+//!   Redis comes back.
+//! - **Sync and async**: operations run on the store's own small runtime
+//!   (one thread), so a sync call never needs, nor blocks, the caller's async
+//!   runtime, and async calls work from any executor.
+//! - **Secrets**: the password of a URL never appears in `Debug`, `Display`,
+//!   logs or errors.
+//!
+//! Keys, for prefix `budgetgate` and ledger `openai:gpt-4o@user:42`:
+//! `budgetgate:{openai:gpt-4o:user%3A42}:res` (open reservations),
+//! `…:resx`, `…:done`, `…:donex`, `…:tracks`, and per window `…:t:<w>`
+//! (totals) and `…:e:<w>` (entries), where `<w>` is `u` (unbounded) or
+//! `r<ms>` (rolling).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::Script;
+use once_cell::sync::Lazy;
+
+use crate::budget::{Limit, Window};
+use crate::clock::Clock;
+use crate::ledger::Ledger;
+
+use super::{
+    ChargeOutcome, ChargeRequest, Nanos, SettleOutcome, SettleRequest, Store, StoreError,
+    StoreFuture, WindowUsage,
+};
+
+const NANOS: i128 = 1_000_000_000;
+
+static CHARGE: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/charge.lua")));
+static SETTLE: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/settle.lua")));
+static STATUS: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/status.lua")));
+
+fn script(body: &str) -> Arc<Script> {
+    Arc::new(Script::new(&format!(
+        "{}\n{}",
+        include_str!("lua/common.lua"),
+        body
+    )))
+}
+
+/// Where a [`RedisStore`] takes time from.
+#[derive(Debug, Clone, Default)]
+pub enum TimeSource {
+    /// The Redis server's `TIME` (the default: one clock for every client).
+    #[default]
+    Server,
+    /// A client clock, for tests that move time (a `ManualClock`).
+    Clock(Arc<dyn Clock>),
+}
+
+/// A Redis store that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisConfigError {
+    /// The URL could not be parsed (shown without its password).
+    #[error("invalid Redis URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL, password replaced by `***`.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A key prefix may not contain `{` or `}` (they delimit the hash tag).
+    #[error("invalid key prefix {0:?}: it may not contain '{{' or '}}'")]
+    InvalidPrefix(String),
+    /// The store's runtime could not start.
+    #[error("could not start the Redis store's runtime: {0}")]
+    Runtime(String),
+}
+
+/// Builds a [`RedisStore`].
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    idle_ttl: Duration,
+    settled_retention: Duration,
+    time: TimeSource,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// Keys start with `prefix:` (default `budgetgate`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The bound on every operation, connecting included (default 500 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long an untouched ledger is kept (default 400 days). Rolling
+    /// windows are always kept at least their length plus the reservation TTL.
+    pub fn idle_ttl(mut self, ttl: Duration) -> Self {
+        self.idle_ttl = ttl;
+        self
+    }
+
+    /// How long a settled reservation id is remembered, so a retried commit is
+    /// recognised (default 1 hour).
+    pub fn settled_retention(mut self, retention: Duration) -> Self {
+        self.settled_retention = retention;
+        self
+    }
+
+    /// Where time comes from (default: the server's `TIME`).
+    pub fn time_source(mut self, time: TimeSource) -> Self {
+        self.time = time;
+        self
+    }
+
+    /// Builds the store. It connects lazily: a Redis that is down now makes
+    /// operations fail (and budgets fail closed) until it is up.
+    pub fn build(self) -> Result<RedisStore, RedisConfigError> {
+        if self.prefix.contains(['{', '}']) {
+            return Err(RedisConfigError::InvalidPrefix(self.prefix));
+        }
+        let redacted = redact(&self.url);
+        let secret = password(&self.url);
+        let client =
+            ::redis::Client::open(self.url.as_str()).map_err(|e| RedisConfigError::InvalidUrl {
+                url: redacted.clone(),
+                reason: scrub(&e.to_string(), secret.as_deref()),
+            })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("budgetgate-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| RedisConfigError::Runtime(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(100));
+        let manager = {
+            let _context = runtime.enter();
+            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+                RedisConfigError::InvalidUrl {
+                    url: redacted.clone(),
+                    reason: scrub(&e.to_string(), secret.as_deref()),
+                }
+            })?
+        };
+        Ok(RedisStore {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            manager,
+            url: redacted,
+            secret,
+            prefix: self.prefix,
+            timeout: self.timeout,
+            idle_ttl: self.idle_ttl,
+            settled_retention: self.settled_retention,
+            time: self.time,
+        })
+    }
+}
+
+/// The Redis store. See the module docs.
+///
+/// ```no_run
+/// use budgetgate::{Engine, store::redis::RedisStore};
+/// let store = RedisStore::connect("redis://:secret@127.0.0.1:6379/0")?;
+/// let engine = Engine::new(store);
+/// # Ok::<(), budgetgate::store::redis::RedisConfigError>(())
+/// ```
+pub struct RedisStore {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    manager: ConnectionManager,
+    url: String,
+    secret: Option<String>,
+    prefix: String,
+    timeout: Duration,
+    idle_ttl: Duration,
+    settled_retention: Duration,
+    time: TimeSource,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        // Allowed in any context, async included (a plain drop is not).
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// An operation ready to send: owned, so it can move to the store's runtime.
+struct Call {
+    script: Arc<Script>,
+    keys: [String; 5],
+    args: Vec<String>,
+}
+
+impl RedisStore {
+    /// A store with default settings (see [`RedisStoreBuilder`]).
+    pub fn connect(url: &str) -> Result<RedisStore, RedisConfigError> {
+        RedisStore::builder(url).build()
+    }
+
+    /// A builder for `url` (`redis://`, `rediss://` with the `redis-tls`
+    /// feature, `redis://:password@host:port/db`, `redis+unix:///path`).
+    pub fn builder(url: &str) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.to_owned(),
+            prefix: "budgetgate".to_owned(),
+            timeout: Duration::from_millis(500),
+            idle_ttl: Duration::from_secs(400 * 86_400),
+            settled_retention: Duration::from_secs(3_600),
+            time: TimeSource::Server,
+        }
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The operation timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// One `PING` through the store's connection (health checks, benchmarks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let manager = self.manager.clone();
+        let secret = self.secret.clone();
+        self.run_async(async move {
+            let mut con = manager;
+            ::redis::cmd("PING")
+                .query_async::<String>(&mut con)
+                .await
+                .map(|_| ())
+                .map_err(|e| store_error(&e, secret.as_deref()))
+        })
+        .await
+    }
+
+    /// Sync [`RedisStore::ping`].
+    pub fn ping_blocking(&self) -> Result<(), StoreError> {
+        let manager = self.manager.clone();
+        let secret = self.secret.clone();
+        self.run_blocking(async move {
+            let mut con = manager;
+            ::redis::cmd("PING")
+                .query_async::<String>(&mut con)
+                .await
+                .map(|_| ())
+                .map_err(|e| store_error(&e, secret.as_deref()))
+        })
+    }
+
+    /// `prefix:{ns:res:principal}`: every key of the ledger starts with it.
+    fn base(&self, ledger: &Ledger) -> String {
+        let mut base = String::with_capacity(self.prefix.len() + 64);
+        base.push_str(&self.prefix);
+        base.push_str(":{");
+        encode_part(&mut base, ledger.namespace());
+        base.push(':');
+        encode_part(&mut base, ledger.resource());
+        base.push(':');
+        encode_part(&mut base, ledger.principal());
+        base.push('}');
+        base
+    }
+
+    fn call(&self, script: &Arc<Script>, ledger: &Ledger, limits: &[Limit], ttl: Duration) -> Call {
+        let base = self.base(ledger);
+        let keys = ["res", "resx", "done", "donex", "tracks"].map(|k| format!("{base}:{k}"));
+        let now = match &self.time {
+            TimeSource::Server => String::new(),
+            TimeSource::Clock(c) => c.now_micros().to_string(),
+        };
+        let longest = limits
+            .iter()
+            .filter_map(|l| l.window.rolling_micros())
+            .max()
+            .unwrap_or(0);
+        let keep_ms = (self.idle_ttl.as_millis() as i128)
+            .max(i128::from(longest / 1000) + ttl.as_millis() as i128 + 3_600_000);
+        let args = vec![
+            now,
+            String::new(),
+            self.settled_retention.as_micros().to_string(),
+            keep_ms.to_string(),
+            base,
+            limits.len().to_string(),
+        ];
+        Call {
+            script: script.clone(),
+            keys,
+            args,
+        }
+    }
+
+    fn eval(
+        &self,
+        call: Call,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send + 'static {
+        let mut con = self.manager.clone();
+        let secret = self.secret.clone();
+        async move {
+            let mut invocation = call.script.prepare_invoke();
+            for key in &call.keys {
+                invocation.key(key);
+            }
+            for arg in &call.args {
+                invocation.arg(arg);
+            }
+            invocation
+                .invoke_async::<Vec<String>>(&mut con)
+                .await
+                .map_err(|e| store_error(&e, secret.as_deref()))
+        }
+    }
+
+    /// Runs `op` on the store's runtime, bounded by the timeout.
+    fn spawn<T: Send + 'static>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> tokio::task::JoinHandle<Result<T, StoreError>> {
+        let timeout = self.timeout;
+        self.handle.spawn(async move {
+            tokio::time::timeout(timeout, op)
+                .await
+                .unwrap_or(Err(StoreError::Timeout(timeout)))
+        })
+    }
+
+    async fn run_async<T: Send + 'static>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match self.spawn(op).await {
+            Ok(result) => result,
+            Err(e) => Err(StoreError::Backend(format!("store task failed: {e}"))),
+        }
+    }
+
+    /// Runs `op` on the store's runtime and waits on this thread: works inside
+    /// or outside any async runtime, and never waits longer than the timeout
+    /// (plus a margin for the hand-over).
+    fn run_blocking<T: Send + 'static>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let timeout = self.timeout;
+        self.handle.spawn(async move {
+            let result = tokio::time::timeout(timeout, op)
+                .await
+                .unwrap_or(Err(StoreError::Timeout(timeout)));
+            let _receiver_gone = tx.send(result);
+        });
+        rx.recv_timeout(timeout + Duration::from_millis(250))
+            .unwrap_or(Err(StoreError::Timeout(timeout)))
+    }
+
+    fn charge_call(&self, request: &ChargeRequest<'_>) -> Call {
+        let ttl = request.hold.map_or(Duration::ZERO, |h| h.ttl);
+        let mut call = self.call(&CHARGE, request.ledger, request.limits, ttl);
+        for limit in request.limits {
+            let (u, n) = limbs(limit.max_nanos);
+            call.args
+                .extend([wid(limit.window), window_us(limit.window), u, n]);
+        }
+        let (u, n) = limbs(request.amount);
+        let id = request
+            .hold
+            .map_or_else(super::ReservationId::new, |h| h.id);
+        call.args.extend([
+            u,
+            n,
+            id.to_string(),
+            if request.hold.is_some() { "1" } else { "0" }.to_owned(),
+            ttl.as_micros().to_string(),
+        ]);
+        call
+    }
+
+    fn settle_call(&self, request: &SettleRequest<'_>) -> Call {
+        let mut call = self.call(&SETTLE, request.ledger, request.limits, Duration::ZERO);
+        for limit in request.limits {
+            call.args
+                .extend([wid(limit.window), window_us(limit.window)]);
+        }
+        let (ru, rn) = limbs(request.reserved);
+        let (au, an) = limbs(request.actual.unwrap_or(0));
+        call.args.extend([
+            request.id.to_string(),
+            ru,
+            rn,
+            if request.actual.is_some() { "c" } else { "r" }.to_owned(),
+            au,
+            an,
+            if request.record_if_missing { "1" } else { "0" }.to_owned(),
+        ]);
+        call
+    }
+
+    fn status_call(&self, ledger: &Ledger, limits: &[Limit]) -> Call {
+        let mut call = self.call(&STATUS, ledger, limits, Duration::ZERO);
+        for limit in limits {
+            call.args
+                .extend([wid(limit.window), window_us(limit.window)]);
+        }
+        call
+    }
+}
+
+fn parse_charge(reply: Vec<String>) -> Result<ChargeOutcome, StoreError> {
+    match reply.as_slice() {
+        [admitted, index, u, n, at] => Ok(ChargeOutcome {
+            admitted: admitted == "1",
+            limit_index: parse(index)?,
+            spent_before: join(u, n)?,
+            at: parse(at)?,
+        }),
+        _ => Err(unexpected(&reply)),
+    }
+}
+
+fn parse_settle(reply: Vec<String>) -> Result<SettleOutcome, StoreError> {
+    match reply.first().map(String::as_str) {
+        Some("1") => Ok(SettleOutcome::Committed),
+        Some("2") => Ok(SettleOutcome::CommittedLate),
+        Some("3") => Ok(SettleOutcome::Released),
+        Some("4") => Ok(SettleOutcome::Unknown),
+        _ => Err(unexpected(&reply)),
+    }
+}
+
+fn parse_status(reply: Vec<String>, limits: usize) -> Result<Vec<WindowUsage>, StoreError> {
+    if reply.len() != limits * 4 + 1 {
+        return Err(unexpected(&reply));
+    }
+    let at = parse(&reply[limits * 4])?;
+    reply[..limits * 4]
+        .chunks(4)
+        .map(|c| {
+            Ok(WindowUsage {
+                committed: join(&c[0], &c[1])?,
+                reserved: join(&c[2], &c[3])?,
+                at,
+            })
+        })
+        .collect()
+}
+
+impl Store for RedisStore {
+    fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, StoreError> {
+        let call = self.charge_call(request);
+        self.run_blocking(self.eval(call)).and_then(parse_charge)
+    }
+
+    fn settle(&self, request: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError> {
+        let call = self.settle_call(request);
+        self.run_blocking(self.eval(call)).and_then(parse_settle)
+    }
+
+    fn status(&self, ledger: &Ledger, limits: &[Limit]) -> Result<Vec<WindowUsage>, StoreError> {
+        let call = self.status_call(ledger, limits);
+        self.run_blocking(self.eval(call))
+            .and_then(|r| parse_status(r, limits.len()))
+    }
+
+    fn charge_async<'a>(&'a self, request: ChargeRequest<'a>) -> StoreFuture<'a, ChargeOutcome> {
+        let call = self.charge_call(&request);
+        let op = self.eval(call);
+        Box::pin(async move { self.run_async(op).await.and_then(parse_charge) })
+    }
+
+    fn settle_async<'a>(&'a self, request: SettleRequest<'a>) -> StoreFuture<'a, SettleOutcome> {
+        let call = self.settle_call(&request);
+        let op = self.eval(call);
+        Box::pin(async move { self.run_async(op).await.and_then(parse_settle) })
+    }
+
+    fn status_async<'a>(
+        &'a self,
+        ledger: &'a Ledger,
+        limits: &'a [Limit],
+    ) -> StoreFuture<'a, Vec<WindowUsage>> {
+        let call = self.status_call(ledger, limits);
+        let op = self.eval(call);
+        let n = limits.len();
+        Box::pin(async move { self.run_async(op).await.and_then(|r| parse_status(r, n)) })
+    }
+
+    fn release_in_background(&self, request: &SettleRequest<'_>) {
+        // Never wait in a destructor: the release is sent from the store's
+        // runtime; if it fails, the hold expires after its TTL.
+        let call = self.settle_call(request);
+        let op = self.eval(call);
+        let (ledger, id) = (request.ledger.clone(), request.id);
+        let _detached = self.spawn(async move {
+            if let Err(error) = op.await {
+                tracing::warn!(%ledger, %id, %error,
+                    "could not release a dropped reservation; its headroom returns when it expires");
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Percent-encodes every byte outside `[A-Za-z0-9._~-]`, so parts never
+/// contain `:` (the separator), `{`/`}` (hash tags), `*`, spaces or newlines.
+fn encode_part(out: &mut String, part: &str) {
+    for &b in part.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
+        }
+    }
+}
+
+fn wid(window: Window) -> String {
+    match window {
+        Window::Unbounded => "u".to_owned(),
+        Window::Rolling(d) => format!("r{}", d.as_millis()),
+    }
+}
+
+fn window_us(window: Window) -> String {
+    window.rolling_micros().unwrap_or(0).to_string()
+}
+
+/// `nanos` as (whole units, nano remainder), each exact in a Lua double.
+fn limbs(nanos: Nanos) -> (String, String) {
+    let units = nanos.div_euclid(NANOS);
+    let rest = nanos.rem_euclid(NANOS);
+    (units.to_string(), rest.to_string())
+}
+
+fn join(units: &str, nanos: &str) -> Result<Nanos, StoreError> {
+    let u: i128 = parse(units)?;
+    let n: i128 = parse(nanos)?;
+    Ok(u * NANOS + n)
+}
+
+fn parse<T: std::str::FromStr>(s: &str) -> Result<T, StoreError> {
+    s.parse().map_err(|_| {
+        StoreError::Backend(format!("unexpected number {s:?} from a budgetgate script"))
+    })
+}
+
+fn unexpected(reply: &[String]) -> StoreError {
+    StoreError::Backend(format!(
+        "unexpected reply from a budgetgate script: {reply:?}"
+    ))
+}
+
+fn store_error(e: &::redis::RedisError, secret: Option<&str>) -> StoreError {
+    let message = scrub(&e.to_string(), secret);
+    if e.is_timeout() {
+        StoreError::Unavailable(format!("timed out: {message}"))
+    } else if e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
+    {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Backend(message)
+    }
+}
+
+/// The password of a URL, if any (`redis://user:pass@…`, `redis://:pass@…`).
+fn password(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?']).next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, pass) = userinfo.split_once(':')?;
+    (!pass.is_empty()).then(|| pass.to_owned())
+}
+
+/// The URL with its password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match password(url) {
+        Some(secret) => url.replacen(&format!(":{secret}@"), ":***@", 1),
+        None => url.to_owned(),
+    }
+}
+
+fn scrub(message: &str, secret: Option<&str>) -> String {
+    match secret {
+        Some(s) if !s.is_empty() => message.replace(s, "***"),
+        _ => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_keeps_ledgers_apart() {
+        let enc = |p: &str| {
+            let mut s = String::new();
+            encode_part(&mut s, p);
+            s
+        };
+        assert_eq!(enc("user:42"), "user%3A42");
+        assert_eq!(enc("{x}*\n é"), "%7Bx%7D%2A%0A%20%C3%A9");
+        assert_ne!(enc("a:b"), enc("a%3Ab"), "'%' itself is encoded");
+    }
+
+    #[test]
+    fn limbs_round_trip() {
+        for n in [
+            0i128,
+            1,
+            999_999_999,
+            1_000_000_000,
+            123_456_789_012_345_678_901,
+            -5,
+        ] {
+            let (u, r) = limbs(n);
+            assert_eq!(join(&u, &r).unwrap(), n);
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("redis://:hunter2@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(
+            redact("rediss://user:p%40ss@host"),
+            "rediss://user:***@host"
+        );
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert_eq!(
+            scrub("auth failed for hunter2", Some("hunter2")),
+            "auth failed for ***"
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! [`RedisServer`]: a real `redis-server` started for the tests on a free
+//! port and killed when dropped. No test depends on a Redis the machine
+//! happens to run.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` child process on `127.0.0.1:port`.
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+    password: Option<String>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port. Panics, saying how to get one, if
+    /// `redis-server` is not on PATH.
+    pub fn start() -> Self {
+        Self::start_with_password(None)
+    }
+
+    /// Starts a server that requires `password`.
+    pub fn start_with_password(password: Option<&str>) -> Self {
+        let port = free_port();
+        let mut server = RedisServer {
+            port,
+            child: None,
+            password: password.map(str::to_owned),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        which_redis();
+        // A watchdog shell in its own process group runs the server and kills
+        // it when this process is gone, so a server held in a `static` (never
+        // dropped) does not outlive the tests; `kill` ends the whole group.
+        let script = "redis-server \"$@\" & r=$!; \
+             while kill -0 \"$WATCH\" 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.3; done; \
+             kill -9 $r 2>/dev/null";
+        let mut cmd = Command::new("sh");
+        cmd.env("WATCH", std::process::id().to_string());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        cmd.args(["-c", script, "redis-server"]);
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ]);
+        if let Some(p) = &self.password {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start sh for redis-server: {e}"));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                let ping = match &self.password {
+                    Some(p) => format!("AUTH {p}\r\nPING\r\n"),
+                    None => "PING\r\n".to_owned(),
+                };
+                let mut buf = [0u8; 64];
+                if s.write_all(ping.as_bytes()).is_ok() {
+                    let mut got = String::new();
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+                        if got.contains("PONG") {
+                            return;
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "redis-server on port {} did not answer PING within 10 s",
+            self.port
+        );
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:port` (with the password, if any).
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+            // Wait until the port is free again, so a restart can bind it.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Fails, saying how to get it, if `redis-server` is not on PATH: a missing
+/// dependency fails the test, it never skips it.
+fn which_redis() {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "redis-server is not on PATH: the Redis tests start their own. Install it with \
+         `apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS); \
+         .ci/run installs it when missing."
+    );
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
