@@ -5,6 +5,8 @@ impl From<BudgetExceeded> for E {
     fn from(_: BudgetExceeded) -> Self { E }
 }
 
+struct NotConvertible;
+
 #[guard(ledger = ("a", "b", "c"), cost = "1")]
-fn f() -> Result<(), String> { Ok(()) }
+fn f() -> Result<(), NotConvertible> { Ok(()) }
 fn main() {}
