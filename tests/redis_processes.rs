@@ -1,0 +1,234 @@
+//! Real OS processes sharing one budget through Redis.
+//!
+//! The workers are this test binary run again with `BUDGETGATE_TEST_ROLE`
+//! set: they configure nothing but `BUDGETGATE_REDIS_URL`, and use the
+//! attributes on the global engine — sync and async functions alike.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use budgetgate::store::redis::RedisStore;
+use budgetgate::{guard_bounded, Budget, BudgetExceeded, Decimal, Engine, Ledger};
+use rust_decimal_macros::dec;
+use testkit::redis_server::RedisServer;
+
+const PROCESSES: usize = 4;
+const THREADS: usize = 4;
+const OPS: usize = 300;
+const MAX: Decimal = dec!(5);
+
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Blocked(BudgetExceeded);
+impl From<BudgetExceeded> for Blocked {
+    fn from(e: BudgetExceeded) -> Self {
+        Blocked(e)
+    }
+}
+
+/// Returns what it cost, so the worker can add up exactly what was committed.
+#[guard_bounded(ledger = ("xproc", "llm", principal), estimate = "0.01", actual = |cost: &Decimal| *cost, max_spend = "5")]
+fn sync_call(principal: &str, cost: Decimal) -> Result<Decimal, Blocked> {
+    Ok(cost)
+}
+
+#[guard_bounded(ledger = ("xproc", "llm", principal), estimate = "0.01", actual = |cost: &Decimal| *cost, max_spend = "5")]
+async fn async_call(principal: &str, cost: Decimal) -> Result<Decimal, Blocked> {
+    tokio::task::yield_now().await;
+    Ok(cost)
+}
+
+/// The worker: prints `COMMITTED <sum> BLOCKED <n>`.
+#[test]
+fn worker() {
+    if std::env::var("BUDGETGATE_TEST_ROLE").as_deref() != Ok("worker") {
+        return;
+    }
+    let principal = std::env::var("BUDGETGATE_TEST_PRINCIPAL").expect("principal");
+    let (sum, blocked) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let principal = principal.as_str();
+                s.spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let (mut sum, mut blocked) = (Decimal::ZERO, 0usize);
+                    for i in 0..OPS {
+                        // 0.001 ..= 0.010, never above the estimate.
+                        let cost = Decimal::new(((i + t) % 10 + 1) as i64, 3);
+                        let result = if i % 2 == 0 {
+                            sync_call(principal, cost)
+                        } else {
+                            rt.block_on(async_call(principal, cost))
+                        };
+                        match result {
+                            Ok(c) => sum += c,
+                            Err(Blocked(e)) => {
+                                assert!(e.decision().is_blocked());
+                                assert_eq!(
+                                    e.decision().reason(),
+                                    Some(budgetgate::BlockReason::BudgetExceeded),
+                                    "{e}"
+                                );
+                                blocked += 1;
+                            }
+                        }
+                    }
+                    (sum, blocked)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .fold((Decimal::ZERO, 0), |(s, b), (s2, b2)| (s + s2, b + b2))
+    });
+    println!("COMMITTED {sum} BLOCKED {blocked}");
+}
+
+fn spawn_worker(url: &str, principal: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "worker", "--nocapture", "--test-threads=1"])
+        .env("BUDGETGATE_TEST_ROLE", "worker")
+        .env("BUDGETGATE_TEST_PRINCIPAL", principal)
+        .env("BUDGETGATE_REDIS_URL", url)
+        .env("BUDGETGATE_REDIS_TIMEOUT_MS", "5000")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn worker")
+}
+
+/// 4 processes × 4 threads reserving and committing on one ledger: the total
+/// in Redis never exceeds max_spend and equals the sum of committed actuals.
+#[test]
+fn no_overspend_across_processes() {
+    let server = RedisServer::start();
+    let principal = format!("p{}", std::process::id());
+    let started = Instant::now();
+    let workers: Vec<_> = (0..PROCESSES)
+        .map(|_| spawn_worker(&server.url(), &principal))
+        .collect();
+    let (mut committed, mut blocked) = (Decimal::ZERO, 0usize);
+    for w in workers {
+        let out = w.wait_with_output().expect("worker output");
+        assert!(
+            out.status.success(),
+            "worker failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        // The harness prints "test worker ... " before the report, on the same line.
+        let report = text
+            .lines()
+            .find_map(|l| l.find("COMMITTED ").map(|i| &l[i..]))
+            .expect("worker report");
+        let parts: Vec<&str> = report.split_whitespace().collect();
+        committed += parts[1].parse::<Decimal>().unwrap();
+        blocked += parts[3].parse::<usize>().unwrap();
+    }
+    let store = RedisStore::connect(&server.url()).unwrap();
+    let status = Engine::new(store)
+        .status_with(
+            &Ledger::new("xproc", "llm", principal),
+            &Budget::lifetime(MAX).unwrap(),
+        )
+        .unwrap();
+    println!(
+        "{} ops in {:?}: committed {committed}, blocked {blocked}",
+        PROCESSES * THREADS * OPS,
+        started.elapsed()
+    );
+    assert_eq!(
+        status.spent(),
+        committed,
+        "Redis total equals the sum of commits exactly"
+    );
+    assert_eq!(status.reserved(), dec!(0));
+    assert!(committed <= MAX, "overspent: {committed}");
+    assert!(
+        committed > MAX - dec!(0.01),
+        "the cap was reached: {committed}"
+    );
+    assert!(blocked > 0);
+}
+
+/// A process SIGKILLed while holding reservations: the headroom returns after
+/// the reservation TTL.
+#[test]
+fn killed_holder_headroom_returns_after_ttl() {
+    if std::env::var("BUDGETGATE_TEST_ROLE").is_ok() {
+        return;
+    }
+    let server = RedisServer::start();
+    let principal = format!("holder{}", std::process::id());
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "holder", "--nocapture", "--test-threads=1"])
+        .env("BUDGETGATE_TEST_ROLE", "holder")
+        .env("BUDGETGATE_TEST_PRINCIPAL", &principal)
+        .env("BUDGETGATE_REDIS_URL", server.url())
+        .env("BUDGETGATE_RESERVATION_TTL", "2s")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(n > 0, "holder exited before holding");
+        if line.contains("HELD ") {
+            break;
+        }
+    }
+    let engine = Engine::new(RedisStore::connect(&server.url()).unwrap());
+    let ledger = Ledger::new("xproc", "held", &principal);
+    let budget = Budget::lifetime(dec!(1)).unwrap();
+    assert_eq!(
+        engine.status_with(&ledger, &budget).unwrap().reserved(),
+        dec!(0.9)
+    );
+    assert!(engine
+        .check_with(&ledger, Some(&budget), dec!(0.2))
+        .is_blocked());
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    let killed = Instant::now();
+    assert_eq!(
+        engine.status_with(&ledger, &budget).unwrap().reserved(),
+        dec!(0.9),
+        "still held"
+    );
+    let deadline = killed + Duration::from_secs(10);
+    while engine.status_with(&ledger, &budget).unwrap().reserved() > dec!(0) {
+        assert!(Instant::now() < deadline, "headroom never returned");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(engine
+        .check_with(&ledger, Some(&budget), dec!(1))
+        .is_allowed());
+}
+
+/// The holder: reserves 0.9 of 1 in three reservations, says so, then waits
+/// to be killed.
+#[test]
+fn holder() {
+    if std::env::var("BUDGETGATE_TEST_ROLE").as_deref() != Ok("holder") {
+        return;
+    }
+    let principal = std::env::var("BUDGETGATE_TEST_PRINCIPAL").unwrap();
+    let engine = budgetgate::global();
+    let ledger = Ledger::new("xproc", "held", principal);
+    let budget = Budget::lifetime(dec!(1)).unwrap();
+    let held: Vec<_> = (0..3)
+        .map(|_| {
+            engine
+                .reserve_with(&ledger, Some(&budget), dec!(0.3))
+                .expect("fits")
+        })
+        .collect();
+    println!("HELD {}", held.len());
+    std::thread::sleep(Duration::from_secs(60));
+    drop(held);
+}

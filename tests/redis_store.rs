@@ -1,0 +1,271 @@
+//! The Redis store against a real `redis-server`: faults, precision, key
+//! encoding and secrets.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use budgetgate::store::redis::RedisStore;
+use budgetgate::{BlockReason, Budget, Engine, Ledger, Status};
+use rust_decimal_macros::dec;
+use testkit::redis_server::RedisServer;
+
+fn engine(server: &RedisServer, timeout: Duration) -> Engine {
+    Engine::new(
+        RedisStore::builder(&server.url())
+            .timeout(timeout)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Redis killed mid-run: StoreError decisions within the timeout (fail-closed
+/// blocks, fail-open allows), sync and async, no panic, no hang; restarted:
+/// the same engine works again.
+#[test]
+fn killed_and_restarted_server() {
+    let mut server = RedisServer::start();
+    let engine = engine(&server, Duration::from_millis(300));
+    let closed = Ledger::new("faults", "api", "closed");
+    let open = Ledger::new("faults", "api", "open");
+    engine.set_budget(&closed, Budget::lifetime(dec!(100)).unwrap());
+    engine.set_budget(&open, Budget::lifetime(dec!(100)).unwrap().fail_open());
+    assert!(engine.check(&closed, dec!(1)).is_allowed());
+
+    server.kill();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let d = engine.check(&closed, dec!(1));
+        assert_eq!(
+            (d.status(), d.reason()),
+            (Status::Block, Some(BlockReason::StoreError)),
+            "{d}"
+        );
+        let d = engine.check(&open, dec!(1));
+        assert_eq!(
+            (d.status(), d.reason()),
+            (Status::Allow, Some(BlockReason::StoreError)),
+            "{d}"
+        );
+        let d = rt.block_on(engine.check_async(&closed, dec!(1)));
+        assert_eq!(d.reason(), Some(BlockReason::StoreError));
+        let err = engine.reserve(&closed, dec!(1)).unwrap_err();
+        assert_eq!(err.decision().reason(), Some(BlockReason::StoreError));
+        // Bounded by the timeout (300 ms per operation, 4 operations), with
+        // a wide margin: this asserts "no hang", not speed.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = engine.check(&closed, dec!(1));
+        if d.is_allowed() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered: {d}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(rt
+        .block_on(engine.check_async(&closed, dec!(1)))
+        .is_allowed());
+}
+
+/// 100,000 spends of 0.000001 total exactly 0.1 (64 concurrent tasks).
+#[test]
+fn hundred_thousand_micro_spends_are_exact() {
+    let server = RedisServer::start();
+    let engine = Arc::new(engine(&server, Duration::from_secs(5)));
+    let ledger = Ledger::new("precision", "micro", "p");
+    engine.set_budget(&ledger, Budget::lifetime(dec!(1)).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..64)
+            .map(|t| {
+                let (engine, ledger) = (engine.clone(), ledger.clone());
+                tokio::spawn(async move {
+                    let n = 100_000 / 64 + usize::from(t < 100_000 % 64);
+                    for _ in 0..n {
+                        assert!(engine
+                            .check_async(&ledger, dec!(0.000001))
+                            .await
+                            .is_allowed());
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(engine.status(&ledger).unwrap().spent(), dec!(0.1));
+}
+
+#[test]
+fn point_one_plus_point_two_fits_point_three() {
+    let server = RedisServer::start();
+    let engine = engine(&server, Duration::from_secs(2));
+    let ledger = Ledger::new("precision", "classic", "p");
+    engine.set_budget(&ledger, Budget::lifetime(dec!(0.3)).unwrap());
+    assert!(engine.check(&ledger, dec!(0.1)).is_allowed());
+    let d = engine.check(&ledger, dec!(0.2));
+    assert!(d.is_allowed(), "{d}");
+    assert_eq!(d.spent_in_window(), dec!(0.3));
+    assert!(engine.check(&ledger, dec!(0.000000001)).is_blocked());
+}
+
+/// The largest amount and a large running total stay exact.
+#[test]
+fn large_amounts_are_exact() {
+    let server = RedisServer::start();
+    let engine = engine(&server, Duration::from_secs(2));
+    let ledger = Ledger::new("precision", "large", "p");
+    let max = dec!(1000000000000000); // 10^15, the largest amount
+    engine.set_budget(&ledger, Budget::lifetime(max).unwrap());
+    assert!(engine
+        .check(&ledger, dec!(999999999999999.999999999))
+        .is_allowed());
+    let d = engine.check(&ledger, dec!(0.000000001));
+    assert!(d.is_allowed(), "{d}");
+    assert_eq!(d.spent_in_window(), max);
+    assert!(engine.check(&ledger, dec!(0.000000001)).is_blocked());
+}
+
+/// Ledgers whose parts contain separators, hash-tag braces, globs, spaces,
+/// newlines and non-ASCII stay distinct.
+#[test]
+fn awkward_ledger_parts_stay_distinct() {
+    let server = RedisServer::start();
+    let engine = engine(&server, Duration::from_secs(2));
+    let parts = [
+        ("a:b", "c", "d"),
+        ("a", "b:c", "d"),
+        ("a", "b", "c:d"),
+        ("{a}", "b", "c"),
+        ("a", "{b", "c}"),
+        ("*", "*", "*"),
+        ("a", "b", "c@d"),
+        ("a@b", "c", "d"),
+        ("a b", "c", "d"),
+        ("a\nb", "c", "d"),
+        ("é", "ü", "日本"),
+        ("a%3Ab", "c", "d"),
+        ("", "", ""),
+    ];
+    for p in parts {
+        let ledger = Ledger::from(p);
+        engine.set_budget(&ledger, Budget::lifetime(dec!(1)).unwrap());
+        let d = engine.check(&ledger, dec!(1));
+        assert!(
+            d.is_allowed(),
+            "{ledger:?} shares state with another ledger: {d}"
+        );
+    }
+    for p in parts {
+        assert!(
+            engine.check(&Ledger::from(p), dec!(1)).is_blocked(),
+            "{p:?}"
+        );
+    }
+}
+
+/// The password of a URL never shows in Debug output, URLs or errors.
+#[test]
+fn password_never_printed() {
+    let secret = "s3cr3t-Pa55";
+    let server = RedisServer::start_with_password(Some(secret));
+    let good = RedisStore::connect(&server.url()).unwrap();
+    good.ping_blocking().expect("authenticated");
+    assert!(!format!("{good:?}").contains(secret));
+    assert!(!good.url().contains(secret));
+    let engine = Engine::new(good);
+    assert!(!format!("{engine:?}").contains(secret));
+
+    let wrong = format!("redis://:{secret}-wrong@127.0.0.1:{}", server.port());
+    let store = RedisStore::builder(&wrong)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let err = store.ping_blocking().unwrap_err();
+    for shown in [format!("{err}"), format!("{err:?}"), format!("{store:?}")] {
+        assert!(!shown.contains(secret), "secret leaked: {shown}");
+    }
+    let engine = Engine::new(store);
+    let ledger = Ledger::new("secrets", "api", "p");
+    engine.set_budget(&ledger, Budget::lifetime(dec!(1)).unwrap());
+    let d = engine.check(&ledger, dec!(0.5));
+    assert_eq!(d.reason(), Some(BlockReason::StoreError));
+    let json = serde_json::to_string(&d).unwrap();
+    assert!(
+        !json.contains(secret) && !d.message().contains(secret),
+        "{json}"
+    );
+
+    let bad = budgetgate::store::redis::RedisStore::connect(&format!("redis://:{secret}@[bad"))
+        .unwrap_err();
+    assert!(!format!("{bad} {bad:?}").contains(secret), "{bad}");
+}
+
+/// Every key of a ledger shares one hash tag, carries a TTL, and the keys of
+/// distinct ledgers never overlap.
+#[test]
+fn keys_share_a_hash_tag_and_expire() {
+    let server = RedisServer::start();
+    let engine = engine(&server, Duration::from_secs(2));
+    let ledger = Ledger::new("keys", "model", "user:1");
+    engine.set_budget(
+        &ledger,
+        Budget::rolling(dec!(10), Duration::from_secs(60)).unwrap(),
+    );
+    engine.check(&ledger, dec!(1));
+    let r = engine.reserve(&ledger, dec!(1)).unwrap();
+    r.commit(dec!(0.5)).unwrap();
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &server.port().to_string(),
+            "--scan",
+            "--pattern",
+            "budgetgate:*",
+        ])
+        .output()
+        .expect("redis-cli (installed with redis-server)");
+    let keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(keys.len() >= 5, "{keys:?}");
+    for key in &keys {
+        assert!(
+            key.starts_with("budgetgate:{keys:model:user%3A1}:"),
+            "{key}"
+        );
+        let ttl = std::process::Command::new("redis-cli")
+            .args(["-p", &server.port().to_string(), "PTTL", key])
+            .output()
+            .unwrap();
+        let ttl: i64 = String::from_utf8_lossy(&ttl.stdout).trim().parse().unwrap();
+        assert!(ttl > 0, "{key} has no TTL ({ttl})");
+    }
+}
+
+#[test]
+fn amounts_of_the_largest_budget_are_documented() {
+    // The documented range: 10^15 units per amount.
+    assert_eq!(
+        budgetgate::amount::MAX_AMOUNT_NANOS,
+        1_000_000_000_000_000 * 1_000_000_000
+    );
+    assert!(Budget::lifetime(dec!(1000000000000000.000000001)).is_err());
+}
