@@ -1,8 +1,8 @@
--- charge: ARGV 7.. = per limit (wid, window_us, max_u, max_n), then
+-- charge: ARGV 5.. = per limit (wid, window_us, max_u, max_n), then
 -- amount_u, amount_n, id, hold (0/1), ttl_us.
 -- Returns {admitted, limit_index, spent_u, spent_n, now}.
-local nl = tonumber(ARGV[6])
-local i = 7
+local nl = tonumber(ARGV[4])
+local i = 5
 local limits = {}
 for k = 1, nl do
   limits[k] = { t = ensure_track(ARGV[i], tonumber(ARGV[i + 1])), mu = tonumber(ARGV[i + 2]), mn = tonumber(ARGV[i + 3]) }
@@ -23,20 +23,21 @@ for k, l in ipairs(limits) do
     best, bu, bn, roomu, roomn = k, su, sn, ru, rn
   end
 end
-if hold and redis.call('HEXISTS', K_RES, id) == 1 then
-  save() -- scripts are not rolled back: keep the pruning consistent
-  return redis.error_reply('reservation id ' .. id .. ' is already in use')
+if hold then
+  local wids = {}
+  for _, t in ipairs(tracks) do table.insert(wids, t.wid) end
+  local rec = fmt(au) .. '|' .. fmt(an) .. '|' .. fmt(now) .. '|' .. table.concat(wids, ',')
+  if redis.call('HSETNX', K_RES, id, rec) == 0 then
+    save() -- scripts are not rolled back: keep the pruning consistent
+    return redis.error_reply('reservation id ' .. id .. ' is already in use')
+  end
+  touch(K_RES)
+  add_expiry(id, now + ttl)
 end
-local wids = {}
 for _, t in ipairs(tracks) do
   if hold then t.ru, t.rn = norm(t.ru + au, t.rn + an)
   else t.cu, t.cn = norm(t.cu + au, t.cn + an) end
-  if t.win > 0 then redis.call('ZADD', t.ent, fmt(now), member(id, au, an, hold and 'h' or 'c')) end
-  table.insert(wids, t.wid)
-end
-if hold then
-  redis.call('HSET', K_RES, id, fmt(au) .. '|' .. fmt(an) .. '|' .. fmt(now) .. '|' .. table.concat(wids, ','))
-  redis.call('ZADD', K_RESX, fmt(now + ttl), id)
+  if t.win > 0 then add_entry(t, now, member(id, au, an, hold and 'h' or 'c')) end
 end
 save()
 return { '1', tostring(best - 1), fmt(bu), fmt(bn), fmt(now) }

@@ -4,23 +4,32 @@
 -- so every number stays an exact integer below 2^53; nothing is a float sum.
 -- Time is the server's TIME in microseconds (or ARGV[1], for tests).
 --
--- KEYS: 1 res (hash id -> "u|n|ts|wids", plus "@last"), 2 resx (zset id by
---       expiry), 3 done (hash id -> outcome), 4 donex (zset id by time),
---       5 tracks (set of "wid|window_us").
--- ARGV: 1 now override or "", 2 unused, 3 tombstone retention (us),
---       4 key TTL (ms), 5 base of per-window keys, 6 number of limits, ...
+-- Keys (one hash tag): KEYS[1] meta (hash: last, minexp, tracks and
+-- per window <wid> = "cu,cn,ru,rn,old"), KEYS[2] res (hash id -> "u|n|ts|wids"),
+-- KEYS[3] resx (zset id by expiry), BASE..':e:'..wid (zset of a rolling
+-- window's entries), BASE..':d:'..id (tombstone of a settled reservation).
+-- ARGV: 1 now override or "", 2 key TTL (ms), 3 BASE, 4 number of limits.
+--
+-- Redis calls are the cost here, so state that every call needs lives in
+-- the one meta hash (one HGETALL, one HSET), windows are pruned only when
+-- their oldest entry has left, and reservations are expired only when the
+-- earliest expiry has passed.
 local B = 1000000000
 local function norm(u, n)
   local c = math.floor(n / B)
   return u + c, n - c * B
 end
-local function fmt(x) return string.format('%.0f', x) end
+-- '%d' is exact for every integer here (all below 2^53) and the cheapest
+-- number-to-string conversion Lua 5.1 offers.
+local function fmt(x) return string.format('%d', x) end
 local function gt(au, an, bu, bn)
   if au ~= bu then return au > bu end
   return an > bn
 end
 
-local K_RES, K_RESX, K_DONE, K_DONEX, K_TRACKS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_META, K_RES, K_RESX = KEYS[1], KEYS[2], KEYS[3]
+local KEEP_MS = tonumber(ARGV[2])
+local BASE = ARGV[3]
 local now
 if ARGV[1] ~= '' then
   now = tonumber(ARGV[1])
@@ -28,34 +37,36 @@ else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
+local meta = {}
+local flat = redis.call('HGETALL', K_META)
+for i = 1, #flat, 2 do meta[flat[i]] = flat[i + 1] end
 -- Time never goes backwards for one ledger.
-local last = tonumber(redis.call('HGET', K_RES, '@last') or '0')
+local last = tonumber(meta['last'] or '0') or 0
 if last > now then now = last end
-redis.call('HSET', K_RES, '@last', fmt(now))
-local RETENTION = tonumber(ARGV[3])
-local KEEP_MS = tonumber(ARGV[4])
-local BASE = ARGV[5]
 
--- Every window this ledger counts in: a running total and (rolling) entries.
+-- TTLs: every key a call writes gets the ledger's TTL again (a key that
+-- lost its last member may be created anew by the next write).
+local written = {}
+local function touch(k) written[k] = true end
+
+-- Every window this ledger counts in: running totals and (rolling) entries.
 local tracks, by_wid = {}, {}
 local function load_track(wid, win)
   if by_wid[wid] then return by_wid[wid] end
-  local t = { wid = wid, win = win, tot = BASE .. ':t:' .. wid, ent = BASE .. ':e:' .. wid }
-  local v = redis.call('HMGET', t.tot, 'cu', 'cn', 'ru', 'rn')
-  t.cu, t.cn = tonumber(v[1]) or 0, tonumber(v[2]) or 0
-  t.ru, t.rn = tonumber(v[3]) or 0, tonumber(v[4]) or 0
+  local cu, cn, ru, rn, old = string.match(meta[wid] or '0,0,0,0,', '^(%-?%d+),(%d+),(%-?%d+),(%d+),(%d*)$')
+  local t = {
+    wid = wid, win = win, ent = BASE .. ':e:' .. wid,
+    cu = tonumber(cu), cn = tonumber(cn), ru = tonumber(ru), rn = tonumber(rn), old = tonumber(old),
+  }
   table.insert(tracks, t)
   by_wid[wid] = t
   return t
 end
-for _, m in ipairs(redis.call('SMEMBERS', K_TRACKS)) do
-  local wid, win = string.match(m, '^(.*)|(%d+)$')
+for spec in string.gmatch(meta['tracks'] or '', '[^,]+') do
+  local wid, win = string.match(spec, '^(.*)|(%d+)$')
   load_track(wid, tonumber(win))
 end
-local function ensure_track(wid, win)
-  if not by_wid[wid] then redis.call('SADD', K_TRACKS, wid .. '|' .. fmt(win)) end
-  return load_track(wid, win)
-end
+local function ensure_track(wid, win) return load_track(wid, win) end
 
 -- Entries: "id|u|n|kind", kind h (held) or c (committed), scored by time.
 local function member(id, u, n, kind) return id .. '|' .. fmt(u) .. '|' .. fmt(n) .. '|' .. kind end
@@ -63,20 +74,25 @@ local function parse_member(m)
   local id, u, n, kind = string.match(m, '^(.-)|(%-?%d+)|(%d+)|(%a)$')
   return id, tonumber(u), tonumber(n), kind
 end
+local function add_entry(t, score, m)
+  redis.call('ZADD', t.ent, fmt(score), m)
+  touch(t.ent)
+  if t.old == nil or score < t.old then t.old = score end
+end
 
--- Prune what left each rolling window: only the leaving entries are read.
+-- Prune what left each rolling window: only when its oldest entry left,
+-- and then only the leaving entries are read.
 for _, t in ipairs(tracks) do
-  if t.win > 0 then
+  if t.win > 0 and t.old ~= nil and t.old < now - t.win then
     local cutoff = '(' .. fmt(now - t.win)
-    local gone = redis.call('ZRANGEBYSCORE', t.ent, '-inf', cutoff)
-    if #gone > 0 then
-      for _, m in ipairs(gone) do
-        local _, u, n, kind = parse_member(m)
-        if kind == 'h' then t.ru, t.rn = norm(t.ru - u, t.rn - n)
-        else t.cu, t.cn = norm(t.cu - u, t.cn - n) end
-      end
-      redis.call('ZREMRANGEBYSCORE', t.ent, '-inf', cutoff)
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', t.ent, '-inf', cutoff)) do
+      local _, u, n, kind = parse_member(m)
+      if kind == 'h' then t.ru, t.rn = norm(t.ru - u, t.rn - n)
+      else t.cu, t.cn = norm(t.cu - u, t.cn - n) end
     end
+    redis.call('ZREMRANGEBYSCORE', t.ent, '-inf', cutoff)
+    local first = redis.call('ZRANGE', t.ent, 0, 0, 'WITHSCORES')
+    t.old = first[2] and tonumber(first[2]) or nil
   end
 end
 
@@ -98,33 +114,42 @@ local function drop_hold(id, u, n, wids)
   end
 end
 
--- Expire reservations whose TTL passed: their headroom returns.
-local expired = redis.call('ZRANGEBYSCORE', K_RESX, '-inf', fmt(now))
-for _, id in ipairs(expired) do
-  local rec = redis.call('HGET', K_RES, id)
-  if rec then
-    local u, n, _, wids = parse_res(rec)
-    drop_hold(id, u, n, wids)
-    redis.call('HDEL', K_RES, id)
+-- Expire reservations whose TTL passed (their headroom returns); minexp is
+-- a lower bound of the earliest expiry, so most calls skip this.
+local minexp = tonumber(meta['minexp'] or '')
+if minexp ~= nil and minexp <= now then
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_RESX, '-inf', fmt(now))) do
+    local rec = redis.call('HGET', K_RES, id)
+    if rec then
+      local u, n, _, wids = parse_res(rec)
+      drop_hold(id, u, n, wids)
+      redis.call('HDEL', K_RES, id)
+    end
   end
+  redis.call('ZREMRANGEBYSCORE', K_RESX, '-inf', fmt(now))
+  local first = redis.call('ZRANGE', K_RESX, 0, 0, 'WITHSCORES')
+  minexp = first[2] and tonumber(first[2]) or nil
 end
-if #expired > 0 then redis.call('ZREMRANGEBYSCORE', K_RESX, '-inf', fmt(now)) end
-
--- Forget settled ids after the retention.
-local forget = '(' .. fmt(now - RETENTION)
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DONEX, '-inf', forget)) do
-  redis.call('HDEL', K_DONE, id)
+local function add_expiry(id, at)
+  redis.call('ZADD', K_RESX, fmt(at), id)
+  touch(K_RESX)
+  if minexp == nil or at < minexp then minexp = at end
 end
-redis.call('ZREMRANGEBYSCORE', K_DONEX, '-inf', forget)
 
--- Write totals back and put a TTL on every key of the ledger.
+-- Write the meta hash back and set the TTLs (see above).
 local function save()
+  if #tracks == 0 then return end -- nothing to keep (e.g. status of an unknown ledger)
+  local specs = {}
+  local fields = { 'last', fmt(now), 'minexp', minexp and fmt(minexp) or '' }
   for _, t in ipairs(tracks) do
-    redis.call('HSET', t.tot, 'cu', fmt(t.cu), 'cn', fmt(t.cn), 'ru', fmt(t.ru), 'rn', fmt(t.rn))
-    redis.call('PEXPIRE', t.tot, KEEP_MS)
-    if t.win > 0 then redis.call('PEXPIRE', t.ent, KEEP_MS) end
+    table.insert(specs, t.wid .. '|' .. fmt(t.win))
+    table.insert(fields, t.wid)
+    table.insert(fields, fmt(t.cu) .. ',' .. fmt(t.cn) .. ',' .. fmt(t.ru) .. ',' .. fmt(t.rn) .. ','
+      .. (t.old and fmt(t.old) or ''))
   end
-  for _, k in ipairs({ K_RES, K_RESX, K_DONE, K_DONEX, K_TRACKS }) do
-    redis.call('PEXPIRE', k, KEEP_MS)
-  end
+  table.insert(fields, 'tracks')
+  table.insert(fields, table.concat(specs, ','))
+  redis.call('HSET', K_META, unpack(fields))
+  redis.call('PEXPIRE', K_META, KEEP_MS)
+  for k in pairs(written) do redis.call('PEXPIRE', k, KEEP_MS) end
 end

@@ -1,7 +1,7 @@
--- status: ARGV 7.. = per limit (wid, window_us).
+-- status: ARGV 5.. = per limit (wid, window_us).
 -- Returns per limit committed_u, committed_n, reserved_u, reserved_n; then now.
-local nl = tonumber(ARGV[6])
-local i = 7
+local nl = tonumber(ARGV[4])
+local i = 5
 local out = {}
 for k = 1, nl do
   local t = by_wid[ARGV[i]]

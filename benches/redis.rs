@@ -1,0 +1,196 @@
+//! Redis store benchmarks (issue #4), on a redis-server this bench starts.
+//! Run: `cargo bench --bench redis`.
+//!
+//! - latency: reserve+commit beside two PINGs (a direct multiplexed
+//!   connection, and the store's own path), same run;
+//! - window size: check with 10, 10,000 and 1,000,000 spends in the window;
+//! - throughput: 64 concurrent tasks of guarded calls vs 64 tasks of PINGs.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use budgetgate::store::redis::RedisStore;
+use budgetgate::{guard, Budget, BudgetExceeded, Engine, Ledger};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rust_decimal_macros::dec;
+use testkit::redis_server::RedisServer;
+
+static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
+static STORE: LazyLock<Arc<RedisStore>> = LazyLock::new(|| {
+    Arc::new(
+        RedisStore::builder(&SERVER.url())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap(),
+    )
+});
+static ENGINE: LazyLock<Engine> =
+    LazyLock::new(|| Engine::builder().shared_store(STORE.clone()).build());
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn latency(c: &mut Criterion) {
+    let rt = runtime();
+    let client = redis::Client::open(SERVER.url()).unwrap();
+    let direct = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap();
+    let ledger = Ledger::new("bench", "latency", "p");
+    let budget = Budget::lifetime(dec!(1000000000000)).unwrap();
+    ENGINE.set_budget(&ledger, budget);
+
+    let mut g = c.benchmark_group("redis_latency");
+    g.bench_function("baseline/two_pings_direct", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut con = direct.clone();
+                let _: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
+                let _: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
+            })
+        })
+    });
+    g.bench_function("baseline/two_pings_store_path", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                STORE.ping().await.unwrap();
+                STORE.ping().await.unwrap();
+            })
+        })
+    });
+    g.bench_function("reserve_commit_async", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = ENGINE.reserve_async(&ledger, dec!(0.00001)).await.unwrap();
+                r.commit_async(dec!(0.000001)).await.unwrap();
+            })
+        })
+    });
+    g.bench_function("reserve_commit_sync", |b| {
+        b.iter(|| {
+            let r = ENGINE.reserve(&ledger, dec!(0.00001)).unwrap();
+            r.commit(dec!(0.000001)).unwrap();
+        })
+    });
+    g.finish();
+}
+
+/// Writes `n` committed entries (1 s old) into a ledger's 1 h window, the
+/// way the scripts store them, in one server-side loop.
+fn prefill(ledger_principal: &str, n: u64) {
+    let mut con = redis::Client::open(SERVER.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let base = format!("budgetgate:{{bench:window:{ledger_principal}}}");
+    let script = redis::Script::new(
+        r"
+        local t = redis.call('TIME')
+        local at = tonumber(t[1]) * 1000000 + tonumber(t[2]) - 1000000
+        local n = tonumber(ARGV[1])
+        local i = 0
+        while i < n do
+          local batch = {}
+          for j = 1, math.min(1000, n - i) do
+            table.insert(batch, string.format('%d', at))
+            table.insert(batch, 'pre' .. (i + j) .. '|0|1|c')
+          end
+          redis.call('ZADD', KEYS[1], unpack(batch))
+          i = i + 1000
+        end
+        redis.call('HSET', KEYS[2], 'r3600000', '0,' .. string.format('%d', n) .. ',0,0,' .. string.format('%d', at),
+                   'tracks', 'r3600000|3600000000', 'last', string.format('%d', at))
+        return n",
+    );
+    let _: u64 = script
+        .key(format!("{base}:e:r3600000"))
+        .key(format!("{base}:meta"))
+        .arg(n)
+        .invoke(&mut con)
+        .unwrap();
+}
+
+fn window_size(c: &mut Criterion) {
+    let mut g = c.benchmark_group("redis_window_size");
+    let budget = Budget::rolling(dec!(1000000000000), Duration::from_secs(3600)).unwrap();
+    for n in [10u64, 10_000, 1_000_000] {
+        let principal = format!("n{n}");
+        prefill(&principal, n);
+        let ledger = Ledger::new("bench", "window", principal);
+        let d = ENGINE.check_with(&ledger, Some(&budget), dec!(0.000000001));
+        assert!(d.is_allowed(), "{d}");
+        assert!(
+            d.spent_in_window() >= budgetgate::Decimal::new(n as i64, 9),
+            "prefill counted: {d}"
+        );
+        g.bench_with_input(BenchmarkId::new("check_allow_sync", n), &n, |b, _| {
+            b.iter(|| ENGINE.check_with(&ledger, Some(&budget), dec!(0.000000001)))
+        });
+    }
+    g.finish();
+}
+
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Blocked(BudgetExceeded);
+impl From<BudgetExceeded> for Blocked {
+    fn from(e: BudgetExceeded) -> Self {
+        Blocked(e)
+    }
+}
+
+#[guard(ledger = ("bench", "throughput", format!("task:{task}")), cost = "0.000001",
+        max_spend = "1000000000", engine = &*ENGINE)]
+async fn guarded(task: usize) -> Result<usize, Blocked> {
+    Ok(task)
+}
+
+fn throughput(c: &mut Criterion) {
+    let rt = runtime();
+    let client = redis::Client::open(SERVER.url()).unwrap();
+    let direct = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap();
+    let mut g = c.benchmark_group("redis_throughput_64_tasks");
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("baseline/ping", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..64)
+                    .map(|_| {
+                        let mut con = direct.clone();
+                        tokio::spawn(async move {
+                            let _: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            })
+        })
+    });
+    g.bench_function("guarded_call", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..64).map(|t| tokio::spawn(guarded(t))).collect();
+                for t in tasks {
+                    t.await.unwrap().unwrap();
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1)).sample_size(50);
+    targets = latency, window_size, throughput
+}
+criterion_main!(benches);
