@@ -8,6 +8,8 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `BUDGETGATE_REDIS_URL` | use the Redis store at this URL (shared across processes) | in-memory store |
+//! | `BUDGETGATE_REDIS_PREFIX` | key prefix of that store | `budgetgate` |
+//! | `BUDGETGATE_REDIS_TIMEOUT_MS` | bound on every Redis operation | `500` |
 //! | `BUDGETGATE_DEFAULT_MAX_SPEND` | budget for ledgers that have none (decimal) | none: such ledgers are denied |
 //! | `BUDGETGATE_DEFAULT_WINDOW` | window of that budget (`"1h"`, `"7d"`, `"unbounded"`) | `unbounded` |
 //! | `BUDGETGATE_RESERVATION_TTL` | how long an unsettled reservation is held (`"10m"`) | 10 minutes |

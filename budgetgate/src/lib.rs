@@ -176,7 +176,13 @@
 //! ## Modules
 //!
 //! [`ledger`], [`budget`], [`decision`], [`engine`], [`reservation`],
-//! [`event`], [`store`] (with [`store::memory`]), [`clock`], [`amount`], [`global`].
+//! [`event`], [`store`] (with [`store::memory`] and, with the default `redis`
+//! feature, `store::redis`), [`clock`], [`amount`], [`global`].
+//!
+//! ## Feature flags
+//!
+//! - `redis` (default): the Redis store, and `BUDGETGATE_REDIS_URL` support.
+//! - `redis-tls`: `rediss://` URLs (rustls).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
