@@ -41,6 +41,11 @@ fn single_thread(c: &mut Criterion) {
         })
     });
 
+    // What every store operation pays to read the time (two per reserve+commit).
+    g.bench_function("baseline/system_clock_read", |b| {
+        b.iter(|| budgetgate::clock::Clock::now_micros(&budgetgate::clock::SystemClock))
+    });
+
     let engine = Engine::in_memory();
     let allow = Ledger::new("openai", "gpt-4o", "user:allow");
     engine.set_budget(&allow, Budget::lifetime(dec!(1000000000000)).unwrap());

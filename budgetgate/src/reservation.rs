@@ -27,10 +27,10 @@ use crate::store::{Nanos, ReservationId, SettleOutcome, SettleRequest, StoreErro
 pub struct Reservation<'e> {
     engine: EngineRef<'e>,
     budget: Budget,
-    limits: [Limit; 1],
     id: ReservationId,
+    /// The estimate in nano-units (the decision holds it as a `Decimal`).
     estimate: Nanos,
-    estimate_decimal: Decimal,
+    /// The admitting decision: ledger, budget and requested estimate.
     decision: Decision,
     /// The store holds it. False when admitted by fail-open without a store.
     backed: bool,
@@ -132,10 +132,8 @@ impl<'e> Reservation<'e> {
         Reservation {
             engine: EngineRef::Borrowed(engine),
             budget: p.budget,
-            limits: p.limits,
             id,
             estimate: p.nanos,
-            estimate_decimal: p.requested,
             decision,
             backed,
             settled: false,
@@ -150,10 +148,8 @@ impl<'e> Reservation<'e> {
         Reservation {
             engine: EngineRef::Owned(Engine::clone(&self.engine)),
             budget: self.budget,
-            limits: self.limits,
             id: self.id,
             estimate: self.estimate,
-            estimate_decimal: self.estimate_decimal,
             decision: self.decision.clone(),
             backed: self.backed,
             settled: false,
@@ -177,7 +173,7 @@ impl<'e> Reservation<'e> {
 
     /// The reserved estimate.
     pub fn estimate(&self) -> Decimal {
-        self.estimate_decimal
+        self.decision.requested
     }
 
     /// The decision that admitted it.
@@ -191,12 +187,13 @@ impl<'e> Reservation<'e> {
     pub fn commit(mut self, actual: Decimal) -> Result<Commit, CommitError> {
         self.settled = true;
         let (nanos, actual, invalid) = self.validate(actual);
+        let limits = self.limits();
         let mut last = None;
         for _ in 0..self.engine.commit_attempts() {
             match self
                 .engine
                 .store()
-                .settle(&self.settle_request(Some(nanos)))
+                .settle(&self.settle_request(&limits, Some(nanos)))
             {
                 Ok(outcome) => return self.committed(actual, outcome, invalid),
                 Err(error) => last = Some(error),
@@ -211,9 +208,10 @@ impl<'e> Reservation<'e> {
         // the commit may still land, and must not be followed by a release.
         self.settled = true;
         let (nanos, actual, invalid) = self.validate(actual);
+        let limits = self.limits();
         let mut last = None;
         for _ in 0..self.engine.commit_attempts() {
-            let request = self.settle_request(Some(nanos));
+            let request = self.settle_request(&limits, Some(nanos));
             match self.engine.store().settle_async(request).await {
                 Ok(outcome) => return self.committed(actual, outcome, invalid),
                 Err(error) => last = Some(error),
@@ -229,9 +227,10 @@ impl<'e> Reservation<'e> {
         if !self.backed {
             return Ok(());
         }
+        let limits = self.limits();
         self.engine
             .store()
-            .settle(&self.settle_request(None))
+            .settle(&self.settle_request(&limits, None))
             .map(|_| ())
     }
 
@@ -241,7 +240,8 @@ impl<'e> Reservation<'e> {
         if !self.backed {
             return Ok(());
         }
-        let request = self.settle_request(None);
+        let limits = self.limits();
+        let request = self.settle_request(&limits, None);
         self.engine.store().settle_async(request).await.map(|_| ())
     }
 
@@ -249,14 +249,22 @@ impl<'e> Reservation<'e> {
     fn validate(&self, actual: Decimal) -> (Nanos, Decimal, Option<AmountError>) {
         match amount::to_nanos(actual) {
             Ok(n) => (n, actual, None),
-            Err(e) => (self.estimate, self.estimate_decimal, Some(e)),
+            Err(e) => (self.estimate, self.decision.requested, Some(e)),
         }
     }
 
-    fn settle_request(&self, actual: Option<Nanos>) -> SettleRequest<'_> {
+    fn limits(&self) -> [Limit; 1] {
+        [self.budget().limit()]
+    }
+
+    fn settle_request<'a>(
+        &'a self,
+        limits: &'a [Limit],
+        actual: Option<Nanos>,
+    ) -> SettleRequest<'a> {
         SettleRequest {
             ledger: self.ledger(),
-            limits: &self.limits,
+            limits,
             id: self.id,
             reserved: self.estimate,
             actual,
@@ -273,7 +281,7 @@ impl<'e> Reservation<'e> {
         invalid: Option<AmountError>,
     ) -> Result<Commit, CommitError> {
         let commit = Commit {
-            estimate: self.estimate_decimal,
+            estimate: self.decision.requested,
             actual,
             late: outcome == SettleOutcome::CommittedLate,
         };
@@ -337,9 +345,10 @@ impl<'e> Reservation<'e> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.settled && self.backed {
+            let limits = self.limits();
             self.engine
                 .store()
-                .release_in_background(&self.settle_request(None));
+                .release_in_background(&self.settle_request(&limits, None));
         }
     }
 }
