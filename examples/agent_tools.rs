@@ -1,8 +1,9 @@
 //! An agent loop with three guarded tools, calling until its budget blocks.
 //!
 //! - `web_search`: a fixed cost per call (`#[guard]`);
-//! - `ask_llm`: a bounded cost — the worst case is reserved, the true cost
-//!   computed from the token usage in the response is committed
+//! - `ask_llm`: a bounded cost — the worst case for the prompt and the output
+//!   limit is reserved (`pricing::estimate`), the true cost computed from the
+//!   token usage in the response is committed (`pricing::cost`)
 //!   (`#[guard_bounded]`);
 //! - `embed`: soft mode — a block is a value, not an error (`#[guard_result]`).
 //!
@@ -13,8 +14,8 @@
 //! cargo run --example agent_tools
 //! ```
 
-use budgetgate::{guard, guard_bounded, guard_result, BudgetExceeded, Decimal, Engine, Event};
-use rust_decimal_macros::dec;
+use budgetgate::pricing::{self, Usage};
+use budgetgate::{guard, guard_bounded, guard_result, BudgetExceeded, Engine, Event};
 
 #[derive(Debug)]
 enum ToolError {
@@ -27,19 +28,18 @@ impl From<BudgetExceeded> for ToolError {
     }
 }
 
-/// What a chat completion reports about its usage.
+/// A chat completion with the provider's usage report (OpenAI's shape).
 struct Completion {
     text: String,
-    input_tokens: u64,
-    output_tokens: u64,
+    usage: serde_json::Value,
 }
 
-impl Completion {
-    /// $2.50 per million input tokens, $10 per million output tokens.
-    fn cost(&self) -> Decimal {
-        Decimal::from(self.input_tokens) * dec!(0.0000025)
-            + Decimal::from(self.output_tokens) * dec!(0.00001)
-    }
+const MODEL: &str = "gpt-4o";
+const MAX_OUTPUT_TOKENS: u64 = 1_000;
+
+/// A rough count for the estimate: about 4 characters per token, rounded up.
+fn prompt_tokens(prompt: &str) -> u64 {
+    (prompt.len() as u64).div_ceil(4) + 1_000 // + the system prompt
 }
 
 /// A web search: 0.01 per call, 0.10 per user lifetime.
@@ -48,22 +48,27 @@ fn web_search(user: u64, query: &str) -> Result<Vec<String>, ToolError> {
     Ok(vec![format!("result for {query:?}")])
 }
 
-/// An LLM call: reserve the worst case (4,000 in + 1,000 out = 0.02),
-/// commit what the usage says. 0.10 per user per hour.
+/// An LLM call: reserve the most the prompt and `MAX_OUTPUT_TOKENS` can cost
+/// at gpt-4o's prices, commit what the returned usage says. 0.10 per user per
+/// hour.
 #[guard_bounded(
-    ledger = ("openai", "gpt-4o", format!("user:{user}")),
-    estimate = "0.02",
-    actual = |c: &Completion| c.cost(),
+    ledger = ("openai", MODEL, format!("user:{user}")),
+    estimate = pricing::estimate(MODEL, prompt_tokens(&prompt), MAX_OUTPUT_TOKENS),
+    actual = |c: &Completion| Usage::from_openai_json(&c.usage).and_then(|u| pricing::cost(MODEL, &u)),
     max_spend = "0.10",
     window = "1h",
 )]
 async fn ask_llm(user: u64, prompt: String) -> Result<Completion, ToolError> {
-    // A stand-in for the provider: usage grows with the prompt.
-    let input_tokens = 1_000 + 40 * prompt.len() as u64;
+    // A stand-in for the provider: usage grows with the prompt, and the
+    // system prompt is served from the cache.
+    let prompt_tokens = prompt_tokens(&prompt);
     Ok(Completion {
         text: format!("answer to {prompt:?}"),
-        input_tokens,
-        output_tokens: 600,
+        usage: serde_json::json!({
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": 600,
+            "prompt_tokens_details": { "cached_tokens": 1_000 }
+        }),
     })
 }
 
@@ -105,7 +110,7 @@ async fn main() {
             None => println!("  embedding skipped: {}", vector.decision().message()),
         }
         match ask_llm(user, format!("summarise {}", hits[0])).await {
-            Ok(c) => println!("  llm: {} (cost {})", c.text, c.cost().normalize()),
+            Ok(c) => println!("  llm: {} (usage {})", c.text, c.usage),
             Err(ToolError::Budget(e)) => {
                 println!("llm blocked: {e}");
                 break;

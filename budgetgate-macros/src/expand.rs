@@ -160,8 +160,10 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
         AmountArg::Literal(lit) => lit.decimal_tokens(krate),
         AmountArg::Expr(expr) => quote!(#expr),
     };
+    // A `Decimal`, or a `Result<Decimal, E>` whose error blocks the call.
     let amount_stmt = quote! {
-        let #amount: #krate::Decimal = #amount_value;
+        let #amount: ::core::result::Result<#krate::Decimal, ::std::string::String> =
+            #krate::__private::amount(#amount_value);
     };
     let prelude = quote!(#engine_stmt #ledger_stmt #budget_stmt #amount_stmt);
 

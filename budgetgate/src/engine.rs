@@ -538,6 +538,27 @@ impl Engine {
         })
     }
 
+    /// A call whose amount could not be computed (e.g. no price for its
+    /// model): blocked with reason `InvalidAmount`, the error as detail.
+    pub fn refuse_amount(
+        &self,
+        ledger: &Ledger,
+        budget: Option<&Budget>,
+        detail: impl Into<String>,
+    ) -> BudgetExceeded {
+        let budget = budget.copied().or_else(|| self.budget_for(ledger));
+        BudgetExceeded::new(self.emit_decision(Decision {
+            status: Status::Block,
+            ledger: ledger.clone(),
+            budget,
+            reason: Some(BlockReason::InvalidAmount),
+            spent_nanos: 0,
+            requested: Decimal::ZERO,
+            remaining_nanos: 0,
+            detail: Some(detail.into().into()),
+        }))
+    }
+
     /// Turns the store's answer into a decision and reports it.
     fn conclude(
         &self,

@@ -117,7 +117,10 @@
 //! ```
 //!
 //! **Keys**: `ledger = (namespace, resource, principal)`; `cost` / `estimate`
-//! (a string or integer literal, or any `Decimal` expression); `actual`;
+//! (a string or integer literal, or any expression of type `Decimal` or
+//! `Result<Decimal, E>` — an `Err` blocks the call with reason
+//! `InvalidAmount`); `actual` (a closure over `&T` returning either; an `Err`
+//! commits the estimate and logs the error);
 //! `on_error` (`release` — the default —, `estimate`, or a closure over `&E`);
 //! `max_spend` and `window` (`"30s"`, `"15m"`, `"1h"`, `"7d"`, `"unbounded"`)
 //! for a call-site budget, which wins over a budget registered on the engine
@@ -176,6 +179,7 @@
 //! ## Modules
 //!
 //! [`ledger`], [`budget`], [`decision`], [`engine`], [`reservation`],
+//! [`pricing`] (token usage → exact costs and safe estimates),
 //! [`event`], [`store`] (with [`store::memory`] and, with the default `redis`
 //! feature, `store::redis`), [`clock`], [`amount`], [`global`].
 //!
@@ -195,6 +199,7 @@ pub mod engine;
 pub mod event;
 pub mod global;
 pub mod ledger;
+pub mod pricing;
 pub mod reservation;
 pub mod store;
 

@@ -89,6 +89,38 @@ pub const fn rolling_millis(millis: u64) -> Window {
     Window::Rolling(Duration::from_millis(millis))
 }
 
+// ----- amounts -------------------------------------------------------------------
+
+/// What an amount expression may produce: a `Decimal`, or a `Result` whose
+/// error explains why there is none (an unknown model's price). An error
+/// blocks the call (reason `InvalidAmount`) — it is never read as zero.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an amount",
+    label = "expected a `Decimal` or a `Result<Decimal, E>`",
+    note = "write a literal amount as a string (\"0.05\"), or convert with `Decimal::from(..)` / `Decimal::new(..)`"
+)]
+pub trait IntoAmount {
+    /// The amount, or why there is none.
+    fn into_amount(self) -> Result<Decimal, String>;
+}
+
+impl IntoAmount for Decimal {
+    fn into_amount(self) -> Result<Decimal, String> {
+        Ok(self)
+    }
+}
+
+impl<E: std::fmt::Display> IntoAmount for Result<Decimal, E> {
+    fn into_amount(self) -> Result<Decimal, String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// Evaluates an amount expression.
+pub fn amount(amount: impl IntoAmount) -> Result<Decimal, String> {
+    amount.into_amount()
+}
+
 // ----- hard mode -------------------------------------------------------------
 
 /// The return type of a hard-mode guarded function: a `Result` whose error
@@ -109,8 +141,9 @@ pub fn check(
     engine: &Engine,
     ledger: &Ledger,
     budget: Option<&Budget>,
-    cost: Decimal,
+    cost: Result<Decimal, String>,
 ) -> Result<Decision, BudgetExceeded> {
+    let cost = cost.map_err(|detail| engine.refuse_amount(ledger, budget, detail))?;
     engine.check_with(ledger, budget, cost).into_result()
 }
 
@@ -119,8 +152,9 @@ pub async fn check_async(
     engine: &Engine,
     ledger: &Ledger,
     budget: Option<&Budget>,
-    cost: Decimal,
+    cost: Result<Decimal, String>,
 ) -> Result<Decision, BudgetExceeded> {
+    let cost = cost.map_err(|detail| engine.refuse_amount(ledger, budget, detail))?;
     engine
         .check_with_async(ledger, budget, cost)
         .await
@@ -132,8 +166,9 @@ pub fn reserve<'e>(
     engine: &'e Engine,
     ledger: &Ledger,
     budget: Option<&Budget>,
-    estimate: Decimal,
+    estimate: Result<Decimal, String>,
 ) -> Result<Reservation<'e>, BudgetExceeded> {
+    let estimate = estimate.map_err(|detail| engine.refuse_amount(ledger, budget, detail))?;
     engine.reserve_with(ledger, budget, estimate)
 }
 
@@ -142,15 +177,19 @@ pub async fn reserve_async<'e>(
     engine: &'e Engine,
     ledger: &Ledger,
     budget: Option<&Budget>,
-    estimate: Decimal,
+    estimate: Result<Decimal, String>,
 ) -> Result<Reservation<'e>, BudgetExceeded> {
+    let estimate = estimate.map_err(|detail| engine.refuse_amount(ledger, budget, detail))?;
     engine.reserve_with_async(ledger, budget, estimate).await
 }
 
 /// Calls the `actual` closure with its parameter type fixed by this
 /// signature (so `|r| r.cost()` needs no annotation).
-pub fn actual<T: ?Sized>(value: &T, f: impl FnOnce(&T) -> Decimal) -> Decimal {
-    f(value)
+pub fn actual<T: ?Sized, A: IntoAmount>(
+    value: &T,
+    f: impl FnOnce(&T) -> A,
+) -> Result<Decimal, String> {
+    f(value).into_amount()
 }
 
 /// What a bounded call's error costs (`on_error = …`).
@@ -159,24 +198,37 @@ pub enum ErrorCost {
     Release,
     /// Commit the estimate.
     Estimate,
-    /// Commit this amount.
-    Amount(Decimal),
+    /// Commit this amount (or, if it could not be computed, the estimate).
+    Amount(Result<Decimal, String>),
 }
 
 /// Calls an `on_error` closure with its parameter type fixed.
-pub fn error_cost<E: ?Sized>(error: &E, f: impl FnOnce(&E) -> Decimal) -> ErrorCost {
-    ErrorCost::Amount(f(error))
+pub fn error_cost<E: ?Sized, A: IntoAmount>(error: &E, f: impl FnOnce(&E) -> A) -> ErrorCost {
+    ErrorCost::Amount(f(error).into_amount())
+}
+
+/// The amount to commit: the actual, or — when it could not be computed —
+/// the estimate, the worst case the caller declared (logged as an error).
+fn committable(reservation: &Reservation<'_>, actual: Result<Decimal, String>) -> Decimal {
+    actual.unwrap_or_else(|error| {
+        tracing::error!(ledger = %reservation.ledger(), id = %reservation.id(), %error,
+            estimate = %reservation.estimate(),
+            "the actual cost could not be computed; committing the estimate");
+        reservation.estimate()
+    })
 }
 
 /// Commits the actual cost. Failures were already reported (tracing +
 /// listeners) by the reservation; the call happened, so its value is returned
 /// either way.
-pub fn commit(reservation: Reservation<'_>, actual: Decimal) {
+pub fn commit(reservation: Reservation<'_>, actual: Result<Decimal, String>) {
+    let actual = committable(&reservation, actual);
     let _reported = reservation.commit(actual);
 }
 
 /// Async [`commit`].
-pub async fn commit_async(reservation: Reservation<'_>, actual: Decimal) {
+pub async fn commit_async(reservation: Reservation<'_>, actual: Result<Decimal, String>) {
+    let actual = committable(&reservation, actual);
     let _reported = reservation.commit_async(actual).await;
 }
 
@@ -188,7 +240,7 @@ pub fn settle_error(reservation: Reservation<'_>, cost: ErrorCost) {
         }
         ErrorCost::Estimate => {
             let estimate = reservation.estimate();
-            commit(reservation, estimate);
+            commit(reservation, Ok(estimate));
         }
         ErrorCost::Amount(amount) => commit(reservation, amount),
     }
@@ -202,7 +254,7 @@ pub async fn settle_error_async(reservation: Reservation<'_>, cost: ErrorCost) {
         }
         ErrorCost::Estimate => {
             let estimate = reservation.estimate();
-            commit_async(reservation, estimate).await;
+            commit_async(reservation, Ok(estimate)).await;
         }
         ErrorCost::Amount(amount) => commit_async(reservation, amount).await,
     }
