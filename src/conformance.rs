@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use budgetgate::clock::ManualClock;
+use budgetgate::rate::{Gate, Policy, RateReason};
 use budgetgate::store::{ChargeRequest, Hold, SettleOutcome, SettleRequest, Store};
 use budgetgate::{
     BlockReason, Budget, CommitError, Decimal, Engine, Event, Ledger, ReservationId, Status,
@@ -457,6 +458,157 @@ pub fn no_budget_denied(f: &dyn StoreFactory) {
     assert_eq!(d.reason(), Some(BlockReason::NoBudget), "{d}");
 }
 
+// ----- rate limits ----------------------------------------------------------------
+
+fn gate(action: &str) -> Gate {
+    let l = fresh_ledger("p");
+    Gate::new(l.namespace(), action, "p")
+}
+
+/// At most max_calls in any rolling window; a call counts while
+/// `time >= now - window`.
+pub fn rate_max_calls(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let g = gate("calls");
+    let policy = Policy::new().max_calls(3, Duration::from_secs(60));
+    for n in 1..=3 {
+        let d = s.engine.rate_check(&g, &policy);
+        assert!(d.is_allowed(), "{}", d.message());
+        assert_eq!(d.calls_in_window(), n);
+        s.clock.advance(Duration::from_secs(1));
+    }
+    let d = s.engine.rate_check(&g, &policy);
+    assert_eq!(d.reason(), Some(RateReason::TooManyCalls));
+    // The first call (at T0) stops counting 1 µs after T0 + 60 s; now is T0 + 3 s.
+    assert_eq!(d.retry_after(), Some(Duration::from_micros(57_000_001)));
+    s.clock.advance(Duration::from_secs(57));
+    assert!(
+        s.engine.rate_check(&g, &policy).is_blocked(),
+        "at exactly the window edge it counts"
+    );
+    s.clock.advance(Duration::from_micros(1));
+    assert!(s.engine.rate_check(&g, &policy).is_allowed());
+}
+
+/// A cooldown between admitted calls; blocked calls do not restart it.
+pub fn rate_cooldown(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let g = gate("cooldown");
+    let policy = Policy::new().cooldown(Duration::from_secs(2));
+    assert!(s.engine.rate_check(&g, &policy).is_allowed());
+    s.clock.advance(Duration::from_millis(1500));
+    let d = s.engine.rate_check(&g, &policy);
+    assert_eq!(d.reason(), Some(RateReason::Cooldown));
+    assert_eq!(d.retry_after(), Some(Duration::from_millis(500)));
+    assert_eq!(d.since_last(), Some(Duration::from_millis(1500)));
+    s.clock.advance(Duration::from_millis(500));
+    let d = s.engine.rate_check(&g, &policy);
+    assert!(d.is_allowed(), "{}", d.message());
+    assert_eq!(d.since_last(), Some(Duration::from_secs(2)));
+}
+
+/// A token bucket admits its capacity at once and refills at the stated rate.
+pub fn rate_bucket_refill(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let g = gate("bucket");
+    let policy = Policy::new().bucket(10, 5, Duration::from_secs(1)); // 5/s
+    for _ in 0..10 {
+        assert!(s.engine.rate_check(&g, &policy).is_allowed());
+    }
+    let d = s.engine.rate_check(&g, &policy);
+    assert_eq!(d.reason(), Some(RateReason::BucketEmpty));
+    assert_eq!(d.retry_after(), Some(Duration::from_millis(200)));
+    s.clock.advance(Duration::from_micros(199_999));
+    assert_eq!(
+        s.engine.rate_check(&g, &policy).retry_after(),
+        Some(Duration::from_micros(1))
+    );
+    s.clock.advance(Duration::from_micros(1));
+    assert!(
+        s.engine.rate_check(&g, &policy).is_allowed(),
+        "one token after 200 ms"
+    );
+    assert!(s.engine.rate_check(&g, &policy).is_blocked());
+    s.clock.advance(Duration::from_secs(1));
+    let admitted = (0..10)
+        .filter(|_| s.engine.rate_check(&g, &policy).is_allowed())
+        .count();
+    assert_eq!(admitted, 5, "five tokens per second");
+    s.clock.advance(Duration::from_secs(60));
+    let admitted = (0..20)
+        .filter(|_| s.engine.rate_check(&g, &policy).is_allowed())
+        .count();
+    assert_eq!(admitted, 10, "never more than the capacity at once");
+}
+
+/// Limits combine: every one must pass; the decision names a blocking one.
+pub fn rate_combined(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let g = gate("combined");
+    let policy = Policy::new()
+        .max_calls(2, Duration::from_secs(60))
+        .cooldown(Duration::from_secs(1));
+    assert!(s.engine.rate_check(&g, &policy).is_allowed());
+    assert_eq!(
+        s.engine.rate_check(&g, &policy).reason(),
+        Some(RateReason::Cooldown)
+    );
+    s.clock.advance(Duration::from_secs(1));
+    assert!(s.engine.rate_check(&g, &policy).is_allowed());
+    s.clock.advance(Duration::from_secs(5));
+    assert_eq!(
+        s.engine.rate_check(&g, &policy).reason(),
+        Some(RateReason::TooManyCalls)
+    );
+    // An invalid policy blocks instead of admitting everything.
+    let d = s
+        .engine
+        .rate_check(&g, &Policy::new().bucket(0, 1, Duration::from_secs(1)));
+    assert_eq!(d.reason(), Some(RateReason::InvalidPolicy));
+}
+
+/// Threads on one gate: exactly max_calls are admitted in a window.
+pub fn rate_threads_exact(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let g = gate("threads");
+    let policy = Policy::new().max_calls(100, Duration::from_secs(3600));
+    let admitted = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..40 {
+                    if s.engine.rate_check(&g, &policy).is_allowed() {
+                        admitted.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(admitted.load(Ordering::SeqCst), 100);
+}
+
+/// A failing store: fail-closed blocks, fail-open allows, both StoreError.
+pub fn rate_store_failures(f: &dyn StoreFactory) {
+    let clock = ManualClock::new(T0);
+    let faulty = Faulty::new(f.store(&clock));
+    let engine = Engine::new(faulty.clone());
+    let g = gate("faults");
+    faulty.set_failing(true);
+    let policy = Policy::new().max_calls(1, Duration::from_secs(1));
+    let d = engine.rate_check(&g, &policy);
+    assert_eq!(
+        (d.status(), d.reason()),
+        (Status::Block, Some(RateReason::StoreError))
+    );
+    let d = engine.rate_check(&g, &policy.fail_open());
+    assert_eq!(
+        (d.status(), d.reason()),
+        (Status::Allow, Some(RateReason::StoreError))
+    );
+    faulty.set_failing(false);
+    assert!(engine.rate_check(&g, &policy).is_allowed());
+}
+
 /// Generates one `#[test]` per conformance check for a store factory.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -467,7 +619,8 @@ macro_rules! conformance_tests {
             release_restores, settle_twice_or_unknown, overrun_recorded_and_reported,
             invalid_amounts_rejected, store_failures, unrecorded_commit_reported,
             reservation_ttl_expiry, call_outlives_window, listener_panic_counted,
-            decision_json, no_budget_denied);
+            decision_json, no_budget_denied, rate_max_calls, rate_cooldown,
+            rate_bucket_refill, rate_combined, rate_threads_exact, rate_store_failures);
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
         $(

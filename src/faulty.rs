@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use budgetgate::budget::Limit;
+use budgetgate::rate::{RateOutcome, RateRequest};
 use budgetgate::store::{
     ChargeOutcome, ChargeRequest, SettleOutcome, SettleRequest, Store, StoreError, WindowUsage,
 };
@@ -53,5 +54,9 @@ impl Store for Faulty {
     fn status(&self, ledger: &Ledger, limits: &[Limit]) -> Result<Vec<WindowUsage>, StoreError> {
         self.gate()?;
         self.inner.status(ledger, limits)
+    }
+    fn rate(&self, request: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
+        self.gate()?;
+        self.inner.rate(request)
     }
 }

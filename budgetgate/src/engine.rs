@@ -19,6 +19,7 @@ use crate::budget::{Budget, Limit, StoreErrorMode};
 use crate::decision::{BlockReason, BudgetExceeded, Decision, Status};
 use crate::event::{Event, Listener};
 use crate::ledger::{Ledger, Prehashed};
+use crate::rate::{Gate, Policy, RateDecision, RateOutcome, RateReason, RateRequest};
 use crate::reservation::Reservation;
 use crate::store::{
     ChargeOutcome, ChargeRequest, Hold, MemoryStore, Nanos, ReservationId, Store, StoreError,
@@ -536,6 +537,102 @@ impl Engine {
                 ttl: self.inner.reservation_ttl,
             }),
         })
+    }
+
+    // ----- rate limits ---------------------------------------------------------
+
+    /// Checks a call against a rate policy and records it if admitted, in one
+    /// atomic step (see [`crate::rate`]).
+    pub fn rate_check(&self, gate: &Gate, policy: &Policy) -> RateDecision {
+        match policy.validate() {
+            Ok(()) => {
+                let request = RateRequest {
+                    gate,
+                    policy,
+                    call_id: ReservationId::new(),
+                };
+                let result = self.inner.store.rate(&request);
+                self.conclude_rate(gate, policy, result)
+            }
+            Err(e) => self.invalid_policy(gate, e),
+        }
+    }
+
+    /// Async [`Engine::rate_check`].
+    pub async fn rate_check_async(&self, gate: &Gate, policy: &Policy) -> RateDecision {
+        match policy.validate() {
+            Ok(()) => {
+                let request = RateRequest {
+                    gate,
+                    policy,
+                    call_id: ReservationId::new(),
+                };
+                let result = self.inner.store.rate_async(request).await;
+                self.conclude_rate(gate, policy, result)
+            }
+            Err(e) => self.invalid_policy(gate, e),
+        }
+    }
+
+    fn invalid_policy(&self, gate: &Gate, error: crate::rate::PolicyError) -> RateDecision {
+        self.emit_rate(RateDecision {
+            status: Status::Block,
+            gate: gate.clone(),
+            reason: Some(RateReason::InvalidPolicy),
+            calls_in_window: 0,
+            since_last: None,
+            retry_after: None,
+            detail: Some(error.to_string()),
+        })
+    }
+
+    fn conclude_rate(
+        &self,
+        gate: &Gate,
+        policy: &Policy,
+        result: Result<RateOutcome, StoreError>,
+    ) -> RateDecision {
+        let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
+        let decision = match result {
+            Ok(o) => RateDecision {
+                status: if o.admitted {
+                    Status::Allow
+                } else {
+                    Status::Block
+                },
+                gate: gate.clone(),
+                reason: o.reason,
+                calls_in_window: o.calls_in_window,
+                since_last: o.since_last_us.map(us),
+                retry_after: o.retry_after_us.map(us),
+                detail: None,
+            },
+            Err(error) => RateDecision {
+                status: match policy.on_store_error() {
+                    StoreErrorMode::FailClosed => Status::Block,
+                    StoreErrorMode::FailOpen => Status::Allow,
+                },
+                gate: gate.clone(),
+                reason: Some(RateReason::StoreError),
+                calls_in_window: 0,
+                since_last: None,
+                retry_after: None,
+                detail: Some(error.to_string()),
+            },
+        };
+        self.emit_rate(decision)
+    }
+
+    fn emit_rate(&self, decision: RateDecision) -> RateDecision {
+        match (decision.status, decision.reason) {
+            (Status::Allow, None) => tracing::debug!(gate = %decision.gate, "rate allow"),
+            (_, Some(RateReason::StoreError)) => tracing::error!(gate = %decision.gate,
+                status = ?decision.status, error = decision.detail().unwrap_or(""), "rate store error"),
+            _ => tracing::info!(gate = %decision.gate, reason = ?decision.reason,
+                retry_after = ?decision.retry_after, "rate limited"),
+        }
+        self.emit(&Event::Rate(&decision));
+        decision
     }
 
     /// A call whose amount could not be computed (e.g. no price for its

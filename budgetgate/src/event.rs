@@ -18,6 +18,8 @@ use crate::store::{ReservationId, StoreError};
 pub enum Event<'a> {
     /// A check or reservation was decided.
     Decision(&'a Decision),
+    /// A rate check was decided.
+    Rate(&'a crate::rate::RateDecision),
     /// A commit's actual cost exceeded its estimate. The actual was recorded
     /// in full (never clamped).
     Overrun {

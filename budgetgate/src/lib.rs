@@ -200,6 +200,7 @@ pub mod event;
 pub mod global;
 pub mod ledger;
 pub mod pricing;
+pub mod rate;
 pub mod reservation;
 pub mod store;
 
@@ -217,6 +218,7 @@ pub use engine::{
 pub use event::{Event, Listener};
 pub use global::{global, install};
 pub use ledger::Ledger;
+pub use rate::{Gate, Policy, RateDecision, RateLimited};
 pub use reservation::{Commit, CommitError, Reservation};
 pub use rust_decimal::Decimal;
 pub use store::{MemoryStore, ReservationId, Store, StoreError};

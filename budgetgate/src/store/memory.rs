@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::budget::{Limit, Window};
 use crate::clock::{Clock, SystemClock};
 use crate::ledger::{Ledger, Prehashed};
+use crate::rate::{gcra, Policy, RateOutcome, RateReason, RateRequest};
 
 use super::{
     ChargeOutcome, ChargeRequest, Nanos, ReservationIdKey, SettleOutcome, SettleRequest, Store,
@@ -34,8 +35,34 @@ const SHARD_BITS: u32 = 6;
 /// One shard, padded to its own cache lines: threads locking neighbouring
 /// shards must not write the same line.
 #[repr(align(128))]
-#[derive(Default)]
-struct Shard(RwLock<HashMap<Ledger, Mutex<LedgerState>, Prehashed>>);
+struct Shard<T>(RwLock<HashMap<Ledger, Mutex<T>, Prehashed>>);
+
+impl<T> Default for Shard<T> {
+    fn default() -> Self {
+        Shard(RwLock::new(HashMap::default()))
+    }
+}
+
+fn shards<T>() -> Box<[Shard<T>]> {
+    (0..1 << SHARD_BITS).map(|_| Shard::default()).collect()
+}
+
+/// Runs `f` on the entry of `key` under its own lock (created on first use).
+fn with_entry<T: Default, R>(shards: &[Shard<T>], key: &Ledger, f: impl FnOnce(&mut T) -> R) -> R {
+    let shard = &shards[(key.cached_hash() >> (64 - SHARD_BITS)) as usize];
+    // A poisoned lock means a panic inside this module while holding it; the
+    // state it guards is consistent at every step we take, so keep serving.
+    {
+        let map = shard.0.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = map.get(key) {
+            let mut entry = entry.lock().unwrap_or_else(|e| e.into_inner());
+            return f(&mut entry);
+        }
+    }
+    let mut map = shard.0.write().unwrap_or_else(|e| e.into_inner());
+    let entry = map.entry(key.clone()).or_default();
+    f(entry.get_mut().unwrap_or_else(|e| e.into_inner()))
+}
 
 /// The in-memory store. Cheap to share (`Arc`); see the module docs.
 ///
@@ -56,7 +83,8 @@ struct Shard(RwLock<HashMap<Ledger, Mutex<LedgerState>, Prehashed>>);
 /// # Ok::<(), budgetgate::BudgetError>(())
 /// ```
 pub struct MemoryStore {
-    shards: Box<[Shard]>,
+    shards: Box<[Shard<LedgerState>]>,
+    gates: Box<[Shard<GateState>]>,
     clock: Arc<dyn Clock>,
 }
 
@@ -67,8 +95,14 @@ impl std::fmt::Debug for MemoryStore {
             .iter()
             .map(|s| s.0.read().map_or(0, |m| m.len()))
             .sum();
+        let gates: usize = self
+            .gates
+            .iter()
+            .map(|s| s.0.read().map_or(0, |m| m.len()))
+            .sum();
         f.debug_struct("MemoryStore")
             .field("ledgers", &ledgers)
+            .field("gates", &gates)
             .field("clock", &self.clock)
             .finish()
     }
@@ -89,28 +123,15 @@ impl MemoryStore {
     /// A store on the given clock (a [`ManualClock`](crate::clock::ManualClock) in tests).
     pub fn with_clock(clock: impl Clock) -> Self {
         MemoryStore {
-            shards: (0..1 << SHARD_BITS).map(|_| Shard::default()).collect(),
+            shards: shards(),
+            gates: shards(),
             clock: Arc::new(clock),
         }
     }
 
     /// Runs `f` on the ledger's state under its own lock.
     fn with_ledger<R>(&self, ledger: &Ledger, f: impl FnOnce(&mut LedgerState) -> R) -> R {
-        let shard = &self.shards[(ledger.cached_hash() >> (64 - SHARD_BITS)) as usize];
-        // A poisoned lock means a panic inside this module while holding it;
-        // the state it guards is still consistent at every await-free step we
-        // take, so keep serving rather than propagate the panic.
-        {
-            let map = shard.0.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(state) = map.get(ledger) {
-                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-                return f(&mut state);
-            }
-        }
-        let mut map = shard.0.write().unwrap_or_else(|e| e.into_inner());
-        let state = map.entry(ledger.clone()).or_default();
-        let state = state.get_mut().unwrap_or_else(|e| e.into_inner());
-        f(state)
+        with_entry(&self.shards, ledger, f)
     }
 
     fn now(&self) -> i64 {
@@ -433,7 +454,90 @@ impl LedgerState {
     }
 }
 
+/// A gate's state: the sliding log of admitted calls, the last call, and
+/// the token bucket's theoretical arrival time (× its refill tokens).
+#[derive(Debug, Default)]
+struct GateState {
+    last_at: i64,
+    log: VecDeque<i64>,
+    last_call: Option<i64>,
+    tat: Option<i128>,
+}
+
+impl GateState {
+    fn check(&mut self, now: i64, policy: &Policy) -> RateOutcome {
+        let now = now.max(self.last_at);
+        self.last_at = now;
+        let mut blocked: Option<(RateReason, i64)> = None;
+        let mut block = |reason, wait: i64| {
+            if blocked.is_none_or(|(_, w)| wait > w) {
+                blocked = Some((blocked.map_or(reason, |(r, _)| r), wait));
+            }
+        };
+        if let Some((max, window)) = policy.max_calls_limit() {
+            let window = micros(window);
+            let cutoff = now.saturating_sub(window);
+            while self.log.front().is_some_and(|&t| t < cutoff) {
+                self.log.pop_front();
+            }
+            if self.log.len() as u64 >= max {
+                // The oldest call stops counting 1 µs after it is `window` old.
+                let oldest = self.log.front().copied().unwrap_or(now);
+                block(RateReason::TooManyCalls, oldest + window + 1 - now);
+            }
+        }
+        if let (Some(cooldown), Some(last)) = (policy.cooldown_limit(), self.last_call) {
+            let cooldown = micros(cooldown);
+            if now - last < cooldown {
+                block(RateReason::Cooldown, last + cooldown - now);
+            }
+        }
+        let mut next_tat = None;
+        if let Some(b) = policy.bucket_limit() {
+            match gcra::step(self.tat, now, b.capacity, b.tokens, micros(b.period)) {
+                Ok(tat) => next_tat = Some(tat),
+                Err(wait) => block(RateReason::BucketEmpty, wait),
+            }
+        }
+        let since_last_us = self.last_call.map(|last| now - last);
+        if let Some((reason, wait)) = blocked {
+            return RateOutcome {
+                admitted: false,
+                reason: Some(reason),
+                calls_in_window: self.log.len() as u64,
+                since_last_us,
+                retry_after_us: Some(wait.max(1)),
+            };
+        }
+        if policy.max_calls_limit().is_some() {
+            self.log.push_back(now);
+        }
+        self.last_call = Some(now);
+        if next_tat.is_some() {
+            self.tat = next_tat;
+        }
+        RateOutcome {
+            admitted: true,
+            reason: None,
+            calls_in_window: self.log.len() as u64,
+            since_last_us,
+            retry_after_us: None,
+        }
+    }
+}
+
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
 impl Store for MemoryStore {
+    fn rate(&self, request: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
+        let now = self.now();
+        Ok(with_entry(&self.gates, request.gate.key(), |gate| {
+            gate.check(now, request.policy)
+        }))
+    }
+
     fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, StoreError> {
         let now = self.now();
         self.with_ledger(request.ledger, |state| state.charge(now, request))

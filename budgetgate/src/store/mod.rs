@@ -31,6 +31,7 @@ use once_cell::sync::Lazy;
 
 use crate::budget::Limit;
 use crate::ledger::Ledger;
+use crate::rate::{RateOutcome, RateRequest};
 
 pub use memory::MemoryStore;
 
@@ -247,6 +248,21 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         limits: &'a [Limit],
     ) -> StoreFuture<'a, Vec<WindowUsage>> {
         Box::pin(std::future::ready(self.status(ledger, limits)))
+    }
+
+    /// Checks a call against a rate [`Policy`](crate::rate::Policy) and, if
+    /// every limit passes, records it — atomically for all callers of the
+    /// gate. The default refuses (stores without rate limits fail closed).
+    fn rate(&self, request: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
+        Err(StoreError::Backend(format!(
+            "this store does not implement rate limits (gate {})",
+            request.gate
+        )))
+    }
+
+    /// Async [`Store::rate`].
+    fn rate_async<'a>(&'a self, request: RateRequest<'a>) -> StoreFuture<'a, RateOutcome> {
+        Box::pin(std::future::ready(self.rate(&request)))
     }
 
     /// Releases a reservation from a destructor (a `Reservation` dropped

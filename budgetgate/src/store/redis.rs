@@ -48,6 +48,7 @@ use once_cell::sync::Lazy;
 use crate::budget::{Limit, Window};
 use crate::clock::Clock;
 use crate::ledger::Ledger;
+use crate::rate::{RateOutcome, RateReason, RateRequest};
 
 use super::{
     ChargeOutcome, ChargeRequest, Nanos, SettleOutcome, SettleRequest, Store, StoreError,
@@ -59,6 +60,7 @@ const NANOS: i128 = 1_000_000_000;
 static CHARGE: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/charge.lua")));
 static SETTLE: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/settle.lua")));
 static STATUS: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/status.lua")));
+static RATE: Lazy<Arc<Script>> = Lazy::new(|| Arc::new(Script::new(include_str!("lua/rate.lua"))));
 
 fn script(body: &str) -> Arc<Script> {
     Arc::new(Script::new(&format!(
@@ -453,6 +455,56 @@ impl RedisStore {
         call
     }
 
+    fn rate_call(&self, request: &RateRequest<'_>) -> Call {
+        let base = self.base(request.gate.key());
+        let policy = request.policy;
+        let now = match &self.time {
+            TimeSource::Server => String::new(),
+            TimeSource::Clock(c) => c.now_micros().to_string(),
+        };
+        let us = |d: Duration| d.as_micros().to_string();
+        let (max, window) = policy
+            .max_calls_limit()
+            .map_or(("0".to_owned(), "0".to_owned()), |(m, w)| {
+                (m.to_string(), us(w))
+            });
+        let cooldown = policy.cooldown_limit().map_or("-1".to_owned(), us);
+        let (cap, k, period) = policy
+            .bucket_limit()
+            .map_or(("0".to_owned(), "1".to_owned(), "1".to_owned()), |b| {
+                (b.capacity.to_string(), b.tokens.to_string(), us(b.period))
+            });
+        // Kept while a window, cooldown or bucket could still matter.
+        let longest = [
+            policy.max_calls_limit().map(|(_, w)| w),
+            policy.cooldown_limit(),
+            policy.bucket_limit().map(|b| {
+                b.period
+                    .saturating_mul(u32::try_from(b.capacity).unwrap_or(u32::MAX))
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or_default();
+        let keep_ms = (longest.as_millis() + 3_600_000).to_string();
+        Call {
+            script: RATE.clone(),
+            keys: vec![format!("{base}:rlog"), format!("{base}:rstate")],
+            args: vec![
+                now,
+                max,
+                window,
+                cooldown,
+                cap,
+                k,
+                period,
+                request.call_id.to_string(),
+                keep_ms,
+            ],
+        }
+    }
+
     fn status_call(&self, ledger: &Ledger, limits: &[Limit]) -> Call {
         let mut call = self.call(&STATUS, ledger, limits, Duration::ZERO);
         for limit in limits {
@@ -483,6 +535,32 @@ fn parse_settle(reply: Vec<String>) -> Result<SettleOutcome, StoreError> {
         Some("4") => Ok(SettleOutcome::Unknown),
         _ => Err(unexpected(&reply)),
     }
+}
+
+fn parse_rate(reply: Vec<String>) -> Result<RateOutcome, StoreError> {
+    let [admitted, reason, calls, since, wait] = reply.as_slice() else {
+        return Err(unexpected(&reply));
+    };
+    let opt = |s: &str| -> Result<Option<i64>, StoreError> {
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            parse(s).map(Some)
+        }
+    };
+    Ok(RateOutcome {
+        admitted: admitted == "1",
+        reason: match reason.as_str() {
+            "" => None,
+            "TOO_MANY_CALLS" => Some(RateReason::TooManyCalls),
+            "COOLDOWN" => Some(RateReason::Cooldown),
+            "BUCKET_EMPTY" => Some(RateReason::BucketEmpty),
+            _ => return Err(unexpected(&reply)),
+        },
+        calls_in_window: parse(calls)?,
+        since_last_us: opt(since)?,
+        retry_after_us: opt(wait)?,
+    })
 }
 
 fn parse_status(reply: Vec<String>, limits: usize) -> Result<Vec<WindowUsage>, StoreError> {
@@ -540,6 +618,17 @@ impl Store for RedisStore {
         let op = self.eval(call);
         let n = limits.len();
         Box::pin(async move { self.run_async(op).await.and_then(|r| parse_status(r, n)) })
+    }
+
+    fn rate(&self, request: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
+        let call = self.rate_call(request);
+        self.run_blocking(self.eval(call)).and_then(parse_rate)
+    }
+
+    fn rate_async<'a>(&'a self, request: RateRequest<'a>) -> StoreFuture<'a, RateOutcome> {
+        let call = self.rate_call(&request);
+        let op = self.eval(call);
+        Box::pin(async move { self.run_async(op).await.and_then(parse_rate) })
     }
 
     fn release_in_background(&self, request: &SettleRequest<'_>) {
