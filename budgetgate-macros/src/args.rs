@@ -6,13 +6,18 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, Ident, Lit, Path, Token};
+use syn::{Expr, Ident, Lit, LitStr, Path, Token};
 
 use crate::literal::{self, Amount, WindowLit};
 
 /// Every key any attribute accepts (each attribute accepts a subset).
 pub const KEYS: &[&str] = &[
     "ledger",
+    "gate",
+    "max_calls",
+    "cooldown",
+    "capacity",
+    "refill",
     "cost",
     "estimate",
     "actual",
@@ -27,6 +32,11 @@ pub const KEYS: &[&str] = &[
 #[derive(Default)]
 pub struct Args {
     pub ledger: Option<Keyed<[Expr; 3]>>,
+    pub gate: Option<Keyed<[Expr; 3]>>,
+    pub max_calls: Option<Keyed<u64>>,
+    pub cooldown: Option<Keyed<WindowLit>>,
+    pub capacity: Option<Keyed<u64>>,
+    pub refill: Option<Keyed<(u64, u64)>>,
     pub cost: Option<Keyed<AmountArg>>,
     pub estimate: Option<Keyed<AmountArg>>,
     pub actual: Option<Keyed<Expr>>,
@@ -94,7 +104,12 @@ impl Parse for Args {
                 }};
             }
             match name.as_str() {
-                "ledger" => set!(ledger, parse_ledger(value)?),
+                "ledger" => set!(ledger, parse_ledger(value, "ledger")?),
+                "gate" => set!(gate, parse_ledger(value, "gate")?),
+                "max_calls" => set!(max_calls, parse_count(value, "max_calls")?),
+                "capacity" => set!(capacity, parse_count(value, "capacity")?),
+                "cooldown" => set!(cooldown, parse_window(value)?),
+                "refill" => set!(refill, parse_refill(value)?),
                 "cost" => set!(cost, parse_amount_arg(value)?),
                 "estimate" => set!(estimate, parse_amount_arg(value)?),
                 "actual" => set!(actual, value),
@@ -115,11 +130,12 @@ impl Parse for Args {
     }
 }
 
-fn parse_ledger(value: Expr) -> syn::Result<[Expr; 3]> {
+fn parse_ledger(value: Expr, key: &str) -> syn::Result<[Expr; 3]> {
+    let middle = if key == "gate" { "action" } else { "resource" };
     let arity_error = |span| {
         syn::Error::new(
             span,
-            "`ledger` takes three parts: `ledger = (namespace, resource, principal)`",
+            format!("`{key}` takes three parts: `{key} = (namespace, {middle}, principal)`"),
         )
     };
     match value {
@@ -167,6 +183,61 @@ fn parse_window(value: Expr) -> syn::Result<WindowLit> {
             value.span(),
             "`window` must be a string literal: \"30s\", \"15m\", \"1h\", \"7d\" or \"unbounded\"",
         )),
+    }
+}
+
+fn parse_count(value: Expr, key: &str) -> syn::Result<u64> {
+    match &value {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(i), ..
+        }) => match i.base10_parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(syn::Error::new(
+                i.span(),
+                format!("`{key}` must be a whole number of at least 1"),
+            )),
+        },
+        _ => Err(syn::Error::new(
+            value.span(),
+            format!("`{key}` must be an integer literal, e.g. `{key} = 10`"),
+        )),
+    }
+}
+
+/// `"5/s"`, `"10/1m"`, `"1/500ms"`: tokens per period (ms).
+fn parse_refill(value: Expr) -> syn::Result<(u64, u64)> {
+    let Expr::Lit(syn::ExprLit {
+        lit: Lit::Str(s), ..
+    }) = &value
+    else {
+        return Err(syn::Error::new(
+            value.span(),
+            "`refill` must be a string such as \"5/s\", \"10/1m\" or \"1/500ms\"",
+        ));
+    };
+    let text = s.value();
+    let err = || {
+        syn::Error::new(
+            s.span(),
+            format!("invalid refill {text:?}: expected tokens per period, e.g. \"5/s\", \"10/1m\", \"1/500ms\""),
+        )
+    };
+    let (tokens, period) = text.split_once('/').ok_or_else(err)?;
+    let tokens: u64 = tokens
+        .trim()
+        .parse()
+        .ok()
+        .filter(|t| *t > 0)
+        .ok_or_else(err)?;
+    let period = period.trim();
+    let period = if period.starts_with(|c: char| c.is_ascii_digit()) {
+        period.to_owned()
+    } else {
+        format!("1{period}")
+    };
+    match literal::window(&LitStr::new(&period, s.span())) {
+        Ok(WindowLit::RollingMillis(ms)) => Ok((tokens, ms)),
+        _ => Err(err()),
     }
 }
 

@@ -14,7 +14,7 @@ use syn::{Attribute, Block, ReturnType, Signature, Visibility};
 
 use crate::args::{AmountArg, OnError};
 use crate::literal::WindowLit;
-use crate::validate::{Cost, Model};
+use crate::validate::{Cost, Model, RateLit};
 
 /// The function being guarded.
 pub struct Func {
@@ -82,10 +82,13 @@ pub fn expand(model: &Model, func: Func) -> TokenStream {
 
     if model.soft && !async_trait {
         let output = &model.output;
-        sig.output = ReturnType::Type(
-            Default::default(),
-            Box::new(syn::parse_quote_spanned!(output.span()=> #krate::Guarded<#output>)),
-        );
+        let guarded: syn::Type = match model.cost {
+            Cost::Rate(_) => {
+                syn::parse_quote_spanned!(output.span()=> #krate::Guarded<#output, #krate::RateDecision>)
+            }
+            _ => syn::parse_quote_spanned!(output.span()=> #krate::Guarded<#output>),
+        };
+        sig.output = ReturnType::Type(Default::default(), Box::new(guarded));
     }
     let body = if async_trait {
         quote!(::std::boxed::Box::pin(async move { #inner }))
@@ -96,6 +99,108 @@ pub fn expand(model: &Model, func: Func) -> TokenStream {
         #(#attrs)*
         #vis #sig {
             #body
+        }
+    }
+}
+
+/// Rate limits return early from `guarded_body` (see `amount_arg`).
+fn unreachable_rate() -> TokenStream {
+    quote!(::core::compile_error!(
+        "budgetgate: internal error expanding a rate limit"
+    ))
+}
+
+/// The user's block run as a closure / async block, so its value can be used.
+fn run_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
+    let output_ty = &model.output;
+    let stmts = &block.stmts;
+    let fake_return = quote! {
+        #[allow(unknown_lints, unreachable_code, clippy::diverging_sub_expression,
+                clippy::let_unit_value, clippy::unreachable, clippy::empty_loop,
+                clippy::needless_return)]
+        if false {
+            let __bg_fake_return: #output_ty = loop {};
+            return __bg_fake_return;
+        }
+    };
+    if is_async {
+        quote!(async { #fake_return #(#stmts)* }.await)
+    } else {
+        quote!((|| { #fake_return #(#stmts)* })())
+    }
+}
+
+/// `#[rate_limit]` / `#[rate_limit_result]`: check and record the call first.
+fn rate_body(
+    model: &Model,
+    rate: &RateLit,
+    is_async: bool,
+    block: &Block,
+    n: &Names,
+) -> TokenStream {
+    let krate = &model.krate;
+    let output_ty = &model.output;
+    let Names {
+        engine_owner,
+        engine,
+        ledger: gate,
+        budget: policy,
+        decision,
+        output,
+        blocked,
+        ..
+    } = n;
+    let engine_stmt = match &model.engine {
+        Some(expr) => quote! {
+            let #engine_owner = &(#expr);
+            let #engine: &#krate::Engine = #krate::__private::engine(#engine_owner);
+        },
+        None => quote! {
+            let #engine: &#krate::Engine = #krate::__private::global();
+        },
+    };
+    let [ns, action, principal] = &model.ledger;
+    let (max_calls, window_ms) = rate.max_calls.unwrap_or((0, 0));
+    let cooldown_ms = rate.cooldown_ms.unwrap_or(0);
+    let (capacity, tokens, period_ms) = rate.bucket.unwrap_or((0, 0, 0));
+    let soft = model.soft;
+    let rate_fn = Ident::new(
+        if is_async { "rate_async" } else { "rate" },
+        Span::call_site(),
+    );
+    let await_ = if is_async { quote!(.await) } else { quote!() };
+    let prelude = quote! {
+        #engine_stmt
+        let #gate: #krate::Gate = #krate::__private::gate(#ns, #action, #principal);
+        const POLICY: #krate::Policy = #krate::__private::policy(
+            #max_calls, #window_ms, #cooldown_ms, #capacity, #tokens, #period_ms, #soft);
+        let #policy: &#krate::Policy = &POLICY;
+    };
+    let check = quote!(#krate::__private::#rate_fn(#engine, &#gate, #policy)#await_);
+    let stmts = &block.stmts;
+    if soft {
+        let run = run_body(model, is_async, block);
+        quote! {
+            let #decision = {
+                #prelude
+                match #check {
+                    ::core::result::Result::Ok(d) => d,
+                    ::core::result::Result::Err(#blocked) => return #krate::__private::rate_blocked(#blocked),
+                }
+            };
+            let #output: #output_ty = #run;
+            #krate::__private::rate_allowed(#decision, #output)
+        }
+    } else {
+        let on_block = quote_spanned!(output_ty.span()=> return <#output_ty as #krate::__private::HardReturn<#krate::RateLimited>>::blocked(#blocked));
+        quote! {
+            {
+                #prelude
+                if let ::core::result::Result::Err(#blocked) = #check {
+                    #on_block;
+                }
+            }
+            #(#stmts)*
         }
     }
 }
@@ -155,6 +260,7 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
     let amount_arg = match &model.cost {
         Cost::Fixed(a) => a,
         Cost::Bounded { estimate, .. } => estimate,
+        Cost::Rate(rate) => return rate_body(model, rate, is_async, block, &n),
     };
     let amount_value = match amount_arg {
         AmountArg::Literal(lit) => lit.decimal_tokens(krate),
@@ -190,7 +296,7 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
         quote!(return #krate::__private::blocked(#blocked))
     } else {
         // Spanned at the return type: a missing `From<BudgetExceeded>` is reported there.
-        quote_spanned!(output_ty.span()=> return <#output_ty as #krate::__private::HardReturn>::blocked(#blocked))
+        quote_spanned!(output_ty.span()=> return <#output_ty as #krate::__private::HardReturn<#krate::BudgetExceeded>>::blocked(#blocked))
     };
 
     // The user's statements, spliced without their braces (a block as a
@@ -248,6 +354,7 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
                 }
             }
         }
+        Cost::Rate(_) => unreachable_rate(),
         Cost::Bounded {
             actual, on_error, ..
         } => {

@@ -38,6 +38,19 @@ pub fn guard_result(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::GuardResult, args, item)
 }
 
+/// Call-rate limit, hard mode: `Err(RateLimited.into())` when limited.
+#[proc_macro_attribute]
+pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::RateLimit, args, item)
+}
+
+/// Call-rate limit, soft mode: the function returns
+/// `budgetgate::Guarded<R, budgetgate::RateDecision>`.
+#[proc_macro_attribute]
+pub fn rate_limit_result(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::RateLimitResult, args, item)
+}
+
 fn entry(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     let item = TokenStream2::from(item);
     match try_expand(kind, args.into(), item.clone()) {
@@ -55,10 +68,10 @@ fn try_expand(kind: Kind, args: TokenStream2, item: TokenStream2) -> syn::Result
     let args: args::Args = syn::parse2(args)?;
     let output = match &func.body {
         Body::AsyncTrait(_) => {
-            if kind == Kind::GuardResult {
+            if matches!(kind, Kind::GuardResult | Kind::RateLimitResult) {
                 return Err(syn::Error::new(
                     func.sig.output.span(),
-                    "#[guard_result] changes the return type, which an #[async_trait] method cannot; use #[guard] or #[guard_bounded]",
+                    format!("#[{}] changes the return type, which an #[async_trait] method cannot; use the hard form", kind.name()),
                 ));
             }
             match &func.sig.output {

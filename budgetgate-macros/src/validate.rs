@@ -15,6 +15,8 @@ pub enum Kind {
     Guard,
     GuardBounded,
     GuardResult,
+    RateLimit,
+    RateLimitResult,
 }
 
 impl Kind {
@@ -23,8 +25,22 @@ impl Kind {
             Kind::Guard => "guard",
             Kind::GuardBounded => "guard_bounded",
             Kind::GuardResult => "guard_result",
+            Kind::RateLimit => "rate_limit",
+            Kind::RateLimitResult => "rate_limit_result",
         }
     }
+
+    fn is_rate(self) -> bool {
+        matches!(self, Kind::RateLimit | Kind::RateLimitResult)
+    }
+}
+
+/// A rate policy from literals: calls per window (ms), cooldown (ms), bucket
+/// (capacity, tokens, period ms).
+pub struct RateLit {
+    pub max_calls: Option<(u64, u64)>,
+    pub cooldown_ms: Option<u64>,
+    pub bucket: Option<(u64, u64, u64)>,
 }
 
 /// How the cost is known.
@@ -36,6 +52,7 @@ pub enum Cost {
         actual: Expr,
         on_error: OnError,
     },
+    Rate(RateLit),
 }
 
 /// A validated attribute on a validated function.
@@ -69,6 +86,25 @@ pub fn validate(
             constness.span(),
             format!("#[{name}] cannot be used on a `const fn`: budgets are checked at run time"),
         );
+    }
+    if kind.is_rate() {
+        return validate_rate(kind, args, sig, output);
+    }
+    for (key, span) in [
+        ("gate", args.gate.as_ref().map(|k| k.key)),
+        ("max_calls", args.max_calls.as_ref().map(|k| k.key)),
+        ("cooldown", args.cooldown.as_ref().map(|k| k.key)),
+        ("capacity", args.capacity.as_ref().map(|k| k.key)),
+        ("refill", args.refill.as_ref().map(|k| k.key)),
+    ] {
+        if let Some(span) = span {
+            return err(
+                span,
+                format!(
+                    "`{key}` belongs to #[rate_limit]; put a #[rate_limit(..)] beside #[{name}]"
+                ),
+            );
+        }
     }
     let Some(ledger) = args.ledger else {
         return err(
@@ -150,25 +186,14 @@ pub fn validate(
                 "#[guard_result] needs `cost = …`, or `estimate = …` and `actual = …`",
             );
         }
+        // Rate limits were handed to `validate_rate` above.
+        (Kind::RateLimit | Kind::RateLimitResult, ..) => {
+            return err(Span::call_site(), "rate limits are validated separately");
+        }
     };
 
-    let (output, output_span) = match output {
-        Some(t) => (t.clone(), t.span()),
-        None => match &sig.output {
-            ReturnType::Type(_, t) => ((**t).clone(), t.span()),
-            ReturnType::Default => (syn::parse_quote!(()), sig.ident.span()),
-        },
-    };
-    let output_is_result = is_result(&output);
     let soft = kind == Kind::GuardResult;
-    if !soft && !output_is_result {
-        return err(
-            output_span,
-            format!(
-                "#[{name}] needs a function returning `Result<T, E>` with `E: From<budgetgate::BudgetExceeded>`, so a blocked call can return `Err`; for other return types use #[guard_result], which returns `budgetgate::Guarded<T>`"
-            ),
-        );
-    }
+    let (output, output_span, output_is_result) = check_output(kind, soft, sig, output)?;
     if let Cost::Bounded {
         on_error: OnError::Closure(_) | OnError::Estimate,
         ..
@@ -202,6 +227,154 @@ pub fn validate(
         budget,
         engine: args.engine.map(|e| e.value),
         krate,
+        output,
+        output_is_result,
+    })
+}
+
+fn crate_path(args: &Args) -> TokenStream {
+    args.krate.as_ref().map_or_else(
+        || quote!(::budgetgate),
+        |k| {
+            let path = &k.value;
+            quote!(#path)
+        },
+    )
+}
+
+/// The body's value type, its span, and whether it is a `Result`; hard mode
+/// requires one.
+fn check_output(
+    kind: Kind,
+    soft: bool,
+    sig: &Signature,
+    output: Option<&Type>,
+) -> syn::Result<(Type, Span, bool)> {
+    let name = kind.name();
+    let (output, output_span) = match output {
+        Some(t) => (t.clone(), t.span()),
+        None => match &sig.output {
+            ReturnType::Type(_, t) => ((**t).clone(), t.span()),
+            ReturnType::Default => (syn::parse_quote!(()), sig.ident.span()),
+        },
+    };
+    let output_is_result = is_result(&output);
+    if !soft && !output_is_result {
+        let (error, soft_name) = if kind.is_rate() {
+            ("RateLimited", "rate_limit_result")
+        } else {
+            ("BudgetExceeded", "guard_result")
+        };
+        return err(
+            output_span,
+            format!(
+                "#[{name}] needs a function returning `Result<T, E>` with `E: From<budgetgate::{error}>`, so a blocked call can return `Err`; for other return types use #[{soft_name}], which returns `budgetgate::Guarded<T>`"
+            ),
+        );
+    }
+    if contains_impl_trait(&output) {
+        return err(
+            output_span,
+            format!("#[{name}] does not support `impl Trait` in the return type"),
+        );
+    }
+    Ok((output, output_span, output_is_result))
+}
+
+fn validate_rate(
+    kind: Kind,
+    args: Args,
+    sig: &Signature,
+    output: Option<&Type>,
+) -> syn::Result<Model> {
+    let name = kind.name();
+    for (key, span) in [
+        ("ledger", args.ledger.as_ref().map(|k| k.key)),
+        ("cost", args.cost.as_ref().map(|k| k.key)),
+        ("estimate", args.estimate.as_ref().map(|k| k.key)),
+        ("actual", args.actual.as_ref().map(|k| k.key)),
+        ("on_error", args.on_error.as_ref().map(|k| k.key)),
+        ("max_spend", args.max_spend.as_ref().map(|k| k.key)),
+    ] {
+        if let Some(span) = span {
+            return err(
+                span,
+                format!("`{key}` belongs to the spend guards; put a #[guard(..)] beside #[{name}]"),
+            );
+        }
+    }
+    let krate = crate_path(&args);
+    let Some(gate) = args.gate else {
+        return err(
+            Span::call_site(),
+            format!("#[{name}] needs `gate = (namespace, action, principal)`"),
+        );
+    };
+    let max_calls = match (args.max_calls, args.window) {
+        (Some(m), Some(w)) => match w.value {
+            WindowLit::RollingMillis(ms) => Some((m.value, ms)),
+            WindowLit::Unbounded => {
+                return err(w.key, "a call window must be a duration such as \"1m\"")
+            }
+        },
+        (Some(m), None) => {
+            return err(
+                m.key,
+                "`max_calls` needs `window`, e.g. `max_calls = 100, window = \"1m\"`",
+            )
+        }
+        (None, Some(w)) => {
+            return err(
+                w.key,
+                "`window` needs `max_calls`, e.g. `max_calls = 100, window = \"1m\"`",
+            )
+        }
+        (None, None) => None,
+    };
+    let cooldown_ms = match args.cooldown {
+        Some(c) => match c.value {
+            WindowLit::RollingMillis(ms) => Some(ms),
+            WindowLit::Unbounded => {
+                return err(c.key, "a cooldown must be a duration such as \"2s\"")
+            }
+        },
+        None => None,
+    };
+    let bucket = match (args.capacity, args.refill) {
+        (Some(c), Some(r)) => Some((c.value, r.value.0, r.value.1)),
+        (Some(c), None) => {
+            return err(
+                c.key,
+                "`capacity` needs `refill`, e.g. `capacity = 10, refill = \"5/s\"`",
+            )
+        }
+        (None, Some(r)) => {
+            return err(
+                r.key,
+                "`refill` needs `capacity`, e.g. `capacity = 10, refill = \"5/s\"`",
+            )
+        }
+        (None, None) => None,
+    };
+    if max_calls.is_none() && cooldown_ms.is_none() && bucket.is_none() {
+        return err(
+            Span::call_site(),
+            format!("#[{name}] needs a limit: `max_calls` + `window`, `cooldown`, or `capacity` + `refill`"),
+        );
+    }
+    let soft = kind == Kind::RateLimitResult;
+    let (output, _, output_is_result) = check_output(kind, soft, sig, output)?;
+    Ok(Model {
+        soft,
+        krate,
+        ledger: gate.value,
+        cost: Cost::Rate(RateLit {
+            max_calls,
+            cooldown_ms,
+            bucket,
+        }),
+        budget: None,
+        engine: args.engine.map(|e| e.value),
         output,
         output_is_result,
     })

@@ -257,21 +257,46 @@ impl BudgetExceeded {
 /// assert_eq!(blocked.unwrap_or("fallback"), "fallback");
 /// # Ok::<(), budgetgate::BudgetError>(())
 /// ```
+///
+/// `D` is the kind of decision: a budget [`Decision`] (the default), or a
+/// [`RateDecision`](crate::rate::RateDecision) for `#[rate_limit_result]`.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use = "a Guarded value may hold a blocked call"]
-pub struct Guarded<T> {
-    decision: Decision,
+pub struct Guarded<T, D = Decision> {
+    decision: D,
     value: Option<T>,
 }
 
-impl<T> Guarded<T> {
+/// A decision that can block a call, and the error a blocked call becomes.
+pub trait Blocking {
+    /// The error of a blocked call.
+    type Error;
+    /// The error for this (blocking) decision.
+    fn into_error(self) -> Self::Error;
+}
+
+impl Blocking for Decision {
+    type Error = BudgetExceeded;
+    fn into_error(self) -> BudgetExceeded {
+        BudgetExceeded::new(self)
+    }
+}
+
+impl Blocking for crate::rate::RateDecision {
+    type Error = crate::rate::RateLimited;
+    fn into_error(self) -> crate::rate::RateLimited {
+        crate::rate::RateLimited::new(self)
+    }
+}
+
+impl<T, D: Blocking> Guarded<T, D> {
     /// Pairs a decision with the value (present iff the call ran).
-    pub fn new(decision: Decision, value: Option<T>) -> Self {
+    pub fn new(decision: D, value: Option<T>) -> Self {
         Guarded { decision, value }
     }
 
     /// A blocked call: the decision and no value.
-    pub fn blocked(decision: Decision) -> Self {
+    pub fn blocked(decision: D) -> Self {
         Guarded {
             decision,
             value: None,
@@ -284,7 +309,7 @@ impl<T> Guarded<T> {
     }
 
     /// The decision.
-    pub fn decision(&self) -> &Decision {
+    pub fn decision(&self) -> &D {
         &self.decision
     }
 
@@ -299,15 +324,15 @@ impl<T> Guarded<T> {
     }
 
     /// Both parts.
-    pub fn into_parts(self) -> (Decision, Option<T>) {
+    pub fn into_parts(self) -> (D, Option<T>) {
         (self.decision, self.value)
     }
 
-    /// `Ok(value)`, or `Err(BudgetExceeded)` when blocked.
-    pub fn into_result(self) -> Result<T, BudgetExceeded> {
+    /// `Ok(value)`, or the blocking error (`BudgetExceeded`, `RateLimited`).
+    pub fn into_result(self) -> Result<T, D::Error> {
         match self.value {
             Some(v) => Ok(v),
-            None => Err(BudgetExceeded::new(self.decision)),
+            None => Err(self.decision.into_error()),
         }
     }
 
@@ -317,7 +342,7 @@ impl<T> Guarded<T> {
     }
 
     /// The value, or one computed from the blocking decision.
-    pub fn unwrap_or_else(self, f: impl FnOnce(&Decision) -> T) -> T {
+    pub fn unwrap_or_else(self, f: impl FnOnce(&D) -> T) -> T {
         match self.value {
             Some(v) => v,
             None => f(&self.decision),
@@ -325,7 +350,7 @@ impl<T> Guarded<T> {
     }
 
     /// Maps the value, keeping the decision.
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Guarded<U> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Guarded<U, D> {
         Guarded {
             decision: self.decision,
             value: self.value.map(f),

@@ -136,14 +136,42 @@
 //! nothing. A `Result` return type is recognised by its last path segment
 //! (`Result`, `io::Result`, `anyhow::Result`).
 //!
-//! **Composition**: outer attributes expand first.
-//! `#[guard]` above `#[tracing::instrument]` puts the budget decision inside
-//! the span; `#[tracing::instrument]` above `#[guard]` decides before the span
-//! is entered, so a blocked call opens no span. Inside an `#[async_trait]`
+//! **Composition**: attributes expand from the outside in, so the one
+//! written *nearest the function* wraps the others and runs first at run
+//! time. `#[guard]` above `#[tracing::instrument]` puts the budget decision
+//! inside the span; `#[tracing::instrument]` above `#[guard]` decides before
+//! the span is entered, so a blocked call opens no span. With `#[rate_limit]`
+//! nearest the function a rate-limited call never touches the budget; with
+//! `#[guard_bounded]` nearest, a budget block never consumes a call (and a
+//! rate-limited call releases its reservation). Inside an `#[async_trait]`
 //! impl, put the guard on the method as usual (soft mode cannot change a
 //! trait method's return type). With `engine = &self.engine`, a bounded
 //! guard holds that borrow for the call: on `&mut self` methods use an owned
 //! handle (`engine = self.engine.clone()`).
+//!
+//! **`#[rate_limit]`** — call-rate gates beside the spend guards (see
+//! [`rate`]): `max_calls` per `window`, a `cooldown`, and/or a token bucket
+//! (`capacity`, `refill = "5/s"`). Hard mode returns `Err(RateLimited.into())`;
+//! `#[rate_limit_result]` returns [`Guarded<T, RateDecision>`](Guarded).
+//!
+//! ```
+//! use budgetgate::{guard, rate_limit, BudgetExceeded, RateLimited};
+//!
+//! #[derive(Debug)]
+//! enum ToolError { Budget(BudgetExceeded), Rate(RateLimited) }
+//! impl From<BudgetExceeded> for ToolError { fn from(e: BudgetExceeded) -> Self { ToolError::Budget(e) } }
+//! impl From<RateLimited> for ToolError { fn from(e: RateLimited) -> Self { ToolError::Rate(e) } }
+//!
+//! #[guard(ledger = ("tools", "fetch", "agent:1"), cost = "0.001", max_spend = "1")]
+//! #[rate_limit(gate = ("tools", "fetch", "agent:1"), capacity = 2, refill = "1/s")] // checked first
+//! fn fetch(url: &str) -> Result<usize, ToolError> {
+//!     Ok(url.len())
+//! }
+//!
+//! assert!(fetch("a").is_ok());
+//! assert!(fetch("b").is_ok());
+//! assert!(matches!(fetch("c"), Err(ToolError::Rate(_)))); // not charged
+//! ```
 //!
 //! ## Guarantees
 //!
@@ -208,10 +236,10 @@ pub mod store;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use budgetgate_macros::{guard, guard_bounded, guard_result};
+pub use budgetgate_macros::{guard, guard_bounded, guard_result, rate_limit, rate_limit_result};
 
 pub use budget::{Budget, BudgetError, Limit, Mode, StoreErrorMode, Window, WindowParseError};
-pub use decision::{BlockReason, BudgetExceeded, Decision, Guarded, Status};
+pub use decision::{BlockReason, Blocking, BudgetExceeded, Decision, Guarded, Status};
 pub use engine::{
     DefaultPolicy, Engine, EngineBuilder, LedgerStatus, StatusError, DEFAULT_RESERVATION_TTL,
 };

@@ -13,6 +13,7 @@ use crate::budget::{Budget, Mode, StoreErrorMode, Window};
 use crate::decision::{BudgetExceeded, Decision, Guarded};
 use crate::engine::Engine;
 use crate::ledger::Ledger;
+use crate::rate::{Bucket, Gate, Policy, RateDecision, RateLimited};
 use crate::reservation::Reservation;
 
 pub use crate::global::global;
@@ -124,14 +125,14 @@ pub fn amount(amount: impl IntoAmount) -> Result<Decimal, String> {
 // ----- hard mode -------------------------------------------------------------
 
 /// The return type of a hard-mode guarded function: a `Result` whose error
-/// can carry a [`BudgetExceeded`].
-pub trait HardReturn {
-    /// What the function returns when the budget blocks.
-    fn blocked(blocked: BudgetExceeded) -> Self;
+/// can carry the blocking error `B` ([`BudgetExceeded`] or [`RateLimited`]).
+pub trait HardReturn<B> {
+    /// What the function returns when the call is blocked.
+    fn blocked(blocked: B) -> Self;
 }
 
-impl<T, E: From<BudgetExceeded>> HardReturn for Result<T, E> {
-    fn blocked(blocked: BudgetExceeded) -> Self {
+impl<T, E: From<B>, B> HardReturn<B> for Result<T, E> {
+    fn blocked(blocked: B) -> Self {
         Err(blocked.into())
     }
 }
@@ -258,6 +259,75 @@ pub async fn settle_error_async(reservation: Reservation<'_>, cost: ErrorCost) {
         }
         ErrorCost::Amount(amount) => commit_async(reservation, amount).await,
     }
+}
+
+// ----- rate limits ---------------------------------------------------------------
+
+/// Builds the gate from the attribute's three expressions.
+pub fn gate(
+    namespace: impl Into<String>,
+    action: impl Into<String>,
+    principal: impl Into<String>,
+) -> Gate {
+    Gate::new(namespace, action, principal)
+}
+
+/// A policy from literals the macro validated (0: no such limit).
+pub const fn policy(
+    max_calls: u64,
+    window_ms: u64,
+    cooldown_ms: u64,
+    capacity: u64,
+    tokens: u64,
+    period_ms: u64,
+    soft: bool,
+) -> Policy {
+    Policy::from_parts(
+        if max_calls > 0 {
+            Some((max_calls, Duration::from_millis(window_ms)))
+        } else {
+            None
+        },
+        if cooldown_ms > 0 {
+            Some(Duration::from_millis(cooldown_ms))
+        } else {
+            None
+        },
+        if capacity > 0 {
+            Some(Bucket {
+                capacity,
+                tokens,
+                period: Duration::from_millis(period_ms),
+            })
+        } else {
+            None
+        },
+        if soft { Mode::Soft } else { Mode::Hard },
+    )
+}
+
+/// `#[rate_limit]`: check and record the call.
+pub fn rate(engine: &Engine, gate: &Gate, policy: &Policy) -> Result<RateDecision, RateLimited> {
+    engine.rate_check(gate, policy).into_result()
+}
+
+/// Async [`rate`].
+pub async fn rate_async(
+    engine: &Engine,
+    gate: &Gate,
+    policy: &Policy,
+) -> Result<RateDecision, RateLimited> {
+    engine.rate_check_async(gate, policy).await.into_result()
+}
+
+/// `#[rate_limit_result]` blocked: the decision, no value.
+pub fn rate_blocked<T>(blocked: RateLimited) -> Guarded<T, RateDecision> {
+    Guarded::blocked(blocked.into_decision())
+}
+
+/// `#[rate_limit_result]` allowed: the decision and the value.
+pub fn rate_allowed<T>(decision: RateDecision, value: T) -> Guarded<T, RateDecision> {
+    Guarded::new(decision, Some(value))
 }
 
 // ----- soft mode ---------------------------------------------------------------

@@ -162,6 +162,22 @@ impl Policy {
         self
     }
 
+    /// A policy from literals the attribute validated (0 / `None`: no such limit).
+    pub(crate) const fn from_parts(
+        max_calls: Option<(u64, Duration)>,
+        cooldown: Option<Duration>,
+        bucket: Option<Bucket>,
+        mode: Mode,
+    ) -> Self {
+        Policy {
+            max_calls,
+            cooldown,
+            bucket,
+            mode,
+            on_store_error: StoreErrorMode::FailClosed,
+        }
+    }
+
     /// Checks the policy can be enforced.
     pub fn validate(&self) -> Result<(), PolicyError> {
         if let Some((_, window)) = self.max_calls {

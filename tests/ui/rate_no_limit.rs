@@ -1,0 +1,14 @@
+#![allow(unused_imports)]
+use budgetgate::{rate_limit, guard, RateLimited, BudgetExceeded};
+#[derive(Debug)]
+struct E;
+impl From<RateLimited> for E {
+    fn from(_: RateLimited) -> Self { E }
+}
+impl From<BudgetExceeded> for E {
+    fn from(_: BudgetExceeded) -> Self { E }
+}
+
+#[rate_limit(gate = ("a", "b", "c"))]
+fn f() -> Result<(), E> { Ok(()) }
+fn main() {}
