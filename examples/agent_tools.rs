@@ -1,6 +1,8 @@
 //! An agent loop with three guarded tools, calling until its budget blocks.
 //!
-//! - `web_search`: a fixed cost per call (`#[guard]`);
+//! - `web_search`: a fixed cost per call (`#[guard]`), and a call-rate limit
+//!   of 3 at once refilled at 4 per second (`#[rate_limit]`, checked first, so
+//!   a rate-limited search is not charged);
 //! - `ask_llm`: a bounded cost — the worst case for the prompt and the output
 //!   limit is reserved (`pricing::estimate`), the true cost computed from the
 //!   token usage in the response is committed (`pricing::cost`)
@@ -15,16 +17,25 @@
 //! ```
 
 use budgetgate::pricing::{self, Usage};
-use budgetgate::{guard, guard_bounded, guard_result, BudgetExceeded, Engine, Event};
+use budgetgate::{
+    guard, guard_bounded, guard_result, rate_limit, BudgetExceeded, Engine, Event, RateLimited,
+};
 
 #[derive(Debug)]
 enum ToolError {
     Budget(BudgetExceeded),
+    Rate(RateLimited),
 }
 
 impl From<BudgetExceeded> for ToolError {
     fn from(e: BudgetExceeded) -> Self {
         ToolError::Budget(e)
+    }
+}
+
+impl From<RateLimited> for ToolError {
+    fn from(e: RateLimited) -> Self {
+        ToolError::Rate(e)
     }
 }
 
@@ -42,8 +53,11 @@ fn prompt_tokens(prompt: &str) -> u64 {
     (prompt.len() as u64).div_ceil(4) + 1_000 // + the system prompt
 }
 
-/// A web search: 0.01 per call, 0.10 per user lifetime.
+/// A web search: 0.01 per call, 0.10 per user lifetime; at most 3 at once,
+/// refilled at 4 per second. The rate limit is nearest the function, so it
+/// is checked first.
 #[guard(ledger = ("search", "web", format!("user:{user}")), cost = "0.01", max_spend = "0.10")]
+#[rate_limit(gate = ("search", "web", format!("user:{user}")), capacity = 3, refill = "4/s")]
 fn web_search(user: u64, query: &str) -> Result<Vec<String>, ToolError> {
     Ok(vec![format!("result for {query:?}")])
 }
@@ -97,11 +111,18 @@ async fn main() {
     let user = 42;
     for step in 1.. {
         println!("step {step}");
-        let hits = match web_search(user, &format!("topic {step}")) {
-            Ok(hits) => hits,
-            Err(ToolError::Budget(e)) => {
-                println!("search blocked: {e}");
-                break;
+        let hits = loop {
+            match web_search(user, &format!("topic {step}")) {
+                Ok(hits) => break hits,
+                Err(ToolError::Rate(e)) => {
+                    let wait = e.retry_after().unwrap_or_default();
+                    println!("  search rate limited (not charged); retrying in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(ToolError::Budget(e)) => {
+                    println!("search blocked: {e}");
+                    return;
+                }
             }
         };
         let vector = embed(user, &hits[0]);
@@ -115,6 +136,7 @@ async fn main() {
                 println!("llm blocked: {e}");
                 break;
             }
+            Err(ToolError::Rate(e)) => println!("llm rate limited: {e}"),
         }
     }
 }

@@ -104,6 +104,9 @@ fn spawn_worker(url: &str, principal: &str) -> std::process::Child {
 /// in Redis never exceeds max_spend and equals the sum of committed actuals.
 #[test]
 fn no_overspend_across_processes() {
+    if std::env::var("BUDGETGATE_TEST_ROLE").is_ok() {
+        return;
+    }
     let server = RedisServer::start();
     let principal = format!("p{}", std::process::id());
     let started = Instant::now();
@@ -231,4 +234,80 @@ fn holder() {
     println!("HELD {}", held.len());
     std::thread::sleep(Duration::from_secs(60));
     drop(held);
+}
+
+// ----- rate limits across processes ------------------------------------------------
+
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Limited(budgetgate::RateLimited);
+impl From<budgetgate::RateLimited> for Limited {
+    fn from(e: budgetgate::RateLimited) -> Self {
+        Limited(e)
+    }
+}
+
+const RATE_MAX: usize = 100;
+
+#[budgetgate::rate_limit(gate = ("xproc", "rate", principal), max_calls = 100, window = "1h")]
+fn rate_limited(principal: &str) -> Result<(), Limited> {
+    Ok(())
+}
+
+/// The rate worker: prints `ADMITTED <n>`.
+#[test]
+fn rate_worker() {
+    if std::env::var("BUDGETGATE_TEST_ROLE").as_deref() != Ok("rate-worker") {
+        return;
+    }
+    let principal = std::env::var("BUDGETGATE_TEST_PRINCIPAL").expect("principal");
+    let admitted: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let principal = principal.as_str();
+                s.spawn(move || (0..40).filter(|_| rate_limited(principal).is_ok()).count())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    println!("ADMITTED {admitted}");
+}
+
+/// 4 processes × 4 threads × 40 attempts on one gate limited to 100 calls
+/// per hour: exactly 100 are admitted in all.
+#[test]
+fn rate_limit_exact_across_processes() {
+    if std::env::var("BUDGETGATE_TEST_ROLE").is_ok() {
+        return;
+    }
+    let server = RedisServer::start();
+    let principal = format!("rate{}", std::process::id());
+    let workers: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "rate_worker", "--nocapture", "--test-threads=1"])
+                .env("BUDGETGATE_TEST_ROLE", "rate-worker")
+                .env("BUDGETGATE_TEST_PRINCIPAL", &principal)
+                .env("BUDGETGATE_REDIS_URL", server.url())
+                .env("BUDGETGATE_REDIS_TIMEOUT_MS", "5000")
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn rate worker")
+        })
+        .collect();
+    let mut admitted = 0usize;
+    for w in workers {
+        let out = w.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let n = text
+            .lines()
+            .find_map(|l| l.find("ADMITTED ").map(|i| &l[i + 9..]))
+            .expect("rate worker report");
+        admitted += n.trim().parse::<usize>().unwrap();
+    }
+    assert_eq!(
+        admitted, RATE_MAX,
+        "exactly max_calls admitted across processes"
+    );
 }
