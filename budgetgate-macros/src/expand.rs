@@ -103,6 +103,21 @@ pub fn expand(model: &Model, func: Func) -> TokenStream {
     }
 }
 
+/// `let __bg_engine: &Engine = …;` — the `engine = …` expression or `global()`.
+fn engine_stmt(model: &Model, n: &Names) -> TokenStream {
+    let krate = &model.krate;
+    let (owner, engine) = (&n.engine_owner, &n.engine);
+    match &model.engine {
+        Some(expr) => quote! {
+            let #owner = &(#expr);
+            let #engine: &#krate::Engine = #krate::__private::engine(#owner);
+        },
+        None => quote! {
+            let #engine: &#krate::Engine = #krate::__private::global();
+        },
+    }
+}
+
 /// Rate limits return early from `guarded_body` (see `amount_arg`).
 fn unreachable_rate() -> TokenStream {
     quote!(::core::compile_error!(
@@ -141,7 +156,6 @@ fn rate_body(
     let krate = &model.krate;
     let output_ty = &model.output;
     let Names {
-        engine_owner,
         engine,
         ledger: gate,
         budget: policy,
@@ -150,15 +164,7 @@ fn rate_body(
         blocked,
         ..
     } = n;
-    let engine_stmt = match &model.engine {
-        Some(expr) => quote! {
-            let #engine_owner = &(#expr);
-            let #engine: &#krate::Engine = #krate::__private::engine(#engine_owner);
-        },
-        None => quote! {
-            let #engine: &#krate::Engine = #krate::__private::global();
-        },
-    };
+    let engine_stmt = engine_stmt(model, n);
     let [ns, action, principal] = &model.ledger;
     let (max_calls, window_ms) = rate.max_calls.unwrap_or((0, 0));
     let cooldown_ms = rate.cooldown_ms.unwrap_or(0);
@@ -211,7 +217,6 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
     let krate = &model.krate;
     let output_ty = &model.output;
     let Names {
-        engine_owner,
         engine,
         ledger,
         budget,
@@ -225,15 +230,7 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
     } = &n;
 
     // --- prelude: engine, ledger, budget, amount (evaluated before the body) ---
-    let engine_stmt = match &model.engine {
-        Some(expr) => quote! {
-            let #engine_owner = &(#expr);
-            let #engine: &#krate::Engine = #krate::__private::engine(#engine_owner);
-        },
-        None => quote! {
-            let #engine: &#krate::Engine = #krate::__private::global();
-        },
-    };
+    let engine_stmt = engine_stmt(model, &n);
     let [ns, res, principal] = &model.ledger;
     let ledger_stmt = quote! {
         let #ledger: #krate::Ledger = #krate::__private::ledger(#ns, #res, #principal);

@@ -308,6 +308,14 @@ impl RedisStore {
         })
     }
 
+    /// The scripts' time argument: empty for the server's `TIME`.
+    fn now_arg(&self) -> String {
+        match &self.time {
+            TimeSource::Server => String::new(),
+            TimeSource::Clock(c) => c.now_micros().to_string(),
+        }
+    }
+
     /// `prefix:{ns:res:principal}`: every key of the ledger starts with it.
     fn base(&self, ledger: &Ledger) -> String {
         let mut base = String::with_capacity(self.prefix.len() + 64);
@@ -328,10 +336,7 @@ impl RedisStore {
             .iter()
             .map(|k| format!("{base}:{k}"))
             .collect();
-        let now = match &self.time {
-            TimeSource::Server => String::new(),
-            TimeSource::Clock(c) => c.now_micros().to_string(),
-        };
+        let now = self.now_arg();
         let longest = limits
             .iter()
             .filter_map(|l| l.window.rolling_micros())
@@ -458,10 +463,7 @@ impl RedisStore {
     fn rate_call(&self, request: &RateRequest<'_>) -> Call {
         let base = self.base(request.gate.key());
         let policy = request.policy;
-        let now = match &self.time {
-            TimeSource::Server => String::new(),
-            TimeSource::Clock(c) => c.now_micros().to_string(),
-        };
+        let now = self.now_arg();
         let us = |d: Duration| d.as_micros().to_string();
         let (max, window) = policy
             .max_calls_limit()
