@@ -227,6 +227,7 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
         value,
         error,
         blocked,
+        ..
     } = &n;
 
     // --- prelude: engine, ledger, budget, amount (evaluated before the body) ---
