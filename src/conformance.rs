@@ -458,6 +458,72 @@ pub fn no_budget_denied(f: &dyn StoreFactory) {
     assert_eq!(d.reason(), Some(BlockReason::NoBudget), "{d}");
 }
 
+/// Calendar days reset exactly at midnight UTC; holds from yesterday no
+/// longer count, and their commit counts today (late).
+pub fn daily_resets_at_midnight(f: &dyn StoreFactory) {
+    let s = setup(f); // T0 = 2026-01-01T00:00:00Z
+    let l = fresh_ledger("p");
+    s.engine.set_budget(
+        &l,
+        Budget::new(dec!(1), budgetgate::Window::daily()).unwrap(),
+    );
+    s.clock.advance(Duration::from_secs(86_400 - 10)); // 23:59:50
+    assert!(s.engine.check(&l, dec!(0.6)).is_allowed());
+    let r = s.engine.reserve(&l, dec!(0.4)).expect("fits");
+    assert!(s.engine.check(&l, dec!(0.000000001)).is_blocked());
+    s.clock.advance(Duration::from_micros(9_999_999)); // 23:59:59.999999
+    assert!(
+        s.engine.check(&l, dec!(0.000000001)).is_blocked(),
+        "still the same day"
+    );
+    s.clock.advance(Duration::from_micros(1)); // 00:00:00 on Jan 2
+    let status = s.engine.status(&l).expect("status");
+    assert_eq!(
+        (status.spent(), status.reserved()),
+        (dec!(0), dec!(0)),
+        "a new day"
+    );
+    let c = r.commit(dec!(0.3)).expect("commit");
+    assert!(c.is_late(), "the hold belonged to yesterday");
+    let d = s.engine.check(&l, dec!(0.7));
+    assert!(d.is_allowed(), "{d}");
+    assert!(s.engine.check(&l, dec!(0.000000001)).is_blocked());
+}
+
+/// Calendar months reset at 00:00 on the 1st (UTC), whatever their length.
+pub fn monthly_resets_on_the_first(f: &dyn StoreFactory) {
+    let s = setup(f); // T0 = 2026-01-01T00:00:00Z
+    let l = fresh_ledger("p");
+    s.engine.set_budget(
+        &l,
+        Budget::new(dec!(5), budgetgate::Window::monthly()).unwrap(),
+    );
+    assert!(s.engine.check(&l, dec!(5)).is_allowed());
+    s.clock.advance(Duration::from_secs(31 * 86_400 - 1)); // Jan 31 23:59:59
+    assert!(s.engine.check(&l, dec!(1)).is_blocked());
+    s.clock.advance(Duration::from_secs(1)); // Feb 1
+    assert!(s.engine.check(&l, dec!(5)).is_allowed());
+    s.clock.advance(Duration::from_secs(28 * 86_400 - 1)); // Feb 28 23:59:59 (2026 is not leap)
+    assert!(s.engine.check(&l, dec!(1)).is_blocked());
+    s.clock.advance(Duration::from_secs(1)); // Mar 1
+    assert!(s.engine.check(&l, dec!(5)).is_allowed());
+    // A fixed offset: UTC+1 months start at 23:00 UTC the day before.
+    let plus1 = fresh_ledger("plus1");
+    let window = budgetgate::Window::Monthly {
+        utc_offset_minutes: 60,
+    };
+    s.engine
+        .set_budget(&plus1, Budget::new(dec!(1), window).unwrap());
+    s.clock
+        .advance(Duration::from_secs(30 * 86_400 + 22 * 3_600)); // Mar 31 22:00 UTC
+    assert!(s.engine.check(&plus1, dec!(1)).is_allowed());
+    s.clock.advance(Duration::from_secs(3_600)); // Mar 31 23:00 UTC = Apr 1 00:00 UTC+1
+    assert!(
+        s.engine.check(&plus1, dec!(1)).is_allowed(),
+        "a new month at UTC+1"
+    );
+}
+
 // ----- rate limits ----------------------------------------------------------------
 
 fn gate(action: &str) -> Gate {
@@ -619,7 +685,8 @@ macro_rules! conformance_tests {
             release_restores, settle_twice_or_unknown, overrun_recorded_and_reported,
             invalid_amounts_rejected, store_failures, unrecorded_commit_reported,
             reservation_ttl_expiry, call_outlives_window, listener_panic_counted,
-            decision_json, no_budget_denied, rate_max_calls, rate_cooldown,
+            decision_json, no_budget_denied, daily_resets_at_midnight,
+            monthly_resets_on_the_first, rate_max_calls, rate_cooldown,
             rate_bucket_refill, rate_combined, rate_threads_exact, rate_store_failures);
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {

@@ -479,3 +479,21 @@ async fn tokio_tasks_never_overspend() {
         dec!(10)
     );
 }
+
+#[guard(ledger = ("attr", "daily", "p"), cost = "1", max_spend = "2", window = "daily", engine = &*ENGINE)]
+fn daily() -> Result<(), ToolError> {
+    Ok(())
+}
+
+#[test]
+fn calendar_window_in_the_attribute() {
+    daily().unwrap();
+    daily().unwrap();
+    let Err(ToolError::Budget(e)) = daily() else {
+        panic!("third call over the daily cap")
+    };
+    assert_eq!(
+        e.decision().budget().unwrap().window(),
+        budgetgate::Window::daily()
+    );
+}

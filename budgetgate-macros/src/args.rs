@@ -181,7 +181,7 @@ fn parse_window(value: Expr) -> syn::Result<WindowLit> {
         }) => literal::window(s),
         _ => Err(syn::Error::new(
             value.span(),
-            "`window` must be a string literal: \"30s\", \"15m\", \"1h\", \"7d\" or \"unbounded\"",
+            "`window` must be a string literal: \"30s\", \"15m\", \"1h\", \"7d\", \"daily\", \"monthly\" or \"unbounded\"",
         )),
     }
 }

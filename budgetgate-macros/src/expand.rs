@@ -243,6 +243,8 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
             let window = match window {
                 WindowLit::Unbounded => quote!(#krate::Window::Unbounded),
                 WindowLit::RollingMillis(ms) => quote!(#krate::__private::rolling_millis(#ms)),
+                WindowLit::Daily => quote!(#krate::Window::daily()),
+                WindowLit::Monthly => quote!(#krate::Window::monthly()),
             };
             quote! {
                 let #budget: ::core::option::Option<&#krate::Budget> = {

@@ -92,6 +92,8 @@ pub fn amount(lit: &Lit) -> syn::Result<Amount> {
 pub enum WindowLit {
     Unbounded,
     RollingMillis(u64),
+    Daily,
+    Monthly,
 }
 
 /// Parses `"30s"`, `"15m"`, `"1h"`, `"7d"`, `"500ms"` or `"unbounded"`.
@@ -102,10 +104,11 @@ pub fn window(lit: &LitStr) -> syn::Result<WindowLit> {
     if t.eq_ignore_ascii_case("unbounded") || t.eq_ignore_ascii_case("lifetime") {
         return Ok(WindowLit::Unbounded);
     }
-    if t.eq_ignore_ascii_case("daily") || t.eq_ignore_ascii_case("monthly") {
-        return Err(err(
-            "calendar windows are not available yet; use a rolling window such as \"24h\"",
-        ));
+    if t.eq_ignore_ascii_case("daily") {
+        return Ok(WindowLit::Daily);
+    }
+    if t.eq_ignore_ascii_case("monthly") {
+        return Ok(WindowLit::Monthly);
     }
     let expected =
         "expected a positive duration such as \"30s\", \"15m\", \"1h\", \"7d\", or \"unbounded\"";

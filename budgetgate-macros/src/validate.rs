@@ -313,9 +313,7 @@ fn validate_rate(
     let max_calls = match (args.max_calls, args.window) {
         (Some(m), Some(w)) => match w.value {
             WindowLit::RollingMillis(ms) => Some((m.value, ms)),
-            WindowLit::Unbounded => {
-                return err(w.key, "a call window must be a duration such as \"1m\"")
-            }
+            _ => return err(w.key, "a call window must be a duration such as \"1m\""),
         },
         (Some(m), None) => {
             return err(
@@ -334,9 +332,7 @@ fn validate_rate(
     let cooldown_ms = match args.cooldown {
         Some(c) => match c.value {
             WindowLit::RollingMillis(ms) => Some(ms),
-            WindowLit::Unbounded => {
-                return err(c.key, "a cooldown must be a duration such as \"2s\"")
-            }
+            _ => return err(c.key, "a cooldown must be a duration such as \"2s\""),
         },
         None => None,
     };

@@ -149,6 +149,8 @@ struct Track {
     entries: VecDeque<Entry>,
     /// Sequence number of `entries[0]`; entry `s` lives at `s - head_seq`.
     head_seq: u64,
+    /// Calendar windows: the start of the current period (µs).
+    period: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -207,6 +209,7 @@ impl Track {
             reserved: 0,
             entries: VecDeque::new(),
             head_seq: 0,
+            period: i64::MIN,
         }
     }
 
@@ -216,6 +219,42 @@ impl Track {
 
     fn next_seq(&self) -> u64 {
         self.head_seq + self.entries.len() as u64
+    }
+
+    /// What a hold made now remembers to find itself again: the entry's
+    /// sequence number (rolling), the period's start (calendar), nothing
+    /// needed (unbounded).
+    fn slot_now(&self) -> u64 {
+        match self.window {
+            Window::Rolling(_) => self.next_seq(),
+            Window::Daily { .. } | Window::Monthly { .. } => self.period as u64,
+            Window::Unbounded => 0,
+        }
+    }
+
+    /// If the hold at `slot` still counts in this window, replaces it by
+    /// `actual` (commit) or removes it (`None`: release/expiry) and returns
+    /// true. A hold that left the window (rolling), belongs to an earlier
+    /// period (calendar) or predates the track returns false.
+    fn take_hold(&mut self, slot: Option<u64>, amount: Nanos, actual: Option<Nanos>) -> bool {
+        let Some(slot) = slot else { return false };
+        let counts = match self.window {
+            Window::Unbounded => true,
+            Window::Daily { .. } | Window::Monthly { .. } => slot == self.period as u64,
+            Window::Rolling(_) => match self.entry_mut(slot) {
+                Some(entry) if entry.held => {
+                    entry.nanos = actual.unwrap_or(0);
+                    entry.held = false;
+                    true
+                }
+                _ => false,
+            },
+        };
+        if counts {
+            self.reserved -= amount;
+            self.committed += actual.unwrap_or(0);
+        }
+        counts
     }
 
     fn entry_mut(&mut self, seq: u64) -> Option<&mut Entry> {
@@ -230,12 +269,22 @@ impl Track {
         } else {
             self.committed += nanos;
         }
-        if self.window != Window::Unbounded {
+        if let Window::Rolling(_) = self.window {
             self.entries.push_back(Entry { at, nanos, held });
         }
     }
 
     fn prune(&mut self, now: i64) {
+        if let Some(start) = self.window.period_start(now) {
+            // A new calendar period: spend and holds of the last one stop
+            // counting, exactly at the boundary.
+            if start != self.period {
+                self.period = start;
+                self.committed = 0;
+                self.reserved = 0;
+            }
+            return;
+        }
         let Some(length) = self.window.rolling_micros() else {
             return;
         };
@@ -291,11 +340,13 @@ impl LedgerState {
     }
 
     /// Index of the track for `window`, creating it if needed.
-    fn track_index(&mut self, window: Window) -> usize {
+    fn track_index(&mut self, window: Window, now: i64) -> usize {
         if let Some(i) = self.tracks.iter().position(|t| t.window == window) {
             return i;
         }
-        self.tracks.push(Track::new(window));
+        let mut track = Track::new(window);
+        track.prune(now); // a calendar window starts in the current period
+        self.tracks.push(track);
         self.tracks.len() - 1
     }
 
@@ -304,23 +355,7 @@ impl LedgerState {
     fn drop_hold(&mut self, held: &Held) -> bool {
         let mut everywhere = true;
         for (i, track) in self.tracks.iter_mut().enumerate() {
-            let in_window = match (track.window, held.slot(i)) {
-                (_, None) => false,
-                (Window::Unbounded, Some(_)) => true,
-                (_, Some(seq)) => match track.entry_mut(seq) {
-                    Some(entry) if entry.held => {
-                        entry.nanos = 0;
-                        entry.held = false;
-                        true
-                    }
-                    _ => false,
-                },
-            };
-            if in_window {
-                track.reserved -= held.amount;
-            } else {
-                everywhere = false;
-            }
+            everywhere &= track.take_hold(held.slot(i), held.amount, None);
         }
         everywhere
     }
@@ -333,7 +368,7 @@ impl LedgerState {
         let at = self.advance(now);
         let mut binding: Option<(usize, Nanos, Nanos)> = None; // (limit, spent, room)
         for (n, limit) in request.limits.iter().enumerate() {
-            let i = self.track_index(limit.window);
+            let i = self.track_index(limit.window, at);
             let spent = self.tracks[i].spent();
             if spent + request.amount > limit.max_nanos {
                 return Ok(ChargeOutcome {
@@ -352,9 +387,9 @@ impl LedgerState {
             .ok_or_else(|| StoreError::Backend("a charge needs at least one limit".to_owned()))?;
 
         let held = request.hold.is_some();
-        let first_slot = self.tracks.first().map(Track::next_seq);
+        let first_slot = self.tracks.first().map(Track::slot_now);
         let more_slots = if held {
-            self.tracks.iter().skip(1).map(Track::next_seq).collect()
+            self.tracks.iter().skip(1).map(Track::slot_now).collect()
         } else {
             Vec::new()
         };
@@ -393,7 +428,7 @@ impl LedgerState {
     fn settle(&mut self, now: i64, request: &SettleRequest<'_>) -> SettleOutcome {
         let at = self.advance(now);
         for limit in request.limits {
-            self.track_index(limit.window);
+            self.track_index(limit.window, at);
         }
         let held = self.held.remove(&ReservationIdKey(request.id));
         let Some(actual) = request.actual else {
@@ -409,23 +444,7 @@ impl LedgerState {
             Some(held) if held.amount == request.reserved => {
                 let mut late = false;
                 for (i, track) in self.tracks.iter_mut().enumerate() {
-                    let slot = held.slot(i);
-                    let in_place = match (track.window, slot) {
-                        (_, None) => false,
-                        (Window::Unbounded, Some(_)) => true,
-                        (_, Some(seq)) => match track.entry_mut(seq) {
-                            Some(entry) if entry.held => {
-                                entry.nanos = actual;
-                                entry.held = false;
-                                true
-                            }
-                            _ => false,
-                        },
-                    };
-                    if in_place {
-                        track.reserved -= held.amount;
-                        track.committed += actual;
-                    } else {
+                    if !track.take_hold(held.slot(i), held.amount, Some(actual)) {
                         // The hold left this window (or predates it): the
                         // money was still spent, so it counts from now.
                         track.push(at, actual, false);

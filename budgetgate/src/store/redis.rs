@@ -663,14 +663,21 @@ fn encode_part(out: &mut String, part: &str) {
     }
 }
 
+/// A window's id in the scripts: `u`, `r<ms>`, `d<offset min>`, `m<offset min>`.
 fn wid(window: Window) -> String {
     match window {
         Window::Unbounded => "u".to_owned(),
         Window::Rolling(d) => format!("r{}", d.as_millis()),
+        Window::Daily { utc_offset_minutes } => format!("d{utc_offset_minutes}"),
+        Window::Monthly { utc_offset_minutes } => format!("m{utc_offset_minutes}"),
     }
 }
 
+/// A window's length for the scripts: µs for rolling, 0 unbounded, -1 calendar.
 fn window_us(window: Window) -> String {
+    if window.is_calendar() {
+        return "-1".to_owned();
+    }
     window.rolling_micros().unwrap_or(0).to_string()
 }
 

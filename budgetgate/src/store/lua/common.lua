@@ -46,6 +46,40 @@ if last > now then now = last end
 
 -- TTLs: every key a call writes gets the ledger's TTL again (a key that
 -- lost its last member may be created anew by the next write).
+-- Calendar windows: the start of the day / month containing t (µs), for a
+-- fixed offset in minutes east of UTC (H. Hinnant's civil-date algorithms).
+local DAY = 86400000000
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = m > 2 and m - 3 or m + 9
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+local function civil_from_days(z)
+  z = z + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m
+end
+local function period_start(t, at)
+  local off = t.off * 60000000
+  local days = math.floor((at + off) / DAY)
+  if t.cal == 'm' then
+    local y, m = civil_from_days(days)
+    days = days_from_civil(y, m, 1)
+  end
+  return days * DAY - off
+end
+
 local written = {}
 local function touch(k) written[k] = true end
 
@@ -58,12 +92,19 @@ local function load_track(wid, win)
     wid = wid, win = win, ent = BASE .. ':e:' .. wid,
     cu = tonumber(cu), cn = tonumber(cn), ru = tonumber(ru), rn = tonumber(rn), old = tonumber(old),
   }
+  if win < 0 then
+    -- Calendar window: `old` is the current period's start; a new period
+    -- starts from zero, exactly at the boundary.
+    t.cal, t.off = string.sub(wid, 1, 1), tonumber(string.sub(wid, 2))
+    local start = period_start(t, now)
+    if t.old ~= start then t.cu, t.cn, t.ru, t.rn, t.old = 0, 0, 0, 0, start end
+  end
   table.insert(tracks, t)
   by_wid[wid] = t
   return t
 end
 for spec in string.gmatch(meta['tracks'] or '', '[^,]+') do
-  local wid, win = string.match(spec, '^(.*)|(%d+)$')
+  local wid, win = string.match(spec, '^(.*)|(%-?%d+)$')
   load_track(wid, tonumber(win))
 end
 local function ensure_track(wid, win) return load_track(wid, win) end
@@ -103,14 +144,17 @@ local function parse_res(rec)
   for w in string.gmatch(wids, '[^,]+') do set[w] = true end
   return tonumber(u), tonumber(n), tonumber(ts), set
 end
-local function drop_hold(id, u, n, wids)
+-- Whether a hold made at `ts` still counts in window t (removing its entry
+-- from a rolling window's log when it does).
+local function take_hold(t, id, u, n, ts, wids)
+  if not wids[t.wid] then return false end
+  if t.win == 0 then return true end
+  if t.win < 0 then return period_start(t, ts) == t.old end
+  return redis.call('ZREM', t.ent, member(id, u, n, 'h')) == 1
+end
+local function drop_hold(id, u, n, ts, wids)
   for _, t in ipairs(tracks) do
-    local counted = false
-    if wids[t.wid] then
-      if t.win == 0 then counted = true
-      else counted = redis.call('ZREM', t.ent, member(id, u, n, 'h')) == 1 end
-    end
-    if counted then t.ru, t.rn = norm(t.ru - u, t.rn - n) end
+    if take_hold(t, id, u, n, ts, wids) then t.ru, t.rn = norm(t.ru - u, t.rn - n) end
   end
 end
 
@@ -121,8 +165,8 @@ if minexp ~= nil and minexp <= now then
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_RESX, '-inf', fmt(now))) do
     local rec = redis.call('HGET', K_RES, id)
     if rec then
-      local u, n, _, wids = parse_res(rec)
-      drop_hold(id, u, n, wids)
+      local u, n, ts, wids = parse_res(rec)
+      drop_hold(id, u, n, ts, wids)
       redis.call('HDEL', K_RES, id)
     end
   end

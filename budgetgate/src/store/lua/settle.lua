@@ -48,18 +48,13 @@ end
 redis.call('HDEL', K_RES, id)
 redis.call('ZREM', K_RESX, id)
 if action == 'r' then
-  drop_hold(id, u, n, wids)
+  drop_hold(id, u, n, ts, wids)
   return finish(3, true)
 end
 for k = 1, nl do ensure_track(lim[k][1], lim[k][2]) end
 local late = false
 for _, t in ipairs(tracks) do
-  local in_place = false
-  if wids[t.wid] then
-    if t.win == 0 then in_place = true
-    else in_place = redis.call('ZREM', t.ent, member(id, u, n, 'h')) == 1 end
-  end
-  if in_place then
+  if take_hold(t, id, u, n, ts, wids) then
     -- Replace the hold by the actual, at the reservation's time.
     t.ru, t.rn = norm(t.ru - u, t.rn - n)
     t.cu, t.cn = norm(t.cu + au, t.cn + an)
