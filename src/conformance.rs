@@ -524,6 +524,66 @@ pub fn monthly_resets_on_the_first(f: &dyn StoreFactory) {
     );
 }
 
+/// Stacked caps: every cap must pass; the tightest one blocks and is named;
+/// status reports each cap (and when calendar caps reset).
+pub fn stacked_caps(f: &dyn StoreFactory) {
+    use budgetgate::Window;
+    let s = setup(f); // T0 = 2026-01-01T00:00:00Z
+    let l = fresh_ledger("p");
+    s.engine.set_budgets(
+        &l,
+        [
+            Budget::new(dec!(2), Window::daily()).unwrap(),
+            Budget::new(dec!(5), Window::monthly()).unwrap(),
+            Budget::lifetime(dec!(6.5)).unwrap(),
+        ],
+    );
+    let blocked_by = |amount| {
+        let d = s.engine.check(&l, amount);
+        assert!(d.is_blocked(), "{d}");
+        d.budget().unwrap().window()
+    };
+    let day = Duration::from_secs(86_400);
+    assert!(s.engine.check(&l, dec!(2)).is_allowed());
+    assert_eq!(blocked_by(dec!(0.5)), Window::daily());
+    s.clock.advance(day);
+    let r = s.engine.reserve(&l, dec!(2)).expect("fits all three");
+    r.commit(dec!(1.5)).expect("commit lands in every cap");
+    s.clock.advance(day);
+    assert!(s.engine.check(&l, dec!(1.5)).is_allowed()); // 5 this month
+    s.clock.advance(day);
+    assert_eq!(
+        blocked_by(dec!(0.5)),
+        Window::monthly(),
+        "the daily cap has room"
+    );
+    let status = s.engine.status(&l).expect("status");
+    let caps = status.caps();
+    assert_eq!(caps.len(), 3);
+    assert_eq!(
+        (caps[0].spent(), caps[1].spent(), caps[2].spent()),
+        (dec!(0), dec!(5), dec!(5))
+    );
+    assert_eq!(
+        status.remaining(),
+        dec!(0),
+        "the tightest cap is the monthly one"
+    );
+    let jan4 = std::time::UNIX_EPOCH + Duration::from_micros(T0 as u64) + 4 * day;
+    assert_eq!(caps[0].resets_at(), Some(jan4));
+    assert_eq!(
+        caps[1].resets_at(),
+        Some(std::time::UNIX_EPOCH + Duration::from_micros(T0 as u64) + 31 * day)
+    );
+    assert_eq!(caps[2].resets_at(), None);
+    s.clock.advance(31 * day); // February
+    assert!(s.engine.check(&l, dec!(1)).is_allowed()); // 6 in all
+                                                       // 0.75 fits today (1 of 2) and this month, not the lifetime cap (6.5).
+    assert_eq!(blocked_by(dec!(0.75)), Window::Unbounded);
+    // Over the daily and the lifetime cap: the one with less room is named.
+    assert_eq!(blocked_by(dec!(1.5)), Window::Unbounded);
+}
+
 // ----- rate limits ----------------------------------------------------------------
 
 fn gate(action: &str) -> Gate {
@@ -686,7 +746,7 @@ macro_rules! conformance_tests {
             invalid_amounts_rejected, store_failures, unrecorded_commit_reported,
             reservation_ttl_expiry, call_outlives_window, listener_panic_counted,
             decision_json, no_budget_denied, daily_resets_at_midnight,
-            monthly_resets_on_the_first, rate_max_calls, rate_cooldown,
+            monthly_resets_on_the_first, stacked_caps, rate_max_calls, rate_cooldown,
             rate_bucket_refill, rate_combined, rate_threads_exact, rate_store_failures);
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {

@@ -15,7 +15,8 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 
 use crate::amount::{self, from_nanos};
-use crate::budget::{Budget, Limit, StoreErrorMode};
+use crate::budget::{Budget, StoreErrorMode};
+use crate::caps::Caps;
 use crate::decision::{BlockReason, BudgetExceeded, Decision, Status};
 use crate::event::{Event, Listener};
 use crate::ledger::{Ledger, Prehashed};
@@ -82,8 +83,8 @@ struct Inner {
 
 #[derive(Default, Clone)]
 struct Budgets {
-    by_ledger: HashMap<Ledger, Budget, Prehashed>,
-    by_resource: HashMap<String, HashMap<String, Budget>>,
+    by_ledger: HashMap<Ledger, Caps, Prehashed>,
+    by_resource: HashMap<String, HashMap<String, Caps>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -136,7 +137,17 @@ impl EngineBuilder {
 
     /// A budget for one ledger.
     pub fn budget(mut self, ledger: &Ledger, budget: Budget) -> Self {
-        self.budgets.by_ledger.insert(ledger.clone(), budget);
+        self.budgets
+            .by_ledger
+            .insert(ledger.clone(), Caps::one(budget));
+        self
+    }
+
+    /// Several budgets (stacked caps) for one ledger: a call must fit all.
+    pub fn budgets(mut self, ledger: &Ledger, budgets: impl IntoIterator<Item = Budget>) -> Self {
+        if let Some(caps) = Caps::new(budgets) {
+            self.budgets.by_ledger.insert(ledger.clone(), caps);
+        }
         self
     }
 
@@ -144,7 +155,7 @@ impl EngineBuilder {
     /// counts separately), for example "every user gets 10 per day".
     pub fn budget_per_principal(mut self, namespace: &str, resource: &str, budget: Budget) -> Self {
         self.budgets
-            .insert_per_principal(namespace, resource, budget);
+            .insert_per_principal(namespace, resource, Caps::one(budget));
         self
     }
 
@@ -197,48 +208,43 @@ impl EngineBuilder {
 }
 
 impl Budgets {
-    fn insert_per_principal(&mut self, namespace: &str, resource: &str, budget: Budget) {
+    fn insert_per_principal(&mut self, namespace: &str, resource: &str, caps: Caps) {
         self.by_resource
             .entry(namespace.to_owned())
             .or_default()
-            .insert(resource.to_owned(), budget);
+            .insert(resource.to_owned(), caps);
     }
 
-    fn lookup(&self, ledger: &Ledger) -> Option<Budget> {
-        if let Some(b) = self.by_ledger.get(ledger) {
-            return Some(*b);
+    fn lookup(&self, ledger: &Ledger) -> Option<Caps> {
+        if let Some(caps) = self.by_ledger.get(ledger) {
+            return Some(caps.clone());
         }
         self.by_resource
             .get(ledger.namespace())
             .and_then(|m| m.get(ledger.resource()))
-            .copied()
+            .cloned()
     }
 }
 
 /// A request that passed validation, ready for the store.
 pub(crate) struct Prepared {
-    pub(crate) budget: Budget,
-    pub(crate) limits: [Limit; 1],
+    pub(crate) caps: Caps,
     pub(crate) nanos: Nanos,
     pub(crate) requested: Decimal,
     pub(crate) hold: Option<Hold>,
 }
 
-/// Spend state of one ledger under its budget, from [`Engine::status`].
+/// Spend of one ledger under one of its budgets.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LedgerStatus {
-    ledger: Ledger,
+pub struct CapStatus {
     budget: Budget,
     committed: Decimal,
     reserved: Decimal,
+    resets_at: Option<std::time::SystemTime>,
 }
 
-impl LedgerStatus {
-    /// The ledger.
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-    /// The budget the figures are measured against.
+impl CapStatus {
+    /// The budget.
     pub fn budget(&self) -> &Budget {
         &self.budget
     }
@@ -253,6 +259,52 @@ impl LedgerStatus {
     /// `max_spend − spent − reserved`, never below zero.
     pub fn remaining(&self) -> Decimal {
         (self.budget.max_spend() - self.committed - self.reserved).max(Decimal::ZERO)
+    }
+    /// When a calendar window next resets (rolling windows release spend
+    /// continuously and unbounded ones never: `None`).
+    pub fn resets_at(&self) -> Option<std::time::SystemTime> {
+        self.resets_at
+    }
+}
+
+/// Spend state of one ledger under each of its budgets, from
+/// [`Engine::status`]. The shortcut accessors describe the tightest cap (the
+/// one with the least remaining).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerStatus {
+    ledger: Ledger,
+    caps: Vec<CapStatus>,
+    tightest: usize,
+}
+
+impl LedgerStatus {
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+    /// Every cap, in registration order.
+    pub fn caps(&self) -> &[CapStatus] {
+        &self.caps
+    }
+    /// The tightest cap.
+    pub fn tightest(&self) -> &CapStatus {
+        &self.caps[self.tightest]
+    }
+    /// The tightest cap's budget.
+    pub fn budget(&self) -> &Budget {
+        self.tightest().budget()
+    }
+    /// Committed spend in the tightest cap's window.
+    pub fn spent(&self) -> Decimal {
+        self.tightest().spent()
+    }
+    /// Open reservations in the tightest cap's window.
+    pub fn reserved(&self) -> Decimal {
+        self.tightest().reserved()
+    }
+    /// What the tightest cap leaves, never below zero.
+    pub fn remaining(&self) -> Decimal {
+        self.tightest().remaining()
     }
 }
 
@@ -296,22 +348,71 @@ impl Engine {
     /// Registers (or replaces) the budget of one ledger.
     pub fn set_budget(&self, ledger: &Ledger, budget: Budget) {
         self.update_budgets(|b| {
-            b.by_ledger.insert(ledger.clone(), budget);
+            b.by_ledger.insert(ledger.clone(), Caps::one(budget));
+        });
+    }
+
+    /// Registers (or replaces) several budgets — stacked caps — on one
+    /// ledger: a call must fit every one, and a block names the cap that
+    /// blocked. An empty list removes the ledger's registration.
+    ///
+    /// ```
+    /// use budgetgate::{Budget, Engine, Ledger, Window};
+    /// use rust_decimal_macros::dec;
+    ///
+    /// let engine = Engine::in_memory();
+    /// let ledger = Ledger::new("openai", "gpt-4o", "user:1");
+    /// engine.set_budgets(&ledger, [
+    ///     Budget::new(dec!(10), Window::daily())?,
+    ///     Budget::new(dec!(200), Window::monthly())?,
+    ///     Budget::lifetime(dec!(15))?,
+    /// ]);
+    /// assert!(engine.check(&ledger, dec!(10)).is_allowed());
+    /// let blocked = engine.check(&ledger, dec!(1));
+    /// assert_eq!(blocked.budget().unwrap().window(), Window::daily()); // the daily cap blocked
+    /// # Ok::<(), budgetgate::BudgetError>(())
+    /// ```
+    pub fn set_budgets(&self, ledger: &Ledger, budgets: impl IntoIterator<Item = Budget>) {
+        let caps = Caps::new(budgets);
+        self.update_budgets(|b| match caps {
+            Some(caps) => {
+                b.by_ledger.insert(ledger.clone(), caps);
+            }
+            None => {
+                b.by_ledger.remove(ledger);
+            }
         });
     }
 
     /// Registers a budget for every principal of `namespace:resource`.
     pub fn set_budget_per_principal(&self, namespace: &str, resource: &str, budget: Budget) {
-        self.update_budgets(|b| b.insert_per_principal(namespace, resource, budget));
+        self.update_budgets(|b| b.insert_per_principal(namespace, resource, Caps::one(budget)));
+    }
+
+    /// Registers several budgets for every principal of `namespace:resource`.
+    pub fn set_budgets_per_principal(
+        &self,
+        namespace: &str,
+        resource: &str,
+        budgets: impl IntoIterator<Item = Budget>,
+    ) {
+        if let Some(caps) = Caps::new(budgets) {
+            self.update_budgets(|b| b.insert_per_principal(namespace, resource, caps));
+        }
     }
 
     /// The budget that applies to `ledger`: its own, else its
     /// namespace:resource's, else the default policy's.
     pub fn budget_for(&self, ledger: &Ledger) -> Option<Budget> {
+        self.caps_for(ledger).map(|caps| caps.budget(0))
+    }
+
+    /// Every budget that applies to `ledger` (see [`Engine::set_budgets`]).
+    pub fn caps_for(&self, ledger: &Ledger) -> Option<Caps> {
         let registered = self.inner.budgets.load().lookup(ledger);
         registered.or(match self.inner.default_policy {
             DefaultPolicy::Deny => None,
-            DefaultPolicy::Budget(b) => Some(b),
+            DefaultPolicy::Budget(b) => Some(Caps::one(b)),
         })
     }
 
@@ -436,10 +537,11 @@ impl Engine {
     /// Spend, reservations and remaining headroom of `ledger` under the budget
     /// that applies to it.
     pub fn status(&self, ledger: &Ledger) -> Result<LedgerStatus, StatusError> {
-        let budget = self
-            .budget_for(ledger)
+        let caps = self
+            .caps_for(ledger)
             .ok_or_else(|| StatusError::NoBudget(ledger.clone()))?;
-        self.status_with(ledger, &budget)
+        let usage = self.inner.store.status(ledger, caps.limits())?;
+        Ok(Self::ledger_status(ledger, &caps, &usage))
     }
 
     /// [`Engine::status`] under an explicit budget.
@@ -448,31 +550,51 @@ impl Engine {
         ledger: &Ledger,
         budget: &Budget,
     ) -> Result<LedgerStatus, StatusError> {
-        let usage = self.inner.store.status(ledger, &[budget.limit()])?;
-        Ok(Self::ledger_status(ledger, budget, &usage))
+        let caps = Caps::one(*budget);
+        let usage = self.inner.store.status(ledger, caps.limits())?;
+        Ok(Self::ledger_status(ledger, &caps, &usage))
     }
 
     /// Async [`Engine::status`].
     pub async fn status_async(&self, ledger: &Ledger) -> Result<LedgerStatus, StatusError> {
-        let budget = self
-            .budget_for(ledger)
+        let caps = self
+            .caps_for(ledger)
             .ok_or_else(|| StatusError::NoBudget(ledger.clone()))?;
-        let limits = [budget.limit()];
-        let usage = self.inner.store.status_async(ledger, &limits).await?;
-        Ok(Self::ledger_status(ledger, &budget, &usage))
+        let usage = self.inner.store.status_async(ledger, caps.limits()).await?;
+        Ok(Self::ledger_status(ledger, &caps, &usage))
     }
 
     fn ledger_status(
         ledger: &Ledger,
-        budget: &Budget,
+        caps: &Caps,
         usage: &[crate::store::WindowUsage],
     ) -> LedgerStatus {
-        let (committed, reserved) = usage.first().map_or((0, 0), |u| (u.committed, u.reserved));
+        let caps: Vec<CapStatus> = caps
+            .budgets()
+            .iter()
+            .enumerate()
+            .map(|(i, budget)| {
+                let (committed, reserved, at) = usage
+                    .get(i)
+                    .map_or((0, 0, 0), |u| (u.committed, u.reserved, u.at));
+                CapStatus {
+                    budget: *budget,
+                    committed: from_nanos(committed),
+                    reserved: from_nanos(reserved),
+                    resets_at: budget.window().period_end(at).and_then(|end| {
+                        std::time::UNIX_EPOCH
+                            .checked_add(Duration::from_micros(u64::try_from(end).ok()?))
+                    }),
+                }
+            })
+            .collect();
+        let tightest = (0..caps.len())
+            .min_by_key(|&i| caps[i].remaining())
+            .unwrap_or(0);
         LedgerStatus {
             ledger: ledger.clone(),
-            budget: *budget,
-            committed: from_nanos(committed),
-            reserved: from_nanos(reserved),
+            caps,
+            tightest,
         }
     }
 
@@ -481,7 +603,7 @@ impl Engine {
     fn request<'a>(ledger: &'a Ledger, p: &'a Prepared) -> ChargeRequest<'a> {
         ChargeRequest {
             ledger,
-            limits: &p.limits,
+            limits: p.caps.limits(),
             amount: p.nanos,
             hold: p.hold,
         }
@@ -497,8 +619,11 @@ impl Engine {
         reserve: bool,
     ) -> Result<Prepared, BudgetExceeded> {
         let amount = amount.normalize();
-        let budget = match budget.copied().or_else(|| self.budget_for(ledger)) {
-            Some(b) => b,
+        let caps = match budget
+            .map(|b| Caps::one(*b))
+            .or_else(|| self.caps_for(ledger))
+        {
+            Some(caps) => caps,
             None => {
                 return Err(BudgetExceeded::new(self.emit_decision(Decision {
                     status: Status::Block,
@@ -518,7 +643,7 @@ impl Engine {
                 return Err(BudgetExceeded::new(self.emit_decision(Decision {
                     status: Status::Block,
                     ledger: ledger.clone(),
-                    budget: Some(budget),
+                    budget: Some(caps.budget(0)),
                     reason: Some(BlockReason::InvalidAmount),
                     spent_nanos: 0,
                     requested: amount,
@@ -528,8 +653,7 @@ impl Engine {
             }
         };
         Ok(Prepared {
-            budget,
-            limits: [budget.limit()],
+            caps,
             nanos,
             requested: amount,
             hold: reserve.then(|| Hold {
@@ -663,9 +787,13 @@ impl Engine {
         p: &Prepared,
         result: Result<ChargeOutcome, StoreError>,
     ) -> Decision {
-        let max = p.limits[0].max_nanos;
         let decision = match result {
             Ok(outcome) => {
+                let limits = p.caps.limits();
+                let max = limits
+                    .get(outcome.limit_index)
+                    .unwrap_or(&limits[0])
+                    .max_nanos;
                 let spent = if outcome.admitted {
                     outcome.spent_before + p.nanos
                 } else {
@@ -678,7 +806,7 @@ impl Engine {
                         Status::Block
                     },
                     ledger: ledger.clone(),
-                    budget: Some(p.budget),
+                    budget: Some(p.caps.budget(outcome.limit_index)),
                     reason: (!outcome.admitted).then_some(BlockReason::BudgetExceeded),
                     spent_nanos: spent,
                     requested: p.requested,
@@ -687,7 +815,7 @@ impl Engine {
                 }
             }
             Err(error) => {
-                let status = match p.budget.on_store_error() {
+                let status = match p.caps.on_store_error() {
                     StoreErrorMode::FailClosed => Status::Block,
                     StoreErrorMode::FailOpen => Status::Allow,
                 };
@@ -696,7 +824,7 @@ impl Engine {
                 Decision {
                     status,
                     ledger: ledger.clone(),
-                    budget: Some(p.budget),
+                    budget: Some(p.caps.budget(0)),
                     reason: Some(BlockReason::StoreError),
                     spent_nanos: 0,
                     requested: p.requested,

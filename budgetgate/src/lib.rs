@@ -221,6 +221,7 @@
 
 pub mod amount;
 pub mod budget;
+pub mod caps;
 pub mod clock;
 pub mod decision;
 pub mod engine;
@@ -239,9 +240,11 @@ pub mod __private;
 pub use budgetgate_macros::{guard, guard_bounded, guard_result, rate_limit, rate_limit_result};
 
 pub use budget::{Budget, BudgetError, Limit, Mode, StoreErrorMode, Window, WindowParseError};
+pub use caps::Caps;
 pub use decision::{BlockReason, Blocking, BudgetExceeded, Decision, Guarded, Status};
 pub use engine::{
-    DefaultPolicy, Engine, EngineBuilder, LedgerStatus, StatusError, DEFAULT_RESERVATION_TTL,
+    CapStatus, DefaultPolicy, Engine, EngineBuilder, LedgerStatus, StatusError,
+    DEFAULT_RESERVATION_TTL,
 };
 pub use event::{Event, Listener};
 pub use global::{global, install};

@@ -5,7 +5,8 @@
 use rust_decimal::Decimal;
 
 use crate::amount::{self, AmountError};
-use crate::budget::{Budget, Limit};
+use crate::budget::Budget;
+use crate::caps::Caps;
 use crate::decision::Decision;
 use crate::engine::{Engine, Prepared};
 use crate::event::Event;
@@ -26,7 +27,7 @@ use crate::store::{Nanos, ReservationId, SettleOutcome, SettleRequest, StoreErro
 #[must_use = "dropping a Reservation releases it; commit the actual cost"]
 pub struct Reservation<'e> {
     engine: EngineRef<'e>,
-    budget: Budget,
+    caps: Caps,
     id: ReservationId,
     /// The estimate in nano-units (the decision holds it as a `Decimal`).
     estimate: Nanos,
@@ -131,7 +132,7 @@ impl<'e> Reservation<'e> {
     ) -> Self {
         Reservation {
             engine: EngineRef::Borrowed(engine),
-            budget: p.budget,
+            caps: p.caps,
             id,
             estimate: p.nanos,
             decision,
@@ -147,7 +148,7 @@ impl<'e> Reservation<'e> {
         self.settled = true;
         Reservation {
             engine: EngineRef::Owned(Engine::clone(&self.engine)),
-            budget: self.budget,
+            caps: self.caps.clone(),
             id: self.id,
             estimate: self.estimate,
             decision: self.decision.clone(),
@@ -168,7 +169,12 @@ impl<'e> Reservation<'e> {
 
     /// The budget it was reserved under.
     pub fn budget(&self) -> &Budget {
-        &self.budget
+        &self.caps.budgets()[0]
+    }
+
+    /// Every budget it was reserved under.
+    pub fn caps(&self) -> &Caps {
+        &self.caps
     }
 
     /// The reserved estimate.
@@ -187,13 +193,12 @@ impl<'e> Reservation<'e> {
     pub fn commit(mut self, actual: Decimal) -> Result<Commit, CommitError> {
         self.settled = true;
         let (nanos, actual, invalid) = self.validate(actual);
-        let limits = self.limits();
         let mut last = None;
         for _ in 0..self.engine.commit_attempts() {
             match self
                 .engine
                 .store()
-                .settle(&self.settle_request(&limits, Some(nanos)))
+                .settle(&self.settle_request(Some(nanos)))
             {
                 Ok(outcome) => return self.committed(actual, outcome, invalid),
                 Err(error) => last = Some(error),
@@ -208,10 +213,9 @@ impl<'e> Reservation<'e> {
         // the commit may still land, and must not be followed by a release.
         self.settled = true;
         let (nanos, actual, invalid) = self.validate(actual);
-        let limits = self.limits();
         let mut last = None;
         for _ in 0..self.engine.commit_attempts() {
-            let request = self.settle_request(&limits, Some(nanos));
+            let request = self.settle_request(Some(nanos));
             match self.engine.store().settle_async(request).await {
                 Ok(outcome) => return self.committed(actual, outcome, invalid),
                 Err(error) => last = Some(error),
@@ -227,10 +231,9 @@ impl<'e> Reservation<'e> {
         if !self.backed {
             return Ok(());
         }
-        let limits = self.limits();
         self.engine
             .store()
-            .settle(&self.settle_request(&limits, None))
+            .settle(&self.settle_request(None))
             .map(|_| ())
     }
 
@@ -240,8 +243,7 @@ impl<'e> Reservation<'e> {
         if !self.backed {
             return Ok(());
         }
-        let limits = self.limits();
-        let request = self.settle_request(&limits, None);
+        let request = self.settle_request(None);
         self.engine.store().settle_async(request).await.map(|_| ())
     }
 
@@ -253,18 +255,10 @@ impl<'e> Reservation<'e> {
         }
     }
 
-    fn limits(&self) -> [Limit; 1] {
-        [self.budget().limit()]
-    }
-
-    fn settle_request<'a>(
-        &'a self,
-        limits: &'a [Limit],
-        actual: Option<Nanos>,
-    ) -> SettleRequest<'a> {
+    fn settle_request(&self, actual: Option<Nanos>) -> SettleRequest<'_> {
         SettleRequest {
             ledger: self.ledger(),
-            limits,
+            limits: self.caps.limits(),
             id: self.id,
             reserved: self.estimate,
             actual,
@@ -345,10 +339,9 @@ impl<'e> Reservation<'e> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.settled && self.backed {
-            let limits = self.limits();
             self.engine
                 .store()
-                .release_in_background(&self.settle_request(&limits, None));
+                .release_in_background(&self.settle_request(None));
         }
     }
 }

@@ -366,25 +366,27 @@ impl LedgerState {
         request: &ChargeRequest<'_>,
     ) -> Result<ChargeOutcome, StoreError> {
         let at = self.advance(now);
+        // The cap with the least room: the one that blocks (if any does),
+        // or the binding one.
         let mut binding: Option<(usize, Nanos, Nanos)> = None; // (limit, spent, room)
         for (n, limit) in request.limits.iter().enumerate() {
             let i = self.track_index(limit.window, at);
             let spent = self.tracks[i].spent();
-            if spent + request.amount > limit.max_nanos {
-                return Ok(ChargeOutcome {
-                    admitted: false,
-                    limit_index: n,
-                    spent_before: spent,
-                    at,
-                });
-            }
             let room = limit.max_nanos - spent;
             if binding.is_none_or(|(_, _, best)| room < best) {
                 binding = Some((n, spent, room));
             }
         }
-        let (limit_index, spent_before, _) = binding
+        let (limit_index, spent_before, room) = binding
             .ok_or_else(|| StoreError::Backend("a charge needs at least one limit".to_owned()))?;
+        if request.amount > room {
+            return Ok(ChargeOutcome {
+                admitted: false,
+                limit_index,
+                spent_before,
+                at,
+            });
+        }
 
         let held = request.hold.is_some();
         let first_slot = self.tracks.first().map(Track::slot_now);

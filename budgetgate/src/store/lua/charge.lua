@@ -10,18 +10,19 @@ for k = 1, nl do
 end
 local au, an, id, hold, ttl = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3] == '1', tonumber(ARGV[i + 4])
 
+-- The cap with the least room: the one that blocks (if any does), or the
+-- binding one.
 local best, bu, bn, roomu, roomn
 for k, l in ipairs(limits) do
   local su, sn = norm(l.t.cu + l.t.ru, l.t.cn + l.t.rn)
-  local tu, tn = norm(su + au, sn + an)
-  if gt(tu, tn, l.mu, l.mn) then
-    save()
-    return { '0', tostring(k - 1), fmt(su), fmt(sn), fmt(now) }
-  end
   local ru, rn = norm(l.mu - su, l.mn - sn)
   if best == nil or gt(roomu, roomn, ru, rn) then
     best, bu, bn, roomu, roomn = k, su, sn, ru, rn
   end
+end
+if gt(au, an, roomu, roomn) then
+  save()
+  return { '0', tostring(best - 1), fmt(bu), fmt(bn), fmt(now) }
 end
 if hold then
   local wids = {}
