@@ -584,6 +584,90 @@ pub fn stacked_caps(f: &dyn StoreFactory) {
     assert_eq!(blocked_by(dec!(1.5)), Window::Unbounded);
 }
 
+/// The kill switch: a paused ledger, namespace or everything blocks with
+/// reason Paused; recorded spend is kept; running calls still commit;
+/// resuming restores.
+pub fn kill_switch(f: &dyn StoreFactory) {
+    use budgetgate::PauseScope;
+    let s = setup(f);
+    let a = fresh_ledger("a");
+    let b = Ledger::new(a.namespace(), "other", "b");
+    let c = fresh_ledger("c"); // another namespace
+    for l in [&a, &b, &c] {
+        s.engine.set_budget(l, lifetime(dec!(10)));
+    }
+    assert!(s.engine.check(&a, dec!(1)).is_allowed());
+    let running = s.engine.reserve(&a, dec!(2)).expect("fits");
+
+    s.engine
+        .pause(&PauseScope::Ledger(a.clone()))
+        .expect("pause");
+    let d = s.engine.check(&a, dec!(1));
+    assert_eq!(
+        (d.status(), d.reason()),
+        (Status::Block, Some(BlockReason::Paused)),
+        "{d}"
+    );
+    assert_eq!(
+        s.engine
+            .reserve(&a, dec!(1))
+            .unwrap_err()
+            .decision()
+            .reason(),
+        Some(BlockReason::Paused)
+    );
+    assert!(
+        s.engine.check(&b, dec!(1)).is_allowed(),
+        "other ledgers run"
+    );
+    running
+        .commit(dec!(1))
+        .expect("a running call still commits");
+    assert_eq!(
+        s.engine.status(&a).expect("status").spent(),
+        dec!(2),
+        "spend is kept"
+    );
+    assert_eq!(
+        s.engine.paused().expect("list"),
+        vec![PauseScope::Ledger(a.clone())]
+    );
+    s.engine
+        .resume(&PauseScope::Ledger(a.clone()))
+        .expect("resume");
+    assert!(s.engine.check(&a, dec!(1)).is_allowed());
+
+    let ns = PauseScope::Namespace(a.namespace().to_owned());
+    s.engine.pause(&ns).expect("pause");
+    assert_eq!(
+        s.engine.check(&a, dec!(1)).reason(),
+        Some(BlockReason::Paused)
+    );
+    assert_eq!(
+        s.engine.check(&b, dec!(1)).reason(),
+        Some(BlockReason::Paused)
+    );
+    assert!(
+        s.engine.check(&c, dec!(1)).is_allowed(),
+        "other namespaces run"
+    );
+    s.engine.resume(&ns).expect("resume");
+
+    s.engine.pause(&PauseScope::All).expect("pause");
+    assert_eq!(
+        s.engine.check(&c, dec!(1)).reason(),
+        Some(BlockReason::Paused)
+    );
+    s.engine.resume(&PauseScope::All).expect("resume");
+    assert!(s.engine.paused().expect("list").is_empty());
+    assert!(s.engine.check(&c, dec!(1)).is_allowed());
+    let json = s.engine.check(&a, dec!(100)).to_json();
+    assert_eq!(
+        json["reason"], "BUDGET_EXCEEDED",
+        "resumed ledgers are budgeted as before"
+    );
+}
+
 // ----- rate limits ----------------------------------------------------------------
 
 fn gate(action: &str) -> Gate {
@@ -746,7 +830,7 @@ macro_rules! conformance_tests {
             invalid_amounts_rejected, store_failures, unrecorded_commit_reported,
             reservation_ttl_expiry, call_outlives_window, listener_panic_counted,
             decision_json, no_budget_denied, daily_resets_at_midnight,
-            monthly_resets_on_the_first, stacked_caps, rate_max_calls, rate_cooldown,
+            monthly_resets_on_the_first, stacked_caps, kill_switch, rate_max_calls, rate_cooldown,
             rate_bucket_refill, rate_combined, rate_threads_exact, rate_store_failures);
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {

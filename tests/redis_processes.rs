@@ -311,3 +311,52 @@ fn rate_limit_exact_across_processes() {
         "exactly max_calls admitted across processes"
     );
 }
+
+// ----- the kill switch across processes ----------------------------------------------
+
+/// The probe: one check on the global engine; prints `PROBE <status> <reason>`.
+#[test]
+fn pause_probe() {
+    if std::env::var("BUDGETGATE_TEST_ROLE").as_deref() != Ok("pause-probe") {
+        return;
+    }
+    let principal = std::env::var("BUDGETGATE_TEST_PRINCIPAL").unwrap();
+    let ledger = Ledger::new("xproc", "paused", principal);
+    let budget = Budget::lifetime(dec!(100)).unwrap();
+    let d = budgetgate::global().check_with(&ledger, Some(&budget), dec!(1));
+    println!("PROBE {:?} {:?}", d.status(), d.reason());
+}
+
+fn probe(server: &RedisServer, principal: &str) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "pause_probe", "--nocapture", "--test-threads=1"])
+        .env("BUDGETGATE_TEST_ROLE", "pause-probe")
+        .env("BUDGETGATE_TEST_PRINCIPAL", principal)
+        .env("BUDGETGATE_REDIS_URL", server.url())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.find("PROBE ").map(|i| l[i + 6..].trim().to_owned()))
+        .unwrap_or_else(|| panic!("no probe report in {text}"))
+}
+
+/// Pause in this process blocks calls in another; resume restores them.
+#[test]
+fn pause_in_one_process_blocks_another() {
+    if std::env::var("BUDGETGATE_TEST_ROLE").is_ok() {
+        return;
+    }
+    let server = RedisServer::start();
+    let principal = format!("pause{}", std::process::id());
+    let engine = Engine::new(RedisStore::connect(&server.url()).unwrap());
+    assert_eq!(probe(&server, &principal), "Allow None");
+    engine
+        .pause(&budgetgate::PauseScope::Namespace("xproc".into()))
+        .unwrap();
+    assert_eq!(probe(&server, &principal), "Block Some(Paused)");
+    engine
+        .resume(&budgetgate::PauseScope::Namespace("xproc".into()))
+        .unwrap();
+    assert_eq!(probe(&server, &principal), "Allow None");
+}

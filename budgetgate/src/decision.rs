@@ -38,6 +38,8 @@ pub enum BlockReason {
     NoBudget,
     /// The requested amount is negative, finer than 10⁻⁹ or too large.
     InvalidAmount,
+    /// The ledger, its namespace or everything is paused (kill switch).
+    Paused,
 }
 
 /// The outcome of one evaluation, with everything needed to explain it.

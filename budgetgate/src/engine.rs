@@ -20,6 +20,7 @@ use crate::caps::Caps;
 use crate::decision::{BlockReason, BudgetExceeded, Decision, Status};
 use crate::event::{Event, Listener};
 use crate::ledger::{Ledger, Prehashed};
+use crate::pause::PauseScope;
 use crate::rate::{Gate, Policy, RateDecision, RateOutcome, RateReason, RateRequest};
 use crate::reservation::Reservation;
 use crate::store::{
@@ -663,6 +664,27 @@ impl Engine {
         })
     }
 
+    // ----- kill switch -----------------------------------------------------------
+
+    /// Pauses a ledger, a namespace or everything: covered calls are blocked
+    /// with reason `Paused` (in every process sharing the store) until
+    /// [`Engine::resume`]. Recorded spend is kept; running calls still commit.
+    pub fn pause(&self, scope: &PauseScope) -> Result<(), StoreError> {
+        tracing::warn!(%scope, "budget paused");
+        self.inner.store.set_paused(scope, true)
+    }
+
+    /// Lifts a pause.
+    pub fn resume(&self, scope: &PauseScope) -> Result<(), StoreError> {
+        tracing::warn!(%scope, "budget resumed");
+        self.inner.store.set_paused(scope, false)
+    }
+
+    /// Every paused scope.
+    pub fn paused(&self) -> Result<Vec<PauseScope>, StoreError> {
+        self.inner.store.paused()
+    }
+
     // ----- rate limits ---------------------------------------------------------
 
     /// Checks a call against a rate policy and records it if admitted, in one
@@ -788,6 +810,16 @@ impl Engine {
         result: Result<ChargeOutcome, StoreError>,
     ) -> Decision {
         let decision = match result {
+            Ok(outcome) if outcome.paused => Decision {
+                status: Status::Block,
+                ledger: ledger.clone(),
+                budget: Some(p.caps.budget(0)),
+                reason: Some(BlockReason::Paused),
+                spent_nanos: 0,
+                requested: p.requested,
+                remaining_nanos: 0,
+                detail: Some("the ledger is paused (kill switch)".into()),
+            },
             Ok(outcome) => {
                 let limits = p.caps.limits();
                 let max = limits

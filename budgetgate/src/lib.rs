@@ -228,6 +228,7 @@ pub mod engine;
 pub mod event;
 pub mod global;
 pub mod ledger;
+pub mod pause;
 pub mod pricing;
 pub mod rate;
 pub mod reservation;
@@ -249,6 +250,7 @@ pub use engine::{
 pub use event::{Event, Listener};
 pub use global::{global, install};
 pub use ledger::Ledger;
+pub use pause::PauseScope;
 pub use rate::{Gate, Policy, RateDecision, RateLimited};
 pub use reservation::{Commit, CommitError, Reservation};
 pub use rust_decimal::Decimal;

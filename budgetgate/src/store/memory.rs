@@ -17,12 +17,14 @@
 //!
 //! State lives as long as the store; ledgers are not evicted.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::budget::{Limit, Window};
 use crate::clock::{Clock, SystemClock};
 use crate::ledger::{Ledger, Prehashed};
+use crate::pause::PauseScope;
 use crate::rate::{gcra, Policy, RateOutcome, RateReason, RateRequest};
 
 use super::{
@@ -86,6 +88,9 @@ pub struct MemoryStore {
     shards: Box<[Shard<LedgerState>]>,
     gates: Box<[Shard<GateState>]>,
     clock: Arc<dyn Clock>,
+    /// Paused scopes; `any_paused` lets charges skip the set when empty.
+    paused: Mutex<HashSet<PauseScope>>,
+    any_paused: AtomicBool,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -126,6 +131,8 @@ impl MemoryStore {
             shards: shards(),
             gates: shards(),
             clock: Arc::new(clock),
+            paused: Mutex::new(HashSet::new()),
+            any_paused: AtomicBool::new(false),
         }
     }
 
@@ -136,6 +143,16 @@ impl MemoryStore {
 
     fn now(&self) -> i64 {
         self.clock.now_micros()
+    }
+
+    fn is_paused(&self, ledger: &Ledger) -> bool {
+        self.any_paused.load(Ordering::Acquire)
+            && self
+                .paused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|scope| scope.covers(ledger))
     }
 }
 
@@ -382,6 +399,7 @@ impl LedgerState {
         if request.amount > room {
             return Ok(ChargeOutcome {
                 admitted: false,
+                paused: false,
                 limit_index,
                 spent_before,
                 at,
@@ -421,6 +439,7 @@ impl LedgerState {
         }
         Ok(ChargeOutcome {
             admitted: true,
+            paused: false,
             limit_index,
             spent_before,
             at,
@@ -561,12 +580,42 @@ impl Store for MemoryStore {
 
     fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, StoreError> {
         let now = self.now();
+        if self.is_paused(request.ledger) {
+            return Ok(ChargeOutcome {
+                admitted: false,
+                paused: true,
+                limit_index: 0,
+                spent_before: 0,
+                at: now,
+            });
+        }
         self.with_ledger(request.ledger, |state| state.charge(now, request))
     }
 
     fn settle(&self, request: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError> {
         let now = self.now();
         Ok(self.with_ledger(request.ledger, |state| state.settle(now, request)))
+    }
+
+    fn set_paused(&self, scope: &PauseScope, paused: bool) -> Result<(), StoreError> {
+        let mut set = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        if paused {
+            set.insert(scope.clone());
+        } else {
+            set.remove(scope);
+        }
+        self.any_paused.store(!set.is_empty(), Ordering::Release);
+        Ok(())
+    }
+
+    fn paused(&self) -> Result<Vec<PauseScope>, StoreError> {
+        Ok(self
+            .paused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect())
     }
 
     fn status(&self, ledger: &Ledger, limits: &[Limit]) -> Result<Vec<WindowUsage>, StoreError> {

@@ -31,6 +31,7 @@ use once_cell::sync::Lazy;
 
 use crate::budget::Limit;
 use crate::ledger::Ledger;
+use crate::pause::PauseScope;
 use crate::rate::{RateOutcome, RateRequest};
 
 pub use memory::MemoryStore;
@@ -144,6 +145,8 @@ pub struct ChargeRequest<'a> {
 pub struct ChargeOutcome {
     /// Whether the amount fitted every limit and was recorded.
     pub admitted: bool,
+    /// Refused because the ledger is paused (nothing was checked or recorded).
+    pub paused: bool,
     /// The limit the decision reports: the first that blocked, or (admitted)
     /// the one with the least room left.
     pub limit_index: usize,
@@ -248,6 +251,20 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         limits: &'a [Limit],
     ) -> StoreFuture<'a, Vec<WindowUsage>> {
         Box::pin(std::future::ready(self.status(ledger, limits)))
+    }
+
+    /// Pauses (`true`) or resumes (`false`) a scope; charges covered by a
+    /// pause are refused with `paused: true`. The default refuses.
+    fn set_paused(&self, scope: &PauseScope, paused: bool) -> Result<(), StoreError> {
+        let _ = paused;
+        Err(StoreError::Backend(format!(
+            "this store cannot pause ({scope})"
+        )))
+    }
+
+    /// Every paused scope.
+    fn paused(&self) -> Result<Vec<PauseScope>, StoreError> {
+        Ok(Vec::new())
     }
 
     /// Checks a call against a rate [`Policy`](crate::rate::Policy) and, if

@@ -48,6 +48,7 @@ use once_cell::sync::Lazy;
 use crate::budget::{Limit, Window};
 use crate::clock::Clock;
 use crate::ledger::Ledger;
+use crate::pause::PauseScope;
 use crate::rate::{RateOutcome, RateReason, RateRequest};
 
 use super::{
@@ -434,7 +435,15 @@ impl RedisStore {
             if request.hold.is_some() { "1" } else { "0" }.to_owned(),
             ttl.as_micros().to_string(),
         ]);
+        let (ns_field, ledger_field) = pause_fields(request.ledger);
+        call.args.extend([ns_field, ledger_field]);
+        call.keys.push(self.pause_key());
         call
+    }
+
+    /// The hash of paused scopes (one per prefix, shared by all ledgers).
+    fn pause_key(&self) -> String {
+        format!("{}:paused", self.prefix)
     }
 
     fn settle_call(&self, request: &SettleRequest<'_>) -> Call {
@@ -521,6 +530,7 @@ fn parse_charge(reply: Vec<String>) -> Result<ChargeOutcome, StoreError> {
     match reply.as_slice() {
         [admitted, index, u, n, at] => Ok(ChargeOutcome {
             admitted: admitted == "1",
+            paused: admitted == "P",
             limit_index: parse(index)?,
             spent_before: join(u, n)?,
             at: parse(at)?,
@@ -622,6 +632,42 @@ impl Store for RedisStore {
         Box::pin(async move { self.run_async(op).await.and_then(|r| parse_status(r, n)) })
     }
 
+    fn set_paused(&self, scope: &PauseScope, paused: bool) -> Result<(), StoreError> {
+        let field = match scope {
+            PauseScope::All => "*".to_owned(),
+            PauseScope::Namespace(ns) => pause_fields(&Ledger::new(ns.as_str(), "", "")).0,
+            PauseScope::Ledger(l) => pause_fields(l).1,
+        };
+        let key = self.pause_key();
+        let mut con = self.manager.clone();
+        let secret = self.secret.clone();
+        self.run_blocking(async move {
+            let mut cmd = ::redis::cmd(if paused { "HSET" } else { "HDEL" });
+            cmd.arg(&key).arg(&field);
+            if paused {
+                cmd.arg("1");
+            }
+            cmd.query_async::<i64>(&mut con)
+                .await
+                .map(|_| ())
+                .map_err(|e| store_error(&e, secret.as_deref()))
+        })
+    }
+
+    fn paused(&self) -> Result<Vec<PauseScope>, StoreError> {
+        let key = self.pause_key();
+        let mut con = self.manager.clone();
+        let secret = self.secret.clone();
+        let fields = self.run_blocking(async move {
+            ::redis::cmd("HKEYS")
+                .arg(&key)
+                .query_async::<Vec<String>>(&mut con)
+                .await
+                .map_err(|e| store_error(&e, secret.as_deref()))
+        })?;
+        Ok(fields.iter().filter_map(|f| parse_pause_field(f)).collect())
+    }
+
     fn rate(&self, request: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
         let call = self.rate_call(request);
         self.run_blocking(self.eval(call)).and_then(parse_rate)
@@ -664,6 +710,56 @@ fn encode_part(out: &mut String, part: &str) {
 }
 
 /// A window's id in the scripts: `u`, `r<ms>`, `d<offset min>`, `m<offset min>`.
+/// The pause-hash fields that cover a ledger: `n:<ns>` and `l:<ns>:<res>:<p>`
+/// (parts percent-encoded).
+fn pause_fields(ledger: &Ledger) -> (String, String) {
+    let mut ns = String::from("n:");
+    encode_part(&mut ns, ledger.namespace());
+    let mut l = String::from("l:");
+    encode_part(&mut l, ledger.namespace());
+    l.push(':');
+    encode_part(&mut l, ledger.resource());
+    l.push(':');
+    encode_part(&mut l, ledger.principal());
+    (ns, l)
+}
+
+fn parse_pause_field(field: &str) -> Option<PauseScope> {
+    if field == "*" {
+        return Some(PauseScope::All);
+    }
+    if let Some(ns) = field.strip_prefix("n:") {
+        return Some(PauseScope::Namespace(decode_part(ns)?));
+    }
+    let parts: Vec<&str> = field.strip_prefix("l:")?.split(':').collect();
+    match parts.as_slice() {
+        [ns, res, p] => Some(PauseScope::Ledger(Ledger::new(
+            decode_part(ns)?,
+            decode_part(res)?,
+            decode_part(p)?,
+        ))),
+        _ => None,
+    }
+}
+
+/// The inverse of [`encode_part`].
+fn decode_part(encoded: &str) -> Option<String> {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn wid(window: Window) -> String {
     match window {
         Window::Unbounded => "u".to_owned(),
@@ -759,6 +855,18 @@ mod tests {
         assert_eq!(enc("user:42"), "user%3A42");
         assert_eq!(enc("{x}*\n é"), "%7Bx%7D%2A%0A%20%C3%A9");
         assert_ne!(enc("a:b"), enc("a%3Ab"), "'%' itself is encoded");
+    }
+
+    #[test]
+    fn pause_fields_round_trip() {
+        let l = Ledger::new("a:b", "{x}", "user 1\né");
+        let (ns, field) = pause_fields(&l);
+        assert_eq!(parse_pause_field(&field), Some(PauseScope::Ledger(l)));
+        assert_eq!(
+            parse_pause_field(&ns),
+            Some(PauseScope::Namespace("a:b".into()))
+        );
+        assert_eq!(parse_pause_field("*"), Some(PauseScope::All));
     }
 
     #[test]

@@ -1,5 +1,6 @@
--- charge: ARGV 5.. = per limit (wid, window_us, max_u, max_n), then
--- amount_u, amount_n, id, hold (0/1), ttl_us.
+-- charge: KEYS[4] = the pause hash. ARGV 5.. = per limit (wid, window_us,
+-- max_u, max_n), then amount_u, amount_n, id, hold (0/1), ttl_us, the
+-- namespace's and the ledger's pause fields.
 -- Returns {admitted, limit_index, spent_u, spent_n, now}.
 local nl = tonumber(ARGV[4])
 local i = 5
@@ -9,6 +10,14 @@ for k = 1, nl do
   i = i + 4
 end
 local au, an, id, hold, ttl = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3] == '1', tonumber(ARGV[i + 4])
+
+-- The kill switch (KEYS[4], shared by every ledger): everything, the
+-- namespace, or this ledger.
+local pause = redis.call('HMGET', KEYS[4], '*', ARGV[i + 5], ARGV[i + 6])
+if pause[1] or pause[2] or pause[3] then
+  save()
+  return { 'P', '0', '0', '0', fmt(now) }
+end
 
 -- The cap with the least room: the one that blocks (if any does), or the
 -- binding one.
