@@ -668,6 +668,68 @@ pub fn kill_switch(f: &dyn StoreFactory) {
     );
 }
 
+/// Soft-limit warnings: one per crossing (so one per window for calendar
+/// windows), never on every call, exactly one under concurrency.
+pub fn soft_limit_warnings(f: &dyn StoreFactory) {
+    let clock = ManualClock::new(T0);
+    let warnings = Arc::new(Mutex::new(Vec::new()));
+    let seen = warnings.clone();
+    let engine = Engine::builder()
+        .shared_store(f.store(&clock))
+        .listener(move |e: &Event<'_>| {
+            if let Event::SoftLimit {
+                threshold,
+                spent_in_window,
+                ..
+            } = e
+            {
+                seen.lock().unwrap().push((*threshold, *spent_in_window));
+            }
+        })
+        .build();
+    let count = || warnings.lock().unwrap().len();
+    let l = fresh_ledger("p");
+    let daily = Budget::new(dec!(10), budgetgate::Window::daily())
+        .unwrap()
+        .warn_at(dec!(0.8));
+    engine.set_budget(&l, daily);
+    assert!(engine.check(&l, dec!(5)).is_allowed());
+    assert!(engine.check(&l, dec!(2)).is_allowed());
+    assert_eq!(count(), 0, "7 of 10: below 80 %");
+    assert!(engine.check(&l, dec!(1.5)).is_allowed());
+    assert_eq!(*warnings.lock().unwrap(), vec![(dec!(8), dec!(8.5))]);
+    assert!(engine.check(&l, dec!(1)).is_allowed());
+    assert!(engine.check(&l, dec!(5)).is_blocked());
+    assert_eq!(count(), 1, "once per crossing, not on every call");
+    clock.advance(Duration::from_secs(86_400));
+    let r = engine.reserve(&l, dec!(9)).expect("a new day");
+    assert_eq!(
+        count(),
+        2,
+        "a new window crosses again (a reservation counts)"
+    );
+    r.commit(dec!(9)).expect("commit");
+
+    // Concurrency: exactly one of many callers sees the crossing.
+    let shared = fresh_ledger("shared");
+    engine.set_budget(&shared, lifetime(dec!(10)).warn_at(dec!(0.5)));
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..100 {
+                    let _ = engine.check(&shared, dec!(0.01));
+                }
+            });
+        }
+    });
+    assert_eq!(engine.status(&shared).expect("status").spent(), dec!(8));
+    assert_eq!(
+        count(),
+        3,
+        "one warning for the 50 % crossing, whatever the interleaving"
+    );
+}
+
 // ----- rate limits ----------------------------------------------------------------
 
 fn gate(action: &str) -> Gate {
@@ -830,7 +892,8 @@ macro_rules! conformance_tests {
             invalid_amounts_rejected, store_failures, unrecorded_commit_reported,
             reservation_ttl_expiry, call_outlives_window, listener_panic_counted,
             decision_json, no_budget_denied, daily_resets_at_midnight,
-            monthly_resets_on_the_first, stacked_caps, kill_switch, rate_max_calls, rate_cooldown,
+            monthly_resets_on_the_first, stacked_caps, kill_switch, soft_limit_warnings,
+            rate_max_calls, rate_cooldown,
             rate_bucket_refill, rate_combined, rate_threads_exact, rate_store_failures);
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {

@@ -255,6 +255,8 @@ pub struct Budget {
     on_store_error: StoreErrorMode,
     #[serde(skip)]
     max_nanos: i128,
+    #[serde(skip)]
+    warn_nanos: Option<i128>,
 }
 
 fn serialize_window<S: serde::Serializer>(w: &Window, s: S) -> Result<S::Ok, S::Error> {
@@ -285,6 +287,7 @@ impl Budget {
             mode: Mode::Hard,
             on_store_error: StoreErrorMode::FailClosed,
             max_nanos,
+            warn_nanos: None,
         })
     }
 
@@ -302,6 +305,7 @@ impl Budget {
             mode,
             on_store_error,
             max_nanos,
+            warn_nanos: None,
         }
     }
 
@@ -362,7 +366,36 @@ impl Budget {
         Limit {
             max_nanos: self.max_nanos,
             window: self.window,
+            warn_nanos: self.warn_nanos,
         }
+    }
+
+    /// The same budget with a soft-limit warning at `fraction` of
+    /// `max_spend` (e.g. `0.8`): the charge that crosses it emits one
+    /// [`Event::SoftLimit`](crate::Event::SoftLimit) and a `tracing` warning —
+    /// once per crossing, decided atomically by the store, so across all
+    /// processes exactly one call reports it. A fraction outside `(0, 1]` is
+    /// ignored.
+    ///
+    /// ```
+    /// use budgetgate::{Budget, Window};
+    /// use rust_decimal_macros::dec;
+    /// let b = Budget::new(dec!(10), Window::daily())?.warn_at(dec!(0.8));
+    /// assert_eq!(b.warn_threshold(), Some(dec!(8)));
+    /// # Ok::<(), budgetgate::BudgetError>(())
+    /// ```
+    pub fn warn_at(mut self, fraction: Decimal) -> Self {
+        self.warn_nanos = (fraction > Decimal::ZERO && fraction <= Decimal::ONE)
+            .then(|| {
+                crate::amount::to_nanos(crate::amount::round_up(self.max_spend * fraction)).ok()
+            })
+            .flatten();
+        self
+    }
+
+    /// The soft-limit threshold as an amount, if set.
+    pub fn warn_threshold(&self) -> Option<Decimal> {
+        self.warn_nanos.map(crate::amount::from_nanos)
     }
 }
 
@@ -373,6 +406,9 @@ pub struct Limit {
     pub max_nanos: i128,
     /// The window.
     pub window: Window,
+    /// The soft-limit threshold in nano-units: a charge that takes the
+    /// window's spend from below it to at or above it is reported.
+    pub warn_nanos: Option<i128>,
 }
 
 #[cfg(test)]

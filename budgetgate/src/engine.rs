@@ -809,6 +809,11 @@ impl Engine {
         p: &Prepared,
         result: Result<ChargeOutcome, StoreError>,
     ) -> Decision {
+        if let Ok(outcome) = &result {
+            if outcome.warnings != 0 {
+                self.soft_limits(ledger, p, outcome);
+            }
+        }
         let decision = match result {
             Ok(outcome) if outcome.paused => Decision {
                 status: Status::Block,
@@ -866,6 +871,33 @@ impl Engine {
             }
         };
         self.emit_decision(decision)
+    }
+
+    /// Reports the soft-limit thresholds this charge crossed.
+    fn soft_limits(&self, ledger: &Ledger, p: &Prepared, outcome: &ChargeOutcome) {
+        for (i, budget) in p.caps.budgets().iter().enumerate().take(64) {
+            if outcome.warnings & (1 << i) == 0 {
+                continue;
+            }
+            let Some(threshold) = budget.warn_threshold() else {
+                continue;
+            };
+            // The store reports spend for the binding cap only; for the others
+            // the threshold is a true lower bound.
+            let spent = if i == outcome.limit_index {
+                from_nanos(outcome.spent_before + p.nanos)
+            } else {
+                threshold
+            };
+            tracing::warn!(%ledger, max_spend = %budget.max_spend(), window = %budget.window(),
+                %threshold, spent_in_window = %spent, "budget soft limit crossed");
+            self.emit(&Event::SoftLimit {
+                ledger,
+                budget,
+                spent_in_window: spent,
+                threshold,
+            });
+        }
     }
 
     fn reservation(

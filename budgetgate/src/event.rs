@@ -18,6 +18,19 @@ use crate::store::{ReservationId, StoreError};
 pub enum Event<'a> {
     /// A check or reservation was decided.
     Decision(&'a Decision),
+    /// A charge took a budget's window across its soft-limit threshold
+    /// ([`Budget::warn_at`](crate::Budget::warn_at)). Reported once per
+    /// crossing, by the one call that crossed.
+    SoftLimit {
+        /// The ledger.
+        ledger: &'a Ledger,
+        /// The budget whose threshold was crossed.
+        budget: &'a crate::Budget,
+        /// Spend in the window after the charge (at least the threshold).
+        spent_in_window: Decimal,
+        /// The threshold.
+        threshold: Decimal,
+    },
     /// A rate check was decided.
     Rate(&'a crate::rate::RateDecision),
     /// A commit's actual cost exceeded its estimate. The actual was recorded

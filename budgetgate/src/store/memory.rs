@@ -403,7 +403,19 @@ impl LedgerState {
                 limit_index,
                 spent_before,
                 at,
+                warnings: 0,
             });
+        }
+        // Soft-limit crossings, decided under the ledger's lock.
+        let mut warnings = 0u64;
+        for (n, limit) in request.limits.iter().enumerate().take(64) {
+            if let Some(warn) = limit.warn_nanos {
+                let i = self.track_index(limit.window, at);
+                let before = self.tracks[i].spent();
+                if before < warn && before + request.amount >= warn {
+                    warnings |= 1 << n;
+                }
+            }
         }
 
         let held = request.hold.is_some();
@@ -443,6 +455,7 @@ impl LedgerState {
             limit_index,
             spent_before,
             at,
+            warnings,
         })
     }
 
@@ -587,6 +600,7 @@ impl Store for MemoryStore {
                 limit_index: 0,
                 spent_before: 0,
                 at: now,
+                warnings: 0,
             });
         }
         self.with_ledger(request.ledger, |state| state.charge(now, request))

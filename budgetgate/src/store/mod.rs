@@ -154,6 +154,9 @@ pub struct ChargeOutcome {
     pub spent_before: Nanos,
     /// The store's time of the operation (µs since the epoch).
     pub at: i64,
+    /// Bit `i` set: this charge took limit `i`'s window across its
+    /// `warn_nanos` threshold (from below to at or above).
+    pub warnings: u64,
 }
 
 /// A request to commit or release a reservation.

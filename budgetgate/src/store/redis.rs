@@ -421,8 +421,11 @@ impl RedisStore {
         let mut call = self.call(&CHARGE, request.ledger, request.limits, ttl);
         for limit in request.limits {
             let (u, n) = limbs(limit.max_nanos);
+            let (wu, wn) = limit
+                .warn_nanos
+                .map_or(("-1".to_owned(), "0".to_owned()), limbs);
             call.args
-                .extend([wid(limit.window), window_us(limit.window), u, n]);
+                .extend([wid(limit.window), window_us(limit.window), u, n, wu, wn]);
         }
         let (u, n) = limbs(request.amount);
         let id = request
@@ -528,12 +531,13 @@ impl RedisStore {
 
 fn parse_charge(reply: Vec<String>) -> Result<ChargeOutcome, StoreError> {
     match reply.as_slice() {
-        [admitted, index, u, n, at] => Ok(ChargeOutcome {
+        [admitted, index, u, n, at, warnings] => Ok(ChargeOutcome {
             admitted: admitted == "1",
             paused: admitted == "P",
             limit_index: parse(index)?,
             spent_before: join(u, n)?,
             at: parse(at)?,
+            warnings: parse(warnings)?,
         }),
         _ => Err(unexpected(&reply)),
     }

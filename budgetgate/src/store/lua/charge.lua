@@ -1,13 +1,17 @@
 -- charge: KEYS[4] = the pause hash. ARGV 5.. = per limit (wid, window_us,
--- max_u, max_n), then amount_u, amount_n, id, hold (0/1), ttl_us, the
+-- max_u, max_n, warn_u, warn_n), then amount_u, amount_n, id, hold (0/1), ttl_us, the
 -- namespace's and the ledger's pause fields.
--- Returns {admitted, limit_index, spent_u, spent_n, now}.
+-- Returns {admitted (1, 0, or P for paused), limit_index, spent_u, spent_n,
+-- now, soft-limit bitmask}.
 local nl = tonumber(ARGV[4])
 local i = 5
 local limits = {}
 for k = 1, nl do
-  limits[k] = { t = ensure_track(ARGV[i], tonumber(ARGV[i + 1])), mu = tonumber(ARGV[i + 2]), mn = tonumber(ARGV[i + 3]) }
-  i = i + 4
+  limits[k] = {
+    t = ensure_track(ARGV[i], tonumber(ARGV[i + 1])), mu = tonumber(ARGV[i + 2]), mn = tonumber(ARGV[i + 3]),
+    wu = tonumber(ARGV[i + 4]), wn = tonumber(ARGV[i + 5]), -- soft limit (wu < 0: none)
+  }
+  i = i + 6
 end
 local au, an, id, hold, ttl = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3] == '1', tonumber(ARGV[i + 4])
 
@@ -16,7 +20,7 @@ local au, an, id, hold, ttl = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i +
 local pause = redis.call('HMGET', KEYS[4], '*', ARGV[i + 5], ARGV[i + 6])
 if pause[1] or pause[2] or pause[3] then
   save()
-  return { 'P', '0', '0', '0', fmt(now) }
+  return { 'P', '0', '0', '0', fmt(now), '0' }
 end
 
 -- The cap with the least room: the one that blocks (if any does), or the
@@ -31,7 +35,18 @@ for k, l in ipairs(limits) do
 end
 if gt(au, an, roomu, roomn) then
   save()
-  return { '0', tostring(best - 1), fmt(bu), fmt(bn), fmt(now) }
+  return { '0', tostring(best - 1), fmt(bu), fmt(bn), fmt(now), '0' }
+end
+-- Soft-limit crossings: spend from below the threshold to at or above it.
+local warnings = 0
+for k, l in ipairs(limits) do
+  if l.wu >= 0 and k <= 53 then
+    local su, sn = norm(l.t.cu + l.t.ru, l.t.cn + l.t.rn)
+    local tu, tn = norm(su + au, sn + an)
+    if gt(l.wu, l.wn, su, sn) and not gt(l.wu, l.wn, tu, tn) then
+      warnings = warnings + 2 ^ (k - 1)
+    end
+  end
 end
 if hold then
   local wids = {}
@@ -50,4 +65,4 @@ for _, t in ipairs(tracks) do
   if t.win > 0 then add_entry(t, now, member(id, au, an, hold and 'h' or 'c')) end
 end
 save()
-return { '1', tostring(best - 1), fmt(bu), fmt(bn), fmt(now) }
+return { '1', tostring(best - 1), fmt(bu), fmt(bn), fmt(now), fmt(warnings) }
