@@ -730,6 +730,142 @@ pub fn soft_limit_warnings(f: &dyn StoreFactory) {
     );
 }
 
+/// Hierarchies: one call charged to several ledgers, all or nothing; the
+/// decision names the ledger that blocked; nothing is left anywhere.
+pub fn hierarchy_all_or_nothing(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let user = fresh_ledger("user:1");
+    let user2 = Ledger::new(user.namespace(), "gpt", "user:2");
+    let project = Ledger::new(user.namespace(), "gpt", "project:a");
+    let global = Ledger::new(user.namespace(), "gpt", "global");
+    s.engine.set_budget(&user, lifetime(dec!(10)));
+    s.engine.set_budget(&user2, lifetime(dec!(10)));
+    s.engine.set_budget(&project, lifetime(dec!(15)));
+    s.engine.set_budget(&global, lifetime(dec!(100)));
+    let spent = |l: &Ledger| {
+        let st = s.engine.status(l).expect("status");
+        (st.spent(), st.reserved())
+    };
+    let h1 = [user.clone(), project.clone(), global.clone()];
+    let h2 = [user2.clone(), project.clone(), global.clone()];
+    let d = s.engine.check_all(&h1, dec!(8));
+    assert!(d.is_allowed(), "{d}");
+    assert_eq!(d.ledger(), &user, "the tightest ledger is reported");
+    let d = s.engine.check_all(&h1, dec!(5));
+    assert_eq!(
+        (d.ledger(), d.reason()),
+        (&user, Some(BlockReason::BudgetExceeded))
+    );
+    let d = s.engine.check_all(&h2, dec!(5));
+    assert!(d.is_allowed(), "{d}");
+    let d = s.engine.check_all(&h2, dec!(3));
+    assert_eq!(
+        d.ledger(),
+        &project,
+        "the user has room; the project (13 + 3 > 15) does not"
+    );
+    for (l, expected) in [
+        (&user, dec!(8)),
+        (&user2, dec!(5)),
+        (&project, dec!(13)),
+        (&global, dec!(13)),
+    ] {
+        assert_eq!(
+            spent(l),
+            (expected, dec!(0)),
+            "{l}: no partial charge or hold"
+        );
+    }
+    // Reservations on a hierarchy hold on every ledger and settle on every one.
+    let r = s.engine.reserve_all(&h2, dec!(2)).expect("fits");
+    assert_eq!(r.ledgers().len(), 3);
+    assert_eq!(spent(&project), (dec!(13), dec!(2)));
+    let c = r.commit(dec!(1.5)).expect("commit");
+    assert!(!c.is_late());
+    for (l, expected) in [
+        (&user2, dec!(6.5)),
+        (&project, dec!(14.5)),
+        (&global, dec!(14.5)),
+    ] {
+        assert_eq!(spent(l), (expected, dec!(0)), "{l}");
+    }
+    let r = s.engine.reserve_all(&h2, dec!(0.5)).expect("fits");
+    r.release().expect("release");
+    drop(s.engine.reserve_all(&h2, dec!(0.5)).expect("fits"));
+    assert_eq!(
+        spent(&project),
+        (dec!(14.5), dec!(0)),
+        "release and drop free every ledger"
+    );
+    assert!(s.engine.reserve_all(&h2, dec!(1)).is_err(), "14.5 + 1 > 15");
+    assert_eq!(spent(&user2), (dec!(6.5), dec!(0)));
+}
+
+/// Threads on overlapping hierarchies (4 users, 2 projects, 1 global):
+/// no ledger is ever overspent, and the totals stay consistent — the global
+/// total equals the sum of the users' and of the projects'.
+pub fn hierarchy_threads_consistent(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let base = fresh_ledger("x");
+    let l = |p: &str| Ledger::new(base.namespace(), "h", p);
+    let users: Vec<Ledger> = (0..4).map(|i| l(&format!("user:{i}"))).collect();
+    let projects = [l("project:a"), l("project:b")];
+    let global = l("global");
+    for u in &users {
+        s.engine.set_budget(u, lifetime(dec!(3)));
+    }
+    for p in &projects {
+        s.engine.set_budget(p, lifetime(dec!(4)));
+    }
+    s.engine.set_budget(&global, lifetime(dec!(7)));
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let (users, projects, global, engine) = (&users, &projects, &global, &s.engine);
+            scope.spawn(move || {
+                let u = t % 4;
+                let h = [users[u].clone(), projects[u / 2].clone(), global.clone()];
+                for i in 0..60 {
+                    if i % 3 == 0 {
+                        if let Ok(r) = engine.reserve_all(&h, dec!(0.2)) {
+                            r.commit(dec!(0.1)).expect("commit");
+                        }
+                    } else {
+                        let _ = engine.check_all(&h, dec!(0.1));
+                    }
+                }
+            });
+        }
+    });
+    let spent = |l: &Ledger| {
+        let st = s.engine.status(l).expect("status");
+        assert_eq!(st.reserved(), dec!(0), "{l}: no hold left behind");
+        st.spent()
+    };
+    let users_total: Decimal = users.iter().map(spent).sum();
+    let projects_total: Decimal = projects.iter().map(spent).sum();
+    for u in &users {
+        assert!(spent(u) <= dec!(3), "{u} overspent");
+    }
+    for p in &projects {
+        assert!(spent(p) <= dec!(4), "{p} overspent");
+    }
+    assert!(spent(&global) <= dec!(7), "global overspent");
+    assert_eq!(
+        spent(&global),
+        users_total,
+        "all or nothing: global == sum of users"
+    );
+    assert_eq!(
+        projects_total, users_total,
+        "all or nothing: projects == users"
+    );
+    assert!(
+        spent(&global) > dec!(6.5),
+        "the run reached the global cap: {}",
+        spent(&global)
+    );
+}
+
 // ----- rate limits ----------------------------------------------------------------
 
 fn gate(action: &str) -> Gate {
@@ -893,6 +1029,7 @@ macro_rules! conformance_tests {
             reservation_ttl_expiry, call_outlives_window, listener_panic_counted,
             decision_json, no_budget_denied, daily_resets_at_midnight,
             monthly_resets_on_the_first, stacked_caps, kill_switch, soft_limit_warnings,
+            hierarchy_all_or_nothing, hierarchy_threads_consistent,
             rate_max_calls, rate_cooldown,
             rate_bucket_refill, rate_combined, rate_threads_exact, rate_store_failures);
     };

@@ -24,7 +24,8 @@ use crate::pause::PauseScope;
 use crate::rate::{Gate, Policy, RateDecision, RateOutcome, RateReason, RateRequest};
 use crate::reservation::Reservation;
 use crate::store::{
-    ChargeOutcome, ChargeRequest, Hold, MemoryStore, Nanos, ReservationId, Store, StoreError,
+    ChargeOutcome, ChargeRequest, Hold, ManyOutcome, MemoryStore, Nanos, ReservationId, Store,
+    StoreError,
 };
 
 /// Default time a reservation is held if nobody commits or releases it.
@@ -814,7 +815,17 @@ impl Engine {
                 self.soft_limits(ledger, p, outcome);
             }
         }
-        let decision = match result {
+        let decision = Self::decide(ledger, p, result);
+        self.emit_decision(decision)
+    }
+
+    /// The decision for a store's answer (no side effects).
+    fn decide(
+        ledger: &Ledger,
+        p: &Prepared,
+        result: Result<ChargeOutcome, StoreError>,
+    ) -> Decision {
+        match result {
             Ok(outcome) if outcome.paused => Decision {
                 status: Status::Block,
                 ledger: ledger.clone(),
@@ -869,8 +880,214 @@ impl Engine {
                     detail: Some(error.to_string().into()),
                 }
             }
-        };
-        self.emit_decision(decision)
+        }
+    }
+
+    // ----- hierarchies ---------------------------------------------------------
+
+    /// A fixed cost charged to several ledgers at once — a hierarchy such as
+    /// user, project and global — all or nothing, each under its own
+    /// registered budgets. The decision is the blocking ledger's, or (when
+    /// allowed) the one with the least room left.
+    ///
+    /// ```
+    /// use budgetgate::{Budget, Engine, Ledger};
+    /// use rust_decimal_macros::dec;
+    ///
+    /// let engine = Engine::in_memory();
+    /// let user = Ledger::new("llm", "gpt-4o", "user:1");
+    /// let project = Ledger::new("llm", "gpt-4o", "project:a");
+    /// engine.set_budget(&user, Budget::lifetime(dec!(10))?);
+    /// engine.set_budget(&project, Budget::lifetime(dec!(9))?);
+    /// let both = [user.clone(), project.clone()];
+    /// assert!(engine.check_all(&both, dec!(8)).is_allowed());
+    /// let blocked = engine.check_all(&both, dec!(1.5));
+    /// assert_eq!(blocked.ledger(), &project); // the user has room; 8 + 1.5 > 9
+    /// assert_eq!(engine.status(&user)?.spent(), dec!(8)); // nothing recorded for the user
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_all(&self, ledgers: &[Ledger], cost: Decimal) -> Decision {
+        match self.prepare_all(ledgers, cost, false) {
+            Ok(preps) => {
+                let result = self
+                    .inner
+                    .store
+                    .charge_many(&Self::requests(ledgers, &preps));
+                self.conclude_all(ledgers, &preps, result).0
+            }
+            Err(blocked) => blocked.into_decision(),
+        }
+    }
+
+    /// A reservation on several ledgers at once, all or nothing; commit and
+    /// release settle every one.
+    pub fn reserve_all(
+        &self,
+        ledgers: &[Ledger],
+        estimate: Decimal,
+    ) -> Result<Reservation<'_>, BudgetExceeded> {
+        let preps = self.prepare_all(ledgers, estimate, true)?;
+        let result = self
+            .inner
+            .store
+            .charge_many(&Self::requests(ledgers, &preps));
+        let backed = result.is_ok();
+        let (decision, primary) = self.conclude_all(ledgers, &preps, result);
+        self.reservation_all(ledgers, preps, primary, decision, backed)
+    }
+
+    /// Async [`Engine::check_all`].
+    pub async fn check_all_async(&self, ledgers: &[Ledger], cost: Decimal) -> Decision {
+        match self.prepare_all(ledgers, cost, false) {
+            Ok(preps) => {
+                let result = self.charge_many_async(ledgers, &preps).await;
+                self.conclude_all(ledgers, &preps, result).0
+            }
+            Err(blocked) => blocked.into_decision(),
+        }
+    }
+
+    /// Async [`Engine::reserve_all`].
+    pub async fn reserve_all_async(
+        &self,
+        ledgers: &[Ledger],
+        estimate: Decimal,
+    ) -> Result<Reservation<'_>, BudgetExceeded> {
+        let preps = self.prepare_all(ledgers, estimate, true)?;
+        let result = self.charge_many_async(ledgers, &preps).await;
+        let backed = result.is_ok();
+        let (decision, primary) = self.conclude_all(ledgers, &preps, result);
+        self.reservation_all(ledgers, preps, primary, decision, backed)
+    }
+
+    /// The store has no async `charge_many` yet: the sync one is called. It
+    /// never needs the caller's runtime (the memory store does no I/O; the
+    /// Redis store runs its operations on its own thread), but with Redis it
+    /// occupies this task's thread for the round trips.
+    async fn charge_many_async(
+        &self,
+        ledgers: &[Ledger],
+        preps: &[Prepared],
+    ) -> Result<ManyOutcome, StoreError> {
+        self.inner
+            .store
+            .charge_many(&Self::requests(ledgers, preps))
+    }
+
+    fn requests<'a>(ledgers: &'a [Ledger], preps: &'a [Prepared]) -> Vec<ChargeRequest<'a>> {
+        ledgers
+            .iter()
+            .zip(preps)
+            .map(|(ledger, p)| Self::request(ledger, p))
+            .collect()
+    }
+
+    fn prepare_all(
+        &self,
+        ledgers: &[Ledger],
+        amount: Decimal,
+        reserve: bool,
+    ) -> Result<Vec<Prepared>, BudgetExceeded> {
+        if ledgers.is_empty() {
+            return Err(self.refuse_amount(
+                &Ledger::new("", "", ""),
+                None,
+                "a hierarchy needs at least one ledger",
+            ));
+        }
+        ledgers
+            .iter()
+            .map(|ledger| self.prepare(ledger, None, amount, reserve))
+            .collect()
+    }
+
+    /// The decision of a hierarchy and the index of the ledger it is about.
+    fn conclude_all(
+        &self,
+        ledgers: &[Ledger],
+        preps: &[Prepared],
+        result: Result<ManyOutcome, StoreError>,
+    ) -> (Decision, usize) {
+        match result {
+            Ok(ManyOutcome::Refused { index, outcome }) => {
+                let index = index.min(ledgers.len() - 1);
+                (
+                    self.conclude(&ledgers[index], &preps[index], Ok(outcome)),
+                    index,
+                )
+            }
+            Ok(ManyOutcome::Admitted(outcomes)) => {
+                for (i, outcome) in outcomes.iter().enumerate().take(ledgers.len()) {
+                    if outcome.warnings != 0 {
+                        self.soft_limits(&ledgers[i], &preps[i], outcome);
+                    }
+                }
+                let decisions: Vec<Decision> = outcomes
+                    .into_iter()
+                    .zip(ledgers.iter().zip(preps))
+                    .map(|(o, (l, p))| Self::decide(l, p, Ok(o)))
+                    .collect();
+                let tightest = (0..decisions.len())
+                    .min_by_key(|&i| decisions[i].remaining_nanos)
+                    .unwrap_or(0);
+                let decision = decisions.into_iter().nth(tightest);
+                match decision {
+                    Some(d) => (self.emit_decision(d), tightest),
+                    None => (
+                        self.conclude(
+                            &ledgers[0],
+                            &preps[0],
+                            Err(StoreError::Backend(
+                                "the store answered a hierarchy with no outcomes".into(),
+                            )),
+                        ),
+                        0,
+                    ),
+                }
+            }
+            Err(error) => {
+                // Fail closed if any ledger's budgets do.
+                let index = preps
+                    .iter()
+                    .position(|p| p.caps.on_store_error() == StoreErrorMode::FailClosed)
+                    .unwrap_or(0);
+                (
+                    self.conclude(&ledgers[index], &preps[index], Err(error)),
+                    index,
+                )
+            }
+        }
+    }
+
+    fn reservation_all(
+        &self,
+        ledgers: &[Ledger],
+        preps: Vec<Prepared>,
+        primary: usize,
+        decision: Decision,
+        backed: bool,
+    ) -> Result<Reservation<'_>, BudgetExceeded> {
+        if decision.is_blocked() {
+            return Err(BudgetExceeded::new(decision));
+        }
+        let mut others = Vec::with_capacity(preps.len().saturating_sub(1));
+        let mut main = None;
+        for (i, p) in preps.into_iter().enumerate() {
+            if i == primary {
+                main = Some(p);
+            } else {
+                others.push(crate::reservation::Part {
+                    ledger: ledgers[i].clone(),
+                    id: p.hold.map(|h| h.id).unwrap_or_default(),
+                    caps: p.caps,
+                });
+            }
+        }
+        let main = main.ok_or_else(|| {
+            self.refuse_amount(&ledgers[0], None, "internal error: no primary ledger")
+        })?;
+        let id = main.hold.map(|h| h.id).unwrap_or_default();
+        Ok(Reservation::new(self, main, id, decision, backed).with_others(others))
     }
 
     /// Reports the soft-limit thresholds this charge crossed.

@@ -36,6 +36,17 @@ pub struct Reservation<'e> {
     /// The store holds it. False when admitted by fail-open without a store.
     backed: bool,
     settled: bool,
+    /// The other ledgers of a hierarchy ([`Engine::reserve_all`]), each
+    /// holding the same estimate.
+    others: Vec<Part>,
+}
+
+/// One more ledger of a hierarchical reservation.
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    pub(crate) ledger: Ledger,
+    pub(crate) caps: Caps,
+    pub(crate) id: ReservationId,
 }
 
 /// A successful commit.
@@ -138,7 +149,20 @@ impl<'e> Reservation<'e> {
             decision,
             backed,
             settled: false,
+            others: Vec::new(),
         }
+    }
+
+    pub(crate) fn with_others(mut self, others: Vec<Part>) -> Self {
+        self.others = others;
+        self
+    }
+
+    /// Every ledger it holds money on (one, or a hierarchy's).
+    pub fn ledgers(&self) -> Vec<&Ledger> {
+        std::iter::once(self.ledger())
+            .chain(self.others.iter().map(|p| &p.ledger))
+            .collect()
     }
 
     /// The same reservation, holding its own handle on the engine, so it can
@@ -154,6 +178,7 @@ impl<'e> Reservation<'e> {
             decision: self.decision.clone(),
             backed: self.backed,
             settled: false,
+            others: std::mem::take(&mut self.others),
         }
     }
 
@@ -200,11 +225,64 @@ impl<'e> Reservation<'e> {
                 .store()
                 .settle(&self.settle_request(Some(nanos)))
             {
-                Ok(outcome) => return self.committed(actual, outcome, invalid),
+                Ok(outcome) => {
+                    let outcome = self.settle_others(Some(nanos), outcome)?;
+                    return self.committed(actual, outcome, invalid);
+                }
                 Err(error) => last = Some(error),
             }
         }
         Err(self.unrecorded(actual, last))
+    }
+
+    /// Settles the other ledgers of a hierarchy like the first; the outcome
+    /// is late if any was.
+    fn settle_others(
+        &self,
+        actual: Option<Nanos>,
+        first: SettleOutcome,
+    ) -> Result<SettleOutcome, CommitError> {
+        let mut outcome = first;
+        for part in &self.others {
+            let request = SettleRequest {
+                ledger: &part.ledger,
+                limits: part.caps.limits(),
+                id: part.id,
+                reserved: self.estimate,
+                actual,
+                record_if_missing: actual.is_some(),
+            };
+            let mut result = Err(StoreError::Backend("no attempt was made".into()));
+            for _ in 0..self.engine.commit_attempts() {
+                result = self.engine.store().settle(&request);
+                if result.is_ok() {
+                    break;
+                }
+            }
+            match result {
+                Ok(SettleOutcome::CommittedLate) => outcome = SettleOutcome::CommittedLate,
+                Ok(_) => {}
+                Err(source) if actual.is_some() => {
+                    let actual = crate::amount::from_nanos(actual.unwrap_or_default());
+                    tracing::error!(ledger = %part.ledger, id = %part.id, %actual, error = %source,
+                        "UNRECORDED SPEND: the store could not record a committed cost");
+                    self.engine.emit(&Event::UnrecordedSpend {
+                        ledger: &part.ledger,
+                        id: part.id,
+                        actual,
+                        error: &source,
+                    });
+                    return Err(CommitError::Unrecorded {
+                        ledger: part.ledger.clone(),
+                        id: part.id,
+                        actual,
+                        source,
+                    });
+                }
+                Err(_) => {} // a release that fails expires with its TTL
+            }
+        }
+        Ok(outcome)
     }
 
     /// Async [`Reservation::commit`].
@@ -217,7 +295,10 @@ impl<'e> Reservation<'e> {
         for _ in 0..self.engine.commit_attempts() {
             let request = self.settle_request(Some(nanos));
             match self.engine.store().settle_async(request).await {
-                Ok(outcome) => return self.committed(actual, outcome, invalid),
+                Ok(outcome) => {
+                    let outcome = self.settle_others(Some(nanos), outcome)?;
+                    return self.committed(actual, outcome, invalid);
+                }
                 Err(error) => last = Some(error),
             }
         }
@@ -231,10 +312,13 @@ impl<'e> Reservation<'e> {
         if !self.backed {
             return Ok(());
         }
-        self.engine
+        let result = self
+            .engine
             .store()
             .settle(&self.settle_request(None))
-            .map(|_| ())
+            .map(|_| ());
+        let _ = self.settle_others(None, SettleOutcome::Released);
+        result
     }
 
     /// Async [`Reservation::release`].
@@ -244,7 +328,9 @@ impl<'e> Reservation<'e> {
             return Ok(());
         }
         let request = self.settle_request(None);
-        self.engine.store().settle_async(request).await.map(|_| ())
+        let result = self.engine.store().settle_async(request).await.map(|_| ());
+        let _ = self.settle_others(None, SettleOutcome::Released);
+        result
     }
 
     /// The actual (nano-units and decimal), or the estimate when the actual is invalid.
@@ -342,6 +428,16 @@ impl Drop for Reservation<'_> {
             self.engine
                 .store()
                 .release_in_background(&self.settle_request(None));
+            for part in &self.others {
+                self.engine.store().release_in_background(&SettleRequest {
+                    ledger: &part.ledger,
+                    limits: part.caps.limits(),
+                    id: part.id,
+                    reserved: self.estimate,
+                    actual: None,
+                    record_if_missing: false,
+                });
+            }
         }
     }
 }

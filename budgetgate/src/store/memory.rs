@@ -28,8 +28,8 @@ use crate::pause::PauseScope;
 use crate::rate::{gcra, Policy, RateOutcome, RateReason, RateRequest};
 
 use super::{
-    ChargeOutcome, ChargeRequest, Nanos, ReservationIdKey, SettleOutcome, SettleRequest, Store,
-    StoreError, WindowUsage,
+    ChargeOutcome, ChargeRequest, ManyOutcome, Nanos, ReservationIdKey, SettleOutcome,
+    SettleRequest, Store, StoreError, WindowUsage,
 };
 
 const SHARD_BITS: u32 = 6;
@@ -37,7 +37,7 @@ const SHARD_BITS: u32 = 6;
 /// One shard, padded to its own cache lines: threads locking neighbouring
 /// shards must not write the same line.
 #[repr(align(128))]
-struct Shard<T>(RwLock<HashMap<Ledger, Mutex<T>, Prehashed>>);
+struct Shard<T>(RwLock<HashMap<Ledger, Arc<Mutex<T>>, Prehashed>>);
 
 impl<T> Default for Shard<T> {
     fn default() -> Self {
@@ -61,9 +61,19 @@ fn with_entry<T: Default, R>(shards: &[Shard<T>], key: &Ledger, f: impl FnOnce(&
             return f(&mut entry);
         }
     }
+    let entry = entry_arc(shards, key);
+    let mut entry = entry.lock().unwrap_or_else(|e| e.into_inner());
+    f(&mut entry)
+}
+
+/// The entry of `key` (created on first use), to lock several at once.
+fn entry_arc<T: Default>(shards: &[Shard<T>], key: &Ledger) -> Arc<Mutex<T>> {
+    let shard = &shards[(key.cached_hash() >> (64 - SHARD_BITS)) as usize];
+    if let Some(entry) = shard.0.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+        return entry.clone();
+    }
     let mut map = shard.0.write().unwrap_or_else(|e| e.into_inner());
-    let entry = map.entry(key.clone()).or_default();
-    f(entry.get_mut().unwrap_or_else(|e| e.into_inner()))
+    map.entry(key.clone()).or_default().clone()
 }
 
 /// The in-memory store. Cheap to share (`Arc`); see the module docs.
@@ -377,10 +387,12 @@ impl LedgerState {
         everywhere
     }
 
+    /// Decides a charge and, if admitted and `record`, records it.
     fn charge(
         &mut self,
         now: i64,
         request: &ChargeRequest<'_>,
+        record: bool,
     ) -> Result<ChargeOutcome, StoreError> {
         let at = self.advance(now);
         // The cap with the least room: the one that blocks (if any does),
@@ -418,6 +430,16 @@ impl LedgerState {
             }
         }
 
+        if !record {
+            return Ok(ChargeOutcome {
+                admitted: true,
+                paused: false,
+                limit_index,
+                spent_before,
+                at,
+                warnings,
+            });
+        }
         let held = request.hold.is_some();
         let first_slot = self.tracks.first().map(Track::slot_now);
         let more_slots = if held {
@@ -603,12 +625,65 @@ impl Store for MemoryStore {
                 warnings: 0,
             });
         }
-        self.with_ledger(request.ledger, |state| state.charge(now, request))
+        self.with_ledger(request.ledger, |state| state.charge(now, request, true))
     }
 
     fn settle(&self, request: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError> {
         let now = self.now();
         Ok(self.with_ledger(request.ledger, |state| state.settle(now, request)))
+    }
+
+    /// Atomic across the ledgers: all are locked (in one global order, so
+    /// concurrent hierarchies cannot deadlock), all are checked, then all are
+    /// recorded — or none.
+    fn charge_many(&self, requests: &[ChargeRequest<'_>]) -> Result<ManyOutcome, StoreError> {
+        let now = self.now();
+        let entries: Vec<Arc<Mutex<LedgerState>>> = requests
+            .iter()
+            .map(|r| entry_arc(&self.shards, r.ledger))
+            .collect();
+        let mut order: Vec<usize> = (0..requests.len()).collect();
+        order.sort_by_key(|&i| Arc::as_ptr(&entries[i]) as usize);
+        if order
+            .windows(2)
+            .any(|w| Arc::ptr_eq(&entries[w[0]], &entries[w[1]]))
+        {
+            return Err(StoreError::Backend(
+                "a ledger is listed twice in one charge".into(),
+            ));
+        }
+        let mut guards: Vec<Option<std::sync::MutexGuard<'_, LedgerState>>> =
+            (0..requests.len()).map(|_| None).collect();
+        for &i in &order {
+            guards[i] = Some(entries[i].lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        let mut states: Vec<std::sync::MutexGuard<'_, LedgerState>> =
+            guards.into_iter().flatten().collect();
+        for (i, request) in requests.iter().enumerate() {
+            if self.is_paused(request.ledger) {
+                return Ok(ManyOutcome::Refused {
+                    index: i,
+                    outcome: ChargeOutcome {
+                        admitted: false,
+                        paused: true,
+                        limit_index: 0,
+                        spent_before: 0,
+                        at: now,
+                        warnings: 0,
+                    },
+                });
+            }
+            let outcome = states[i].charge(now, request, false)?;
+            if !outcome.admitted {
+                return Ok(ManyOutcome::Refused { index: i, outcome });
+            }
+        }
+        let outcomes = requests
+            .iter()
+            .zip(states.iter_mut())
+            .map(|(request, state)| state.charge(now, request, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ManyOutcome::Admitted(outcomes))
     }
 
     fn set_paused(&self, scope: &PauseScope, paused: bool) -> Result<(), StoreError> {

@@ -159,6 +159,21 @@ pub struct ChargeOutcome {
     pub warnings: u64,
 }
 
+/// What a charge across several ledgers did ([`Store::charge_many`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManyOutcome {
+    /// Every request fitted and was recorded; one outcome per request.
+    Admitted(Vec<ChargeOutcome>),
+    /// Request `index` was refused (`outcome` says why); nothing was
+    /// recorded anywhere.
+    Refused {
+        /// Which request.
+        index: usize,
+        /// Its outcome.
+        outcome: ChargeOutcome,
+    },
+}
+
 /// A request to commit or release a reservation.
 #[derive(Debug, Clone, Copy)]
 pub struct SettleRequest<'a> {
@@ -231,6 +246,19 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// — atomically for all callers of the ledger.
     fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, StoreError>;
 
+    /// Charges several ledgers all or nothing (a hierarchy: user, project,
+    /// global). Every request must be admitted for any to be recorded.
+    ///
+    /// The default charges one ledger at a time, in a fixed order, as a hold,
+    /// and releases the holds already made when one is refused; fixed-cost
+    /// requests become spend once all are admitted. No ledger can be
+    /// overspent (each step is atomic) and a refused call leaves no hold,
+    /// but others may briefly see the holds of a call that is then refused.
+    /// Stores that can lock several ledgers at once override it.
+    fn charge_many(&self, requests: &[ChargeRequest<'_>]) -> Result<ManyOutcome, StoreError> {
+        charge_in_order(self, requests)
+    }
+
     /// Commits or releases a reservation, atomically.
     fn settle(&self, request: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError>;
 
@@ -294,6 +322,81 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
                 "could not release a dropped reservation; its headroom returns when it expires");
         }
     }
+}
+
+/// How long a fixed cost's temporary hold lives in [`charge_in_order`] if the
+/// process dies between charging and committing it.
+const TEMPORARY_HOLD: Duration = Duration::from_secs(60);
+
+/// The order in which ledgers are charged: the same for every caller.
+fn ledger_order(a: &Ledger, b: &Ledger) -> std::cmp::Ordering {
+    (a.namespace(), a.resource(), a.principal()).cmp(&(b.namespace(), b.resource(), b.principal()))
+}
+
+/// [`Store::charge_many`]'s default: holds in a fixed order, rolled back on
+/// a refusal.
+pub fn charge_in_order<S: Store + ?Sized>(
+    store: &S,
+    requests: &[ChargeRequest<'_>],
+) -> Result<ManyOutcome, StoreError> {
+    let mut order: Vec<usize> = (0..requests.len()).collect();
+    order.sort_by(|&a, &b| ledger_order(requests[a].ledger, requests[b].ledger));
+    let mut outcomes: Vec<Option<ChargeOutcome>> = vec![None; requests.len()];
+    let mut holds: Vec<(usize, Hold)> = Vec::with_capacity(requests.len());
+    let release = |holds: &[(usize, Hold)]| {
+        for (i, hold) in holds {
+            let r = &requests[*i];
+            let _expires_anyway = store.settle(&SettleRequest {
+                ledger: r.ledger,
+                limits: r.limits,
+                id: hold.id,
+                reserved: r.amount,
+                actual: None,
+                record_if_missing: false,
+            });
+        }
+    };
+    for &i in &order {
+        let r = requests[i];
+        let hold = r.hold.unwrap_or(Hold {
+            id: ReservationId::new(),
+            ttl: TEMPORARY_HOLD,
+        });
+        match store.charge(&ChargeRequest {
+            hold: Some(hold),
+            ..r
+        }) {
+            Ok(outcome) if outcome.admitted => {
+                outcomes[i] = Some(outcome);
+                holds.push((i, hold));
+            }
+            Ok(outcome) => {
+                release(&holds);
+                return Ok(ManyOutcome::Refused { index: i, outcome });
+            }
+            Err(error) => {
+                release(&holds);
+                return Err(error);
+            }
+        }
+    }
+    // Fixed costs: the temporary holds become spend.
+    for (i, hold) in &holds {
+        let r = &requests[*i];
+        if r.hold.is_none() {
+            store.settle(&SettleRequest {
+                ledger: r.ledger,
+                limits: r.limits,
+                id: hold.id,
+                reserved: r.amount,
+                actual: Some(r.amount),
+                record_if_missing: true,
+            })?;
+        }
+    }
+    Ok(ManyOutcome::Admitted(
+        outcomes.into_iter().flatten().collect(),
+    ))
 }
 
 /// Builds the store named by `BUDGETGATE_REDIS_URL` (prefix from
