@@ -497,3 +497,70 @@ fn calendar_window_in_the_attribute() {
         budgetgate::Window::daily()
     );
 }
+
+// ----- hierarchies ------------------------------------------------------------------
+
+#[guard(ledgers = [("hier", "llm", format!("user:{user}")), ("hier", "llm", "project:a"), ("hier", "llm", "global")],
+        cost = "1", engine = &*ENGINE)]
+fn hier_fixed(user: u32) -> Result<u32, ToolError> {
+    Ok(user)
+}
+
+#[guard_bounded(ledgers = [("hier", "llm", format!("user:{user}")), ("hier", "llm", "project:a")],
+                estimate = "2", actual = |_| dec!(0.5), engine = &*ENGINE)]
+async fn hier_bounded(user: u32) -> Result<(), ToolError> {
+    Ok(())
+}
+
+#[test]
+fn hierarchy_in_the_attribute() {
+    for p in ["user:1", "user:2"] {
+        ENGINE.set_budget(&Ledger::new("hier", "llm", p), lifetime(dec!(3)));
+    }
+    ENGINE.set_budget(&Ledger::new("hier", "llm", "project:a"), lifetime(dec!(5)));
+    ENGINE.set_budget(&Ledger::new("hier", "llm", "global"), lifetime(dec!(100)));
+    let spent = |p: &str| {
+        ENGINE
+            .status(&Ledger::new("hier", "llm", p))
+            .unwrap()
+            .spent()
+    };
+    for _ in 0..3 {
+        hier_fixed(1).unwrap();
+    }
+    let Err(ToolError::Budget(e)) = hier_fixed(1) else {
+        panic!("user:1 is out")
+    };
+    assert_eq!(
+        e.decision().ledger().principal(),
+        "user:1",
+        "the blocking ledger is named"
+    );
+    hier_fixed(2).unwrap();
+    hier_fixed(2).unwrap();
+    let Err(ToolError::Budget(e)) = hier_fixed(2) else {
+        panic!("the project is out")
+    };
+    assert_eq!(e.decision().ledger().principal(), "project:a");
+    assert_eq!(
+        (
+            spent("user:1"),
+            spent("user:2"),
+            spent("project:a"),
+            spent("global")
+        ),
+        (dec!(3), dec!(2), dec!(5), dec!(5))
+    );
+
+    ENGINE.set_budget(&Ledger::new("hier", "llm", "project:a"), lifetime(dec!(7)));
+    ENGINE.set_budget(&Ledger::new("hier", "llm", "user:2"), lifetime(dec!(5)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(hier_bounded(2)).unwrap(); // reserves 2 on both, commits 0.5 on both
+    assert_eq!(
+        (spent("user:2"), spent("project:a")),
+        (dec!(2.5), dec!(5.5))
+    );
+}

@@ -13,6 +13,7 @@ use crate::literal::{self, Amount, WindowLit};
 /// Every key any attribute accepts (each attribute accepts a subset).
 pub const KEYS: &[&str] = &[
     "ledger",
+    "ledgers",
     "gate",
     "max_calls",
     "cooldown",
@@ -32,6 +33,7 @@ pub const KEYS: &[&str] = &[
 #[derive(Default)]
 pub struct Args {
     pub ledger: Option<Keyed<[Expr; 3]>>,
+    pub ledgers: Option<Keyed<Vec<[Expr; 3]>>>,
     pub gate: Option<Keyed<[Expr; 3]>>,
     pub max_calls: Option<Keyed<u64>>,
     pub cooldown: Option<Keyed<WindowLit>>,
@@ -105,6 +107,7 @@ impl Parse for Args {
             }
             match name.as_str() {
                 "ledger" => set!(ledger, parse_ledger(value, "ledger")?),
+                "ledgers" => set!(ledgers, parse_ledgers(value)?),
                 "gate" => set!(gate, parse_ledger(value, "gate")?),
                 "max_calls" => set!(max_calls, parse_count(value, "max_calls")?),
                 "capacity" => set!(capacity, parse_count(value, "capacity")?),
@@ -182,6 +185,21 @@ fn parse_window(value: Expr) -> syn::Result<WindowLit> {
         _ => Err(syn::Error::new(
             value.span(),
             "`window` must be a string literal: \"30s\", \"15m\", \"1h\", \"7d\", \"daily\", \"monthly\" or \"unbounded\"",
+        )),
+    }
+}
+
+/// `ledgers = [(ns, res, principal), (..), ..]`: a hierarchy.
+fn parse_ledgers(value: Expr) -> syn::Result<Vec<[Expr; 3]>> {
+    match value {
+        Expr::Array(array) if !array.elems.is_empty() => array
+            .elems
+            .into_iter()
+            .map(|e| parse_ledger(e, "ledgers"))
+            .collect(),
+        other => Err(syn::Error::new(
+            other.span(),
+            "`ledgers` takes a list of ledgers: `ledgers = [(ns, res, \"user:1\"), (ns, res, \"project:a\")]`",
         )),
     }
 }

@@ -165,7 +165,7 @@ fn rate_body(
         ..
     } = n;
     let engine_stmt = engine_stmt(model, n);
-    let [ns, action, principal] = &model.ledger;
+    let [ns, action, principal] = &model.ledgers[0];
     let (max_calls, window_ms) = rate.max_calls.unwrap_or((0, 0));
     let cooldown_ms = rate.cooldown_ms.unwrap_or(0);
     let (capacity, tokens, period_ms) = rate.bucket.unwrap_or((0, 0, 0));
@@ -232,11 +232,22 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
 
     // --- prelude: engine, ledger, budget, amount (evaluated before the body) ---
     let engine_stmt = engine_stmt(model, &n);
-    let [ns, res, principal] = &model.ledger;
-    let ledger_stmt = quote! {
-        let #ledger: #krate::Ledger = #krate::__private::ledger(#ns, #res, #principal);
+    let ledger_stmt = if model.hierarchy {
+        let parts = model
+            .ledgers
+            .iter()
+            .map(|[ns, res, principal]| quote!(#krate::__private::ledger(#ns, #res, #principal)));
+        quote! {
+            let #ledger = [#(#parts),*];
+        }
+    } else {
+        let [ns, res, principal] = &model.ledgers[0];
+        quote! {
+            let #ledger: #krate::Ledger = #krate::__private::ledger(#ns, #res, #principal);
+        }
     };
     let budget_stmt = match &model.budget {
+        _ if model.hierarchy => quote!(),
         Some((max, window)) => {
             let max_tokens = max.decimal_tokens(krate);
             let nanos = max.nanos;
@@ -280,15 +291,27 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
             call
         }
     };
+    // `check` / `reserve`, `_all` for a hierarchy, `_async` for async fns.
+    let all = if model.hierarchy { "_all" } else { "" };
     let sfx = |name: &str| {
-        Ident::new(
-            &if is_async {
-                format!("{name}_async")
-            } else {
-                name.to_owned()
-            },
-            Span::call_site(),
-        )
+        let name = if matches!(name, "check" | "reserve") {
+            format!("{name}{all}")
+        } else {
+            name.to_owned()
+        };
+        let name = if is_async {
+            format!("{name}_async")
+        } else {
+            name
+        };
+        Ident::new(&name, Span::call_site())
+    };
+    // The single-ledger calls take the call-site budget; hierarchies use
+    // the registry.
+    let budget_arg = if model.hierarchy {
+        quote!()
+    } else {
+        quote!(#budget,)
     };
 
     // What a block returns: hard mode → the function's `Err`; soft → Guarded::blocked.
@@ -326,7 +349,7 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
         Cost::Fixed(_) => {
             let check = {
                 let f = sfx("check");
-                await_(quote!(#krate::__private::#f(#engine, &#ledger, #budget, #amount)))
+                await_(quote!(#krate::__private::#f(#engine, &#ledger, #budget_arg #amount)))
             };
             if model.soft {
                 quote! {
@@ -360,7 +383,7 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
         } => {
             let reserve = {
                 let f = sfx("reserve");
-                await_(quote!(#krate::__private::#f(#engine, &#ledger, #budget, #amount)))
+                await_(quote!(#krate::__private::#f(#engine, &#ledger, #budget_arg #amount)))
             };
             let commit_fn = sfx("commit");
             let settle_error_fn = sfx("settle_error");

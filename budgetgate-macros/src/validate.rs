@@ -58,7 +58,9 @@ pub enum Cost {
 /// A validated attribute on a validated function.
 pub struct Model {
     pub soft: bool,
-    pub ledger: [Expr; 3],
+    /// One ledger, or several (a hierarchy, charged all or nothing).
+    pub ledgers: Vec<[Expr; 3]>,
+    pub hierarchy: bool,
     pub cost: Cost,
     pub budget: Option<(Amount, WindowLit)>,
     pub engine: Option<Expr>,
@@ -106,11 +108,31 @@ pub fn validate(
             );
         }
     }
-    let Some(ledger) = args.ledger else {
-        return err(
-            Span::call_site(),
-            format!("#[{name}] needs `ledger = (namespace, resource, principal)`"),
-        );
+    let (ledgers, hierarchy) = match (args.ledger, args.ledgers) {
+        (Some(one), None) => (vec![one.value], false),
+        (None, Some(many)) => {
+            for (key, span) in [
+                ("max_spend", args.max_spend.as_ref().map(|k| k.key)),
+                ("window", args.window.as_ref().map(|k| k.key)),
+            ] {
+                if let Some(span) = span {
+                    return err(span, format!("`{key}` cannot go with `ledgers`: each ledger of a hierarchy has its own budget, registered on the engine"));
+                }
+            }
+            (many.value, true)
+        }
+        (Some(_), Some(many)) => {
+            return err(
+                many.key,
+                "give `ledger = (..)` or `ledgers = [..]`, not both",
+            );
+        }
+        (None, None) => {
+            return err(
+                Span::call_site(),
+                format!("#[{name}] needs `ledger = (namespace, resource, principal)` (or `ledgers = [..]` for a hierarchy)"),
+            );
+        }
     };
 
     if let Some(window) = &args.window {
@@ -222,7 +244,8 @@ pub fn validate(
     );
     Ok(Model {
         soft,
-        ledger: ledger.value,
+        ledgers,
+        hierarchy,
         cost,
         budget,
         engine: args.engine.map(|e| e.value),
@@ -290,6 +313,7 @@ fn validate_rate(
     let name = kind.name();
     for (key, span) in [
         ("ledger", args.ledger.as_ref().map(|k| k.key)),
+        ("ledgers", args.ledgers.as_ref().map(|k| k.key)),
         ("cost", args.cost.as_ref().map(|k| k.key)),
         ("estimate", args.estimate.as_ref().map(|k| k.key)),
         ("actual", args.actual.as_ref().map(|k| k.key)),
@@ -363,7 +387,8 @@ fn validate_rate(
     Ok(Model {
         soft,
         krate,
-        ledger: gate.value,
+        ledgers: vec![gate.value],
+        hierarchy: false,
         cost: Cost::Rate(RateLit {
             max_calls,
             cooldown_ms,

@@ -184,6 +184,46 @@ pub async fn reserve_async<'e>(
     engine.reserve_with_async(ledger, budget, estimate).await
 }
 
+/// `#[guard(ledgers = [..])]`: check-and-record on every ledger, all or nothing.
+pub fn check_all(
+    engine: &Engine,
+    ledgers: &[Ledger],
+    cost: Result<Decimal, String>,
+) -> Result<Decision, BudgetExceeded> {
+    let cost = cost.map_err(|detail| engine.refuse_amount(&ledgers[0], None, detail))?;
+    engine.check_all(ledgers, cost).into_result()
+}
+
+/// Async [`check_all`].
+pub async fn check_all_async(
+    engine: &Engine,
+    ledgers: &[Ledger],
+    cost: Result<Decimal, String>,
+) -> Result<Decision, BudgetExceeded> {
+    let cost = cost.map_err(|detail| engine.refuse_amount(&ledgers[0], None, detail))?;
+    engine.check_all_async(ledgers, cost).await.into_result()
+}
+
+/// `#[guard_bounded(ledgers = [..])]`: reserve on every ledger.
+pub fn reserve_all<'e>(
+    engine: &'e Engine,
+    ledgers: &[Ledger],
+    estimate: Result<Decimal, String>,
+) -> Result<Reservation<'e>, BudgetExceeded> {
+    let estimate = estimate.map_err(|detail| engine.refuse_amount(&ledgers[0], None, detail))?;
+    engine.reserve_all(ledgers, estimate)
+}
+
+/// Async [`reserve_all`].
+pub async fn reserve_all_async<'e>(
+    engine: &'e Engine,
+    ledgers: &[Ledger],
+    estimate: Result<Decimal, String>,
+) -> Result<Reservation<'e>, BudgetExceeded> {
+    let estimate = estimate.map_err(|detail| engine.refuse_amount(&ledgers[0], None, detail))?;
+    engine.reserve_all_async(ledgers, estimate).await
+}
+
 /// Calls the `actual` closure with its parameter type fixed by this
 /// signature (so `|r| r.cost()` needs no annotation).
 pub fn actual<T: ?Sized, A: IntoAmount>(
