@@ -866,6 +866,28 @@ pub fn hierarchy_threads_consistent(f: &dyn StoreFactory) {
     );
 }
 
+/// The store lists the ledgers it holds, bounded by a limit.
+pub fn active_ledgers_listed(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let base = fresh_ledger("x");
+    let ledgers: Vec<Ledger> = (0..5)
+        .map(|i| Ledger::new(base.namespace(), "list", format!("user:{i} {{*}}")))
+        .collect();
+    for l in &ledgers {
+        s.engine.set_budget(l, lifetime(dec!(1)));
+        assert!(s.engine.check(l, dec!(0.1)).is_allowed());
+    }
+    let listed = s.engine.active_ledgers(10_000).expect("list");
+    for l in &ledgers {
+        assert!(listed.contains(l), "{l} missing from {listed:?}");
+    }
+    assert_eq!(
+        s.engine.active_ledgers(2).expect("list").len(),
+        2,
+        "bounded"
+    );
+}
+
 // ----- rate limits ----------------------------------------------------------------
 
 fn gate(action: &str) -> Gate {
@@ -1029,7 +1051,7 @@ macro_rules! conformance_tests {
             reservation_ttl_expiry, call_outlives_window, listener_panic_counted,
             decision_json, no_budget_denied, daily_resets_at_midnight,
             monthly_resets_on_the_first, stacked_caps, kill_switch, soft_limit_warnings,
-            hierarchy_all_or_nothing, hierarchy_threads_consistent,
+            hierarchy_all_or_nothing, hierarchy_threads_consistent, active_ledgers_listed,
             rate_max_calls, rate_cooldown,
             rate_bucket_refill, rate_combined, rate_threads_exact, rate_store_failures);
     };

@@ -665,6 +665,12 @@ impl Engine {
         })
     }
 
+    /// Up to `limit` ledgers the store holds state for (bounded; `SCAN` on
+    /// Redis), e.g. to show each one's [`Engine::status`].
+    pub fn active_ledgers(&self, limit: usize) -> Result<Vec<Ledger>, StoreError> {
+        self.inner.store.ledgers(limit)
+    }
+
     // ----- kill switch -----------------------------------------------------------
 
     /// Pauses a ledger, a namespace or everything: covered calls are blocked

@@ -686,6 +686,18 @@ impl Store for MemoryStore {
         Ok(ManyOutcome::Admitted(outcomes))
     }
 
+    fn ledgers(&self, limit: usize) -> Result<Vec<Ledger>, StoreError> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let map = shard.0.read().unwrap_or_else(|e| e.into_inner());
+            out.extend(map.keys().take(limit - out.len().min(limit)).cloned());
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     fn set_paused(&self, scope: &PauseScope, paused: bool) -> Result<(), StoreError> {
         let mut set = self.paused.lock().unwrap_or_else(|e| e.into_inner());
         if paused {

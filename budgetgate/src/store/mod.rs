@@ -284,6 +284,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         Box::pin(std::future::ready(self.status(ledger, limits)))
     }
 
+    /// Up to `limit` ledgers the store holds state for (in no particular
+    /// order). The default lists none.
+    fn ledgers(&self, limit: usize) -> Result<Vec<Ledger>, StoreError> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+
     /// Pauses (`true`) or resumes (`false`) a scope; charges covered by a
     /// pause are refused with `paused: true`. The default refuses.
     fn set_paused(&self, scope: &PauseScope, paused: bool) -> Result<(), StoreError> {

@@ -636,6 +636,48 @@ impl Store for RedisStore {
         Box::pin(async move { self.run_async(op).await.and_then(|r| parse_status(r, n)) })
     }
 
+    /// `SCAN`s for the ledgers' `meta` keys (never `KEYS`): bounded by `limit`
+    /// and by the operation timeout.
+    fn ledgers(&self, limit: usize) -> Result<Vec<Ledger>, StoreError> {
+        let pattern = format!("{}:{{*}}:meta", glob_escape(&self.prefix));
+        let prefix_len = self.prefix.len() + 2; // "prefix:{"
+        let mut con = self.manager.clone();
+        let secret = self.secret.clone();
+        self.run_blocking(async move {
+            let mut found = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(|e| store_error(&e, secret.as_deref()))?;
+                for key in keys {
+                    let inner = key.get(prefix_len..key.len().saturating_sub("}:meta".len()));
+                    let parts: Vec<&str> = inner.unwrap_or("").split(':').collect();
+                    if let [ns, res, p] = parts.as_slice() {
+                        if let (Some(ns), Some(res), Some(p)) =
+                            (decode_part(ns), decode_part(res), decode_part(p))
+                        {
+                            found.push(Ledger::new(ns, res, p));
+                        }
+                    }
+                    if found.len() >= limit {
+                        return Ok(found);
+                    }
+                }
+                if next == 0 {
+                    return Ok(found);
+                }
+                cursor = next;
+            }
+        })
+    }
+
     fn set_paused(&self, scope: &PauseScope, paused: bool) -> Result<(), StoreError> {
         let field = match scope {
             PauseScope::All => "*".to_owned(),
@@ -744,6 +786,18 @@ fn parse_pause_field(field: &str) -> Option<PauseScope> {
         ))),
         _ => None,
     }
+}
+
+/// Escapes glob characters for `SCAN MATCH`.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The inverse of [`encode_part`].
