@@ -148,8 +148,12 @@ impl Decision {
                 "no budget is registered for {} and the engine's default policy denies",
                 self.ledger
             ),
+            (Status::Block, Some(BlockReason::Paused)) => format!(
+                "{} is paused (kill switch): nothing was charged",
+                self.ledger
+            ),
             (status, reason) => format!(
-                "{} {} on {}: {:?}{}{}",
+                "{} {} on {}: {}{}{}",
                 if status == Status::Allow {
                     "allowed"
                 } else {
@@ -157,7 +161,7 @@ impl Decision {
                 },
                 self.requested,
                 self.ledger,
-                reason,
+                reason.map_or_else(String::new, |r| format!("{r:?}")),
                 if self.detail.is_some() { ": " } else { "" },
                 self.detail.as_deref().unwrap_or("")
             ),
