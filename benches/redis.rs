@@ -188,9 +188,47 @@ fn throughput(c: &mut Criterion) {
     g.finish();
 }
 
+/// A hierarchy of three ledgers beside one ledger, same run.
+fn hierarchy(c: &mut Criterion) {
+    let mut g = c.benchmark_group("redis_hierarchy");
+    let budget = Budget::lifetime(dec!(1000000000000)).unwrap();
+    let ledgers: Vec<Ledger> = ["user:1", "project:a", "org"]
+        .iter()
+        .map(|p| Ledger::new("bench", "hier", *p))
+        .collect();
+    for l in &ledgers {
+        ENGINE.set_budget(l, budget);
+    }
+    g.bench_function("check_one_ledger", |b| {
+        b.iter(|| ENGINE.check(&ledgers[0], dec!(0.000001)))
+    });
+    g.bench_function("check_all_three_ledgers", |b| {
+        b.iter(|| ENGINE.check_all(&ledgers, dec!(0.000001)))
+    });
+    g.bench_function("reserve_commit_one_ledger", |b| {
+        b.iter(|| {
+            ENGINE
+                .reserve(&ledgers[0], dec!(0.00001))
+                .unwrap()
+                .commit(dec!(0.000001))
+                .unwrap()
+        })
+    });
+    g.bench_function("reserve_commit_all_three_ledgers", |b| {
+        b.iter(|| {
+            ENGINE
+                .reserve_all(&ledgers, dec!(0.00001))
+                .unwrap()
+                .commit(dec!(0.000001))
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1)).sample_size(50);
-    targets = latency, window_size, throughput
+    targets = latency, window_size, throughput, hierarchy
 }
 criterion_main!(benches);

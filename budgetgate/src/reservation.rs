@@ -242,28 +242,37 @@ impl<'e> Reservation<'e> {
         actual: Option<Nanos>,
         first: SettleOutcome,
     ) -> Result<SettleOutcome, CommitError> {
-        let mut outcome = first;
-        for part in &self.others {
-            let request = SettleRequest {
+        if self.others.is_empty() {
+            return Ok(first);
+        }
+        let requests: Vec<SettleRequest<'_>> = self
+            .others
+            .iter()
+            .map(|part| SettleRequest {
                 ledger: &part.ledger,
                 limits: part.caps.limits(),
                 id: part.id,
                 reserved: self.estimate,
                 actual,
                 record_if_missing: actual.is_some(),
-            };
-            let mut result = Err(StoreError::Backend("no attempt was made".into()));
-            for _ in 0..self.engine.commit_attempts() {
-                result = self.engine.store().settle(&request);
-                if result.is_ok() {
-                    break;
-                }
+            })
+            .collect();
+        let mut result = Err(StoreError::Backend("no attempt was made".into()));
+        for _ in 0..self.engine.commit_attempts() {
+            result = self.engine.store().settle_many(&requests);
+            if result.is_ok() {
+                break;
             }
-            match result {
-                Ok(SettleOutcome::CommittedLate) => outcome = SettleOutcome::CommittedLate,
-                Ok(_) => {}
-                Err(source) if actual.is_some() => {
-                    let actual = crate::amount::from_nanos(actual.unwrap_or_default());
+        }
+        match result {
+            Ok(outcomes) if outcomes.contains(&SettleOutcome::CommittedLate) => {
+                Ok(SettleOutcome::CommittedLate)
+            }
+            Ok(_) => Ok(first),
+            Err(source) if actual.is_some() => {
+                let actual = crate::amount::from_nanos(actual.unwrap_or_default());
+                let part = &self.others[0];
+                for part in &self.others {
                     tracing::error!(ledger = %part.ledger, id = %part.id, %actual, error = %source,
                         "UNRECORDED SPEND: the store could not record a committed cost");
                     self.engine.emit(&Event::UnrecordedSpend {
@@ -272,17 +281,16 @@ impl<'e> Reservation<'e> {
                         actual,
                         error: &source,
                     });
-                    return Err(CommitError::Unrecorded {
-                        ledger: part.ledger.clone(),
-                        id: part.id,
-                        actual,
-                        source,
-                    });
                 }
-                Err(_) => {} // a release that fails expires with its TTL
+                Err(CommitError::Unrecorded {
+                    ledger: part.ledger.clone(),
+                    id: part.id,
+                    actual,
+                    source,
+                })
             }
+            Err(_) => Ok(first), // releases that fail expire with their TTL
         }
-        Ok(outcome)
     }
 
     /// Async [`Reservation::commit`].

@@ -262,6 +262,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Commits or releases a reservation, atomically.
     fn settle(&self, request: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError>;
 
+    /// Settles several reservations (a hierarchy's); one outcome each. The
+    /// default settles them one by one; networked stores batch them.
+    fn settle_many(
+        &self,
+        requests: &[SettleRequest<'_>],
+    ) -> Result<Vec<SettleOutcome>, StoreError> {
+        requests.iter().map(|r| self.settle(r)).collect()
+    }
+
     /// Spend and holds per limit window, after pruning; one entry per limit.
     fn status(&self, ledger: &Ledger, limits: &[Limit]) -> Result<Vec<WindowUsage>, StoreError>;
 
@@ -333,7 +342,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
 /// How long a fixed cost's temporary hold lives in [`charge_in_order`] if the
 /// process dies between charging and committing it.
-const TEMPORARY_HOLD: Duration = Duration::from_secs(60);
+pub(crate) const TEMPORARY_HOLD: Duration = Duration::from_secs(60);
 
 /// The order in which ledgers are charged: the same for every caller.
 fn ledger_order(a: &Ledger, b: &Ledger) -> std::cmp::Ordering {

@@ -52,8 +52,8 @@ use crate::pause::PauseScope;
 use crate::rate::{RateOutcome, RateReason, RateRequest};
 
 use super::{
-    ChargeOutcome, ChargeRequest, Nanos, SettleOutcome, SettleRequest, Store, StoreError,
-    StoreFuture, WindowUsage,
+    ChargeOutcome, ChargeRequest, Hold, ManyOutcome, Nanos, SettleOutcome, SettleRequest, Store,
+    StoreError, StoreFuture, WindowUsage,
 };
 
 const NANOS: i128 = 1_000_000_000;
@@ -374,6 +374,48 @@ impl RedisStore {
         }
     }
 
+    /// Several script calls in one pipelined round trip (each script stays
+    /// atomic on its own); scripts are loaded again if the server lost them.
+    fn eval_pipeline(
+        &self,
+        calls: Vec<Call>,
+    ) -> impl Future<Output = Result<Vec<Vec<String>>, StoreError>> + Send + 'static {
+        let mut con = self.manager.clone();
+        let secret = self.secret.clone();
+        async move {
+            let build = || {
+                let mut pipe = ::redis::pipe();
+                for call in &calls {
+                    pipe.cmd("EVALSHA")
+                        .arg(call.script.get_hash())
+                        .arg(call.keys.len())
+                        .arg(&call.keys)
+                        .arg(&call.args);
+                }
+                pipe
+            };
+            match build().query_async::<Vec<Vec<String>>>(&mut con).await {
+                Ok(replies) => Ok(replies),
+                Err(e)
+                    if e.kind()
+                        == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>
+                {
+                    for call in &calls {
+                        call.script
+                            .load_async(&mut con)
+                            .await
+                            .map_err(|e| store_error(&e, secret.as_deref()))?;
+                    }
+                    build()
+                        .query_async::<Vec<Vec<String>>>(&mut con)
+                        .await
+                        .map_err(|e| store_error(&e, secret.as_deref()))
+                }
+                Err(e) => Err(store_error(&e, secret.as_deref())),
+            }
+        }
+    }
+
     /// Runs `op` on the store's runtime, bounded by the timeout.
     fn spawn<T: Send + 'static>(
         &self,
@@ -676,6 +718,85 @@ impl Store for RedisStore {
                 cursor = next;
             }
         })
+    }
+
+    /// A hierarchy in one pipelined round trip: every ledger's charge script
+    /// runs as a hold (each atomic on its ledger, so none can be overspent);
+    /// if one is refused, the others are released in a second round trip;
+    /// fixed costs are committed in a second round trip. `check_all` costs
+    /// two round trips and `reserve_all` one, however many ledgers.
+    fn charge_many(&self, requests: &[ChargeRequest<'_>]) -> Result<ManyOutcome, StoreError> {
+        let holds: Vec<Hold> = requests
+            .iter()
+            .map(|r| {
+                r.hold.unwrap_or(Hold {
+                    id: super::ReservationId::new(),
+                    ttl: super::TEMPORARY_HOLD,
+                })
+            })
+            .collect();
+        let calls = requests
+            .iter()
+            .zip(&holds)
+            .map(|(r, h)| {
+                self.charge_call(&ChargeRequest {
+                    hold: Some(*h),
+                    ..*r
+                })
+            })
+            .collect();
+        let outcomes = self
+            .run_blocking(self.eval_pipeline(calls))?
+            .into_iter()
+            .map(parse_charge)
+            .collect::<Result<Vec<_>, _>>()?;
+        let settle = |i: usize, actual: Option<Nanos>| {
+            self.settle_call(&SettleRequest {
+                ledger: requests[i].ledger,
+                limits: requests[i].limits,
+                id: holds[i].id,
+                reserved: requests[i].amount,
+                actual,
+                record_if_missing: actual.is_some(),
+            })
+        };
+        if let Some(refused) = outcomes.iter().position(|o| !o.admitted) {
+            let releases: Vec<Call> = (0..requests.len())
+                .filter(|&i| outcomes.get(i).is_some_and(|o| o.admitted))
+                .map(|i| settle(i, None))
+                .collect();
+            if !releases.is_empty() {
+                // If this fails the holds expire after their TTL.
+                let _ = self.run_blocking(self.eval_pipeline(releases));
+            }
+            return Ok(ManyOutcome::Refused {
+                index: refused,
+                outcome: outcomes[refused],
+            });
+        }
+        let commits: Vec<Call> = (0..requests.len())
+            .filter(|&i| requests[i].hold.is_none())
+            .map(|i| settle(i, Some(requests[i].amount)))
+            .collect();
+        if !commits.is_empty() {
+            for reply in self.run_blocking(self.eval_pipeline(commits))? {
+                parse_settle(reply)?;
+            }
+        }
+        Ok(ManyOutcome::Admitted(outcomes))
+    }
+
+    /// One pipelined round trip (settling is idempotent per reservation, so
+    /// the batch can be retried whole).
+    fn settle_many(
+        &self,
+        requests: &[SettleRequest<'_>],
+    ) -> Result<Vec<SettleOutcome>, StoreError> {
+        let calls = requests.iter().map(|r| self.settle_call(r)).collect();
+        self.run_blocking(self.eval_pipeline(calls))?
+            .into_iter()
+            .map(parse_settle)
+            .collect()
     }
 
     fn set_paused(&self, scope: &PauseScope, paused: bool) -> Result<(), StoreError> {
