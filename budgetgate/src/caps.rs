@@ -10,13 +10,16 @@ use crate::budget::{Budget, Limit, StoreErrorMode};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Caps {
     /// A single budget.
+    #[non_exhaustive]
     One {
         /// The budget.
         budget: Budget,
         /// Its limit, kept beside it so it can be lent as a slice.
         limit: [Limit; 1],
     },
-    /// Several budgets, all of which must hold.
+    /// Several budgets, all of which must hold (never empty: built only by
+    /// [`Caps::new`]).
+    #[non_exhaustive]
     Many {
         /// The budgets, in registration order.
         budgets: Arc<[Budget]>,
@@ -66,8 +69,23 @@ impl Caps {
 
     /// The `i`-th budget (the first if out of range).
     pub fn budget(&self, i: usize) -> Budget {
-        let budgets = self.budgets();
-        budgets.get(i).unwrap_or(&budgets[0]).to_owned()
+        match self {
+            Caps::One { budget, .. } => *budget,
+            Caps::Many { budgets, .. } => budgets
+                .get(i)
+                .or_else(|| budgets.first())
+                .copied()
+                // Unreachable: `Caps::new` never builds an empty set.
+                .unwrap_or_else(|| {
+                    Budget::from_validated(
+                        rust_decimal::Decimal::ZERO,
+                        0,
+                        crate::budget::Window::Unbounded,
+                        crate::budget::Mode::Hard,
+                        StoreErrorMode::FailClosed,
+                    )
+                }),
+        }
     }
 
     /// Fail-closed if any cap is (the safe reading of mixed policies).

@@ -38,13 +38,8 @@ pub struct AlreadyInstalled;
 
 /// Installs `engine` as [`global()`]. Fails if it was already installed or used.
 pub fn install(engine: Engine) -> Result<&'static Engine, AlreadyInstalled> {
-    let mut engine = Some(engine);
-    let installed = GLOBAL.get_or_init(|| engine.take().expect("taken once"));
-    if engine.is_some() {
-        Err(AlreadyInstalled)
-    } else {
-        Ok(installed)
-    }
+    GLOBAL.set(engine).map_err(|_| AlreadyInstalled)?;
+    GLOBAL.get().ok_or(AlreadyInstalled)
 }
 
 fn var(name: &str) -> Option<String> {

@@ -184,13 +184,20 @@ pub async fn reserve_async<'e>(
     engine.reserve_with_async(ledger, budget, estimate).await
 }
 
+/// The ledger a hierarchy's refusal is reported on.
+fn first(ledgers: &[Ledger]) -> &Ledger {
+    static NONE: once_cell::sync::Lazy<Ledger> =
+        once_cell::sync::Lazy::new(|| Ledger::new("", "", ""));
+    ledgers.first().unwrap_or(&NONE)
+}
+
 /// `#[guard(ledgers = [..])]`: check-and-record on every ledger, all or nothing.
 pub fn check_all(
     engine: &Engine,
     ledgers: &[Ledger],
     cost: Result<Decimal, String>,
 ) -> Result<Decision, BudgetExceeded> {
-    let cost = cost.map_err(|detail| engine.refuse_amount(&ledgers[0], None, detail))?;
+    let cost = cost.map_err(|detail| engine.refuse_amount(first(ledgers), None, detail))?;
     engine.check_all(ledgers, cost).into_result()
 }
 
@@ -200,7 +207,7 @@ pub async fn check_all_async(
     ledgers: &[Ledger],
     cost: Result<Decimal, String>,
 ) -> Result<Decision, BudgetExceeded> {
-    let cost = cost.map_err(|detail| engine.refuse_amount(&ledgers[0], None, detail))?;
+    let cost = cost.map_err(|detail| engine.refuse_amount(first(ledgers), None, detail))?;
     engine.check_all_async(ledgers, cost).await.into_result()
 }
 
@@ -210,7 +217,7 @@ pub fn reserve_all<'e>(
     ledgers: &[Ledger],
     estimate: Result<Decimal, String>,
 ) -> Result<Reservation<'e>, BudgetExceeded> {
-    let estimate = estimate.map_err(|detail| engine.refuse_amount(&ledgers[0], None, detail))?;
+    let estimate = estimate.map_err(|detail| engine.refuse_amount(first(ledgers), None, detail))?;
     engine.reserve_all(ledgers, estimate)
 }
 
@@ -220,7 +227,7 @@ pub async fn reserve_all_async<'e>(
     ledgers: &[Ledger],
     estimate: Result<Decimal, String>,
 ) -> Result<Reservation<'e>, BudgetExceeded> {
-    let estimate = estimate.map_err(|detail| engine.refuse_amount(&ledgers[0], None, detail))?;
+    let estimate = estimate.map_err(|detail| engine.refuse_amount(first(ledgers), None, detail))?;
     engine.reserve_all_async(ledgers, estimate).await
 }
 

@@ -193,8 +193,8 @@ impl<'e> Reservation<'e> {
     }
 
     /// The budget it was reserved under.
-    pub fn budget(&self) -> &Budget {
-        &self.caps.budgets()[0]
+    pub fn budget(&self) -> Budget {
+        self.caps.budget(0)
     }
 
     /// Every budget it was reserved under.
