@@ -12,6 +12,9 @@ pub struct RedisServer {
     port: u16,
     child: Option<Child>,
     password: Option<String>,
+    /// TLS: the directory holding `ca.pem` and the server's `cert.pem` /
+    /// `key.pem` (for 127.0.0.1), made with the `openssl` command.
+    tls: Option<std::path::PathBuf>,
 }
 
 impl RedisServer {
@@ -28,9 +31,101 @@ impl RedisServer {
             port,
             child: None,
             password: password.map(str::to_owned),
+            tls: None,
         };
         server.spawn();
         server
+    }
+
+    /// Starts a TLS-only server with a fresh CA and a certificate for
+    /// 127.0.0.1 signed by it (see [`RedisServer::ca_pem`]). Needs the
+    /// `openssl` command.
+    pub fn start_tls() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "budgetgate-tls-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        // A CA, and a leaf certificate for 127.0.0.1 signed by it.
+        std::fs::write(
+            dir.join("leaf.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("extension file");
+        let openssl = |args: &[&str]| {
+            Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run openssl ({e}): the TLS test needs it to make certificates; `apt-get install openssl`")
+                })
+                .success()
+        };
+        let status = openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=budgetgate test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]) && openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+        ]) && openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "cert.pem",
+        ]);
+        assert!(status, "openssl could not make the certificates");
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            password: None,
+            tls: Some(dir),
+        };
+        server.spawn();
+        server
+    }
+
+    /// The CA that signed a TLS server's certificate, PEM.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        let dir = self.tls.as_ref().expect("a TLS server");
+        std::fs::read(dir.join("ca.pem")).expect("CA certificate")
     }
 
     fn spawn(&mut self) {
@@ -45,9 +140,20 @@ impl RedisServer {
         cmd.env("WATCH", std::process::id().to_string());
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.args(["-c", script, "redis-server"]);
+        match &self.tls {
+            Some(dir) => {
+                let cert = dir.join("cert.pem");
+                cmd.args(["--port", "0", "--tls-port", &self.port.to_string()]);
+                cmd.arg("--tls-cert-file").arg(&cert);
+                cmd.arg("--tls-key-file").arg(dir.join("key.pem"));
+                cmd.arg("--tls-ca-cert-file").arg(dir.join("ca.pem"));
+                cmd.args(["--tls-auth-clients", "no"]);
+            }
+            None => {
+                cmd.args(["--port", &self.port.to_string()]);
+            }
+        }
         cmd.args([
-            "--port",
-            &self.port.to_string(),
             "--bind",
             "127.0.0.1",
             "--save",
@@ -73,6 +179,30 @@ impl RedisServer {
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
+        if let Some(dir) = &self.tls {
+            while Instant::now() < deadline {
+                let out = Command::new("redis-cli")
+                    .args([
+                        "--tls",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &self.port.to_string(),
+                        "--cacert",
+                    ])
+                    .arg(dir.join("ca.pem"))
+                    .arg("ping")
+                    .output();
+                if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG")) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            panic!(
+                "TLS redis-server on port {} did not answer PING within 10 s",
+                self.port
+            );
+        }
         while Instant::now() < deadline {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
@@ -109,6 +239,9 @@ impl RedisServer {
 
     /// `redis://127.0.0.1:port` (with the password, if any).
     pub fn url(&self) -> String {
+        if self.tls.is_some() {
+            return format!("rediss://127.0.0.1:{}", self.port);
+        }
         match &self.password {
             Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
             None => format!("redis://127.0.0.1:{}", self.port),
@@ -141,6 +274,9 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = &self.tls {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

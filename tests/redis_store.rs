@@ -274,3 +274,26 @@ fn amounts_of_the_largest_budget_are_documented() {
     );
     assert!(Budget::lifetime(dec!(1000000000000000.000000001)).is_err());
 }
+
+/// rediss:// against a TLS-only redis-server, trusting its CA.
+#[test]
+fn tls_connection() {
+    let server = RedisServer::start_tls();
+    let store = RedisStore::builder(&server.url())
+        .root_certificate_pem(server.ca_pem())
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    store.ping_blocking().expect("TLS handshake and PING");
+    let engine = Engine::new(store);
+    let ledger = Ledger::new("tls", "api", "p");
+    engine.set_budget(&ledger, Budget::lifetime(dec!(1)).unwrap());
+    assert!(engine.check(&ledger, dec!(1)).is_allowed());
+    assert!(engine.check(&ledger, dec!(0.1)).is_blocked());
+    // Without trusting the CA the handshake fails: a StoreError, no panic.
+    let untrusted = RedisStore::builder(&server.url())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    assert!(untrusted.ping_blocking().is_err());
+}

@@ -105,6 +105,7 @@ pub enum RedisConfigError {
 #[must_use]
 pub struct RedisStoreBuilder {
     url: String,
+    root_certificate: Option<Vec<u8>>,
     prefix: String,
     timeout: Duration,
     idle_ttl: Duration,
@@ -149,10 +150,32 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// For `rediss://`: trust this CA (PEM) instead of the public web roots —
+    /// for a Redis behind a private CA. Needs the `redis-tls` feature.
+    #[cfg(feature = "redis-tls")]
+    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificate = Some(pem.into());
+        self
+    }
+
     /// Where time comes from (default: the server's `TIME`).
     pub fn time_source(mut self, time: TimeSource) -> Self {
         self.time = time;
         self
+    }
+
+    fn client(&self) -> ::redis::RedisResult<::redis::Client> {
+        #[cfg(feature = "redis-tls")]
+        if let Some(root) = &self.root_certificate {
+            return ::redis::Client::build_with_tls(
+                self.url.as_str(),
+                ::redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root.clone()),
+                },
+            );
+        }
+        ::redis::Client::open(self.url.as_str())
     }
 
     /// Builds the store. It connects lazily: a Redis that is down now makes
@@ -163,11 +186,10 @@ impl RedisStoreBuilder {
         }
         let redacted = redact(&self.url);
         let secret = password(&self.url);
-        let client =
-            ::redis::Client::open(self.url.as_str()).map_err(|e| RedisConfigError::InvalidUrl {
-                url: redacted.clone(),
-                reason: scrub(&e.to_string(), secret.as_deref()),
-            })?;
+        let client = self.client().map_err(|e| RedisConfigError::InvalidUrl {
+            url: redacted.clone(),
+            reason: scrub(&e.to_string(), secret.as_deref()),
+        })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("budgetgate-redis")
@@ -262,6 +284,7 @@ impl RedisStore {
     pub fn builder(url: &str) -> RedisStoreBuilder {
         RedisStoreBuilder {
             url: url.to_owned(),
+            root_certificate: None,
             prefix: "budgetgate".to_owned(),
             timeout: Duration::from_millis(500),
             idle_ttl: Duration::from_secs(400 * 86_400),
