@@ -52,7 +52,7 @@ use crate::pause::PauseScope;
 use crate::rate::{RateOutcome, RateReason, RateRequest};
 
 use super::{
-    ChargeOutcome, ChargeRequest, Hold, ManyOutcome, Nanos, SettleOutcome, SettleRequest, Store,
+    ChargeOutcome, ChargeRequest, ManyOutcome, Nanos, SettleOutcome, SettleRequest, Store,
     StoreError, StoreFuture, WindowUsage,
 };
 
@@ -61,6 +61,7 @@ const NANOS: i128 = 1_000_000_000;
 static CHARGE: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/charge.lua")));
 static SETTLE: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/settle.lua")));
 static STATUS: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/status.lua")));
+static CHARGE_MANY: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/charge_many.lua")));
 static RATE: Lazy<Arc<Script>> = Lazy::new(|| Arc::new(Script::new(include_str!("lua/rate.lua"))));
 
 fn script(body: &str) -> Arc<Script> {
@@ -105,6 +106,7 @@ pub enum RedisConfigError {
 #[must_use]
 pub struct RedisStoreBuilder {
     url: String,
+    #[cfg_attr(not(feature = "redis-tls"), allow(dead_code))]
     root_certificate: Option<Vec<u8>>,
     prefix: String,
     timeout: Duration,
@@ -743,70 +745,53 @@ impl Store for RedisStore {
         })
     }
 
-    /// A hierarchy in one pipelined round trip: every ledger's charge script
-    /// runs as a hold (each atomic on its ledger, so none can be overspent);
-    /// if one is refused, the others are released in a second round trip;
-    /// fixed costs are committed in a second round trip. `check_all` costs
-    /// two round trips and `reserve_all` one, however many ledgers.
+    /// A hierarchy in one script — one round trip, atomic across its
+    /// ledgers: every ledger is checked, then all are recorded or none.
+    /// (On a standalone Redis any keys may share a script; a Redis Cluster
+    /// would need the ledgers under one hash tag.)
     fn charge_many(&self, requests: &[ChargeRequest<'_>]) -> Result<ManyOutcome, StoreError> {
-        let holds: Vec<Hold> = requests
-            .iter()
-            .map(|r| {
-                r.hold.unwrap_or(Hold {
-                    id: super::ReservationId::new(),
-                    ttl: super::TEMPORARY_HOLD,
-                })
-            })
-            .collect();
-        let calls = requests
-            .iter()
-            .zip(&holds)
-            .map(|(r, h)| {
-                self.charge_call(&ChargeRequest {
-                    hold: Some(*h),
-                    ..*r
-                })
-            })
-            .collect();
-        let outcomes = self
-            .run_blocking(self.eval_pipeline(calls))?
-            .into_iter()
-            .map(parse_charge)
-            .collect::<Result<Vec<_>, _>>()?;
-        let settle = |i: usize, actual: Option<Nanos>| {
-            self.settle_call(&SettleRequest {
-                ledger: requests[i].ledger,
-                limits: requests[i].limits,
-                id: holds[i].id,
-                reserved: requests[i].amount,
-                actual,
-                record_if_missing: actual.is_some(),
-            })
+        for (i, a) in requests.iter().enumerate() {
+            if requests[..i].iter().any(|b| b.ledger == a.ledger) {
+                return Err(StoreError::Backend(format!(
+                    "ledger {} is listed twice in one charge",
+                    a.ledger
+                )));
+            }
+        }
+        let mut keys = vec![self.pause_key()];
+        let mut args = vec![
+            self.now_arg(),
+            String::new(), // keep_ms, set below
+            requests.len().to_string(),
+        ];
+        let mut keep_ms = 0u128;
+        for r in requests {
+            let call = self.charge_call(r);
+            // charge_call: keys [meta, res, resx, pause]; args [now, keep,
+            // base, nlimits, limits.., amount.., pause fields]
+            keys.extend(call.keys.into_iter().take(3));
+            keep_ms = keep_ms.max(call.args[1].parse().unwrap_or(0));
+            args.extend(call.args.into_iter().skip(2));
+        }
+        args[1] = keep_ms.to_string();
+        let call = Call {
+            script: CHARGE_MANY.clone(),
+            keys,
+            args,
         };
-        if let Some(refused) = outcomes.iter().position(|o| !o.admitted) {
-            let releases: Vec<Call> = (0..requests.len())
-                .filter(|&i| outcomes.get(i).is_some_and(|o| o.admitted))
-                .map(|i| settle(i, None))
-                .collect();
-            if !releases.is_empty() {
-                // If this fails the holds expire after their TTL.
-                let _ = self.run_blocking(self.eval_pipeline(releases));
-            }
-            return Ok(ManyOutcome::Refused {
-                index: refused,
-                outcome: outcomes[refused],
-            });
+        let reply = self.run_blocking(self.eval(call))?;
+        match reply.first().map(String::as_str) {
+            Some("A") => reply[1..]
+                .chunks(6)
+                .map(|c| parse_charge(c.to_vec()))
+                .collect::<Result<Vec<_>, _>>()
+                .map(ManyOutcome::Admitted),
+            Some("R") if reply.len() == 8 => Ok(ManyOutcome::Refused {
+                index: parse(&reply[1])?,
+                outcome: parse_charge(reply[2..].to_vec())?,
+            }),
+            _ => Err(unexpected(&reply)),
         }
-        let commits: Vec<Call> = (0..requests.len())
-            .filter(|&i| requests[i].hold.is_none())
-            .map(|i| settle(i, Some(requests[i].amount)))
-            .collect();
-        if !commits.is_empty() {
-            for reply in self.run_blocking(self.eval_pipeline(commits))? {
-                parse_settle(reply)?;
-            }
-        }
-        Ok(ManyOutcome::Admitted(outcomes))
     }
 
     /// One pipelined round trip (settling is idempotent per reservation, so

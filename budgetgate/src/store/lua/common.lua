@@ -27,25 +27,31 @@ local function gt(au, an, bu, bn)
   return an > bn
 end
 
-local K_META, K_RES, K_RESX = KEYS[1], KEYS[2], KEYS[3]
 local KEEP_MS = tonumber(ARGV[2])
-local BASE = ARGV[3]
-local now
+-- The script's time: the server's TIME (or ARGV[1], for tests); each ledger
+-- then keeps its own time monotonic.
+local NOW0
 if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
+  NOW0 = tonumber(ARGV[1])
 else
   local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  NOW0 = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local meta = {}
-local flat = redis.call('HGETALL', K_META)
-for i = 1, #flat, 2 do meta[flat[i]] = flat[i + 1] end
--- Time never goes backwards for one ledger.
-local last = tonumber(meta['last'] or '0') or 0
-if last > now then now = last end
 
--- TTLs: every key a call writes gets the ledger's TTL again (a key that
--- lost its last member may be created anew by the next write).
+-- Entries: "id|u|n|kind", kind h (held) or c (committed), scored by time.
+local function member(id, u, n, kind) return id .. '|' .. fmt(u) .. '|' .. fmt(n) .. '|' .. kind end
+local function parse_member(m)
+  local id, u, n, kind = string.match(m, '^(.-)|(%-?%d+)|(%d+)|(%a)$')
+  return id, tonumber(u), tonumber(n), kind
+end
+-- Reservations: "u|n|ts|wid,wid" (the windows the hold was counted in).
+local function parse_res(rec)
+  local u, n, ts, wids = string.match(rec, '^(%-?%d+)|(%d+)|(%d+)|(.*)$')
+  local set = {}
+  for w in string.gmatch(wids, '[^,]+') do set[w] = true end
+  return tonumber(u), tonumber(n), tonumber(ts), set
+end
+
 -- Calendar windows: the start of the day / month containing t (µs), for a
 -- fixed offset in minutes east of UTC (H. Hinnant's civil-date algorithms).
 local DAY = 86400000000
@@ -80,120 +86,191 @@ local function period_start(t, at)
   return days * DAY - off
 end
 
-local written = {}
-local function touch(k) written[k] = true end
+-- Opens one ledger: reads its meta hash, prunes its windows, expires its
+-- reservations, and returns its state and operations. A script may open
+-- several ledgers (a hierarchy) and save each.
+local function open_ledger(K_META, K_RES, K_RESX, BASE, now)
+  local meta = {}
+  local flat = redis.call('HGETALL', K_META)
+  for i = 1, #flat, 2 do meta[flat[i]] = flat[i + 1] end
+  local last = tonumber(meta['last'] or '0') or 0
+  if last > now then now = last end -- time never goes backwards for one ledger
 
--- Every window this ledger counts in: running totals and (rolling) entries.
-local tracks, by_wid = {}, {}
-local function load_track(wid, win)
-  if by_wid[wid] then return by_wid[wid] end
-  local cu, cn, ru, rn, old = string.match(meta[wid] or '0,0,0,0,', '^(%-?%d+),(%d+),(%-?%d+),(%d+),(%d*)$')
-  local t = {
-    wid = wid, win = win, ent = BASE .. ':e:' .. wid,
-    cu = tonumber(cu), cn = tonumber(cn), ru = tonumber(ru), rn = tonumber(rn), old = tonumber(old),
+  -- TTLs: every key a call writes gets the ledger's TTL again (a key that
+  -- lost its last member may be created anew by the next write).
+
+  local written = {}
+  local function touch(k) written[k] = true end
+
+  -- Every window this ledger counts in: running totals and (rolling) entries.
+  local tracks, by_wid = {}, {}
+  local function load_track(wid, win)
+    if by_wid[wid] then return by_wid[wid] end
+    local cu, cn, ru, rn, old = string.match(meta[wid] or '0,0,0,0,', '^(%-?%d+),(%d+),(%-?%d+),(%d+),(%d*)$')
+    local t = {
+      wid = wid, win = win, ent = BASE .. ':e:' .. wid,
+      cu = tonumber(cu), cn = tonumber(cn), ru = tonumber(ru), rn = tonumber(rn), old = tonumber(old),
+    }
+    if win < 0 then
+      -- Calendar window: `old` is the current period's start; a new period
+      -- starts from zero, exactly at the boundary.
+      t.cal, t.off = string.sub(wid, 1, 1), tonumber(string.sub(wid, 2))
+      local start = period_start(t, now)
+      if t.old ~= start then t.cu, t.cn, t.ru, t.rn, t.old = 0, 0, 0, 0, start end
+    end
+    table.insert(tracks, t)
+    by_wid[wid] = t
+    return t
+  end
+  for spec in string.gmatch(meta['tracks'] or '', '[^,]+') do
+    local wid, win = string.match(spec, '^(.*)|(%-?%d+)$')
+    load_track(wid, tonumber(win))
+  end
+  local function ensure_track(wid, win) return load_track(wid, win) end
+
+  local function add_entry(t, score, m)
+    redis.call('ZADD', t.ent, fmt(score), m)
+    touch(t.ent)
+    if t.old == nil or score < t.old then t.old = score end
+  end
+
+  -- Prune what left each rolling window: only when its oldest entry left,
+  -- and then only the leaving entries are read.
+  for _, t in ipairs(tracks) do
+    if t.win > 0 and t.old ~= nil and t.old < now - t.win then
+      local cutoff = '(' .. fmt(now - t.win)
+      for _, m in ipairs(redis.call('ZRANGEBYSCORE', t.ent, '-inf', cutoff)) do
+        local _, u, n, kind = parse_member(m)
+        if kind == 'h' then t.ru, t.rn = norm(t.ru - u, t.rn - n)
+        else t.cu, t.cn = norm(t.cu - u, t.cn - n) end
+      end
+      redis.call('ZREMRANGEBYSCORE', t.ent, '-inf', cutoff)
+      local first = redis.call('ZRANGE', t.ent, 0, 0, 'WITHSCORES')
+      t.old = first[2] and tonumber(first[2]) or nil
+    end
+  end
+
+  -- Whether a hold made at `ts` still counts in window t (removing its entry
+  -- from a rolling window's log when it does).
+  local function take_hold(t, id, u, n, ts, wids)
+    if not wids[t.wid] then return false end
+    if t.win == 0 then return true end
+    if t.win < 0 then return period_start(t, ts) == t.old end
+    return redis.call('ZREM', t.ent, member(id, u, n, 'h')) == 1
+  end
+  local function drop_hold(id, u, n, ts, wids)
+    for _, t in ipairs(tracks) do
+      if take_hold(t, id, u, n, ts, wids) then t.ru, t.rn = norm(t.ru - u, t.rn - n) end
+    end
+  end
+
+  -- Expire reservations whose TTL passed (their headroom returns); minexp is
+  -- a lower bound of the earliest expiry, so most calls skip this.
+  local minexp = tonumber(meta['minexp'] or '')
+  if minexp ~= nil and minexp <= now then
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_RESX, '-inf', fmt(now))) do
+      local rec = redis.call('HGET', K_RES, id)
+      if rec then
+        local u, n, ts, wids = parse_res(rec)
+        drop_hold(id, u, n, ts, wids)
+        redis.call('HDEL', K_RES, id)
+      end
+    end
+    redis.call('ZREMRANGEBYSCORE', K_RESX, '-inf', fmt(now))
+    local first = redis.call('ZRANGE', K_RESX, 0, 0, 'WITHSCORES')
+    minexp = first[2] and tonumber(first[2]) or nil
+  end
+  local function add_expiry(id, at)
+    redis.call('ZADD', K_RESX, fmt(at), id)
+    touch(K_RESX)
+    if minexp == nil or at < minexp then minexp = at end
+  end
+
+  -- Write the meta hash back and set the TTLs (see above).
+  local function save()
+    if #tracks == 0 then return end -- nothing to keep (e.g. status of an unknown ledger)
+    local specs = {}
+    local fields = { 'last', fmt(now), 'minexp', minexp and fmt(minexp) or '' }
+    for _, t in ipairs(tracks) do
+      table.insert(specs, t.wid .. '|' .. fmt(t.win))
+      table.insert(fields, t.wid)
+      table.insert(fields, fmt(t.cu) .. ',' .. fmt(t.cn) .. ',' .. fmt(t.ru) .. ',' .. fmt(t.rn) .. ','
+        .. (t.old and fmt(t.old) or ''))
+    end
+    table.insert(fields, 'tracks')
+    table.insert(fields, table.concat(specs, ','))
+    redis.call('HSET', K_META, unpack(fields))
+    redis.call('PEXPIRE', K_META, KEEP_MS)
+    for k in pairs(written) do redis.call('PEXPIRE', k, KEEP_MS) end
+  end
+
+  return {
+    now = now, tracks = tracks, by_wid = by_wid, K_RES = K_RES, K_RESX = K_RESX,
+    ensure_track = ensure_track, add_entry = add_entry, take_hold = take_hold,
+    drop_hold = drop_hold, add_expiry = add_expiry, touch = touch, save = save,
   }
-  if win < 0 then
-    -- Calendar window: `old` is the current period's start; a new period
-    -- starts from zero, exactly at the boundary.
-    t.cal, t.off = string.sub(wid, 1, 1), tonumber(string.sub(wid, 2))
-    local start = period_start(t, now)
-    if t.old ~= start then t.cu, t.cn, t.ru, t.rn, t.old = 0, 0, 0, 0, start end
-  end
-  table.insert(tracks, t)
-  by_wid[wid] = t
-  return t
-end
-for spec in string.gmatch(meta['tracks'] or '', '[^,]+') do
-  local wid, win = string.match(spec, '^(.*)|(%-?%d+)$')
-  load_track(wid, tonumber(win))
-end
-local function ensure_track(wid, win) return load_track(wid, win) end
-
--- Entries: "id|u|n|kind", kind h (held) or c (committed), scored by time.
-local function member(id, u, n, kind) return id .. '|' .. fmt(u) .. '|' .. fmt(n) .. '|' .. kind end
-local function parse_member(m)
-  local id, u, n, kind = string.match(m, '^(.-)|(%-?%d+)|(%d+)|(%a)$')
-  return id, tonumber(u), tonumber(n), kind
-end
-local function add_entry(t, score, m)
-  redis.call('ZADD', t.ent, fmt(score), m)
-  touch(t.ent)
-  if t.old == nil or score < t.old then t.old = score end
 end
 
--- Prune what left each rolling window: only when its oldest entry left,
--- and then only the leaving entries are read.
-for _, t in ipairs(tracks) do
-  if t.win > 0 and t.old ~= nil and t.old < now - t.win then
-    local cutoff = '(' .. fmt(now - t.win)
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', t.ent, '-inf', cutoff)) do
-      local _, u, n, kind = parse_member(m)
-      if kind == 'h' then t.ru, t.rn = norm(t.ru - u, t.rn - n)
-      else t.cu, t.cn = norm(t.cu - u, t.cn - n) end
-    end
-    redis.call('ZREMRANGEBYSCORE', t.ent, '-inf', cutoff)
-    local first = redis.call('ZRANGE', t.ent, 0, 0, 'WITHSCORES')
-    t.old = first[2] and tonumber(first[2]) or nil
-  end
-end
-
--- Reservations: "u|n|ts|wid,wid" (the windows the hold was counted in).
-local function parse_res(rec)
-  local u, n, ts, wids = string.match(rec, '^(%-?%d+)|(%d+)|(%d+)|(.*)$')
-  local set = {}
-  for w in string.gmatch(wids, '[^,]+') do set[w] = true end
-  return tonumber(u), tonumber(n), tonumber(ts), set
-end
--- Whether a hold made at `ts` still counts in window t (removing its entry
--- from a rolling window's log when it does).
-local function take_hold(t, id, u, n, ts, wids)
-  if not wids[t.wid] then return false end
-  if t.win == 0 then return true end
-  if t.win < 0 then return period_start(t, ts) == t.old end
-  return redis.call('ZREM', t.ent, member(id, u, n, 'h')) == 1
-end
-local function drop_hold(id, u, n, ts, wids)
-  for _, t in ipairs(tracks) do
-    if take_hold(t, id, u, n, ts, wids) then t.ru, t.rn = norm(t.ru - u, t.rn - n) end
-  end
-end
-
--- Expire reservations whose TTL passed (their headroom returns); minexp is
--- a lower bound of the earliest expiry, so most calls skip this.
-local minexp = tonumber(meta['minexp'] or '')
-if minexp ~= nil and minexp <= now then
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_RESX, '-inf', fmt(now))) do
-    local rec = redis.call('HGET', K_RES, id)
-    if rec then
-      local u, n, ts, wids = parse_res(rec)
-      drop_hold(id, u, n, ts, wids)
-      redis.call('HDEL', K_RES, id)
+-- Charges one ledger: the cap with the least room decides; soft-limit
+-- crossings are reported; with `record`, an admitted amount is recorded (as
+-- a hold under `id`, or as spend). Returns the reply {admitted (1, 0, or P
+-- for paused), limit_index, spent_u, spent_n, now, soft-limit bitmask}, or
+-- nil and an error message.
+local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
+  local now = L.now
+  if paused then return { 'P', '0', '0', '0', fmt(now), '0' } end
+  local best, bu, bn, roomu, roomn
+  for k, l in ipairs(limits) do
+    local su, sn = norm(l.t.cu + l.t.ru, l.t.cn + l.t.rn)
+    local ru, rn = norm(l.mu - su, l.mn - sn)
+    if best == nil or gt(roomu, roomn, ru, rn) then
+      best, bu, bn, roomu, roomn = k, su, sn, ru, rn
     end
   end
-  redis.call('ZREMRANGEBYSCORE', K_RESX, '-inf', fmt(now))
-  local first = redis.call('ZRANGE', K_RESX, 0, 0, 'WITHSCORES')
-  minexp = first[2] and tonumber(first[2]) or nil
-end
-local function add_expiry(id, at)
-  redis.call('ZADD', K_RESX, fmt(at), id)
-  touch(K_RESX)
-  if minexp == nil or at < minexp then minexp = at end
+  if gt(au, an, roomu, roomn) then
+    return { '0', tostring(best - 1), fmt(bu), fmt(bn), fmt(now), '0' }
+  end
+  -- Soft-limit crossings: spend from below the threshold to at or above it.
+  local warnings = 0
+  for k, l in ipairs(limits) do
+    if l.wu >= 0 and k <= 53 then
+      local su, sn = norm(l.t.cu + l.t.ru, l.t.cn + l.t.rn)
+      local tu, tn = norm(su + au, sn + an)
+      if gt(l.wu, l.wn, su, sn) and not gt(l.wu, l.wn, tu, tn) then
+        warnings = warnings + 2 ^ (k - 1)
+      end
+    end
+  end
+  local reply = { '1', tostring(best - 1), fmt(bu), fmt(bn), fmt(now), fmt(warnings) }
+  if not record then return reply end
+  if hold then
+    local wids = {}
+    for _, t in ipairs(L.tracks) do table.insert(wids, t.wid) end
+    local rec = fmt(au) .. '|' .. fmt(an) .. '|' .. fmt(now) .. '|' .. table.concat(wids, ',')
+    if redis.call('HSETNX', L.K_RES, id, rec) == 0 then
+      return nil, 'reservation id ' .. id .. ' is already in use'
+    end
+    L.touch(L.K_RES)
+    L.add_expiry(id, now + ttl)
+  end
+  for _, t in ipairs(L.tracks) do
+    if hold then t.ru, t.rn = norm(t.ru + au, t.rn + an)
+    else t.cu, t.cn = norm(t.cu + au, t.cn + an) end
+    if t.win > 0 then L.add_entry(t, now, member(id, au, an, hold and 'h' or 'c')) end
+  end
+  return reply
 end
 
--- Write the meta hash back and set the TTLs (see above).
-local function save()
-  if #tracks == 0 then return end -- nothing to keep (e.g. status of an unknown ledger)
-  local specs = {}
-  local fields = { 'last', fmt(now), 'minexp', minexp and fmt(minexp) or '' }
-  for _, t in ipairs(tracks) do
-    table.insert(specs, t.wid .. '|' .. fmt(t.win))
-    table.insert(fields, t.wid)
-    table.insert(fields, fmt(t.cu) .. ',' .. fmt(t.cn) .. ',' .. fmt(t.ru) .. ',' .. fmt(t.rn) .. ','
-      .. (t.old and fmt(t.old) or ''))
+-- Reads one ledger's limits from ARGV starting at i: (wid, window_us,
+-- max_u, max_n, warn_u, warn_n) each. Returns them and the next index.
+local function read_limits(L, nl, i)
+  local limits = {}
+  for k = 1, nl do
+    limits[k] = {
+      t = L.ensure_track(ARGV[i], tonumber(ARGV[i + 1])), mu = tonumber(ARGV[i + 2]), mn = tonumber(ARGV[i + 3]),
+      wu = tonumber(ARGV[i + 4]), wn = tonumber(ARGV[i + 5]), -- soft limit (wu < 0: none)
+    }
+    i = i + 6
   end
-  table.insert(fields, 'tracks')
-  table.insert(fields, table.concat(specs, ','))
-  redis.call('HSET', K_META, unpack(fields))
-  redis.call('PEXPIRE', K_META, KEEP_MS)
-  for k in pairs(written) do redis.call('PEXPIRE', k, KEEP_MS) end
+  return limits, i
 end

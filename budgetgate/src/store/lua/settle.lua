@@ -2,6 +2,9 @@
 -- (wid, window_us), then id, reserved_u, reserved_n, action (c commit /
 -- r release), actual_u, actual_n, record_if_missing (0/1), retention_ms.
 -- Returns {outcome, now}: 1 committed, 2 committed late, 3 released, 4 unknown.
+local L = open_ledger(KEYS[1], KEYS[2], KEYS[3], ARGV[3], NOW0)
+local now, tracks, by_wid, K_RES, K_RESX = L.now, L.tracks, L.by_wid, L.K_RES, L.K_RESX
+local ensure_track, add_entry, take_hold, drop_hold, save = L.ensure_track, L.add_entry, L.take_hold, L.drop_hold, L.save
 local K_DONE = KEYS[4]
 local nl = tonumber(ARGV[4])
 local i = 5
