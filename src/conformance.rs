@@ -733,7 +733,28 @@ pub fn soft_limit_warnings(f: &dyn StoreFactory) {
 /// Hierarchies: one call charged to several ledgers, all or nothing; the
 /// decision names the ledger that blocked; nothing is left anywhere.
 pub fn hierarchy_all_or_nothing(f: &dyn StoreFactory) {
-    let s = setup(f);
+    hierarchy_checks(setup(f));
+}
+
+/// The same through a pass-through wrapper, which exercises
+/// `Store::charge_many`'s default (holds in a fixed order with rollback)
+/// over the store under test.
+pub fn hierarchy_default_path(f: &dyn StoreFactory) {
+    let clock = ManualClock::new(T0);
+    let wrapped = Faulty::new(f.store(&clock));
+    let store: Arc<dyn Store> = Arc::new(wrapped);
+    let engine = Engine::builder()
+        .shared_store(store.clone())
+        .reservation_ttl(Duration::from_secs(30))
+        .build();
+    hierarchy_checks(Setup {
+        clock,
+        engine,
+        store,
+    });
+}
+
+fn hierarchy_checks(s: Setup) {
     let user = fresh_ledger("user:1");
     let user2 = Ledger::new(user.namespace(), "gpt", "user:2");
     let project = Ledger::new(user.namespace(), "gpt", "project:a");
@@ -805,7 +826,22 @@ pub fn hierarchy_all_or_nothing(f: &dyn StoreFactory) {
 /// no ledger is ever overspent, and the totals stay consistent — the global
 /// total equals the sum of the users' and of the projects'.
 pub fn hierarchy_threads_consistent(f: &dyn StoreFactory) {
-    let s = setup(f);
+    hierarchy_threads(setup(f));
+}
+
+/// The same through `Store::charge_many`'s default (holds with rollback).
+pub fn hierarchy_threads_default_path(f: &dyn StoreFactory) {
+    let clock = ManualClock::new(T0);
+    let store: Arc<dyn Store> = Arc::new(Faulty::new(f.store(&clock)));
+    let engine = Engine::builder().shared_store(store.clone()).build();
+    hierarchy_threads(Setup {
+        clock,
+        engine,
+        store,
+    });
+}
+
+fn hierarchy_threads(s: Setup) {
     let base = fresh_ledger("x");
     let l = |p: &str| Ledger::new(base.namespace(), "h", p);
     let users: Vec<Ledger> = (0..4).map(|i| l(&format!("user:{i}"))).collect();
@@ -1051,7 +1087,9 @@ macro_rules! conformance_tests {
             reservation_ttl_expiry, call_outlives_window, listener_panic_counted,
             decision_json, no_budget_denied, daily_resets_at_midnight,
             monthly_resets_on_the_first, stacked_caps, kill_switch, soft_limit_warnings,
-            hierarchy_all_or_nothing, hierarchy_threads_consistent, active_ledgers_listed,
+            hierarchy_all_or_nothing, hierarchy_default_path, hierarchy_threads_consistent,
+            hierarchy_threads_default_path,
+            active_ledgers_listed,
             rate_max_calls, rate_cooldown,
             rate_bucket_refill, rate_combined, rate_threads_exact, rate_store_failures);
     };
