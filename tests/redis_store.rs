@@ -262,6 +262,9 @@ fn keys_share_a_hash_tag_and_expire() {
             .unwrap();
         let ttl: i64 = String::from_utf8_lossy(&ttl.stdout).trim().parse().unwrap();
         assert!(ttl > 0, "{key} has no TTL ({ttl})");
+        // A ledger with only a 60 s window is forgotten within a day or so of
+        // its last write (60 s + a margin of 1 day + 1 h), not kept 400 days.
+        assert!(ttl <= 60_000 + 90_000_000, "{key} kept too long ({ttl} ms)");
     }
 }
 
@@ -296,4 +299,44 @@ fn tls_connection() {
         .build()
         .unwrap();
     assert!(untrusted.ping_blocking().is_err());
+}
+
+/// Keys live as long as the ledger's longest window can still count what
+/// was written: a daily-only ledger about two days after its last write, a
+/// lifetime cap the idle TTL.
+#[test]
+fn ttl_follows_the_longest_window() {
+    let server = RedisServer::start();
+    let engine = engine(&server, Duration::from_secs(2));
+    let pttl = |ledger: &Ledger| {
+        let key = format!(
+            "budgetgate:{{ttl:{}:{}}}:meta",
+            ledger.resource(),
+            ledger.principal()
+        );
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &server.port().to_string(), "PTTL", &key])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let daily = Ledger::new("ttl", "daily", "p");
+    engine.set_budget(
+        &daily,
+        Budget::new(dec!(1), budgetgate::Window::daily()).unwrap(),
+    );
+    engine.check(&daily, dec!(0.1));
+    let ttl = pttl(&daily);
+    assert!(
+        (86_400_000..=86_400_000 + 90_000_000).contains(&ttl),
+        "daily ttl {ttl}"
+    );
+    let lifetime = Ledger::new("ttl", "lifetime", "p");
+    engine.set_budget(&lifetime, Budget::lifetime(dec!(1)).unwrap());
+    engine.check(&lifetime, dec!(0.1));
+    let ttl = pttl(&lifetime);
+    assert!(ttl > 399 * 86_400_000, "lifetime ttl {ttl}");
 }

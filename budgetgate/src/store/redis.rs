@@ -138,8 +138,10 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How long an untouched ledger is kept (default 400 days). Rolling
-    /// windows are always kept at least their length plus the reservation TTL.
+    /// How long an untouched ledger with a lifetime cap is kept (default 400
+    /// days). Ledgers with only rolling or calendar windows are kept for
+    /// their longest window (a day, a month) plus a margin of at least a day
+    /// and the reservation TTL, then disappear.
     pub fn idle_ttl(mut self, ttl: Duration) -> Self {
         self.idle_ttl = ttl;
         self
@@ -363,14 +365,11 @@ impl RedisStore {
             .map(|k| format!("{base}:{k}"))
             .collect();
         let now = self.now_arg();
-        let longest = limits
-            .iter()
-            .filter_map(|l| l.window.rolling_micros())
-            .max()
-            .unwrap_or(0);
-        let keep_ms = (self.idle_ttl.as_millis() as i128)
-            .max(i128::from(longest / 1000) + ttl.as_millis() as i128 + 3_600_000);
-        let args = vec![now, keep_ms.to_string(), base, limits.len().to_string()];
+        let _ = limits;
+        // The margin added to windows' lengths covers the reservation TTL.
+        let margin_ms = ttl.as_millis().max(86_400_000) + 3_600_000;
+        let keep_ms = format!("{}:{margin_ms}", self.idle_ttl.as_millis());
+        let args = vec![now, keep_ms, base, limits.len().to_string()];
         Call {
             script: script.clone(),
             keys,
@@ -764,16 +763,17 @@ impl Store for RedisStore {
             String::new(), // keep_ms, set below
             requests.len().to_string(),
         ];
-        let mut keep_ms = 0u128;
         for r in requests {
             let call = self.charge_call(r);
-            // charge_call: keys [meta, res, resx, pause]; args [now, keep,
-            // base, nlimits, limits.., amount.., pause fields]
+            // charge_call: keys [meta, res, resx, pause]; args [now,
+            // "idle:margin", base, nlimits, limits.., amount.., pause fields]
             keys.extend(call.keys.into_iter().take(3));
-            keep_ms = keep_ms.max(call.args[1].parse().unwrap_or(0));
+            let margin = |keep: &str| keep.split(':').nth(1).and_then(|m| m.parse::<u128>().ok());
+            if margin(&call.args[1]) > margin(&args[1]) {
+                args[1] = call.args[1].clone();
+            }
             args.extend(call.args.into_iter().skip(2));
         }
-        args[1] = keep_ms.to_string();
         let call = Call {
             script: CHARGE_MANY.clone(),
             keys,

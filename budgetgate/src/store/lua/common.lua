@@ -27,7 +27,11 @@ local function gt(au, an, bu, bn)
   return an > bn
 end
 
-local KEEP_MS = tonumber(ARGV[2])
+-- ARGV[2] = "idle_ms:margin_ms": how long an untouched ledger with a
+-- lifetime window is kept, and what is added to the length of rolling and
+-- calendar windows (at least the reservation TTL).
+local IDLE_MS, MARGIN_MS = string.match(ARGV[2], '^(%d+):(%d+)$')
+IDLE_MS, MARGIN_MS = tonumber(IDLE_MS), tonumber(MARGIN_MS)
 -- The script's time: the server's TIME (or ARGV[1], for tests); each ledger
 -- then keeps its own time monotonic.
 local NOW0
@@ -186,9 +190,26 @@ local function open_ledger(K_META, K_RES, K_RESX, BASE, now)
     if minexp == nil or at < minexp then minexp = at end
   end
 
+  -- How long the ledger's keys must live after this write: as long as its
+  -- longest window can still count what was written (a lifetime window:
+  -- the idle TTL), so abandoned ledgers disappear.
+  local function keep_ms()
+    local keep = MARGIN_MS
+    for _, t in ipairs(tracks) do
+      local k
+      if t.win == 0 then k = IDLE_MS
+      elseif t.win > 0 then k = math.floor(t.win / 1000) + MARGIN_MS
+      elseif t.cal == 'd' then k = DAY / 1000 + MARGIN_MS
+      else k = 31 * DAY / 1000 + MARGIN_MS end
+      if k > keep then keep = k end
+    end
+    return keep
+  end
+
   -- Write the meta hash back and set the TTLs (see above).
   local function save()
     if #tracks == 0 then return end -- nothing to keep (e.g. status of an unknown ledger)
+    local KEEP_MS = keep_ms()
     local specs = {}
     local fields = { 'last', fmt(now), 'minexp', minexp and fmt(minexp) or '' }
     for _, t in ipairs(tracks) do
