@@ -564,3 +564,29 @@ fn hierarchy_in_the_attribute() {
         (dec!(2.5), dec!(5.5))
     );
 }
+
+#[guard_result(ledgers = [("hier-soft", "llm", "user:1"), ("hier-soft", "llm", "project:a")], cost = "2",
+               engine = &*ENGINE)]
+fn hier_soft() -> u32 {
+    7
+}
+
+#[test]
+fn hierarchy_in_soft_mode() {
+    ENGINE.set_budget(
+        &Ledger::new("hier-soft", "llm", "user:1"),
+        lifetime(dec!(10)),
+    );
+    ENGINE.set_budget(
+        &Ledger::new("hier-soft", "llm", "project:a"),
+        lifetime(dec!(3)),
+    );
+    assert_eq!(hier_soft().into_value(), Some(7));
+    let blocked = hier_soft();
+    assert!(!blocked.is_allowed());
+    assert_eq!(blocked.decision().ledger().principal(), "project:a");
+    let user = ENGINE
+        .status(&Ledger::new("hier-soft", "llm", "user:1"))
+        .unwrap();
+    assert_eq!(user.spent(), dec!(2), "the blocked call charged no ledger");
+}
