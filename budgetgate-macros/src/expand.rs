@@ -328,22 +328,7 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
     let user = quote!(#(#stmts)*);
 
     // The user's block, run so that its value can be inspected.
-    let run_body = {
-        let fake_return = quote! {
-            #[allow(unknown_lints, unreachable_code, clippy::diverging_sub_expression,
-                    clippy::let_unit_value, clippy::unreachable, clippy::empty_loop,
-                    clippy::needless_return)]
-            if false {
-                let __bg_fake_return: #output_ty = loop {};
-                return __bg_fake_return;
-            }
-        };
-        if is_async {
-            quote!(async { #fake_return #user }.await)
-        } else {
-            quote!((|| { #fake_return #user })())
-        }
-    };
+    let run_body = run_body(model, is_async, block);
 
     match &model.cost {
         Cost::Fixed(_) => {

@@ -309,31 +309,24 @@ impl RedisStore {
 
     /// One `PING` through the store's connection (health checks, benchmarks).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let manager = self.manager.clone();
-        let secret = self.secret.clone();
-        self.run_async(async move {
-            let mut con = manager;
-            ::redis::cmd("PING")
-                .query_async::<String>(&mut con)
-                .await
-                .map(|_| ())
-                .map_err(|e| store_error(&e, secret.as_deref()))
-        })
-        .await
+        self.run_async(self.ping_op()).await
     }
 
     /// Sync [`RedisStore::ping`].
     pub fn ping_blocking(&self) -> Result<(), StoreError> {
-        let manager = self.manager.clone();
+        self.run_blocking(self.ping_op())
+    }
+
+    fn ping_op(&self) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+        let mut con = self.manager.clone();
         let secret = self.secret.clone();
-        self.run_blocking(async move {
-            let mut con = manager;
+        async move {
             ::redis::cmd("PING")
                 .query_async::<String>(&mut con)
                 .await
                 .map(|_| ())
                 .map_err(|e| store_error(&e, secret.as_deref()))
-        })
+        }
     }
 
     /// The scripts' time argument: empty for the server's `TIME`.
