@@ -37,7 +37,21 @@ const SHARD_BITS: u32 = 6;
 /// One shard, padded to its own cache lines: threads locking neighbouring
 /// shards must not write the same line.
 #[repr(align(128))]
-struct Shard<T>(RwLock<HashMap<Ledger, Arc<Mutex<T>>, Prehashed>>);
+struct Shard<T>(RwLock<HashMap<Ledger, Arc<Padded<T>>, Prehashed>>);
+
+/// One ledger's (or gate's) lock and state on cache lines of its own: two
+/// entries allocated one after the other must not share a line, or threads
+/// on unrelated ledgers would contend.
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded<T>(Mutex<T>);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = Mutex<T>;
+    fn deref(&self) -> &Mutex<T> {
+        &self.0
+    }
+}
 
 impl<T> Default for Shard<T> {
     fn default() -> Self {
@@ -67,7 +81,7 @@ fn with_entry<T: Default, R>(shards: &[Shard<T>], key: &Ledger, f: impl FnOnce(&
 }
 
 /// The entry of `key` (created on first use), to lock several at once.
-fn entry_arc<T: Default>(shards: &[Shard<T>], key: &Ledger) -> Arc<Mutex<T>> {
+fn entry_arc<T: Default>(shards: &[Shard<T>], key: &Ledger) -> Arc<Padded<T>> {
     let shard = &shards[(key.cached_hash() >> (64 - SHARD_BITS)) as usize];
     if let Some(entry) = shard.0.read().unwrap_or_else(|e| e.into_inner()).get(key) {
         return entry.clone();
@@ -638,7 +652,7 @@ impl Store for MemoryStore {
     /// recorded — or none.
     fn charge_many(&self, requests: &[ChargeRequest<'_>]) -> Result<ManyOutcome, StoreError> {
         let now = self.now();
-        let entries: Vec<Arc<Mutex<LedgerState>>> = requests
+        let entries: Vec<Arc<Padded<LedgerState>>> = requests
             .iter()
             .map(|r| entry_arc(&self.shards, r.ledger))
             .collect();
