@@ -820,6 +820,37 @@ fn hierarchy_checks(s: Setup) {
     );
     assert!(s.engine.reserve_all(&h2, dec!(1)).is_err(), "14.5 + 1 > 15");
     assert_eq!(spent(&user2), (dec!(6.5), dec!(0)));
+    // The async paths settle every ledger too.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let r = s
+            .engine
+            .reserve_all_async(&h2, dec!(0.2))
+            .await
+            .expect("fits");
+        r.commit_async(dec!(0.1)).await.expect("commit");
+        let r = s
+            .engine
+            .reserve_all_async(&h2, dec!(0.2))
+            .await
+            .expect("fits");
+        r.release_async().await.expect("release");
+        assert!(s.engine.check_all_async(&h2, dec!(0.1)).await.is_allowed());
+        assert!(
+            s.engine.check_all_async(&h2, dec!(0.5)).await.is_blocked(),
+            "14.7 + 0.5 > 15"
+        );
+    });
+    for (l, expected) in [
+        (&user2, dec!(6.7)),
+        (&project, dec!(14.7)),
+        (&global, dec!(14.7)),
+    ] {
+        assert_eq!(spent(l), (expected, dec!(0)), "{l} after the async calls");
+    }
 }
 
 /// Threads on overlapping hierarchies (4 users, 2 projects, 1 global):

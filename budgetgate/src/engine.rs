@@ -966,10 +966,6 @@ impl Engine {
         self.reservation_all(ledgers, preps, primary, decision, backed)
     }
 
-    /// The store has no async `charge_many` yet: the sync one is called. It
-    /// never needs the caller's runtime (the memory store does no I/O; the
-    /// Redis store runs its operations on its own thread), but with Redis it
-    /// occupies this task's thread for the round trips.
     async fn charge_many_async(
         &self,
         ledgers: &[Ledger],
@@ -977,7 +973,8 @@ impl Engine {
     ) -> Result<ManyOutcome, StoreError> {
         self.inner
             .store
-            .charge_many(&Self::requests(ledgers, preps))
+            .charge_many_async(Self::requests(ledgers, preps))
+            .await
     }
 
     fn requests<'a>(ledgers: &'a [Ledger], preps: &'a [Prepared]) -> Vec<ChargeRequest<'a>> {

@@ -237,16 +237,9 @@ impl<'e> Reservation<'e> {
 
     /// Settles the other ledgers of a hierarchy like the first; the outcome
     /// is late if any was.
-    fn settle_others(
-        &self,
-        actual: Option<Nanos>,
-        first: SettleOutcome,
-    ) -> Result<SettleOutcome, CommitError> {
-        if self.others.is_empty() {
-            return Ok(first);
-        }
-        let requests: Vec<SettleRequest<'_>> = self
-            .others
+    /// The settle requests of a hierarchy's other ledgers.
+    fn others_requests(&self, actual: Option<Nanos>) -> Vec<SettleRequest<'_>> {
+        self.others
             .iter()
             .map(|part| SettleRequest {
                 ledger: &part.ledger,
@@ -256,7 +249,20 @@ impl<'e> Reservation<'e> {
                 actual,
                 record_if_missing: actual.is_some(),
             })
-            .collect();
+            .collect()
+    }
+
+    /// Settles the other ledgers of a hierarchy like the first; the outcome
+    /// is late if any was.
+    fn settle_others(
+        &self,
+        actual: Option<Nanos>,
+        first: SettleOutcome,
+    ) -> Result<SettleOutcome, CommitError> {
+        if self.others.is_empty() {
+            return Ok(first);
+        }
+        let requests = self.others_requests(actual);
         let mut result = Err(StoreError::Backend("no attempt was made".into()));
         for _ in 0..self.engine.commit_attempts() {
             result = self.engine.store().settle_many(&requests);
@@ -264,6 +270,38 @@ impl<'e> Reservation<'e> {
                 break;
             }
         }
+        self.others_settled(actual, first, result)
+    }
+
+    /// Async [`Reservation::settle_others`].
+    async fn settle_others_async(
+        &self,
+        actual: Option<Nanos>,
+        first: SettleOutcome,
+    ) -> Result<SettleOutcome, CommitError> {
+        if self.others.is_empty() {
+            return Ok(first);
+        }
+        let mut result = Err(StoreError::Backend("no attempt was made".into()));
+        for _ in 0..self.engine.commit_attempts() {
+            result = self
+                .engine
+                .store()
+                .settle_many_async(self.others_requests(actual))
+                .await;
+            if result.is_ok() {
+                break;
+            }
+        }
+        self.others_settled(actual, first, result)
+    }
+
+    fn others_settled(
+        &self,
+        actual: Option<Nanos>,
+        first: SettleOutcome,
+        result: Result<Vec<SettleOutcome>, StoreError>,
+    ) -> Result<SettleOutcome, CommitError> {
         match result {
             Ok(outcomes) if outcomes.contains(&SettleOutcome::CommittedLate) => {
                 Ok(SettleOutcome::CommittedLate)
@@ -271,7 +309,6 @@ impl<'e> Reservation<'e> {
             Ok(_) => Ok(first),
             Err(source) if actual.is_some() => {
                 let actual = crate::amount::from_nanos(actual.unwrap_or_default());
-                let part = &self.others[0];
                 for part in &self.others {
                     tracing::error!(ledger = %part.ledger, id = %part.id, %actual, error = %source,
                         "UNRECORDED SPEND: the store could not record a committed cost");
@@ -282,6 +319,7 @@ impl<'e> Reservation<'e> {
                         error: &source,
                     });
                 }
+                let part = &self.others[0];
                 Err(CommitError::Unrecorded {
                     ledger: part.ledger.clone(),
                     id: part.id,
@@ -304,7 +342,7 @@ impl<'e> Reservation<'e> {
             let request = self.settle_request(Some(nanos));
             match self.engine.store().settle_async(request).await {
                 Ok(outcome) => {
-                    let outcome = self.settle_others(Some(nanos), outcome)?;
+                    let outcome = self.settle_others_async(Some(nanos), outcome).await?;
                     return self.committed(actual, outcome, invalid);
                 }
                 Err(error) => last = Some(error),
@@ -337,7 +375,9 @@ impl<'e> Reservation<'e> {
         }
         let request = self.settle_request(None);
         let result = self.engine.store().settle_async(request).await.map(|_| ());
-        let _ = self.settle_others(None, SettleOutcome::Released);
+        let _ = self
+            .settle_others_async(None, SettleOutcome::Released)
+            .await;
         result
     }
 

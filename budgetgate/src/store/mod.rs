@@ -262,6 +262,23 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Commits or releases a reservation, atomically.
     fn settle(&self, request: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError>;
 
+    /// Async [`Store::charge_many`]. The default runs the sync one, which
+    /// suits stores that never block.
+    fn charge_many_async<'a>(
+        &'a self,
+        requests: Vec<ChargeRequest<'a>>,
+    ) -> StoreFuture<'a, ManyOutcome> {
+        Box::pin(std::future::ready(self.charge_many(&requests)))
+    }
+
+    /// Async [`Store::settle_many`]. The default runs the sync one.
+    fn settle_many_async<'a>(
+        &'a self,
+        requests: Vec<SettleRequest<'a>>,
+    ) -> StoreFuture<'a, Vec<SettleOutcome>> {
+        Box::pin(std::future::ready(self.settle_many(&requests)))
+    }
+
     /// Settles several reservations (a hierarchy's); one outcome each. The
     /// default settles them one by one; networked stores batch them.
     fn settle_many(

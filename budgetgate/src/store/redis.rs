@@ -531,6 +531,39 @@ impl RedisStore {
         call
     }
 
+    fn charge_many_call(&self, requests: &[ChargeRequest<'_>]) -> Result<Call, StoreError> {
+        for (i, a) in requests.iter().enumerate() {
+            if requests[..i].iter().any(|b| b.ledger == a.ledger) {
+                return Err(StoreError::Backend(format!(
+                    "ledger {} is listed twice in one charge",
+                    a.ledger
+                )));
+            }
+        }
+        let mut keys = vec![self.pause_key()];
+        let mut args = vec![
+            self.now_arg(),
+            String::new(), // "idle:margin": the widest of the requests', below
+            requests.len().to_string(),
+        ];
+        for r in requests {
+            let call = self.charge_call(r);
+            // charge_call: keys [meta, res, resx, pause]; args [now,
+            // "idle:margin", base, nlimits, limits.., amount.., pause fields]
+            keys.extend(call.keys.into_iter().take(3));
+            let margin = |keep: &str| keep.split(':').nth(1).and_then(|m| m.parse::<u128>().ok());
+            if margin(&call.args[1]) > margin(&args[1]) {
+                args[1] = call.args[1].clone();
+            }
+            args.extend(call.args.into_iter().skip(2));
+        }
+        Ok(Call {
+            script: CHARGE_MANY.clone(),
+            keys,
+            args,
+        })
+    }
+
     fn rate_call(&self, request: &RateRequest<'_>) -> Call {
         let base = self.base(request.gate.key());
         let policy = request.policy;
@@ -608,6 +641,21 @@ fn parse_settle(reply: Vec<String>) -> Result<SettleOutcome, StoreError> {
         Some("2") => Ok(SettleOutcome::CommittedLate),
         Some("3") => Ok(SettleOutcome::Released),
         Some("4") => Ok(SettleOutcome::Unknown),
+        _ => Err(unexpected(&reply)),
+    }
+}
+
+fn parse_many(reply: Vec<String>) -> Result<ManyOutcome, StoreError> {
+    match reply.first().map(String::as_str) {
+        Some("A") => reply[1..]
+            .chunks(6)
+            .map(|c| parse_charge(c.to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(ManyOutcome::Admitted),
+        Some("R") if reply.len() == 8 => Ok(ManyOutcome::Refused {
+            index: parse(&reply[1])?,
+            outcome: parse_charge(reply[2..].to_vec())?,
+        }),
         _ => Err(unexpected(&reply)),
     }
 }
@@ -742,49 +790,34 @@ impl Store for RedisStore {
     /// (On a standalone Redis any keys may share a script; a Redis Cluster
     /// would need the ledgers under one hash tag.)
     fn charge_many(&self, requests: &[ChargeRequest<'_>]) -> Result<ManyOutcome, StoreError> {
-        for (i, a) in requests.iter().enumerate() {
-            if requests[..i].iter().any(|b| b.ledger == a.ledger) {
-                return Err(StoreError::Backend(format!(
-                    "ledger {} is listed twice in one charge",
-                    a.ledger
-                )));
-            }
-        }
-        let mut keys = vec![self.pause_key()];
-        let mut args = vec![
-            self.now_arg(),
-            String::new(), // keep_ms, set below
-            requests.len().to_string(),
-        ];
-        for r in requests {
-            let call = self.charge_call(r);
-            // charge_call: keys [meta, res, resx, pause]; args [now,
-            // "idle:margin", base, nlimits, limits.., amount.., pause fields]
-            keys.extend(call.keys.into_iter().take(3));
-            let margin = |keep: &str| keep.split(':').nth(1).and_then(|m| m.parse::<u128>().ok());
-            if margin(&call.args[1]) > margin(&args[1]) {
-                args[1] = call.args[1].clone();
-            }
-            args.extend(call.args.into_iter().skip(2));
-        }
-        let call = Call {
-            script: CHARGE_MANY.clone(),
-            keys,
-            args,
-        };
-        let reply = self.run_blocking(self.eval(call))?;
-        match reply.first().map(String::as_str) {
-            Some("A") => reply[1..]
-                .chunks(6)
-                .map(|c| parse_charge(c.to_vec()))
-                .collect::<Result<Vec<_>, _>>()
-                .map(ManyOutcome::Admitted),
-            Some("R") if reply.len() == 8 => Ok(ManyOutcome::Refused {
-                index: parse(&reply[1])?,
-                outcome: parse_charge(reply[2..].to_vec())?,
-            }),
-            _ => Err(unexpected(&reply)),
-        }
+        let call = self.charge_many_call(requests)?;
+        self.run_blocking(self.eval(call)).and_then(parse_many)
+    }
+
+    fn charge_many_async<'a>(
+        &'a self,
+        requests: Vec<ChargeRequest<'a>>,
+    ) -> StoreFuture<'a, ManyOutcome> {
+        let call = self.charge_many_call(&requests);
+        Box::pin(async move {
+            let op = self.eval(call?);
+            self.run_async(op).await.and_then(parse_many)
+        })
+    }
+
+    fn settle_many_async<'a>(
+        &'a self,
+        requests: Vec<SettleRequest<'a>>,
+    ) -> StoreFuture<'a, Vec<SettleOutcome>> {
+        let calls = requests.iter().map(|r| self.settle_call(r)).collect();
+        let op = self.eval_pipeline(calls);
+        Box::pin(async move {
+            self.run_async(op)
+                .await?
+                .into_iter()
+                .map(parse_settle)
+                .collect()
+        })
     }
 
     /// One pipelined round trip (settling is idempotent per reservation, so
