@@ -202,7 +202,7 @@ impl EngineBuilder {
         }
     }
 
-    /// Builds the engine and installs it as [`global()`](crate::global).
+    /// Builds the engine and installs it as [`global()`](crate::global()).
     /// Fails if the global engine was already installed or used.
     pub fn install_global(self) -> Result<&'static Engine, crate::global::AlreadyInstalled> {
         crate::global::install(self.build())

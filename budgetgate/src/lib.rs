@@ -209,7 +209,7 @@
 //! [`ledger`], [`budget`], [`decision`], [`engine`], [`reservation`],
 //! [`pricing`] (token usage → exact costs and safe estimates),
 //! [`event`], [`store`] (with [`store::memory`] and, with the default `redis`
-//! feature, `store::redis`), [`clock`], [`amount`], [`global`].
+//! feature, `store::redis`), [`clock`], [`amount`], [`global`](mod@global).
 //!
 //! ## Feature flags
 //!
