@@ -145,6 +145,12 @@ fn threads(c: &mut Criterion) {
         );
     }
     let engine = Engine::in_memory();
+    let ledgers: Vec<Ledger> = (0..2)
+        .map(|t| Ledger::new("bench", "threads", format!("t{t}")))
+        .collect();
+    for ledger in &ledgers {
+        engine.set_budget(ledger, Budget::lifetime(dec!(1000000000000)).unwrap());
+    }
     for threads in [1usize, 2] {
         g.throughput(Throughput::Elements(threads as u64));
         g.bench_with_input(
@@ -152,30 +158,13 @@ fn threads(c: &mut Criterion) {
             &threads,
             |b, &threads| {
                 b.iter_custom(|iters| {
-                    let barrier = Arc::new(Barrier::new(threads + 1));
-                    let workers: Vec<_> = (0..threads)
-                        .map(|t| {
-                            let (engine, barrier) = (engine.clone(), barrier.clone());
-                            std::thread::spawn(move || {
-                                let ledger = Ledger::new("bench", "threads", format!("t{t}"));
-                                engine.set_budget(
-                                    &ledger,
-                                    Budget::lifetime(dec!(1000000000000)).unwrap(),
-                                );
-                                barrier.wait();
-                                for _ in 0..iters {
-                                    let r = engine.reserve(&ledger, dec!(0.00001)).unwrap();
-                                    black_box(r.commit(dec!(0.000001)).unwrap());
-                                }
-                            })
-                        })
-                        .collect();
-                    barrier.wait();
-                    let start = Instant::now();
-                    for w in workers {
-                        w.join().unwrap();
-                    }
-                    start.elapsed()
+                    let (engine, ledgers) = (engine.clone(), ledgers.clone());
+                    parallel(threads, iters, move |t, iters| {
+                        for _ in 0..iters {
+                            let r = engine.reserve(&ledgers[t], dec!(0.00001)).unwrap();
+                            black_box(r.commit(dec!(0.000001)).unwrap());
+                        }
+                    })
                 })
             },
         );

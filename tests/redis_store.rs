@@ -269,8 +269,8 @@ fn keys_share_a_hash_tag_and_expire() {
 }
 
 #[test]
-fn amounts_of_the_largest_budget_are_documented() {
-    // The documented range: 10^15 units per amount.
+fn amounts_above_the_largest_are_refused() {
+    // The documented range: 10^15 units per amount; one nano-unit more is refused.
     assert_eq!(
         budgetgate::amount::MAX_AMOUNT_NANOS,
         1_000_000_000_000_000 * 1_000_000_000

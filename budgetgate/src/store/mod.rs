@@ -15,7 +15,8 @@
 //! total per [`Window`](crate::Window) it is used with; every charge is
 //! recorded in all of them and checked against the limits passed.
 //!
-//! Every implementation must pass the conformance suite in `tests/`.
+//! Every implementation must pass the conformance suite (`src/conformance.rs`
+//! in the repository, run by `tests/conformance_*.rs`).
 
 pub mod memory;
 #[cfg(feature = "redis")]
@@ -359,7 +360,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
 /// How long a fixed cost's temporary hold lives in [`charge_in_order`] if the
 /// process dies between charging and committing it.
-pub(crate) const TEMPORARY_HOLD: Duration = Duration::from_secs(60);
+const TEMPORARY_HOLD: Duration = Duration::from_secs(60);
 
 /// The order in which ledgers are charged: the same for every caller.
 fn ledger_order(a: &Ledger, b: &Ledger) -> std::cmp::Ordering {

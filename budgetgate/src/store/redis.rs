@@ -351,18 +351,23 @@ impl RedisStore {
         base
     }
 
-    fn call(&self, script: &Arc<Script>, ledger: &Ledger, limits: &[Limit], ttl: Duration) -> Call {
+    fn call(
+        &self,
+        script: &Arc<Script>,
+        ledger: &Ledger,
+        limit_count: usize,
+        ttl: Duration,
+    ) -> Call {
         let base = self.base(ledger);
         let keys = ["meta", "res", "resx"]
             .iter()
             .map(|k| format!("{base}:{k}"))
             .collect();
         let now = self.now_arg();
-        let _ = limits;
         // The margin added to windows' lengths covers the reservation TTL.
         let margin_ms = ttl.as_millis().max(86_400_000) + 3_600_000;
         let keep_ms = format!("{}:{margin_ms}", self.idle_ttl.as_millis());
-        let args = vec![now, keep_ms, base, limits.len().to_string()];
+        let args = vec![now, keep_ms, base, limit_count.to_string()];
         Call {
             script: script.clone(),
             keys,
@@ -477,7 +482,7 @@ impl RedisStore {
 
     fn charge_call(&self, request: &ChargeRequest<'_>) -> Call {
         let ttl = request.hold.map_or(Duration::ZERO, |h| h.ttl);
-        let mut call = self.call(&CHARGE, request.ledger, request.limits, ttl);
+        let mut call = self.call(&CHARGE, request.ledger, request.limits.len(), ttl);
         for limit in request.limits {
             let (u, n) = limbs(limit.max_nanos);
             let (wu, wn) = limit
@@ -509,7 +514,12 @@ impl RedisStore {
     }
 
     fn settle_call(&self, request: &SettleRequest<'_>) -> Call {
-        let mut call = self.call(&SETTLE, request.ledger, request.limits, Duration::ZERO);
+        let mut call = self.call(
+            &SETTLE,
+            request.ledger,
+            request.limits.len(),
+            Duration::ZERO,
+        );
         let tombstone = format!("{}:d:{}", call.args[2], request.id);
         call.keys.push(tombstone);
         for limit in request.limits {
@@ -612,7 +622,7 @@ impl RedisStore {
     }
 
     fn status_call(&self, ledger: &Ledger, limits: &[Limit]) -> Call {
-        let mut call = self.call(&STATUS, ledger, limits, Duration::ZERO);
+        let mut call = self.call(&STATUS, ledger, limits.len(), Duration::ZERO);
         for limit in limits {
             call.args
                 .extend([wid(limit.window), window_us(limit.window)]);
