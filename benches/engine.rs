@@ -41,8 +41,12 @@ fn single_thread(c: &mut Criterion) {
         })
     });
 
-    // What every store operation pays to read the time (two per reserve+commit).
-    g.bench_function("baseline/system_clock_read", |b| {
+    // What every store operation pays to read the time (two per
+    // reserve+commit): `SystemTime::now()`, and the store's own clock.
+    g.bench_function("baseline/std_system_time_read", |b| {
+        b.iter(budgetgate::clock::system_time_micros)
+    });
+    g.bench_function("budgetgate_clock_read", |b| {
         b.iter(|| budgetgate::clock::Clock::now_micros(&budgetgate::clock::SystemClock))
     });
 
