@@ -245,22 +245,39 @@ pub enum StoreErrorMode {
 /// assert!(Budget::lifetime(dec!(-1)).is_err());
 /// # Ok::<(), budgetgate::BudgetError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Budget {
-    #[serde(with = "rust_decimal::serde::str")]
-    max_spend: Decimal,
-    #[serde(serialize_with = "serialize_window")]
-    window: Window,
+    /// `max_spend` in nano-units, the window and the warning threshold: what
+    /// the store enforces, kept in the form it is lent in so a budget stays
+    /// small (decisions and reservations carry one).
+    limit: Limit,
     mode: Mode,
     on_store_error: StoreErrorMode,
-    #[serde(skip)]
-    max_nanos: i128,
-    #[serde(skip)]
-    warn_nanos: Option<i128>,
 }
 
-fn serialize_window<S: serde::Serializer>(w: &Window, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(w)
+impl std::fmt::Debug for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget")
+            .field("max_spend", &self.max_spend())
+            .field("window", &self.window())
+            .field("mode", &self.mode)
+            .field("on_store_error", &self.on_store_error)
+            .field("warn_threshold", &self.warn_threshold())
+            .finish()
+    }
+}
+
+/// §11: `{"max_spend": "10", "window": "1h", "mode": "HARD", "on_store_error": "FAIL_CLOSED"}`.
+impl serde::Serialize for Budget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Budget", 4)?;
+        st.serialize_field("max_spend", &self.max_spend().to_string())?;
+        st.serialize_field("window", &self.window().to_string())?;
+        st.serialize_field("mode", &self.mode)?;
+        st.serialize_field("on_store_error", &self.on_store_error)?;
+        st.end()
+    }
 }
 
 /// A budget that cannot be built.
@@ -282,30 +299,24 @@ impl Budget {
             return Err(BudgetError::EmptyWindow);
         }
         Ok(Budget {
-            max_spend: max_spend.normalize(),
-            window,
+            limit: Limit::new(max_nanos, window, None),
             mode: Mode::Hard,
             on_store_error: StoreErrorMode::FailClosed,
-            max_nanos,
-            warn_nanos: None,
         })
     }
 
-    /// A budget whose parts were validated at compile time by the attributes.
+    /// A budget whose parts were validated at compile time by the attributes
+    /// (`max_nanos` ≤ [`amount::MAX_AMOUNT_NANOS`], the window not empty).
     pub(crate) const fn from_validated(
-        max_spend: Decimal,
         max_nanos: i128,
         window: Window,
         mode: Mode,
         on_store_error: StoreErrorMode,
     ) -> Self {
         Budget {
-            max_spend,
-            window,
+            limit: Limit::new(max_nanos, window, None),
             mode,
             on_store_error,
-            max_nanos,
-            warn_nanos: None,
         }
     }
 
@@ -343,12 +354,12 @@ impl Budget {
 
     /// The most that may be spent within the window.
     pub fn max_spend(&self) -> Decimal {
-        self.max_spend
+        amount::from_nanos(self.limit.max_nanos)
     }
 
     /// The window spend is counted over.
     pub fn window(&self) -> Window {
-        self.window
+        self.limit.window
     }
 
     /// Hard or soft.
@@ -363,11 +374,12 @@ impl Budget {
 
     /// What a store enforces for this budget.
     pub fn limit(&self) -> Limit {
-        Limit {
-            max_nanos: self.max_nanos,
-            window: self.window,
-            warn_nanos: self.warn_nanos,
-        }
+        self.limit
+    }
+
+    /// [`Budget::limit`], borrowed.
+    pub(crate) fn limit_ref(&self) -> &Limit {
+        &self.limit
     }
 
     /// The same budget with a soft-limit warning at `fraction` of
@@ -385,30 +397,72 @@ impl Budget {
     /// # Ok::<(), budgetgate::BudgetError>(())
     /// ```
     pub fn warn_at(mut self, fraction: Decimal) -> Self {
-        self.warn_nanos = (fraction > Decimal::ZERO && fraction <= Decimal::ONE)
-            .then(|| {
-                crate::amount::to_nanos(crate::amount::round_up(self.max_spend * fraction)).ok()
-            })
+        let warn = (fraction > Decimal::ZERO && fraction <= Decimal::ONE)
+            .then(|| amount::to_nanos(amount::round_up(self.max_spend() * fraction)).ok())
             .flatten();
+        self.limit = Limit::new(self.limit.max_nanos, self.limit.window, warn);
         self
     }
 
     /// The soft-limit threshold as an amount, if set.
     pub fn warn_threshold(&self) -> Option<Decimal> {
-        self.warn_nanos.map(crate::amount::from_nanos)
+        self.limit.warn_nanos().map(amount::from_nanos)
     }
 }
 
-/// What a store enforces: a maximum in nano-units over a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a store enforces: a maximum in nano-units over a window, and the
+/// soft-limit threshold to report.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limit {
+    max_nanos: i128,
+    /// [`Limit::NO_WARNING`] when there is none: an `Option<i128>` would
+    /// take 32 bytes, and every decision and reservation carries a limit.
+    warn_nanos: i128,
+    window: Window,
+}
+
+impl Limit {
+    /// The `warn_nanos` of a limit without a warning threshold (no spend can
+    /// reach it: amounts stop at [`amount::MAX_AMOUNT_NANOS`]).
+    const NO_WARNING: i128 = i128::MAX;
+
+    /// A limit of `max_nanos` per `window`, warning at `warn_nanos`.
+    pub const fn new(max_nanos: i128, window: Window, warn_nanos: Option<i128>) -> Self {
+        Limit {
+            max_nanos,
+            warn_nanos: match warn_nanos {
+                Some(w) => w,
+                None => Self::NO_WARNING,
+            },
+            window,
+        }
+    }
+
     /// The maximum, in nano-units (see [`crate::amount`]).
-    pub max_nanos: i128,
+    pub fn max_nanos(&self) -> i128 {
+        self.max_nanos
+    }
+
     /// The window.
-    pub window: Window,
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
     /// The soft-limit threshold in nano-units: a charge that takes the
     /// window's spend from below it to at or above it is reported.
-    pub warn_nanos: Option<i128>,
+    pub fn warn_nanos(&self) -> Option<i128> {
+        (self.warn_nanos != Self::NO_WARNING).then_some(self.warn_nanos)
+    }
+}
+
+impl std::fmt::Debug for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limit")
+            .field("max_nanos", &self.max_nanos)
+            .field("window", &self.window)
+            .field("warn_nanos", &self.warn_nanos())
+            .finish()
+    }
 }
 
 #[cfg(test)]

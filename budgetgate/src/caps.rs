@@ -12,10 +12,8 @@ pub enum Caps {
     /// A single budget.
     #[non_exhaustive]
     One {
-        /// The budget.
+        /// The budget (its limit is lent from inside it).
         budget: Budget,
-        /// Its limit, kept beside it so it can be lent as a slice.
-        limit: [Limit; 1],
     },
     /// Several budgets, all of which must hold (never empty: built only by
     /// [`Caps::new`]).
@@ -31,10 +29,7 @@ pub enum Caps {
 impl Caps {
     /// One budget.
     pub fn one(budget: Budget) -> Self {
-        Caps::One {
-            budget,
-            limit: [budget.limit()],
-        }
+        Caps::One { budget }
     }
 
     /// Several budgets (a single one is stored as [`Caps::One`]); `None` if
@@ -62,7 +57,7 @@ impl Caps {
     /// What the store enforces, one limit per budget.
     pub fn limits(&self) -> &[Limit] {
         match self {
-            Caps::One { limit, .. } => limit,
+            Caps::One { budget } => std::slice::from_ref(budget.limit_ref()),
             Caps::Many { limits, .. } => limits,
         }
     }
@@ -78,7 +73,6 @@ impl Caps {
                 // Unreachable: `Caps::new` never builds an empty set.
                 .unwrap_or_else(|| {
                     Budget::from_validated(
-                        rust_decimal::Decimal::ZERO,
                         0,
                         crate::budget::Window::Unbounded,
                         crate::budget::Mode::Hard,

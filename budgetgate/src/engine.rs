@@ -613,6 +613,7 @@ impl Engine {
 
     /// Resolves the budget and validates the amount; a refusal comes back as
     /// the (already reported) blocking decision, boxed in `BudgetExceeded`.
+    #[inline]
     fn prepare(
         &self,
         ledger: &Ledger,
@@ -810,6 +811,7 @@ impl Engine {
     }
 
     /// Turns the store's answer into a decision and reports it.
+    #[inline]
     fn conclude(
         &self,
         ledger: &Ledger,
@@ -822,10 +824,12 @@ impl Engine {
             }
         }
         let decision = Self::decide(ledger, p, result);
-        self.emit_decision(decision)
+        self.report(&decision);
+        decision
     }
 
     /// The decision for a store's answer (no side effects).
+    #[inline]
     fn decide(
         ledger: &Ledger,
         p: &Prepared,
@@ -847,7 +851,7 @@ impl Engine {
                 let max = limits
                     .get(outcome.limit_index)
                     .unwrap_or(&limits[0])
-                    .max_nanos;
+                    .max_nanos();
                 let spent = if outcome.admitted {
                     outcome.spent_before + p.nanos
                 } else {
@@ -1120,6 +1124,7 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn reservation(
         &self,
         p: Prepared,
@@ -1134,6 +1139,13 @@ impl Engine {
     }
 
     fn emit_decision(&self, decision: Decision) -> Decision {
+        self.report(&decision);
+        decision
+    }
+
+    /// Logs a decision and delivers it to the listeners. By reference: a
+    /// decision is large, and moving it in and out costs more than deciding.
+    fn report(&self, decision: &Decision) {
         match (decision.status, decision.reason) {
             (Status::Allow, None) => tracing::debug!(
                 ledger = %decision.ledger, requested = %decision.requested,
@@ -1146,8 +1158,7 @@ impl Engine {
                 requested = %decision.requested, spent_in_window = %decision.spent_in_window(),
                 "budget block"),
         }
-        self.emit(&Event::Decision(&decision));
-        decision
+        self.emit(&Event::Decision(decision));
     }
 
     /// Delivers an event to every listener, catching and counting panics.

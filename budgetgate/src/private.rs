@@ -76,13 +76,9 @@ pub const fn decimal(lo: u32, mid: u32, hi: u32, scale: u32) -> Decimal {
 /// A call-site budget from literals the macro validated; `max_nanos` is the
 /// same amount in nano-units, computed at compile time.
 pub const fn budget(max_spend: Decimal, max_nanos: i128, window: Window) -> Budget {
-    Budget::from_validated(
-        max_spend,
-        max_nanos,
-        window,
-        Mode::Hard,
-        StoreErrorMode::FailClosed,
-    )
+    // The decimal is what the user wrote; the budget keeps the nano-units.
+    let _ = max_spend;
+    Budget::from_validated(max_nanos, window, Mode::Hard, StoreErrorMode::FailClosed)
 }
 
 /// A rolling window of `millis` (validated > 0 by the macro).

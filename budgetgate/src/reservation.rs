@@ -134,6 +134,7 @@ impl std::ops::Deref for EngineRef<'_> {
 }
 
 impl<'e> Reservation<'e> {
+    #[inline]
     pub(crate) fn new(
         engine: &'e Engine,
         p: Prepared,

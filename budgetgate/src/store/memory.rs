@@ -413,9 +413,9 @@ impl LedgerState {
         // or the binding one.
         let mut binding: Option<(usize, Nanos, Nanos)> = None; // (limit, spent, room)
         for (n, limit) in request.limits.iter().enumerate() {
-            let i = self.track_index(limit.window, at);
+            let i = self.track_index(limit.window(), at);
             let spent = self.tracks[i].spent();
-            let room = limit.max_nanos - spent;
+            let room = limit.max_nanos() - spent;
             if binding.is_none_or(|(_, _, best)| room < best) {
                 binding = Some((n, spent, room));
             }
@@ -435,8 +435,8 @@ impl LedgerState {
         // Soft-limit crossings, decided under the ledger's lock.
         let mut warnings = 0u64;
         for (n, limit) in request.limits.iter().enumerate().take(64) {
-            if let Some(warn) = limit.warn_nanos {
-                let i = self.track_index(limit.window, at);
+            if let Some(warn) = limit.warn_nanos() {
+                let i = self.track_index(limit.window(), at);
                 let before = self.tracks[i].spent();
                 if before < warn && before + request.amount >= warn {
                     warnings |= 1 << n;
@@ -498,7 +498,7 @@ impl LedgerState {
     fn settle(&mut self, now: i64, request: &SettleRequest<'_>) -> SettleOutcome {
         let at = self.advance(now);
         for limit in request.limits {
-            self.track_index(limit.window, at);
+            self.track_index(limit.window(), at);
         }
         let held = self.held.remove(&ReservationIdKey(request.id));
         let Some(actual) = request.actual else {
@@ -743,7 +743,7 @@ impl Store for MemoryStore {
                     let (committed, reserved) = state
                         .tracks
                         .iter()
-                        .find(|t| t.window == limit.window)
+                        .find(|t| t.window == limit.window())
                         .map_or((0, 0), |t| (t.committed, t.reserved));
                     WindowUsage {
                         committed,

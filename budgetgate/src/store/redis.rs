@@ -484,12 +484,12 @@ impl RedisStore {
         let ttl = request.hold.map_or(Duration::ZERO, |h| h.ttl);
         let mut call = self.call(&CHARGE, request.ledger, request.limits.len(), ttl);
         for limit in request.limits {
-            let (u, n) = limbs(limit.max_nanos);
+            let (u, n) = limbs(limit.max_nanos());
             let (wu, wn) = limit
-                .warn_nanos
+                .warn_nanos()
                 .map_or(("-1".to_owned(), "0".to_owned()), limbs);
             call.args
-                .extend([wid(limit.window), window_us(limit.window), u, n, wu, wn]);
+                .extend([wid(limit.window()), window_us(limit.window()), u, n, wu, wn]);
         }
         let (u, n) = limbs(request.amount);
         let id = request
@@ -524,7 +524,7 @@ impl RedisStore {
         call.keys.push(tombstone);
         for limit in request.limits {
             call.args
-                .extend([wid(limit.window), window_us(limit.window)]);
+                .extend([wid(limit.window()), window_us(limit.window())]);
         }
         let (ru, rn) = limbs(request.reserved);
         let (au, an) = limbs(request.actual.unwrap_or(0));
@@ -625,7 +625,7 @@ impl RedisStore {
         let mut call = self.call(&STATUS, ledger, limits.len(), Duration::ZERO);
         for limit in limits {
             call.args
-                .extend([wid(limit.window), window_us(limit.window)]);
+                .extend([wid(limit.window()), window_us(limit.window())]);
         }
         call
     }
