@@ -23,6 +23,17 @@ pub const NANOS_PER_UNIT: i128 = 1_000_000_000;
 /// units, 9,000 maximal amounts.
 pub const MAX_AMOUNT_NANOS: i128 = 1_000_000_000_000_000 * NANOS_PER_UNIT;
 
+/// 10⁰ … 10⁹.
+const POWERS_OF_TEN: [i128; SCALE as usize + 1] = {
+    let mut p = [1i128; SCALE as usize + 1];
+    let mut i = 1;
+    while i < p.len() {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
 /// Why an amount was refused. Carries the offending value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmountError {
@@ -69,12 +80,18 @@ pub fn to_nanos(value: Decimal) -> Result<i128, AmountError> {
         return Err(AmountError::TooPrecise { value });
     }
     // mantissa * 10^(SCALE - scale) is exact: the scale is at most SCALE.
-    let factor = 10i128.pow(SCALE - normalized.scale());
-    let nanos = normalized
-        .mantissa()
-        .checked_mul(factor)
-        .filter(|n| *n <= MAX_AMOUNT_NANOS)
-        .ok_or(AmountError::TooLarge { value })?;
+    let factor = POWERS_OF_TEN[(SCALE - normalized.scale()) as usize];
+    let mantissa = normalized.mantissa();
+    // A mantissa above the maximum is too large whatever the factor; below
+    // it (< 2⁸⁰) times a factor ≤ 10⁹ (< 2³⁰) cannot overflow, so the
+    // multiplication needs no (slow) overflow check.
+    if mantissa > MAX_AMOUNT_NANOS {
+        return Err(AmountError::TooLarge { value });
+    }
+    let nanos = mantissa * factor;
+    if nanos > MAX_AMOUNT_NANOS {
+        return Err(AmountError::TooLarge { value });
+    }
     Ok(nanos.max(0))
 }
 
@@ -138,6 +155,27 @@ mod tests {
             to_nanos(Decimal::MAX),
             Err(AmountError::TooLarge { .. })
         ));
+    }
+
+    /// The largest amount is accepted and one unit of the last place more is
+    /// refused, at every scale (the multiplication skips its overflow check).
+    #[test]
+    fn the_maximum_is_exact_at_every_scale() {
+        for scale in 0..=SCALE {
+            let mantissa = MAX_AMOUNT_NANOS / POWERS_OF_TEN[(SCALE - scale) as usize];
+            let max = Decimal::from_i128_with_scale(mantissa, scale);
+            assert_eq!(to_nanos(max), Ok(MAX_AMOUNT_NANOS), "scale {scale}");
+            let above = Decimal::from_i128_with_scale(mantissa + 1, scale);
+            assert!(
+                matches!(to_nanos(above), Err(AmountError::TooLarge { .. })),
+                "scale {scale}"
+            );
+        }
+        // Mantissas far above the maximum, at the scale that multiplies most.
+        for mantissa in [MAX_AMOUNT_NANOS + 1, 1 << 95, (1 << 96) - 1] {
+            let d = Decimal::from_i128_with_scale(mantissa, 0);
+            assert!(matches!(to_nanos(d), Err(AmountError::TooLarge { .. })));
+        }
     }
 
     #[test]

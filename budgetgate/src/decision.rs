@@ -9,6 +9,7 @@ use serde::ser::SerializeStruct;
 
 use crate::amount::from_nanos;
 use crate::budget::Budget;
+use crate::caps::Caps;
 use crate::ledger::Ledger;
 
 /// Version of the JSON form of [`Decision`] (bumped on incompatible changes).
@@ -64,12 +65,14 @@ pub enum BlockReason {
 pub struct Decision {
     pub(crate) status: Status,
     pub(crate) ledger: Ledger,
-    pub(crate) budget: Option<Budget>,
+    /// Every cap of the ledger (a reservation settles under all of them)
+    /// and, in `cap`, the index of the one this decision is about.
+    pub(crate) caps: Option<Caps>,
+    pub(crate) cap: u32,
     pub(crate) reason: Option<BlockReason>,
     /// Nano-units; converted on read so deciding does no decimal work.
     pub(crate) spent_nanos: i128,
     pub(crate) requested: Decimal,
-    pub(crate) remaining_nanos: i128,
     pub(crate) detail: Option<Arc<str>>,
 }
 
@@ -96,7 +99,8 @@ impl Decision {
 
     /// The budget applied; `None` when no budget applied (reason `NoBudget`).
     pub fn budget(&self) -> Option<&Budget> {
-        self.budget.as_ref()
+        let budgets = self.caps.as_ref()?.budgets();
+        budgets.get(self.cap as usize).or(budgets.first())
     }
 
     /// Why the decision is not a plain allow (`None` for a plain allow).
@@ -112,12 +116,24 @@ impl Decision {
 
     /// The amount asked for (the cost, or the estimate for a reservation).
     pub fn requested(&self) -> Decimal {
-        self.requested
+        self.requested.normalize()
     }
 
     /// What is left in the window after this decision, never below zero.
     pub fn remaining(&self) -> Decimal {
-        from_nanos(self.remaining_nanos)
+        from_nanos(self.remaining_nanos())
+    }
+
+    /// [`Decision::remaining`] in nano-units: derived, not stored, which keeps
+    /// a decision within 128 bytes (moved as registers, not by `memcpy`).
+    /// Only a store's answer has figures; other decisions report zero.
+    pub(crate) fn remaining_nanos(&self) -> i128 {
+        match (self.reason, self.budget()) {
+            (None | Some(BlockReason::BudgetExceeded), Some(budget)) => {
+                (budget.limit_ref().max_nanos() - self.spent_nanos).max(0)
+            }
+            _ => 0,
+        }
     }
 
     /// The store error or invalid amount behind this decision, if any.
@@ -128,11 +144,11 @@ impl Decision {
     /// A one-line human explanation (built on demand; decisions on the hot
     /// path do not format strings).
     pub fn message(&self) -> String {
-        let max = self.budget.map(|b| b.max_spend());
+        let max = self.budget().map(|b| b.max_spend());
         match (self.status, self.reason) {
             (Status::Allow, None) => format!(
                 "allowed {} on {}: {} of {} spent in window",
-                self.requested,
+                self.requested(),
                 self.ledger,
                 self.spent_in_window(),
                 max.unwrap_or_default()
@@ -141,7 +157,7 @@ impl Decision {
                 "budget exceeded on {}: {} spent + {} requested > {} max",
                 self.ledger,
                 self.spent_in_window(),
-                self.requested,
+                self.requested(),
                 max.unwrap_or_default()
             ),
             (Status::Block, Some(BlockReason::NoBudget)) => format!(
@@ -159,7 +175,7 @@ impl Decision {
                 } else {
                     "blocked"
                 },
-                self.requested,
+                self.requested(),
                 self.ledger,
                 reason.map_or_else(String::new, |r| format!("{r:?}")),
                 if self.detail.is_some() { ": " } else { "" },
@@ -198,9 +214,9 @@ impl serde::Serialize for Decision {
         s.serialize_field("reason", &self.reason)?;
         s.serialize_field("message", &self.message())?;
         s.serialize_field("spent_in_window", &self.spent_in_window().to_string())?;
-        s.serialize_field("requested", &self.requested.to_string())?;
+        s.serialize_field("requested", &self.requested().to_string())?;
         s.serialize_field("remaining", &self.remaining().to_string())?;
-        s.serialize_field("budget", &self.budget)?;
+        s.serialize_field("budget", &self.budget())?;
         s.end()
     }
 }

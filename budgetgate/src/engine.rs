@@ -4,12 +4,10 @@
 //! for ledgers without a budget, and the listeners. Sync and async methods
 //! go to the same store.
 
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -19,9 +17,10 @@ use crate::budget::{Budget, StoreErrorMode};
 use crate::caps::Caps;
 use crate::decision::{BlockReason, BudgetExceeded, Decision, Status};
 use crate::event::{Event, Listener};
-use crate::ledger::{Ledger, Prehashed};
+use crate::ledger::Ledger;
 use crate::pause::PauseScope;
 use crate::rate::{Gate, Policy, RateDecision, RateOutcome, RateReason, RateRequest};
+use crate::registry::{Budgets, Registry};
 use crate::reservation::Reservation;
 use crate::store::{
     ChargeOutcome, ChargeRequest, Hold, ManyOutcome, MemoryStore, Nanos, ReservationId, Store,
@@ -72,21 +71,13 @@ pub struct Engine {
 
 struct Inner {
     store: Arc<dyn Store>,
-    /// Read on every call, written rarely: lock-free reads (no shared cache
-    /// line is written by readers), copy-on-write updates.
-    budgets: ArcSwap<Budgets>,
-    budgets_write: Mutex<()>,
+    /// Read on every call, written rarely.
+    budgets: Registry,
     default_policy: DefaultPolicy,
     listeners: Vec<Box<dyn Listener>>,
     listener_panics: AtomicU64,
     reservation_ttl: Duration,
     commit_attempts: u32,
-}
-
-#[derive(Default, Clone)]
-struct Budgets {
-    by_ledger: HashMap<Ledger, Caps, Prehashed>,
-    by_resource: HashMap<String, HashMap<String, Caps>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -191,8 +182,7 @@ impl EngineBuilder {
         Engine {
             inner: Arc::new(Inner {
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                budgets: ArcSwap::from_pointee(self.budgets),
-                budgets_write: Mutex::new(()),
+                budgets: Registry::new(self.budgets),
                 default_policy: self.default_policy,
                 listeners: self.listeners,
                 listener_panics: AtomicU64::new(0),
@@ -206,25 +196,6 @@ impl EngineBuilder {
     /// Fails if the global engine was already installed or used.
     pub fn install_global(self) -> Result<&'static Engine, crate::global::AlreadyInstalled> {
         crate::global::install(self.build())
-    }
-}
-
-impl Budgets {
-    fn insert_per_principal(&mut self, namespace: &str, resource: &str, caps: Caps) {
-        self.by_resource
-            .entry(namespace.to_owned())
-            .or_default()
-            .insert(resource.to_owned(), caps);
-    }
-
-    fn lookup(&self, ledger: &Ledger) -> Option<Caps> {
-        if let Some(caps) = self.by_ledger.get(ledger) {
-            return Some(caps.clone());
-        }
-        self.by_resource
-            .get(ledger.namespace())
-            .and_then(|m| m.get(ledger.resource()))
-            .cloned()
     }
 }
 
@@ -411,23 +382,15 @@ impl Engine {
 
     /// Every budget that applies to `ledger` (see [`Engine::set_budgets`]).
     pub fn caps_for(&self, ledger: &Ledger) -> Option<Caps> {
-        let registered = self.inner.budgets.load().lookup(ledger);
+        let registered = self.inner.budgets.lookup(ledger);
         registered.or(match self.inner.default_policy {
             DefaultPolicy::Deny => None,
             DefaultPolicy::Budget(b) => Some(Caps::one(b)),
         })
     }
 
-    /// Copy-on-write update; writers are serialized so none is lost.
     fn update_budgets(&self, f: impl FnOnce(&mut Budgets)) {
-        let _writer = self
-            .inner
-            .budgets_write
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let mut budgets = Budgets::clone(&self.inner.budgets.load());
-        f(&mut budgets);
-        self.inner.budgets.store(Arc::new(budgets));
+        self.inner.budgets.update(f);
     }
 
     /// How many listener calls panicked (each was caught).
@@ -621,7 +584,8 @@ impl Engine {
         amount: Decimal,
         reserve: bool,
     ) -> Result<Prepared, BudgetExceeded> {
-        let amount = amount.normalize();
+        // Not normalized here (it costs a 96-bit division): decisions
+        // normalize `requested` when it is read.
         let caps = match budget
             .map(|b| Caps::one(*b))
             .or_else(|| self.caps_for(ledger))
@@ -631,11 +595,11 @@ impl Engine {
                 return Err(BudgetExceeded::new(self.emit_decision(Decision {
                     status: Status::Block,
                     ledger: ledger.clone(),
-                    budget: None,
+                    caps: None,
+                    cap: 0,
                     reason: Some(BlockReason::NoBudget),
                     spent_nanos: 0,
                     requested: amount,
-                    remaining_nanos: 0,
                     detail: None,
                 })))
             }
@@ -646,11 +610,11 @@ impl Engine {
                 return Err(BudgetExceeded::new(self.emit_decision(Decision {
                     status: Status::Block,
                     ledger: ledger.clone(),
-                    budget: Some(caps.budget(0)),
+                    caps: Some(caps),
+                    cap: 0,
                     reason: Some(BlockReason::InvalidAmount),
                     spent_nanos: 0,
                     requested: amount,
-                    remaining_nanos: 0,
                     detail: Some(error.to_string().into()),
                 })))
             }
@@ -797,15 +761,17 @@ impl Engine {
         budget: Option<&Budget>,
         detail: impl Into<String>,
     ) -> BudgetExceeded {
-        let budget = budget.copied().or_else(|| self.budget_for(ledger));
+        let caps = budget
+            .map(|b| Caps::one(*b))
+            .or_else(|| self.caps_for(ledger));
         BudgetExceeded::new(self.emit_decision(Decision {
             status: Status::Block,
             ledger: ledger.clone(),
-            budget,
+            caps,
+            cap: 0,
             reason: Some(BlockReason::InvalidAmount),
             spent_nanos: 0,
             requested: Decimal::ZERO,
-            remaining_nanos: 0,
             detail: Some(detail.into().into()),
         }))
     }
@@ -839,19 +805,14 @@ impl Engine {
             Ok(outcome) if outcome.paused => Decision {
                 status: Status::Block,
                 ledger: ledger.clone(),
-                budget: Some(p.caps.budget(0)),
+                caps: Some(p.caps.clone()),
+                cap: 0,
                 reason: Some(BlockReason::Paused),
                 spent_nanos: 0,
                 requested: p.requested,
-                remaining_nanos: 0,
                 detail: Some("the ledger is paused (kill switch)".into()),
             },
             Ok(outcome) => {
-                let limits = p.caps.limits();
-                let max = limits
-                    .get(outcome.limit_index)
-                    .unwrap_or(&limits[0])
-                    .max_nanos();
                 let spent = if outcome.admitted {
                     outcome.spent_before + p.nanos
                 } else {
@@ -864,11 +825,11 @@ impl Engine {
                         Status::Block
                     },
                     ledger: ledger.clone(),
-                    budget: Some(p.caps.budget(outcome.limit_index)),
+                    caps: Some(p.caps.clone()),
+                    cap: outcome.limit_index.try_into().unwrap_or(0),
                     reason: (!outcome.admitted).then_some(BlockReason::BudgetExceeded),
                     spent_nanos: spent,
                     requested: p.requested,
-                    remaining_nanos: (max - spent).max(0),
                     detail: None,
                 }
             }
@@ -882,11 +843,11 @@ impl Engine {
                 Decision {
                     status,
                     ledger: ledger.clone(),
-                    budget: Some(p.caps.budget(0)),
+                    caps: Some(p.caps.clone()),
+                    cap: 0,
                     reason: Some(BlockReason::StoreError),
                     spent_nanos: 0,
                     requested: p.requested,
-                    remaining_nanos: 0,
                     detail: Some(error.to_string().into()),
                 }
             }
@@ -1035,7 +996,7 @@ impl Engine {
                     .map(|(o, (l, p))| Self::decide(l, p, Ok(o)))
                     .collect();
                 let tightest = (0..decisions.len())
-                    .min_by_key(|&i| decisions[i].remaining_nanos)
+                    .min_by_key(|&i| decisions[i].remaining_nanos())
                     .unwrap_or(0);
                 let decision = decisions.into_iter().nth(tightest);
                 match decision {
@@ -1148,14 +1109,14 @@ impl Engine {
     fn report(&self, decision: &Decision) {
         match (decision.status, decision.reason) {
             (Status::Allow, None) => tracing::debug!(
-                ledger = %decision.ledger, requested = %decision.requested,
+                ledger = %decision.ledger, requested = %decision.requested(),
                 spent_in_window = %decision.spent_in_window(), "budget allow"),
             (_, Some(BlockReason::StoreError)) => tracing::error!(
                 ledger = %decision.ledger, status = ?decision.status,
                 error = decision.detail().unwrap_or(""), "budget store error"),
             _ => tracing::info!(
                 ledger = %decision.ledger, reason = ?decision.reason,
-                requested = %decision.requested, spent_in_window = %decision.spent_in_window(),
+                requested = %decision.requested(), spent_in_window = %decision.spent_in_window(),
                 "budget block"),
         }
         self.emit(&Event::Decision(decision));

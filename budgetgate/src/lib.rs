@@ -231,6 +231,7 @@ pub mod ledger;
 pub mod pause;
 pub mod pricing;
 pub mod rate;
+mod registry;
 pub mod reservation;
 pub mod store;
 

@@ -27,11 +27,11 @@ use crate::store::{Nanos, ReservationId, SettleOutcome, SettleRequest, StoreErro
 #[must_use = "dropping a Reservation releases it; commit the actual cost"]
 pub struct Reservation<'e> {
     engine: EngineRef<'e>,
-    caps: Caps,
     id: ReservationId,
     /// The estimate in nano-units (the decision holds it as a `Decimal`).
     estimate: Nanos,
-    /// The admitting decision: ledger, budget and requested estimate.
+    /// The admitting decision: ledger, every cap (settled under all of them)
+    /// and the requested estimate.
     decision: Decision,
     /// The store holds it. False when admitted by fail-open without a store.
     backed: bool,
@@ -60,11 +60,11 @@ pub struct Commit {
 impl Commit {
     /// What was reserved.
     pub fn estimate(&self) -> Decimal {
-        self.estimate
+        self.estimate.normalize()
     }
     /// What was recorded.
     pub fn actual(&self) -> Decimal {
-        self.actual
+        self.actual.normalize()
     }
     /// `actual − estimate` when positive: spend beyond what was reserved.
     pub fn overrun(&self) -> Option<Decimal> {
@@ -144,7 +144,6 @@ impl<'e> Reservation<'e> {
     ) -> Self {
         Reservation {
             engine: EngineRef::Borrowed(engine),
-            caps: p.caps,
             id,
             estimate: p.nanos,
             decision,
@@ -173,7 +172,6 @@ impl<'e> Reservation<'e> {
         self.settled = true;
         Reservation {
             engine: EngineRef::Owned(Engine::clone(&self.engine)),
-            caps: self.caps.clone(),
             id: self.id,
             estimate: self.estimate,
             decision: self.decision.clone(),
@@ -195,17 +193,27 @@ impl<'e> Reservation<'e> {
 
     /// The budget it was reserved under.
     pub fn budget(&self) -> Budget {
-        self.caps.budget(0)
+        self.caps().budget(0)
     }
 
     /// Every budget it was reserved under.
     pub fn caps(&self) -> &Caps {
-        &self.caps
+        // A reservation is only made under a budget; the fallback (a zero
+        // lifetime cap) is never seen.
+        static NONE: Caps = Caps::One {
+            budget: Budget::from_validated(
+                0,
+                crate::budget::Window::Unbounded,
+                crate::budget::Mode::Hard,
+                crate::budget::StoreErrorMode::FailClosed,
+            ),
+        };
+        self.decision.caps.as_ref().unwrap_or(&NONE)
     }
 
     /// The reserved estimate.
     pub fn estimate(&self) -> Decimal {
-        self.decision.requested
+        self.decision.requested()
     }
 
     /// The decision that admitted it.
@@ -393,7 +401,7 @@ impl<'e> Reservation<'e> {
     fn settle_request(&self, actual: Option<Nanos>) -> SettleRequest<'_> {
         SettleRequest {
             ledger: self.ledger(),
-            limits: self.caps.limits(),
+            limits: self.caps().limits(),
             id: self.id,
             reserved: self.estimate,
             actual,
