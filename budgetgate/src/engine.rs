@@ -200,11 +200,19 @@ impl EngineBuilder {
 }
 
 /// A request that passed validation, ready for the store.
+#[derive(Clone)]
 pub(crate) struct Prepared {
     pub(crate) caps: Caps,
     pub(crate) nanos: Nanos,
     pub(crate) requested: Decimal,
     pub(crate) hold: Option<Hold>,
+}
+
+impl Prepared {
+    /// The reservation's id (the default id for a check).
+    fn hold_id(&self) -> ReservationId {
+        self.hold.map(|h| h.id).unwrap_or_default()
+    }
 }
 
 /// Spend of one ledger under one of its budgets.
@@ -381,6 +389,7 @@ impl Engine {
     }
 
     /// Every budget that applies to `ledger` (see [`Engine::set_budgets`]).
+    #[inline]
     pub fn caps_for(&self, ledger: &Ledger) -> Option<Caps> {
         let registered = self.inner.budgets.lookup(ledger);
         registered.or(match self.inner.default_policy {
@@ -411,7 +420,7 @@ impl Engine {
         match self.prepare(ledger, budget, cost, false) {
             Ok(p) => {
                 let result = self.inner.store.charge(&Self::request(ledger, &p));
-                self.conclude(ledger, &p, result)
+                self.conclude(ledger, p, result)
             }
             Err(blocked) => blocked.into_decision(),
         }
@@ -436,7 +445,7 @@ impl Engine {
                     .store
                     .charge_async(Self::request(ledger, &p))
                     .await;
-                self.conclude(ledger, &p, result)
+                self.conclude(ledger, p, result)
             }
             Err(blocked) => blocked.into_decision(),
         }
@@ -465,8 +474,9 @@ impl Engine {
         let p = self.prepare(ledger, budget, estimate, true)?;
         let result = self.inner.store.charge(&Self::request(ledger, &p));
         let backed = result.is_ok();
-        let decision = self.conclude(ledger, &p, result);
-        self.reservation(p, decision, backed)
+        let (nanos, id) = (p.nanos, p.hold_id());
+        let decision = self.conclude(ledger, p, result);
+        self.reservation(nanos, id, decision, backed)
     }
 
     /// Async [`Engine::reserve`].
@@ -495,8 +505,9 @@ impl Engine {
             .charge_async(Self::request(ledger, &p))
             .await;
         let backed = result.is_ok();
-        let decision = self.conclude(ledger, &p, result);
-        self.reservation(p, decision, backed)
+        let (nanos, id) = (p.nanos, p.hold_id());
+        let decision = self.conclude(ledger, p, result);
+        self.reservation(nanos, id, decision, backed)
     }
 
     /// Spend, reservations and remaining headroom of `ledger` under the budget
@@ -781,12 +792,12 @@ impl Engine {
     fn conclude(
         &self,
         ledger: &Ledger,
-        p: &Prepared,
+        p: Prepared,
         result: Result<ChargeOutcome, StoreError>,
     ) -> Decision {
         if let Ok(outcome) = &result {
             if outcome.warnings != 0 {
-                self.soft_limits(ledger, p, outcome);
+                self.soft_limits(ledger, &p, outcome);
             }
         }
         let decision = Self::decide(ledger, p, result);
@@ -796,16 +807,12 @@ impl Engine {
 
     /// The decision for a store's answer (no side effects).
     #[inline]
-    fn decide(
-        ledger: &Ledger,
-        p: &Prepared,
-        result: Result<ChargeOutcome, StoreError>,
-    ) -> Decision {
+    fn decide(ledger: &Ledger, p: Prepared, result: Result<ChargeOutcome, StoreError>) -> Decision {
         match result {
             Ok(outcome) if outcome.paused => Decision {
                 status: Status::Block,
                 ledger: ledger.clone(),
-                caps: Some(p.caps.clone()),
+                caps: Some(p.caps),
                 cap: 0,
                 reason: Some(BlockReason::Paused),
                 spent_nanos: 0,
@@ -825,7 +832,7 @@ impl Engine {
                         Status::Block
                     },
                     ledger: ledger.clone(),
-                    caps: Some(p.caps.clone()),
+                    caps: Some(p.caps),
                     cap: outcome.limit_index.try_into().unwrap_or(0),
                     reason: (!outcome.admitted).then_some(BlockReason::BudgetExceeded),
                     spent_nanos: spent,
@@ -843,7 +850,7 @@ impl Engine {
                 Decision {
                     status,
                     ledger: ledger.clone(),
-                    caps: Some(p.caps.clone()),
+                    caps: Some(p.caps),
                     cap: 0,
                     reason: Some(BlockReason::StoreError),
                     spent_nanos: 0,
@@ -980,7 +987,7 @@ impl Engine {
             Ok(ManyOutcome::Refused { index, outcome }) => {
                 let index = index.min(ledgers.len() - 1);
                 (
-                    self.conclude(&ledgers[index], &preps[index], Ok(outcome)),
+                    self.conclude(&ledgers[index], preps[index].clone(), Ok(outcome)),
                     index,
                 )
             }
@@ -993,7 +1000,7 @@ impl Engine {
                 let decisions: Vec<Decision> = outcomes
                     .into_iter()
                     .zip(ledgers.iter().zip(preps))
-                    .map(|(o, (l, p))| Self::decide(l, p, Ok(o)))
+                    .map(|(o, (l, p))| Self::decide(l, p.clone(), Ok(o)))
                     .collect();
                 let tightest = (0..decisions.len())
                     .min_by_key(|&i| decisions[i].remaining_nanos())
@@ -1004,7 +1011,7 @@ impl Engine {
                     None => (
                         self.conclude(
                             &ledgers[0],
-                            &preps[0],
+                            preps[0].clone(),
                             Err(StoreError::Backend(
                                 "the store answered a hierarchy with no outcomes".into(),
                             )),
@@ -1020,7 +1027,7 @@ impl Engine {
                     .position(|p| p.caps.on_store_error() == StoreErrorMode::FailClosed)
                     .unwrap_or(0);
                 (
-                    self.conclude(&ledgers[index], &preps[index], Err(error)),
+                    self.conclude(&ledgers[index], preps[index].clone(), Err(error)),
                     index,
                 )
             }
@@ -1054,8 +1061,10 @@ impl Engine {
         let main = main.ok_or_else(|| {
             self.refuse_amount(&ledgers[0], None, "internal error: no primary ledger")
         })?;
-        let id = main.hold.map(|h| h.id).unwrap_or_default();
-        Ok(Reservation::new(self, main, id, decision, backed).with_others(others))
+        Ok(
+            Reservation::new(self, main.nanos, main.hold_id(), decision, backed)
+                .with_others(others),
+        )
     }
 
     /// Reports the soft-limit thresholds this charge crossed.
@@ -1088,15 +1097,15 @@ impl Engine {
     #[inline]
     fn reservation(
         &self,
-        p: Prepared,
+        nanos: Nanos,
+        id: ReservationId,
         decision: Decision,
         backed: bool,
     ) -> Result<Reservation<'_>, BudgetExceeded> {
         if decision.is_blocked() {
             return Err(BudgetExceeded::new(decision));
         }
-        let id = p.hold.map(|h| h.id).unwrap_or_default();
-        Ok(Reservation::new(self, p, id, decision, backed))
+        Ok(Reservation::new(self, nanos, id, decision, backed))
     }
 
     fn emit_decision(&self, decision: Decision) -> Decision {

@@ -34,6 +34,7 @@ impl Budgets {
             .insert(resource.to_owned(), caps);
     }
 
+    #[inline]
     fn lookup(&self, ledger: &Ledger) -> Option<Caps> {
         if let Some(caps) = self.by_ledger.get(ledger) {
             return Some(caps.clone());
@@ -78,25 +79,36 @@ impl Registry {
     }
 
     /// The caps registered for `ledger` (its own, else its namespace:resource's).
+    #[inline]
     pub(crate) fn lookup(&self, ledger: &Ledger) -> Option<Caps> {
         let version = self.version.load(Ordering::Acquire);
         let cached = SNAPSHOT.try_with(|cell| {
-            let mut cell = cell.try_borrow_mut().ok()?;
-            let (slots, next) = &mut *cell;
-            if let Some(b) = slots.iter().flatten().find(|b| b.version == version) {
-                return Some(b.lookup(ledger));
-            }
-            let budgets = self.current.load_full();
-            let caps = budgets.lookup(ledger);
-            slots[*next] = Some(budgets);
-            *next = (*next + 1) % SNAPSHOTS;
-            Some(caps)
+            let cell = cell.try_borrow().ok()?;
+            let budgets = cell.0.iter().flatten().find(|b| b.version == version)?;
+            Some(budgets.lookup(ledger))
         });
         match cached {
             Ok(Some(caps)) => caps,
-            // Thread teardown, or re-entered: read the registry directly.
-            _ => self.current.load().lookup(ledger),
+            _ => self.lookup_and_keep(ledger),
         }
+    }
+
+    /// A lookup that keeps the current snapshot for this thread's next calls.
+    #[cold]
+    #[inline(never)]
+    fn lookup_and_keep(&self, ledger: &Ledger) -> Option<Caps> {
+        let budgets = self.current.load_full();
+        let caps = budgets.lookup(ledger);
+        // Fails only during thread teardown, or if re-entered: then the
+        // snapshot is just not kept.
+        let _ = SNAPSHOT.try_with(|cell| {
+            if let Ok(mut cell) = cell.try_borrow_mut() {
+                let (slots, next) = &mut *cell;
+                slots[*next] = Some(budgets);
+                *next = (*next + 1) % SNAPSHOTS;
+            }
+        });
+        caps
     }
 
     /// Copy-on-write update.

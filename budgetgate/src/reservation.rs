@@ -8,7 +8,7 @@ use crate::amount::{self, AmountError};
 use crate::budget::Budget;
 use crate::caps::Caps;
 use crate::decision::Decision;
-use crate::engine::{Engine, Prepared};
+use crate::engine::Engine;
 use crate::event::Event;
 use crate::ledger::Ledger;
 use crate::store::{Nanos, ReservationId, SettleOutcome, SettleRequest, StoreError};
@@ -137,7 +137,7 @@ impl<'e> Reservation<'e> {
     #[inline]
     pub(crate) fn new(
         engine: &'e Engine,
-        p: Prepared,
+        estimate: Nanos,
         id: ReservationId,
         decision: Decision,
         backed: bool,
@@ -145,7 +145,7 @@ impl<'e> Reservation<'e> {
         Reservation {
             engine: EngineRef::Borrowed(engine),
             id,
-            estimate: p.nanos,
+            estimate,
             decision,
             backed,
             settled: false,
