@@ -477,6 +477,7 @@ impl Engine {
         let (nanos, id) = (p.nanos, p.hold_id());
         let decision = self.conclude(ledger, p, result);
         self.reservation(nanos, id, decision, backed)
+            .map(Reservation::released_on_this_thread)
     }
 
     /// Async [`Engine::reserve`].
@@ -912,6 +913,7 @@ impl Engine {
         let backed = result.is_ok();
         let (decision, primary) = self.conclude_all(ledgers, &preps, result);
         self.reservation_all(ledgers, preps, primary, decision, backed)
+            .map(Reservation::released_on_this_thread)
     }
 
     /// Async [`Engine::check_all`].

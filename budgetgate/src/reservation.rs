@@ -19,6 +19,11 @@ use crate::store::{Nanos, ReservationId, SettleOutcome, SettleRequest, StoreErro
 /// Commit and release take `self`: a reservation is settled at most once, and
 /// the compiler enforces it.
 ///
+/// A reservation made by the sync API ([`Engine::reserve`]) is released on
+/// the dropping thread, so the next call from that thread sees the headroom
+/// back; one made by the async API is released in the background (a
+/// destructor never blocks an executor thread).
+///
 /// A reservation borrows its engine (`'e`): taking a reference count on a
 /// shared engine for every call would make threads on unrelated ledgers
 /// contend for one cache line. [`Reservation::into_owned`] gives a
@@ -36,6 +41,11 @@ pub struct Reservation<'e> {
     /// The store holds it. False when admitted by fail-open without a store.
     backed: bool,
     settled: bool,
+    /// Made by the sync API: dropping it releases on the dropping thread
+    /// (one blocking store call), so the caller's next call sees the
+    /// headroom back. Made by the async API: released in the background,
+    /// never blocking an executor thread in a destructor.
+    release_on_drop_thread: bool,
     /// The other ledgers of a hierarchy ([`Engine::reserve_all`]), each
     /// holding the same estimate.
     others: Vec<Part>,
@@ -149,8 +159,15 @@ impl<'e> Reservation<'e> {
             decision,
             backed,
             settled: false,
+            release_on_drop_thread: false,
             others: Vec::new(),
         }
+    }
+
+    /// See `release_on_drop_thread`.
+    pub(crate) fn released_on_this_thread(mut self) -> Self {
+        self.release_on_drop_thread = true;
+        self
     }
 
     pub(crate) fn with_others(mut self, others: Vec<Part>) -> Self {
@@ -177,6 +194,7 @@ impl<'e> Reservation<'e> {
             decision: self.decision.clone(),
             backed: self.backed,
             settled: false,
+            release_on_drop_thread: self.release_on_drop_thread,
             others: std::mem::take(&mut self.others),
         }
     }
@@ -481,20 +499,30 @@ impl<'e> Reservation<'e> {
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if !self.settled && self.backed {
-            self.engine
-                .store()
-                .release_in_background(&self.settle_request(None));
-            for part in &self.others {
-                self.engine.store().release_in_background(&SettleRequest {
-                    ledger: &part.ledger,
-                    limits: part.caps.limits(),
-                    id: part.id,
-                    reserved: self.estimate,
-                    actual: None,
-                    record_if_missing: false,
-                });
+        if self.settled || !self.backed {
+            return;
+        }
+        let store = self.engine.store();
+        if self.release_on_drop_thread {
+            // Bounded by the store's timeout; if it fails the hold expires
+            // after its TTL.
+            if let Err(error) = store.settle(&self.settle_request(None)) {
+                tracing::warn!(ledger = %self.ledger(), id = %self.id, %error,
+                    "could not release a dropped reservation; its headroom returns when it expires");
             }
+            let _ = self.settle_others(None, SettleOutcome::Released);
+            return;
+        }
+        store.release_in_background(&self.settle_request(None));
+        for part in &self.others {
+            store.release_in_background(&SettleRequest {
+                ledger: &part.ledger,
+                limits: part.caps.limits(),
+                id: part.id,
+                reserved: self.estimate,
+                actual: None,
+                record_if_missing: false,
+            });
         }
     }
 }

@@ -20,9 +20,11 @@
 //! - **Bounded time**: every operation has a timeout (default 500 ms) and
 //!   fails as a [`StoreError`]; the connection reconnects by itself when
 //!   Redis comes back.
-//! - **Sync and async**: operations run on the store's own small runtime
-//!   (one thread), so a sync call never needs, nor blocks, the caller's async
-//!   runtime, and async calls work from any executor.
+//! - **Sync and async**: a sync call is one blocking round trip on the
+//!   calling thread (a small pool of connections; no hand-over to another
+//!   thread), so it needs no async runtime and works inside one too. Async
+//!   calls run on the store's own small runtime (one thread, one multiplexed
+//!   connection), so they work from any executor.
 //! - **Secrets**: the password of a URL never appears in `Debug`, `Display`,
 //!   logs or errors.
 //!
@@ -40,6 +42,8 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod blocking;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::Script;
@@ -208,7 +212,7 @@ impl RedisStoreBuilder {
             .set_max_delay(Duration::from_millis(100));
         let manager = {
             let _context = runtime.enter();
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| {
                 RedisConfigError::InvalidUrl {
                     url: redacted.clone(),
                     reason: scrub(&e.to_string(), secret.as_deref()),
@@ -216,6 +220,7 @@ impl RedisStoreBuilder {
             })?
         };
         Ok(RedisStore {
+            blocking: blocking::BlockingPool::new(client, self.timeout, secret.clone()),
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             manager,
@@ -241,7 +246,10 @@ impl RedisStoreBuilder {
 pub struct RedisStore {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
+    /// Async operations: one multiplexed connection, driven by `runtime`.
     manager: ConnectionManager,
+    /// Sync operations: blocking connections on the calling thread.
+    blocking: blocking::BlockingPool,
     url: String,
     secret: Option<String>,
     prefix: String,
@@ -312,9 +320,11 @@ impl RedisStore {
         self.run_async(self.ping_op()).await
     }
 
-    /// Sync [`RedisStore::ping`].
+    /// Sync [`RedisStore::ping`] (through the connections sync calls use).
     pub fn ping_blocking(&self) -> Result<(), StoreError> {
-        self.run_blocking(self.ping_op())
+        self.blocking
+            .run(|con| ::redis::cmd("PING").query::<String>(con))
+            .map(|_| ())
     }
 
     fn ping_op(&self) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
@@ -396,6 +406,20 @@ impl RedisStore {
         }
     }
 
+    /// [`RedisStore::eval`] for the sync API: on the calling thread.
+    fn eval_blocking(&self, call: Call) -> Result<Vec<String>, StoreError> {
+        self.blocking.run(|con| {
+            let mut invocation = call.script.prepare_invoke();
+            for key in &call.keys {
+                invocation.key(key);
+            }
+            for arg in &call.args {
+                invocation.arg(arg);
+            }
+            invocation.invoke::<Vec<String>>(con)
+        })
+    }
+
     /// Several script calls in one pipelined round trip (each script stays
     /// atomic on its own); scripts are loaded again if the server lost them.
     fn eval_pipeline(
@@ -438,6 +462,32 @@ impl RedisStore {
         }
     }
 
+    /// [`RedisStore::eval_pipeline`] for the sync API: on the calling thread.
+    fn eval_pipeline_blocking(&self, calls: &[Call]) -> Result<Vec<Vec<String>>, StoreError> {
+        let build = || {
+            let mut pipe = ::redis::pipe();
+            for call in calls {
+                pipe.cmd("EVALSHA")
+                    .arg(call.script.get_hash())
+                    .arg(call.keys.len())
+                    .arg(&call.keys)
+                    .arg(&call.args);
+            }
+            pipe
+        };
+        self.blocking.run(|con| match build().query(con) {
+            Err(e)
+                if e.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>
+            {
+                for call in calls {
+                    call.script.load(con)?;
+                }
+                build().query(con)
+            }
+            result => result,
+        })
+    }
+
     /// Runs `op` on the store's runtime, bounded by the timeout.
     fn spawn<T: Send + 'static>(
         &self,
@@ -459,25 +509,6 @@ impl RedisStore {
             Ok(result) => result,
             Err(e) => Err(StoreError::Backend(format!("store task failed: {e}"))),
         }
-    }
-
-    /// Runs `op` on the store's runtime and waits on this thread: works inside
-    /// or outside any async runtime, and never waits longer than the timeout
-    /// (plus a margin for the hand-over).
-    fn run_blocking<T: Send + 'static>(
-        &self,
-        op: impl Future<Output = Result<T, StoreError>> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let timeout = self.timeout;
-        self.handle.spawn(async move {
-            let result = tokio::time::timeout(timeout, op)
-                .await
-                .unwrap_or(Err(StoreError::Timeout(timeout)));
-            let _receiver_gone = tx.send(result);
-        });
-        rx.recv_timeout(timeout + Duration::from_millis(250))
-            .unwrap_or(Err(StoreError::Timeout(timeout)))
     }
 
     fn charge_call(&self, request: &ChargeRequest<'_>) -> Call {
@@ -716,17 +747,17 @@ fn parse_status(reply: Vec<String>, limits: usize) -> Result<Vec<WindowUsage>, S
 impl Store for RedisStore {
     fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, StoreError> {
         let call = self.charge_call(request);
-        self.run_blocking(self.eval(call)).and_then(parse_charge)
+        self.eval_blocking(call).and_then(parse_charge)
     }
 
     fn settle(&self, request: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError> {
         let call = self.settle_call(request);
-        self.run_blocking(self.eval(call)).and_then(parse_settle)
+        self.eval_blocking(call).and_then(parse_settle)
     }
 
     fn status(&self, ledger: &Ledger, limits: &[Limit]) -> Result<Vec<WindowUsage>, StoreError> {
         let call = self.status_call(ledger, limits);
-        self.run_blocking(self.eval(call))
+        self.eval_blocking(call)
             .and_then(|r| parse_status(r, limits.len()))
     }
 
@@ -758,21 +789,21 @@ impl Store for RedisStore {
     fn ledgers(&self, limit: usize) -> Result<Vec<Ledger>, StoreError> {
         let pattern = format!("{}:{{*}}:meta", glob_escape(&self.prefix));
         let prefix_len = self.prefix.len() + 2; // "prefix:{"
-        let mut con = self.manager.clone();
-        let secret = self.secret.clone();
-        self.run_blocking(async move {
+        let deadline = std::time::Instant::now() + self.timeout;
+        self.blocking.run(|con| {
             let mut found = Vec::new();
             let mut cursor: u64 = 0;
             loop {
+                if std::time::Instant::now() >= deadline {
+                    return Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into());
+                }
                 let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
                     .arg(&pattern)
                     .arg("COUNT")
                     .arg(1000)
-                    .query_async(&mut con)
-                    .await
-                    .map_err(|e| store_error(&e, secret.as_deref()))?;
+                    .query(con)?;
                 for key in keys {
                     let inner = key.get(prefix_len..key.len().saturating_sub("}:meta".len()));
                     let parts: Vec<&str> = inner.unwrap_or("").split(':').collect();
@@ -801,7 +832,7 @@ impl Store for RedisStore {
     /// would need the ledgers under one hash tag.)
     fn charge_many(&self, requests: &[ChargeRequest<'_>]) -> Result<ManyOutcome, StoreError> {
         let call = self.charge_many_call(requests)?;
-        self.run_blocking(self.eval(call)).and_then(parse_many)
+        self.eval_blocking(call).and_then(parse_many)
     }
 
     fn charge_many_async<'a>(
@@ -836,8 +867,8 @@ impl Store for RedisStore {
         &self,
         requests: &[SettleRequest<'_>],
     ) -> Result<Vec<SettleOutcome>, StoreError> {
-        let calls = requests.iter().map(|r| self.settle_call(r)).collect();
-        self.run_blocking(self.eval_pipeline(calls))?
+        let calls: Vec<Call> = requests.iter().map(|r| self.settle_call(r)).collect();
+        self.eval_pipeline_blocking(&calls)?
             .into_iter()
             .map(parse_settle)
             .collect()
@@ -850,38 +881,27 @@ impl Store for RedisStore {
             PauseScope::Ledger(l) => pause_fields(l).1,
         };
         let key = self.pause_key();
-        let mut con = self.manager.clone();
-        let secret = self.secret.clone();
-        self.run_blocking(async move {
+        self.blocking.run(|con| {
             let mut cmd = ::redis::cmd(if paused { "HSET" } else { "HDEL" });
             cmd.arg(&key).arg(&field);
             if paused {
                 cmd.arg("1");
             }
-            cmd.query_async::<i64>(&mut con)
-                .await
-                .map(|_| ())
-                .map_err(|e| store_error(&e, secret.as_deref()))
+            cmd.query::<i64>(con).map(|_| ())
         })
     }
 
     fn paused(&self) -> Result<Vec<PauseScope>, StoreError> {
         let key = self.pause_key();
-        let mut con = self.manager.clone();
-        let secret = self.secret.clone();
-        let fields = self.run_blocking(async move {
-            ::redis::cmd("HKEYS")
-                .arg(&key)
-                .query_async::<Vec<String>>(&mut con)
-                .await
-                .map_err(|e| store_error(&e, secret.as_deref()))
-        })?;
+        let fields = self
+            .blocking
+            .run(|con| ::redis::cmd("HKEYS").arg(&key).query::<Vec<String>>(con))?;
         Ok(fields.iter().filter_map(|f| parse_pause_field(f)).collect())
     }
 
     fn rate(&self, request: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
         let call = self.rate_call(request);
-        self.run_blocking(self.eval(call)).and_then(parse_rate)
+        self.eval_blocking(call).and_then(parse_rate)
     }
 
     fn rate_async<'a>(&'a self, request: RateRequest<'a>) -> StoreFuture<'a, RateOutcome> {
