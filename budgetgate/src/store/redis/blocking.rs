@@ -7,8 +7,8 @@
 //! almost always failed together, e.g. Redis restarted), so the next call
 //! connects anew.
 //!
-//! Every step (connect, send, receive) is bounded by what is left of the
-//! operation's timeout when the call starts. This works the same inside or
+//! Every step (connect, send, receive) is bounded by the operation's
+//! timeout (by what is left of it after connecting, on a new connection). This works the same inside or
 //! outside an async runtime (it blocks the calling thread, as any sync call
 //! does, and never the store's runtime).
 
@@ -47,15 +47,28 @@ impl BlockingPool {
         f: impl FnOnce(&mut Connection) -> RedisResult<T>,
     ) -> Result<T, StoreError> {
         let deadline = Instant::now() + self.timeout;
-        let mut con = match self.take() {
-            Some(con) => con,
-            None => self.connect(deadline)?,
+        // A pooled connection's reads and writes already time out after the
+        // whole timeout (set when it was made), and it was taken just now:
+        // no system call needed. A new one is bounded by what is left after
+        // connecting.
+        let (mut con, fresh) = match self.take() {
+            Some(con) => (con, false),
+            None => (self.connect(deadline)?, true),
         };
-        let left = self.left(deadline)?;
-        let result = con
-            .set_read_timeout(Some(left))
-            .and_then(|()| con.set_write_timeout(Some(left)))
-            .and_then(|()| f(&mut con));
+        let result = if fresh {
+            let left = self.left(deadline)?;
+            con.set_read_timeout(Some(left))
+                .and_then(|()| con.set_write_timeout(Some(left)))
+                .and_then(|()| f(&mut con))
+                // Kept for reuse with the full timeout.
+                .and_then(|value| {
+                    con.set_read_timeout(Some(self.timeout))?;
+                    con.set_write_timeout(Some(self.timeout))?;
+                    Ok(value)
+                })
+        } else {
+            f(&mut con)
+        };
         match result {
             Ok(value) => {
                 self.put(con);

@@ -1,5 +1,5 @@
 -- charge_many: a hierarchy, all or nothing, in one script.
--- KEYS[1] = the pause hash, then per ledger its meta, res, resx.
+-- KEYS[1] = the pause hash, then per ledger its meta hash.
 -- ARGV 3 = number of ledgers; then per ledger: BASE, number of limits, the
 -- limits (6 each), amount_u, amount_n, id, hold (0/1), ttl_us, the
 -- namespace's and the ledger's pause fields.
@@ -10,10 +10,12 @@ local n = tonumber(ARGV[3])
 local i = 4
 local ledgers = {}
 for j = 1, n do
-  local k = 1 + (j - 1) * 3
-  local L = open_ledger(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[i], NOW0)
+  local nl = tonumber(ARGV[i + 1])
+  local e = i + 2 + nl * 6 -- this ledger's amount_u
+  local hold = ARGV[e + 3] == '1'
+  local L = open_ledger(ARGV[i], NOW0, wanted(nl, i + 2, 6), hold and ARGV[e + 2] or nil)
   local limits
-  limits, i = read_limits(L, tonumber(ARGV[i + 1]), i + 2)
+  limits, i = read_limits(L, nl, i + 2)
   local c = {
     L = L, limits = limits, au = tonumber(ARGV[i]), an = tonumber(ARGV[i + 1]),
     id = ARGV[i + 2], hold = ARGV[i + 3] == '1', ttl = tonumber(ARGV[i + 4]),

@@ -4,16 +4,20 @@
 -- so every number stays an exact integer below 2^53; nothing is a float sum.
 -- Time is the server's TIME in microseconds (or ARGV[1], for tests).
 --
--- Keys (one hash tag): KEYS[1] meta (hash: last, minexp, tracks and
--- per window <wid> = "cu,cn,ru,rn,old"), KEYS[2] res (hash id -> "u|n|ts|wids"),
--- KEYS[3] resx (zset id by expiry), BASE..':e:'..wid (zset of a rolling
--- window's entries), BASE..':d:'..id (tombstone of a settled reservation).
--- ARGV: 1 now override or "", 2 key TTL (ms), 3 BASE, 4 number of limits.
+-- Keys (one hash tag per ledger): BASE..':meta', a hash holding everything a
+-- call needs: 'last' (the ledger's time), 'minexp' (no open reservation
+-- expires before it), 'tracks' (every window the ledger counts in), 'exp'
+-- (when the keys' TTLs run out), per window <wid> = "cu,cn,ru,rn,old" and per
+-- open reservation 'r:'..id = "u|n|ts|wids|expires"; BASE..':e:'..wid (zset
+-- of a rolling window's entries); BASE..':d:'..id (tombstone of a settled
+-- reservation). ARGV: 1 now override or "", 2 "idle_ms:margin_ms".
 --
--- Redis calls are the cost here, so state that every call needs lives in
--- the one meta hash (one HGETALL, one HSET), windows are pruned only when
--- their oldest entry has left, and reservations are expired only when the
--- earliest expiry has passed.
+-- Redis calls are the cost here (a script pays about 1 us per call and as
+-- much again for its own set-up), so a call reads the fields it needs with
+-- one HMGET and writes them back with one HSET; windows are pruned only when
+-- their oldest entry has left, reservations are expired only when the
+-- earliest expiry has passed, and TTLs are renewed about once an hour, not
+-- on every call.
 local B = 1000000000
 local function norm(u, n)
   local c = math.floor(n / B)
@@ -48,12 +52,12 @@ local function parse_member(m)
   local id, u, n, kind = string.match(m, '^(.-)|(%-?%d+)|(%d+)|(%a)$')
   return id, tonumber(u), tonumber(n), kind
 end
--- Reservations: "u|n|ts|wid,wid" (the windows the hold was counted in).
+-- Reservations: "u|n|ts|wid,wid|expires" (the windows the hold was counted in).
 local function parse_res(rec)
-  local u, n, ts, wids = string.match(rec, '^(%-?%d+)|(%d+)|(%d+)|(.*)$')
+  local u, n, ts, wids, exp = string.match(rec, '^(%-?%d+)|(%d+)|(%d+)|([^|]*)|(%d+)$')
   local set = {}
   for w in string.gmatch(wids, '[^,]+') do set[w] = true end
-  return tonumber(u), tonumber(n), tonumber(ts), set
+  return tonumber(u), tonumber(n), tonumber(ts), set, tonumber(exp)
 end
 
 -- Calendar windows: the start of the day / month containing t (µs), for a
@@ -90,27 +94,33 @@ local function period_start(t, at)
   return days * DAY - off
 end
 
--- Opens one ledger: reads its meta hash, prunes its windows, expires its
--- reservations, and returns its state and operations. A script may open
--- several ledgers (a hierarchy) and save each.
-local function open_ledger(K_META, K_RES, K_RESX, BASE, now)
-  local meta = {}
-  local flat = redis.call('HGETALL', K_META)
-  for i = 1, #flat, 2 do meta[flat[i]] = flat[i + 1] end
-  local last = tonumber(meta['last'] or '0') or 0
+-- Opens one ledger: reads what the call needs from its meta hash (the
+-- windows `want` = {{wid, win}, ...} the request names, and reservation `rid`
+-- if given), prunes its windows, expires its reservations, and returns its
+-- state and operations. A script may open several ledgers and save each.
+local function open_ledger(BASE, now, want, rid)
+  local K_META = BASE .. ':meta'
+  local fields = { 'last', 'minexp', 'tracks', 'exp' }
+  for _, w in ipairs(want) do fields[#fields + 1] = w[1] end
+  if rid then fields[#fields + 1] = 'r:' .. rid end
+  local vals = redis.call('HMGET', K_META, unpack(fields))
+  local raw = {}
+  for k = 5, #fields do raw[fields[k]] = vals[k] end
+  local last = tonumber(vals[1]) or 0
   if last > now then now = last end -- time never goes backwards for one ledger
+  local minexp = tonumber(vals[2])
+  local spec = vals[3] or ''
+  local exp = tonumber(vals[4])
+  local rec = rid and raw['r:' .. rid] or false
 
-  -- TTLs: every key a call writes gets the ledger's TTL again (a key that
-  -- lost its last member may be created anew by the next write).
-
-  local written = {}
-  local function touch(k) written[k] = true end
+  -- Keys a call creates (a rolling window's first entry) expire with the rest.
+  local created = {}
+  local grown = false -- a window was added: the TTL may have to grow
 
   -- Every window this ledger counts in: running totals and (rolling) entries.
   local tracks, by_wid = {}, {}
-  local function load_track(wid, win)
-    if by_wid[wid] then return by_wid[wid] end
-    local cu, cn, ru, rn, old = string.match(meta[wid] or '0,0,0,0,', '^(%-?%d+),(%d+),(%-?%d+),(%d+),(%d*)$')
+  local function load_track(wid, win, value)
+    local cu, cn, ru, rn, old = string.match(value or '0,0,0,0,', '^(%-?%d+),(%d+),(%-?%d+),(%d+),(%d*)$')
     local t = {
       wid = wid, win = win, ent = BASE .. ':e:' .. wid,
       cu = tonumber(cu), cn = tonumber(cn), ru = tonumber(ru), rn = tonumber(rn), old = tonumber(old),
@@ -126,15 +136,28 @@ local function open_ledger(K_META, K_RES, K_RESX, BASE, now)
     by_wid[wid] = t
     return t
   end
-  for spec in string.gmatch(meta['tracks'] or '', '[^,]+') do
-    local wid, win = string.match(spec, '^(.*)|(%-?%d+)$')
-    load_track(wid, tonumber(win))
+  -- Windows the request did not name (a budget changed since) are read in a
+  -- second HMGET; that is rare.
+  local listed, missing = {}, {}
+  for s in string.gmatch(spec, '[^,]+') do
+    local wid, win = string.match(s, '^(.*)|(%-?%d+)$')
+    listed[#listed + 1] = { wid, tonumber(win) }
+    if raw[wid] == nil then missing[#missing + 1] = wid end
   end
-  local function ensure_track(wid, win) return load_track(wid, win) end
+  if #missing > 0 then
+    local more = redis.call('HMGET', K_META, unpack(missing))
+    for k, wid in ipairs(missing) do raw[wid] = more[k] end
+  end
+  for _, l in ipairs(listed) do load_track(l[1], l[2], raw[l[1]]) end
+  local function ensure_track(wid, win)
+    if by_wid[wid] then return by_wid[wid] end
+    grown = true
+    return load_track(wid, win, nil)
+  end
 
   local function add_entry(t, score, m)
+    if t.old == nil then created[#created + 1] = t.ent end
     redis.call('ZADD', t.ent, fmt(score), m)
-    touch(t.ent)
     if t.old == nil or score < t.old then t.old = score end
   end
 
@@ -168,26 +191,27 @@ local function open_ledger(K_META, K_RES, K_RESX, BASE, now)
     end
   end
 
-  -- Expire reservations whose TTL passed (their headroom returns); minexp is
-  -- a lower bound of the earliest expiry, so most calls skip this.
-  local minexp = tonumber(meta['minexp'] or '')
+  -- Expire reservations whose TTL passed (their headroom returns). minexp
+  -- is a lower bound of the earliest expiry, so this runs about once per
+  -- reservation TTL, and then reads the whole hash once.
   if minexp ~= nil and minexp <= now then
-    for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_RESX, '-inf', fmt(now))) do
-      local rec = redis.call('HGET', K_RES, id)
-      if rec then
-        local u, n, ts, wids = parse_res(rec)
-        drop_hold(id, u, n, ts, wids)
-        redis.call('HDEL', K_RES, id)
+    local flat = redis.call('HGETALL', K_META)
+    local gone = {}
+    minexp = nil
+    for k = 1, #flat, 2 do
+      local f = flat[k]
+      if string.sub(f, 1, 2) == 'r:' then
+        local u, n, ts, wids, e = parse_res(flat[k + 1])
+        if e <= now then
+          drop_hold(string.sub(f, 3), u, n, ts, wids)
+          gone[#gone + 1] = f
+          if rid and f == 'r:' .. rid then rec = false end
+        elseif minexp == nil or e < minexp then
+          minexp = e
+        end
       end
     end
-    redis.call('ZREMRANGEBYSCORE', K_RESX, '-inf', fmt(now))
-    local first = redis.call('ZRANGE', K_RESX, 0, 0, 'WITHSCORES')
-    minexp = first[2] and tonumber(first[2]) or nil
-  end
-  local function add_expiry(id, at)
-    redis.call('ZADD', K_RESX, fmt(at), id)
-    touch(K_RESX)
-    if minexp == nil or at < minexp then minexp = at end
+    if #gone > 0 then redis.call('HDEL', K_META, unpack(gone)) end
   end
 
   -- How long the ledger's keys must live after this write: as long as its
@@ -206,30 +230,44 @@ local function open_ledger(K_META, K_RES, K_RESX, BASE, now)
     return keep
   end
 
-  -- Write the meta hash back and set the TTLs (see above).
-  local function save()
-    if #tracks == 0 then return end -- nothing to keep (e.g. status of an unknown ledger)
-    local KEEP_MS = keep_ms()
-    local specs = {}
-    local fields = { 'last', fmt(now), 'minexp', minexp and fmt(minexp) or '' }
-    for _, t in ipairs(tracks) do
-      table.insert(specs, t.wid .. '|' .. fmt(t.win))
-      table.insert(fields, t.wid)
-      table.insert(fields, fmt(t.cu) .. ',' .. fmt(t.cn) .. ',' .. fmt(t.ru) .. ',' .. fmt(t.rn) .. ','
-        .. (t.old and fmt(t.old) or ''))
-    end
-    table.insert(fields, 'tracks')
-    table.insert(fields, table.concat(specs, ','))
-    redis.call('HSET', K_META, unpack(fields))
-    redis.call('PEXPIRE', K_META, KEEP_MS)
-    for k in pairs(written) do redis.call('PEXPIRE', k, KEEP_MS) end
-  end
+  local L = { tracks = tracks, by_wid = by_wid, K_META = K_META }
+  L.now, L.rec, L.extra = now, rec, {}
+  L.ensure_track, L.add_entry, L.take_hold, L.drop_hold = ensure_track, add_entry, take_hold, drop_hold
+  function L.res_added(at) if minexp == nil or at < minexp then minexp = at end end
 
-  return {
-    now = now, tracks = tracks, by_wid = by_wid, K_RES = K_RES, K_RESX = K_RESX,
-    ensure_track = ensure_track, add_entry = add_entry, take_hold = take_hold,
-    drop_hold = drop_hold, add_expiry = add_expiry, touch = touch, save = save,
-  }
+  -- Writes the meta hash back (with L.extra: more field/value pairs) and
+  -- keeps the TTLs: every key of the ledger expires at `exp`, renewed when
+  -- less than the needed time minus an hour is left (so about hourly), or
+  -- when a window was added.
+  function L.save()
+    if #tracks == 0 and #L.extra == 0 then return end -- nothing to keep (status of an unknown ledger)
+    local keep_us = keep_ms() * 1000
+    local renew = exp == nil or grown or exp - now < keep_us - math.min(3600000000, keep_us / 2)
+    if renew then exp = now + keep_us end
+    local specs = {}
+    local out = { 'last', fmt(now), 'minexp', minexp and fmt(minexp) or '', 'exp', fmt(exp) }
+    for _, t in ipairs(tracks) do
+      specs[#specs + 1] = t.wid .. '|' .. fmt(t.win)
+      out[#out + 1] = t.wid
+      out[#out + 1] = fmt(t.cu) .. ',' .. fmt(t.cn) .. ',' .. fmt(t.ru) .. ',' .. fmt(t.rn) .. ','
+        .. (t.old and fmt(t.old) or '')
+    end
+    out[#out + 1] = 'tracks'
+    out[#out + 1] = table.concat(specs, ',')
+    for _, v in ipairs(L.extra) do out[#out + 1] = v end
+    redis.call('HSET', K_META, unpack(out))
+    -- Relative to the script's time (the server's, or a test's clock).
+    local ttl = fmt(math.max(1, math.floor((exp - now) / 1000)))
+    if renew then
+      redis.call('PEXPIRE', K_META, ttl)
+      for _, t in ipairs(tracks) do
+        if t.win > 0 and t.old ~= nil then redis.call('PEXPIRE', t.ent, ttl) end
+      end
+    else
+      for _, k in ipairs(created) do redis.call('PEXPIRE', k, ttl) end
+    end
+  end
+  return L
 end
 
 -- Charges one ledger: the cap with the least room decides; soft-limit
@@ -265,14 +303,14 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
   local reply = { '1', tostring(best - 1), fmt(bu), fmt(bn), fmt(now), fmt(warnings) }
   if not record then return reply end
   if hold then
+    if L.rec then return nil, 'reservation id ' .. id .. ' is already in use' end
     local wids = {}
     for _, t in ipairs(L.tracks) do table.insert(wids, t.wid) end
-    local rec = fmt(au) .. '|' .. fmt(an) .. '|' .. fmt(now) .. '|' .. table.concat(wids, ',')
-    if redis.call('HSETNX', L.K_RES, id, rec) == 0 then
-      return nil, 'reservation id ' .. id .. ' is already in use'
-    end
-    L.touch(L.K_RES)
-    L.add_expiry(id, now + ttl)
+    local rec = fmt(au) .. '|' .. fmt(an) .. '|' .. fmt(now) .. '|' .. table.concat(wids, ',') .. '|' .. fmt(now + ttl)
+    L.extra[#L.extra + 1] = 'r:' .. id
+    L.extra[#L.extra + 1] = rec
+    L.rec = rec
+    L.res_added(now + ttl)
   end
   for _, t in ipairs(L.tracks) do
     if hold then t.ru, t.rn = norm(t.ru + au, t.rn + an)
@@ -280,6 +318,17 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
     if t.win > 0 then L.add_entry(t, now, member(id, au, an, hold and 'h' or 'c')) end
   end
   return reply
+end
+
+-- The windows (wid, window_us) of nl limits in ARGV from i, every `step`
+-- arguments: what open_ledger should read.
+local function wanted(nl, i, step)
+  local want = {}
+  for k = 1, nl do
+    want[k] = { ARGV[i], tonumber(ARGV[i + 1]) }
+    i = i + step
+  end
+  return want
 end
 
 -- Reads one ledger's limits from ARGV starting at i: (wid, window_us,
