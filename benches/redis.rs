@@ -55,6 +55,14 @@ fn latency(c: &mut Criterion) {
             })
         })
     });
+    // The sync path's own baseline: a blocking connection, as sync calls use.
+    let mut blocking = client.get_connection().unwrap();
+    g.bench_function("baseline/two_pings_blocking", |b| {
+        b.iter(|| {
+            let _: String = redis::cmd("PING").query(&mut blocking).unwrap();
+            let _: String = redis::cmd("PING").query(&mut blocking).unwrap();
+        })
+    });
     g.bench_function("baseline/two_pings_store_path", |b| {
         b.iter(|| {
             rt.block_on(async {

@@ -7,7 +7,8 @@
 -- Keys (one hash tag per ledger): BASE..':meta', a hash holding everything a
 -- call needs: 'last' (the ledger's time), 'minexp' (no open reservation
 -- expires before it), 'tracks' (every window the ledger counts in), 'exp'
--- (when the keys' TTLs run out), per window <wid> = "cu,cn,ru,rn,old" and per
+-- (when the keys' TTLs run out), 'ren' (when they are renewed next), per
+-- window <wid> = "cu,cn,ru,rn,old" and per
 -- open reservation 'r:'..id = "u|n|ts|wids|expires"; BASE..':e:'..wid (zset
 -- of a rolling window's entries); BASE..':d:'..id (tombstone of a settled
 -- reservation). ARGV: 1 now override or "", 2 "idle_ms:margin_ms".
@@ -34,8 +35,11 @@ end
 -- ARGV[2] = "idle_ms:margin_ms": how long an untouched ledger with a
 -- lifetime window is kept, and what is added to the length of rolling and
 -- calendar windows (at least the reservation TTL).
-local IDLE_MS, MARGIN_MS = string.match(ARGV[2], '^(%d+):(%d+)$')
-IDLE_MS, MARGIN_MS = tonumber(IDLE_MS), tonumber(MARGIN_MS)
+-- (Read only when TTLs are renewed.)
+local function keep_limits()
+  local idle, margin = string.match(ARGV[2], '^(%d+):(%d+)$')
+  return tonumber(idle), tonumber(margin)
+end
 -- The script's time: the server's TIME (or ARGV[1], for tests); each ledger
 -- then keeps its own time monotonic.
 local NOW0
@@ -100,29 +104,40 @@ end
 -- state and operations. A script may open several ledgers and save each.
 local function open_ledger(BASE, now, want, rid)
   local K_META = BASE .. ':meta'
-  local fields = { 'last', 'minexp', 'tracks', 'exp' }
-  for _, w in ipairs(want) do fields[#fields + 1] = w[1] end
-  if rid then fields[#fields + 1] = 'r:' .. rid end
-  local vals = redis.call('HMGET', K_META, unpack(fields))
+  local vals
+  local nw = #want
+  -- One window (the common case) needs no field list.
+  if nw == 1 and rid then
+    vals = redis.call('HMGET', K_META, 'last', 'minexp', 'tracks', 'exp', 'ren', want[1][1], 'r:' .. rid)
+  elseif nw == 1 then
+    vals = redis.call('HMGET', K_META, 'last', 'minexp', 'tracks', 'exp', 'ren', want[1][1])
+  else
+    local fields = { 'last', 'minexp', 'tracks', 'exp', 'ren' }
+    for _, w in ipairs(want) do fields[#fields + 1] = w[1] end
+    if rid then fields[#fields + 1] = 'r:' .. rid end
+    vals = redis.call('HMGET', K_META, unpack(fields))
+  end
   local raw = {}
-  for k = 5, #fields do raw[fields[k]] = vals[k] end
-  local last = tonumber(vals[1]) or 0
-  if last > now then now = last end -- time never goes backwards for one ledger
-  local minexp = tonumber(vals[2])
-  local spec = vals[3] or ''
-  local exp = tonumber(vals[4])
-  local rec = rid and raw['r:' .. rid] or false
+  for k = 1, nw do raw[want[k][1]] = vals[5 + k] end
+  local rec = rid and vals[6 + nw] or false
+  local last_s, minexp_s, spec, exp_s = vals[1], vals[2], vals[3] or '', vals[4]
+  local last = tonumber(last_s) or 0
+  local now_s
+  if last >= now then now, now_s = last, last_s else now_s = fmt(now) end -- time never goes backwards for one ledger
+  local minexp = tonumber(minexp_s)
+  local exp, ren = tonumber(exp_s), tonumber(vals[5])
 
   -- Keys a call creates (a rolling window's first entry) expire with the rest.
-  local created = {}
+  local created = nil
   local grown = false -- a window was added: the TTL may have to grow
+  local changed_minexp = false
 
   -- Every window this ledger counts in: running totals and (rolling) entries.
   local tracks, by_wid = {}, {}
   local function load_track(wid, win, value)
     local cu, cn, ru, rn, old = string.match(value or '0,0,0,0,', '^(%-?%d+),(%d+),(%-?%d+),(%d+),(%d*)$')
     local t = {
-      wid = wid, win = win, ent = BASE .. ':e:' .. wid,
+      wid = wid, win = win, ent = win > 0 and BASE .. ':e:' .. wid or nil,
       cu = tonumber(cu), cn = tonumber(cn), ru = tonumber(ru), rn = tonumber(rn), old = tonumber(old),
     }
     if win < 0 then
@@ -138,17 +153,24 @@ local function open_ledger(BASE, now, want, rid)
   end
   -- Windows the request did not name (a budget changed since) are read in a
   -- second HMGET; that is rare.
-  local listed, missing = {}, {}
-  for s in string.gmatch(spec, '[^,]+') do
-    local wid, win = string.match(s, '^(.*)|(%-?%d+)$')
-    listed[#listed + 1] = { wid, tonumber(win) }
-    if raw[wid] == nil then missing[#missing + 1] = wid end
+  if nw == 1 and spec == want[1][1] .. '|' .. want[1][2] then
+    -- The ledger counts in exactly the one window asked for (the common
+    -- case): nothing to parse.
+    load_track(want[1][1], want[1][2], raw[want[1][1]])
+  else
+    local listed, missing = {}, {}
+    for s in string.gmatch(spec, '[^,]+') do
+      local wid, win = string.match(s, '^(.*)|(%-?%d+)$')
+      listed[#listed + 1] = { wid, tonumber(win) }
+      if raw[wid] == nil then missing[#missing + 1] = wid end
+    end
+    if #missing > 0 then
+      local more = redis.call('HMGET', K_META, unpack(missing))
+      for k, wid in ipairs(missing) do raw[wid] = more[k] end
+    end
+    for _, l in ipairs(listed) do load_track(l[1], l[2], raw[l[1]]) end
   end
-  if #missing > 0 then
-    local more = redis.call('HMGET', K_META, unpack(missing))
-    for k, wid in ipairs(missing) do raw[wid] = more[k] end
-  end
-  for _, l in ipairs(listed) do load_track(l[1], l[2], raw[l[1]]) end
+  local tracks_n = #tracks -- as stored; more means the spec must be written
   local function ensure_track(wid, win)
     if by_wid[wid] then return by_wid[wid] end
     grown = true
@@ -156,7 +178,10 @@ local function open_ledger(BASE, now, want, rid)
   end
 
   local function add_entry(t, score, m)
-    if t.old == nil then created[#created + 1] = t.ent end
+    if t.old == nil then
+      created = created or {}
+      created[#created + 1] = t.ent
+    end
     redis.call('ZADD', t.ent, fmt(score), m)
     if t.old == nil or score < t.old then t.old = score end
   end
@@ -197,7 +222,7 @@ local function open_ledger(BASE, now, want, rid)
   if minexp ~= nil and minexp <= now then
     local flat = redis.call('HGETALL', K_META)
     local gone = {}
-    minexp = nil
+    minexp, changed_minexp = nil, true
     for k = 1, #flat, 2 do
       local f = flat[k]
       if string.sub(f, 1, 2) == 'r:' then
@@ -218,22 +243,25 @@ local function open_ledger(BASE, now, want, rid)
   -- longest window can still count what was written (a lifetime window:
   -- the idle TTL), so abandoned ledgers disappear.
   local function keep_ms()
-    local keep = MARGIN_MS
+    local idle, margin = keep_limits()
+    local keep = margin
     for _, t in ipairs(tracks) do
       local k
-      if t.win == 0 then k = IDLE_MS
-      elseif t.win > 0 then k = math.floor(t.win / 1000) + MARGIN_MS
-      elseif t.cal == 'd' then k = DAY / 1000 + MARGIN_MS
-      else k = 31 * DAY / 1000 + MARGIN_MS end
+      if t.win == 0 then k = idle
+      elseif t.win > 0 then k = math.floor(t.win / 1000) + margin
+      elseif t.cal == 'd' then k = DAY / 1000 + margin
+      else k = 31 * DAY / 1000 + margin end
       if k > keep then keep = k end
     end
     return keep
   end
 
   local L = { tracks = tracks, by_wid = by_wid, K_META = K_META }
-  L.now, L.rec, L.extra = now, rec, {}
+  L.now, L.now_s, L.rec, L.extra = now, now_s, rec, {}
   L.ensure_track, L.add_entry, L.take_hold, L.drop_hold = ensure_track, add_entry, take_hold, drop_hold
-  function L.res_added(at) if minexp == nil or at < minexp then minexp = at end end
+  function L.res_added(at)
+    if minexp == nil or at < minexp then minexp, changed_minexp = at, true end
+  end
 
   -- Writes the meta hash back (with L.extra: more field/value pairs) and
   -- keeps the TTLs: every key of the ledger expires at `exp`, renewed when
@@ -241,30 +269,40 @@ local function open_ledger(BASE, now, want, rid)
   -- when a window was added.
   function L.save()
     if #tracks == 0 and #L.extra == 0 then return end -- nothing to keep (status of an unknown ledger)
-    local keep_us = keep_ms() * 1000
-    local renew = exp == nil or grown or exp - now < keep_us - math.min(3600000000, keep_us / 2)
-    if renew then exp = now + keep_us end
-    local specs = {}
-    local out = { 'last', fmt(now), 'minexp', minexp and fmt(minexp) or '', 'exp', fmt(exp) }
-    for _, t in ipairs(tracks) do
-      specs[#specs + 1] = t.wid .. '|' .. fmt(t.win)
-      out[#out + 1] = t.wid
-      out[#out + 1] = fmt(t.cu) .. ',' .. fmt(t.cn) .. ',' .. fmt(t.ru) .. ',' .. fmt(t.rn) .. ','
-        .. (t.old and fmt(t.old) or '')
+    -- Renewed an hour after the last renewal (half the time for short
+    -- needs), so the keys always have the needed time minus at most that.
+    local renew = exp == nil or ren == nil or grown or now >= ren
+    local ren_s = vals[5]
+    if renew then
+      local keep_us = keep_ms() * 1000
+      exp, ren = now + keep_us, now + math.min(3600000000, math.floor(keep_us / 2))
+      exp_s, ren_s = fmt(exp), fmt(ren)
     end
-    out[#out + 1] = 'tracks'
-    out[#out + 1] = table.concat(specs, ',')
+    if changed_minexp then minexp_s = minexp and fmt(minexp) or '' end
+    local out = { 'last', now_s, 'minexp', minexp_s or '', 'exp', exp_s, 'ren', ren_s }
+    for _, t in ipairs(tracks) do
+      out[#out + 1] = t.wid
+      out[#out + 1] = string.format('%d,%d,%d,%d,%s', t.cu, t.cn, t.ru, t.rn, t.old and fmt(t.old) or '')
+    end
+    if #tracks ~= tracks_n or spec == '' then
+      local specs = {}
+      for _, t in ipairs(tracks) do specs[#specs + 1] = t.wid .. '|' .. fmt(t.win) end
+      out[#out + 1] = 'tracks'
+      out[#out + 1] = table.concat(specs, ',')
+    end
     for _, v in ipairs(L.extra) do out[#out + 1] = v end
     redis.call('HSET', K_META, unpack(out))
     -- Relative to the script's time (the server's, or a test's clock).
-    local ttl = fmt(math.max(1, math.floor((exp - now) / 1000)))
-    if renew then
-      redis.call('PEXPIRE', K_META, ttl)
-      for _, t in ipairs(tracks) do
-        if t.win > 0 and t.old ~= nil then redis.call('PEXPIRE', t.ent, ttl) end
+    if renew or created then
+      local ttl = fmt(math.max(1, math.floor((exp - now) / 1000)))
+      if renew then
+        redis.call('PEXPIRE', K_META, ttl)
+        for _, t in ipairs(tracks) do
+          if t.win > 0 and t.old ~= nil then redis.call('PEXPIRE', t.ent, ttl) end
+        end
+      else
+        for _, k in ipairs(created) do redis.call('PEXPIRE', k, ttl) end
       end
-    else
-      for _, k in ipairs(created) do redis.call('PEXPIRE', k, ttl) end
     end
   end
   return L
@@ -277,7 +315,7 @@ end
 -- nil and an error message.
 local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
   local now = L.now
-  if paused then return { 'P', '0', '0', '0', fmt(now), '0' } end
+  if paused then return { 'P', '0', '0', '0', L.now_s, '0' } end
   local best, bu, bn, roomu, roomn
   for k, l in ipairs(limits) do
     local su, sn = norm(l.t.cu + l.t.ru, l.t.cn + l.t.rn)
@@ -287,7 +325,7 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
     end
   end
   if gt(au, an, roomu, roomn) then
-    return { '0', tostring(best - 1), fmt(bu), fmt(bn), fmt(now), '0' }
+    return { '0', tostring(best - 1), fmt(bu), fmt(bn), L.now_s, '0' }
   end
   -- Soft-limit crossings: spend from below the threshold to at or above it.
   local warnings = 0
@@ -300,13 +338,13 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
       end
     end
   end
-  local reply = { '1', tostring(best - 1), fmt(bu), fmt(bn), fmt(now), fmt(warnings) }
+  local reply = { '1', tostring(best - 1), fmt(bu), fmt(bn), L.now_s, warnings == 0 and '0' or fmt(warnings) }
   if not record then return reply end
   if hold then
     if L.rec then return nil, 'reservation id ' .. id .. ' is already in use' end
     local wids = {}
     for _, t in ipairs(L.tracks) do table.insert(wids, t.wid) end
-    local rec = fmt(au) .. '|' .. fmt(an) .. '|' .. fmt(now) .. '|' .. table.concat(wids, ',') .. '|' .. fmt(now + ttl)
+    local rec = string.format('%d|%d|%s|%s|%d', au, an, L.now_s, table.concat(wids, ','), now + ttl)
     L.extra[#L.extra + 1] = 'r:' .. id
     L.extra[#L.extra + 1] = rec
     L.rec = rec

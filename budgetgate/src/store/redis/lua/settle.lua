@@ -16,7 +16,7 @@ local K_DONE = KEYS[2]
 local function finish(code, remember)
   if remember then redis.call('SET', K_DONE, tostring(code), 'PX', retention) end
   L.save()
-  return { tostring(code), fmt(now) }
+  return { tostring(code), L.now_s }
 end
 
 local rec = L.rec
