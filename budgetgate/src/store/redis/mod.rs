@@ -66,17 +66,38 @@ use super::{
 
 const NANOS: i128 = 1_000_000_000;
 
-static CHARGE: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/charge.lua")));
-static SETTLE: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/settle.lua")));
-static STATUS: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/status.lua")));
-static CHARGE_MANY: Lazy<Arc<Script>> = Lazy::new(|| script(include_str!("lua/charge_many.lua")));
+static CHARGE: Lazy<Arc<Script>> = Lazy::new(|| {
+    script(
+        include_str!("lua/fast_charge.lua"),
+        include_str!("lua/charge.lua"),
+    )
+});
+static SETTLE: Lazy<Arc<Script>> = Lazy::new(|| {
+    script(
+        include_str!("lua/fast_settle.lua"),
+        include_str!("lua/settle.lua"),
+    )
+});
+// The same without their fast paths: the equivalence tests compare the two.
+static CHARGE_GENERAL: Lazy<Arc<Script>> =
+    Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/charge.lua")));
+static SETTLE_GENERAL: Lazy<Arc<Script>> =
+    Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/settle.lua")));
+static STATUS: Lazy<Arc<Script>> =
+    Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/status.lua")));
+static CHARGE_MANY: Lazy<Arc<Script>> =
+    Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/charge_many.lua")));
 static RATE: Lazy<Arc<Script>> = Lazy::new(|| Arc::new(Script::new(include_str!("lua/rate.lua"))));
 
-fn script(body: &str) -> Arc<Script> {
+/// A script without a fast path still declares the time one would read.
+const NO_FAST_PATH: &str = "local FAST_NOW\n";
+
+/// A script: its fast path (first, so a call that takes it creates none of
+/// the shared functions), the shared code, then its general body.
+fn script(fast: &str, body: &str) -> Arc<Script> {
     Arc::new(Script::new(&format!(
-        "{}\n{}",
+        "{fast}\n{}\n{body}",
         include_str!("lua/common.lua"),
-        body
     )))
 }
 
@@ -121,6 +142,7 @@ pub struct RedisStoreBuilder {
     idle_ttl: Duration,
     settled_retention: Duration,
     time: TimeSource,
+    fast_paths: bool,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -173,6 +195,14 @@ impl RedisStoreBuilder {
     /// Where time comes from (default: the server's `TIME`).
     pub fn time_source(mut self, time: TimeSource) -> Self {
         self.time = time;
+        self
+    }
+
+    /// Scripts without their fast paths (for tests that check the fast
+    /// paths give the same results as the general code).
+    #[doc(hidden)]
+    pub fn without_fast_paths(mut self) -> Self {
+        self.fast_paths = false;
         self
     }
 
@@ -235,6 +265,7 @@ impl RedisStoreBuilder {
             idle_ttl: self.idle_ttl,
             settled_retention: self.settled_retention,
             time: self.time,
+            fast_paths: self.fast_paths,
         })
     }
 }
@@ -261,6 +292,8 @@ pub struct RedisStore {
     idle_ttl: Duration,
     settled_retention: Duration,
     time: TimeSource,
+    /// Scripts skip the general code when a call needs none of it.
+    fast_paths: bool,
 }
 
 impl fmt::Debug for RedisStore {
@@ -306,6 +339,7 @@ impl RedisStore {
             idle_ttl: Duration::from_secs(400 * 86_400),
             settled_retention: Duration::from_secs(3_600),
             time: TimeSource::Server,
+            fast_paths: true,
         }
     }
 
@@ -514,7 +548,12 @@ impl RedisStore {
 
     fn charge_call(&self, request: &ChargeRequest<'_>) -> Call {
         let ttl = request.hold.map_or(Duration::ZERO, |h| h.ttl);
-        let mut call = self.call(&CHARGE, request.ledger, request.limits.len(), ttl);
+        let script = if self.fast_paths {
+            &CHARGE
+        } else {
+            &CHARGE_GENERAL
+        };
+        let mut call = self.call(script, request.ledger, request.limits.len(), ttl);
         for limit in request.limits {
             let (u, n) = limbs(limit.max_nanos());
             let (wu, wn) = limit
@@ -547,7 +586,11 @@ impl RedisStore {
 
     fn settle_call(&self, request: &SettleRequest<'_>) -> Call {
         let mut call = self.call(
-            &SETTLE,
+            if self.fast_paths {
+                &SETTLE
+            } else {
+                &SETTLE_GENERAL
+            },
             request.ledger,
             request.limits.len(),
             Duration::ZERO,

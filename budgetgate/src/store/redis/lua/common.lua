@@ -43,7 +43,9 @@ end
 -- The script's time: the server's TIME (or ARGV[1], for tests); each ledger
 -- then keeps its own time monotonic.
 local NOW0
-if ARGV[1] ~= '' then
+if FAST_NOW then
+  NOW0 = FAST_NOW -- already read by the script's fast path
+elseif ARGV[1] ~= '' then
   NOW0 = tonumber(ARGV[1])
 else
   local t = redis.call('TIME')
