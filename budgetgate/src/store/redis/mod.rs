@@ -87,16 +87,24 @@ static STATUS: Lazy<Arc<Script>> =
     Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/status.lua")));
 static CHARGE_MANY: Lazy<Arc<Script>> =
     Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/charge_many.lua")));
-static RATE: Lazy<Arc<Script>> = Lazy::new(|| Arc::new(Script::new(include_str!("lua/rate.lua"))));
+static RATE: Lazy<Arc<Script>> = Lazy::new(|| {
+    Arc::new(Script::new(&format!(
+        "{}\n{}",
+        include_str!("lua/now.lua"),
+        include_str!("lua/rate.lua")
+    )))
+});
 
-/// A script without a fast path still declares the time one would read.
-const NO_FAST_PATH: &str = "local FAST_NOW\n";
+/// A script without a fast path.
+const NO_FAST_PATH: &str = "";
 
-/// A script: its fast path (first, so a call that takes it creates none of
-/// the shared functions), the shared code, then its general body.
+/// A budget script: the time, its fast path (before the shared code, so a
+/// call that takes it creates none of the shared functions), the shared
+/// code, then its general body.
 fn script(fast: &str, body: &str) -> Arc<Script> {
     Arc::new(Script::new(&format!(
-        "{fast}\n{}\n{body}",
+        "{}\n{fast}\n{}\n{body}",
+        include_str!("lua/now.lua"),
         include_str!("lua/common.lua"),
     )))
 }
@@ -322,6 +330,34 @@ struct Call {
     args: Vec<String>,
 }
 
+impl Call {
+    /// `EVALSHA`, loading the script if the server lost it.
+    fn invocation(&self) -> ::redis::ScriptInvocation<'_> {
+        let mut invocation = self.script.prepare_invoke();
+        for key in &self.keys {
+            invocation.key(key);
+        }
+        for arg in &self.args {
+            invocation.arg(arg);
+        }
+        invocation
+    }
+}
+
+/// Several calls' `EVALSHA`s in one pipeline (each script stays atomic on
+/// its own).
+fn pipeline(calls: &[Call]) -> ::redis::Pipeline {
+    let mut pipe = ::redis::pipe();
+    for call in calls {
+        pipe.cmd("EVALSHA")
+            .arg(call.script.get_hash())
+            .arg(call.keys.len())
+            .arg(&call.keys)
+            .arg(&call.args);
+    }
+    pipe
+}
+
 impl RedisStore {
     /// A store with default settings (see [`RedisStoreBuilder`]).
     pub fn connect(url: &str) -> Result<RedisStore, RedisConfigError> {
@@ -427,14 +463,7 @@ impl RedisStore {
         let mut con = self.manager.clone();
         let secret = self.secret.clone();
         async move {
-            let mut invocation = call.script.prepare_invoke();
-            for key in &call.keys {
-                invocation.key(key);
-            }
-            for arg in &call.args {
-                invocation.arg(arg);
-            }
-            invocation
+            call.invocation()
                 .invoke_async::<Vec<String>>(&mut con)
                 .await
                 .map_err(|e| store_error(&e, secret.as_deref()))
@@ -443,16 +472,8 @@ impl RedisStore {
 
     /// [`RedisStore::eval`] for the sync API: on the calling thread.
     fn eval_blocking(&self, call: Call) -> Result<Vec<String>, StoreError> {
-        self.blocking.run(|con| {
-            let mut invocation = call.script.prepare_invoke();
-            for key in &call.keys {
-                invocation.key(key);
-            }
-            for arg in &call.args {
-                invocation.arg(arg);
-            }
-            invocation.invoke::<Vec<String>>(con)
-        })
+        self.blocking
+            .run(|con| call.invocation().invoke::<Vec<String>>(con))
     }
 
     /// Several script calls in one pipelined round trip (each script stays
@@ -464,17 +485,7 @@ impl RedisStore {
         let mut con = self.manager.clone();
         let secret = self.secret.clone();
         async move {
-            let build = || {
-                let mut pipe = ::redis::pipe();
-                for call in &calls {
-                    pipe.cmd("EVALSHA")
-                        .arg(call.script.get_hash())
-                        .arg(call.keys.len())
-                        .arg(&call.keys)
-                        .arg(&call.args);
-                }
-                pipe
-            };
+            let build = || pipeline(&calls);
             match build().query_async::<Vec<Vec<String>>>(&mut con).await {
                 Ok(replies) => Ok(replies),
                 Err(e)
@@ -499,17 +510,7 @@ impl RedisStore {
 
     /// [`RedisStore::eval_pipeline`] for the sync API: on the calling thread.
     fn eval_pipeline_blocking(&self, calls: &[Call]) -> Result<Vec<Vec<String>>, StoreError> {
-        let build = || {
-            let mut pipe = ::redis::pipe();
-            for call in calls {
-                pipe.cmd("EVALSHA")
-                    .arg(call.script.get_hash())
-                    .arg(call.keys.len())
-                    .arg(&call.keys)
-                    .arg(&call.args);
-            }
-            pipe
-        };
+        let build = || pipeline(calls);
         self.blocking.run(|con| match build().query(con) {
             Err(e)
                 if e.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>

@@ -2,7 +2,7 @@
 --
 -- Amounts are two limbs {u, n}: whole units and nano-units (0 <= n < 1e9),
 -- so every number stays an exact integer below 2^53; nothing is a float sum.
--- Time is the server's TIME in microseconds (or ARGV[1], for tests).
+-- Time is NOW0 (now.lua): the server's TIME in µs, or ARGV[1] in tests.
 --
 -- Keys (one hash tag per ledger): BASE..':meta', a hash holding everything a
 -- call needs: 'last' (the ledger's time), 'minexp' (no open reservation
@@ -39,17 +39,6 @@ end
 local function keep_limits()
   local idle, margin = string.match(ARGV[2], '^(%d+):(%d+)$')
   return tonumber(idle), tonumber(margin)
-end
--- The script's time: the server's TIME (or ARGV[1], for tests); each ledger
--- then keeps its own time monotonic.
-local NOW0
-if FAST_NOW then
-  NOW0 = FAST_NOW -- already read by the script's fast path
-elseif ARGV[1] ~= '' then
-  NOW0 = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  NOW0 = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
 -- Entries: "id|u|n|kind", kind h (held) or c (committed), scored by time.

@@ -3,20 +3,13 @@
 -- counts in no other, with no reservation to expire, no TTL to renew and
 -- no pause. Anything else falls through to the general code, which gives
 -- the same result; this path only skips work that has nothing to do.
-local FAST_NOW
 do
   local nl, wid, win = ARGV[4], ARGV[5], ARGV[6]
   if nl == '1' and wid == 'u' and win == '0' then
-    if ARGV[1] ~= '' then
-      FAST_NOW = tonumber(ARGV[1])
-    else
-      local t = redis.call('TIME')
-      FAST_NOW = tonumber(t[1]) * 1000000 + tonumber(t[2])
-    end
     local id, hold = ARGV[13], ARGV[14] == '1'
     local v = redis.call('HMGET', KEYS[1], 'last', 'minexp', 'tracks', 'ren', 'u', 'r:' .. id)
     local last, minexp, ren = tonumber(v[1]), tonumber(v[2]), tonumber(v[4])
-    local now, now_s = FAST_NOW, v[1]
+    local now, now_s = NOW0, v[1]
     if last and last < now then now_s = string.format('%d', now) elseif last then now = last end
     if last and ren and now < ren and v[3] == 'u|0' and (minexp == nil or minexp > now)
         and not (hold and v[6]) then

@@ -9,13 +9,7 @@
 -- TAT = ta + tr/k (0 <= tr < k), so the interval period/k needs no fraction
 -- and every number stays an exact integer below 2^53.
 local function fmt(x) return string.format('%d', x) end
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+local now = NOW0 -- now.lua
 local max, window, cooldown = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local cap, k, period = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local id, keep = ARGV[8], ARGV[9]

@@ -1,0 +1,10 @@
+-- budgetgate: the first lines of every script. The script's time in µs:
+-- the server's TIME (one clock for every client), or ARGV[1] in tests.
+-- Each ledger then keeps its own time monotonic.
+local NOW0
+if ARGV[1] ~= '' then
+  NOW0 = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  NOW0 = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
