@@ -264,6 +264,29 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections open and requests are
+    /// accepted by the kernel, but nothing answers — a hung Redis, or one
+    /// behind a network that drops packets.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let group = format!("-{}", child.id());
+            let status = Command::new("kill").args([signal, "--", &group]).status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "kill {signal} failed for the redis-server process group"
+            );
+        }
+    }
+
     /// Starts the server again on the same port.
     pub fn restart(&mut self) {
         self.kill();

@@ -88,6 +88,69 @@ fn killed_and_restarted_server() {
     }
 }
 
+/// A hung Redis (SIGSTOP: connections open, nothing answers) gives
+/// StoreError decisions within the timeout, sync and async, then recovers.
+/// A request that timed out may still run when Redis resumes; that can only
+/// add spend (never lose it), which the status after recovery shows.
+#[test]
+fn hung_server_times_out_and_recovers() {
+    let server = RedisServer::start();
+    let engine = engine(&server, Duration::from_millis(300));
+    let ledger = Ledger::new("faults", "api", "hung");
+    engine.set_budget(&ledger, Budget::lifetime(dec!(100)).unwrap());
+    assert!(engine.check(&ledger, dec!(1)).is_allowed());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert!(rt
+        .block_on(engine.check_async(&ledger, dec!(1)))
+        .is_allowed());
+
+    server.freeze();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let d = engine.check(&ledger, dec!(1));
+        assert_eq!(d.reason(), Some(BlockReason::StoreError), "{d}");
+        assert!(d.is_blocked(), "fail-closed: {d}");
+        let d = rt.block_on(engine.check_async(&ledger, dec!(1)));
+        assert_eq!(d.reason(), Some(BlockReason::StoreError), "{d}");
+        let err = engine.reserve(&ledger, dec!(1)).unwrap_err();
+        assert_eq!(err.decision().reason(), Some(BlockReason::StoreError));
+        // Three operations of 300 ms each, with a wide margin: "no hang".
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+    server.thaw();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for path in ["sync", "async"] {
+        loop {
+            let d = if path == "sync" {
+                engine.check(&ledger, dec!(1))
+            } else {
+                rt.block_on(engine.check_async(&ledger, dec!(1)))
+            };
+            if d.is_allowed() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} calls never recovered: {d}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let spent = engine.status(&ledger).unwrap().spent();
+    assert!(
+        spent >= dec!(4),
+        "two before, two after the freeze: {spent}"
+    );
+}
+
 /// 100,000 spends of 0.000001 total exactly 0.1 (64 concurrent tasks).
 #[test]
 fn hundred_thousand_micro_spends_are_exact() {
