@@ -59,23 +59,53 @@ fn engine(
         .build()
 }
 
-/// The ledger's hash, with reservation ids replaced by the pair they belong to.
+/// The ledger's hash and its rolling window's entries, with reservation ids
+/// replaced by the pair they belong to.
 fn stored(
     con: &mut redis::Connection,
     prefix: &str,
+    principal: &str,
     ids: &HashMap<String, usize>,
 ) -> BTreeMap<String, String> {
-    let key = format!("{prefix}:{{fp:api:p}}:meta");
-    let map: HashMap<String, String> = redis::cmd("HGETALL").arg(&key).query(con).unwrap();
-    map.into_iter()
+    let pair = |id: &str| format!("#{}", ids.get(id).copied().unwrap_or(usize::MAX));
+    let base = format!("{prefix}:{{fp:api:{principal}}}");
+    let map: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("{base}:meta"))
+        .query(con)
+        .unwrap();
+    let mut out: BTreeMap<String, String> = map
+        .into_iter()
         .map(|(field, value)| match field.strip_prefix("r:") {
-            Some(id) => (
-                format!("r:#{}", ids.get(id).copied().unwrap_or(usize::MAX)),
-                value,
-            ),
+            Some(id) => (format!("r:{}", pair(id)), value),
             None => (field, value),
         })
-        .collect()
+        .collect();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{base}:e:*"))
+        .query(con)
+        .unwrap();
+    for key in keys {
+        let entries: Vec<(String, String)> = redis::cmd("ZRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query(con)
+            .unwrap();
+        let ttl: i64 = redis::cmd("PTTL").arg(&key).query(con).unwrap();
+        let mut entries: Vec<String> = entries
+            .into_iter()
+            .map(|(member, score)| match member.split_once('|') {
+                Some((id, rest)) => format!("{score} {}|{rest}", pair(id)),
+                None => format!("{score} {member}"),
+            })
+            .collect();
+        entries.sort();
+        let suffix = key.rsplit(':').next().unwrap_or_default().to_owned();
+        out.insert(format!("entries {suffix}"), format!("{entries:?}"));
+        out.insert(format!("ttl {suffix}"), ttl.to_string());
+    }
+    out
 }
 
 /// Every command the server runs, as MONITOR prints it.
@@ -115,15 +145,31 @@ fn outcome(r: Result<budgetgate::Commit, budgetgate::CommitError>) -> String {
 }
 
 #[test]
-fn fast_paths_match_the_general_code() {
+fn fast_paths_match_the_general_code_on_a_lifetime_window() {
+    let budget = Budget::lifetime(dec!(800)).unwrap().warn_at(dec!(0.5));
+    same_results(budget, dec!(400), "lifetime", 0x9E37_79B9_7F4A_7C15);
+}
+
+#[test]
+fn fast_paths_match_the_general_code_on_a_rolling_window() {
+    // Two minutes: the random clock moves (seconds, 61 s, an hour) make
+    // entries leave the window and reservations expire.
+    let budget = Budget::rolling(dec!(20), Duration::from_secs(120))
+        .unwrap()
+        .warn_at(dec!(0.5));
+    same_results(budget, dec!(10), "rolling", 0xD1B5_4A32_D192_ED03);
+}
+
+/// Runs both stores through the same sequence; `crossing` takes a ledger
+/// that has spent 1 over the budget's 50% warning threshold.
+fn same_results(budget: Budget, crossing: Decimal, principal: &str, seed: u64) {
     let server = RedisServer::start();
     let clock = ManualClock::new(1_700_000_000_000_000);
     let (fast_warnings, general_warnings) =
         (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let fast = engine(&server, &clock, "fast", true, fast_warnings.clone());
     let general = engine(&server, &clock, "general", false, general_warnings.clone());
-    let ledger = Ledger::new("fp", "api", "p");
-    let budget = Budget::lifetime(dec!(800)).unwrap().warn_at(dec!(0.5));
+    let ledger = Ledger::new("fp", "api", principal);
     fast.set_budget(&ledger, budget);
     general.set_budget(&ledger, budget);
     let mut con = redis::Client::open(server.url())
@@ -133,7 +179,7 @@ fn fast_paths_match_the_general_code() {
 
     // A new ledger takes the general code; the next check crosses the
     // warning threshold (50%) on the fast path.
-    for a in [dec!(1), dec!(400)] {
+    for a in [dec!(1), crossing] {
         assert_eq!(
             fast.check(&ledger, a).to_json(),
             general.check(&ledger, a).to_json()
@@ -147,7 +193,7 @@ fn fast_paths_match_the_general_code() {
         (1, 1),
         "one crossing of the soft limit, reported by both"
     );
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng(seed);
     let mut open: Vec<(Reservation<'_>, Reservation<'_>, usize)> = Vec::new();
     let (mut fast_ids, mut general_ids) = (HashMap::new(), HashMap::new());
     let mut pairs = 0;
@@ -247,11 +293,30 @@ fn fast_paths_match_the_general_code() {
                 );
             }
         }
-        assert_eq!(
-            stored(&mut con, "fast", &fast_ids),
-            stored(&mut con, "general", &general_ids),
-            "step {step}: the stored ledgers differ"
+        let (mut f, mut g) = (
+            stored(&mut con, "fast", principal, &fast_ids),
+            stored(&mut con, "general", principal, &general_ids),
         );
+        // Entry keys' TTLs count down in real time: equal within 2 s.
+        let ttls = |m: &mut BTreeMap<String, String>| -> Vec<i64> {
+            let keys: Vec<String> = m
+                .keys()
+                .filter(|k| k.starts_with("ttl "))
+                .cloned()
+                .collect();
+            keys.iter()
+                .map(|k| m.remove(k).unwrap().parse().unwrap())
+                .collect()
+        };
+        let (ft, gt) = (ttls(&mut f), ttls(&mut g));
+        assert_eq!(f, g, "step {step}: the stored ledgers differ");
+        assert_eq!(ft.len(), gt.len(), "step {step}");
+        for (a, b) in ft.iter().zip(&gt) {
+            assert!(
+                (a - b).abs() <= 2_000,
+                "step {step}: entry TTLs {a} vs {b} ms"
+            );
+        }
         assert_eq!(
             fast_warnings.load(Ordering::SeqCst),
             general_warnings.load(Ordering::SeqCst),
@@ -259,7 +324,7 @@ fn fast_paths_match_the_general_code() {
         );
     }
     assert!(
-        commits > 100,
+        commits > 50,
         "the sequence exercised too few commits: {commits}"
     );
     assert!(
@@ -272,8 +337,9 @@ fn fast_paths_match_the_general_code() {
     // code), the general store never.
     let lines = monitor.stop();
     let reads = |prefix: &str, general: bool| {
-        let key =
-            format!("\"HMGET\" \"{prefix}:{{fp:api:p}}:meta\" \"last\" \"minexp\" \"tracks\" ");
+        let key = format!(
+            "\"HMGET\" \"{prefix}:{{fp:api:{principal}}}:meta\" \"last\" \"minexp\" \"tracks\" "
+        );
         let next = if general { "\"exp\"" } else { "\"ren\"" };
         lines
             .iter()

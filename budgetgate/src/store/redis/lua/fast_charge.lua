@@ -1,33 +1,36 @@
 -- Fast path of charge (before the shared code, so a call that takes it
--- creates none of its functions): one lifetime window on a ledger that
--- counts in no other, with no reservation to expire, no TTL to renew and
--- no pause. Anything else falls through to the general code, which gives
--- the same result; this path only skips work that has nothing to do.
+-- creates none of its functions): one lifetime or rolling window, on a
+-- ledger that counts in no other, with no reservation to expire, nothing
+-- to prune, no TTL to renew and no pause. Anything else falls through to
+-- the general code, which gives the same result (this path only reads
+-- before it decides; tests/redis_fast_paths.rs compares the two).
 do
-  local nl, wid, win = ARGV[4], ARGV[5], ARGV[6]
-  if nl == '1' and wid == 'u' and win == '0' then
+  local wid, win_s = ARGV[5], ARGV[6]
+  local win = tonumber(win_s)
+  if ARGV[4] == '1' and ((wid == 'u' and win == 0) or (string.sub(wid, 1, 1) == 'r' and win > 0)) then
     local id, hold = ARGV[13], ARGV[14] == '1'
-    local v = redis.call('HMGET', KEYS[1], 'last', 'minexp', 'tracks', 'ren', 'u', 'r:' .. id)
+    local v = redis.call('HMGET', KEYS[1], 'last', 'minexp', 'tracks', 'ren', 'exp', wid, 'r:' .. id)
     local last, minexp, ren = tonumber(v[1]), tonumber(v[2]), tonumber(v[4])
     local now, now_s = NOW0, v[1]
     if last and last < now then now_s = string.format('%d', now) elseif last then now = last end
-    if last and ren and now < ren and v[3] == 'u|0' and (minexp == nil or minexp > now)
-        and not (hold and v[6]) then
-      local pause = redis.call('HMGET', KEYS[2], '*', ARGV[16], ARGV[17])
-      if not (pause[1] or pause[2] or pause[3]) then
-        local B = 1000000000
-        local cu, cn, ru, rn = string.match(v[5] or '0,0,0,0,', '^(%-?%d+),(%d+),(%-?%d+),(%d+),$')
-        cu, cn, ru, rn = tonumber(cu), tonumber(cn), tonumber(ru), tonumber(rn)
-        if cu then
+    if last and ren and v[5] and now < ren and v[3] == wid .. '|' .. win_s and (minexp == nil or minexp > now)
+        and not (hold and v[7]) then
+      local cu, cn, ru, rn, old_s = string.match(v[6] or '', '^(%-?%d+),(%d+),(%-?%d+),(%d+),(%d*)$')
+      local old = tonumber(old_s)
+      -- A rolling window whose oldest entry left must be pruned: general code.
+      if cu and (win == 0 or old == nil or old >= now - win) then
+        local pause = redis.call('HMGET', KEYS[2], '*', ARGV[16], ARGV[17])
+        if not (pause[1] or pause[2] or pause[3]) then
+          local B = 1000000000
+          cu, cn, ru, rn = tonumber(cu), tonumber(cn), tonumber(ru), tonumber(rn)
           local au, an = tonumber(ARGV[11]), tonumber(ARGV[12])
           -- spent = committed + reserved; room = max - spent (two limbs each)
           local su, sn = cu + ru, cn + rn
           if sn >= B then su, sn = su + 1, sn - B end
-          local ru2, rn2 = tonumber(ARGV[7]) - su, tonumber(ARGV[8]) - sn
-          if rn2 < 0 then ru2, rn2 = ru2 - 1, rn2 + B end
-          local fits = au < ru2 or (au == ru2 and an <= rn2)
+          local mu, mn = tonumber(ARGV[7]) - su, tonumber(ARGV[8]) - sn
+          if mn < 0 then mu, mn = mu - 1, mn + B end
           local reply
-          if not fits then
+          if au > mu or (au == mu and an > mn) then
             redis.call('HSET', KEYS[1], 'last', now_s)
             reply = { '0', '0', string.format('%d', su), string.format('%d', sn), now_s, '0' }
           else
@@ -41,19 +44,32 @@ do
             if hold then
               ru, rn = ru + au, rn + an
               if rn >= B then ru, rn = ru + 1, rn - B end
-              local expires = now + tonumber(ARGV[15])
-              local rec = string.format('%d|%d|%s|u|%d', au, an, now_s, expires)
-              if minexp == nil or expires < minexp then
-                redis.call('HSET', KEYS[1], 'last', now_s, 'u', string.format('%d,%d,%d,%d,', cu, cn, ru, rn),
-                  'r:' .. id, rec, 'minexp', string.format('%d', expires))
-              else
-                redis.call('HSET', KEYS[1], 'last', now_s, 'u', string.format('%d,%d,%d,%d,', cu, cn, ru, rn),
-                  'r:' .. id, rec)
-              end
             else
               cu, cn = cu + au, cn + an
               if cn >= B then cu, cn = cu + 1, cn - B end
-              redis.call('HSET', KEYS[1], 'last', now_s, 'u', string.format('%d,%d,%d,%d,', cu, cn, ru, rn))
+            end
+            if win > 0 then
+              -- The entry that leaves the window later; a first entry creates
+              -- the key, which expires with the ledger's other keys.
+              local ent = string.sub(KEYS[1], 1, -5) .. 'e:' .. wid
+              redis.call('ZADD', ent, now_s, string.format('%s|%d|%d|%s', id, au, an, hold and 'h' or 'c'))
+              if old == nil then
+                redis.call('PEXPIRE', ent, string.format('%d', math.max(1, math.floor((tonumber(v[5]) - now) / 1000))))
+                old_s = now_s
+              end
+            end
+            local state = string.format('%d,%d,%d,%d,%s', cu, cn, ru, rn, old_s)
+            if not hold then
+              redis.call('HSET', KEYS[1], 'last', now_s, wid, state)
+            else
+              local expires = now + tonumber(ARGV[15])
+              local rec = string.format('%d|%d|%s|%s|%d', au, an, now_s, wid, expires)
+              if minexp == nil or expires < minexp then
+                redis.call('HSET', KEYS[1], 'last', now_s, wid, state, 'r:' .. id, rec,
+                  'minexp', string.format('%d', expires))
+              else
+                redis.call('HSET', KEYS[1], 'last', now_s, wid, state, 'r:' .. id, rec)
+              end
             end
             reply = { '1', '0', string.format('%d', su), string.format('%d', sn), now_s, warn }
           end
