@@ -7,7 +7,7 @@
 //! - throughput: 64 concurrent tasks of guarded calls vs 64 tasks of PINGs.
 
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use budgetgate::store::redis::RedisStore;
 use budgetgate::{guard, Budget, BudgetExceeded, Engine, Ledger};
@@ -86,6 +86,50 @@ fn latency(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The same comparison interleaved: each iteration times two PINGs and
+    // then a reserve+commit, so both see the same machine at the same
+    // moment (on a shared VM the level drifts between benchmarks by 10% or
+    // more). Printed, not a criterion result: it is a ratio of medians.
+    let mut blocking = client.get_connection().unwrap();
+    let (mut pings, mut sync, mut async_pings, mut asyncs) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..3_000 {
+        let t = Instant::now();
+        let _: String = redis::cmd("PING").query(&mut blocking).unwrap();
+        let _: String = redis::cmd("PING").query(&mut blocking).unwrap();
+        pings.push(t.elapsed());
+        let t = Instant::now();
+        let r = ENGINE.reserve(&ledger, dec!(0.00001)).unwrap();
+        r.commit(dec!(0.000001)).unwrap();
+        sync.push(t.elapsed());
+        rt.block_on(async {
+            let mut con = direct.clone();
+            let t = Instant::now();
+            let _: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
+            let _: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
+            async_pings.push(t.elapsed());
+            let t = Instant::now();
+            let r = ENGINE.reserve_async(&ledger, dec!(0.00001)).await.unwrap();
+            r.commit_async(dec!(0.000001)).await.unwrap();
+            asyncs.push(t.elapsed());
+        });
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (p, s, ap, a) = (
+        median(&mut pings),
+        median(&mut sync),
+        median(&mut async_pings),
+        median(&mut asyncs),
+    );
+    println!(
+        "redis_latency interleaved (3,000 rounds): sync reserve+commit {s:?} / two blocking PINGs {p:?} = {:.2}x; \
+         async reserve+commit {a:?} / two multiplexed PINGs {ap:?} = {:.2}x",
+        s.as_secs_f64() / p.as_secs_f64(),
+        a.as_secs_f64() / ap.as_secs_f64()
+    );
 }
 
 /// Writes `n` committed entries (1 s old) into a ledger's 1 h window, the
