@@ -55,11 +55,13 @@ impl<T: AsEngine> AsEngine for std::sync::LazyLock<T> {
 }
 
 /// The engine an attribute uses.
+#[inline]
 pub fn engine<E: AsEngine + ?Sized>(engine: &E) -> &Engine {
     engine.as_engine()
 }
 
 /// Builds the ledger from the attribute's three expressions.
+#[inline]
 pub fn ledger(
     namespace: impl Into<String>,
     resource: impl Into<String>,
@@ -114,6 +116,7 @@ impl<E: std::fmt::Display> IntoAmount for Result<Decimal, E> {
 }
 
 /// Evaluates an amount expression.
+#[inline]
 pub fn amount(amount: impl IntoAmount) -> Result<Decimal, String> {
     amount.into_amount()
 }
@@ -134,6 +137,7 @@ impl<T, E: From<B>, B> HardReturn<B> for Result<T, E> {
 }
 
 /// `#[guard]`: check-and-record the cost.
+#[inline]
 pub fn check(
     engine: &Engine,
     ledger: &Ledger,
@@ -159,6 +163,7 @@ pub async fn check_async(
 }
 
 /// `#[guard_bounded]`: reserve the estimate.
+#[inline]
 pub fn reserve<'e>(
     engine: &'e Engine,
     ledger: &Ledger,
@@ -229,6 +234,7 @@ pub async fn reserve_all_async<'e>(
 
 /// Calls the `actual` closure with its parameter type fixed by this
 /// signature (so `|r| r.cost()` needs no annotation).
+#[inline]
 pub fn actual<T: ?Sized, A: IntoAmount>(
     value: &T,
     f: impl FnOnce(&T) -> A,
@@ -265,6 +271,7 @@ fn committable(reservation: &Reservation<'_>, actual: Result<Decimal, String>) -
 /// Commits the actual cost. Failures were already reported (tracing +
 /// listeners) by the reservation; the call happened, so its value is returned
 /// either way.
+#[inline]
 pub fn commit(reservation: Reservation<'_>, actual: Result<Decimal, String>) {
     let actual = committable(&reservation, actual);
     let _reported = reservation.commit(actual);
