@@ -262,8 +262,6 @@ impl<'e> Reservation<'e> {
         Err(self.unrecorded(actual, last))
     }
 
-    /// Settles the other ledgers of a hierarchy like the first; the outcome
-    /// is late if any was.
     /// The settle requests of a hierarchy's other ledgers.
     fn others_requests(&self, actual: Option<Nanos>) -> Vec<SettleRequest<'_>> {
         self.others
@@ -514,15 +512,8 @@ impl Drop for Reservation<'_> {
             return;
         }
         store.release_in_background(&self.settle_request(None));
-        for part in &self.others {
-            store.release_in_background(&SettleRequest {
-                ledger: &part.ledger,
-                limits: part.caps.limits(),
-                id: part.id,
-                reserved: self.estimate,
-                actual: None,
-                record_if_missing: false,
-            });
+        for request in self.others_requests(None) {
+            store.release_in_background(&request);
         }
     }
 }
