@@ -209,7 +209,7 @@ pub fn release_restores(f: &dyn StoreFactory) {
 }
 
 /// §4/§6: settling twice, or a reservation the store never held, is a clean
-/// `Unknown` and charges nothing.
+/// `Unknown` and charges nothing; reusing a held id is refused.
 pub fn settle_twice_or_unknown(f: &dyn StoreFactory) {
     let s = setup(f);
     let l = fresh_ledger("p");
@@ -228,6 +228,19 @@ pub fn settle_twice_or_unknown(f: &dyn StoreFactory) {
         })
         .expect("charge");
     assert!(charged.admitted);
+    // An id already held is refused, and the refusal records nothing.
+    let again = s.store.charge(&ChargeRequest {
+        ledger: &l,
+        limits: &limits,
+        amount: 100_000_000,
+        hold: Some(Hold {
+            id,
+            ttl: Duration::from_secs(30),
+        }),
+    });
+    assert!(again.is_err(), "a held id was reused: {again:?}");
+    let usage = s.store.status(&l, &limits).expect("status");
+    assert_eq!((usage[0].committed, usage[0].reserved), (0, 600_000_000));
     let settle = |id, actual| SettleRequest {
         ledger: &l,
         limits: &limits,

@@ -444,15 +444,26 @@ impl LedgerState {
             }
         }
 
+        let admitted = ChargeOutcome {
+            admitted: true,
+            paused: false,
+            limit_index,
+            spent_before,
+            at,
+            warnings,
+        };
         if !record {
-            return Ok(ChargeOutcome {
-                admitted: true,
-                paused: false,
-                limit_index,
-                spent_before,
-                at,
-                warnings,
-            });
+            return Ok(admitted);
+        }
+        // Refused before anything is recorded (ids are random, so this only
+        // guards against a misbehaving caller).
+        if let Some(hold) = request.hold {
+            if self.held.contains_key(&ReservationIdKey(hold.id)) {
+                return Err(StoreError::Backend(format!(
+                    "reservation id {} is already in use",
+                    hold.id
+                )));
+            }
         }
         let held = request.hold.is_some();
         let first_slot = self.tracks.first().map(Track::slot_now);
@@ -467,9 +478,8 @@ impl LedgerState {
         if let Some(hold) = request.hold {
             let ttl = i64::try_from(hold.ttl.as_micros()).unwrap_or(i64::MAX);
             let expires = at.saturating_add(ttl);
-            let key = ReservationIdKey(hold.id);
-            let previous = self.held.insert(
-                key,
+            self.held.insert(
+                ReservationIdKey(hold.id),
                 Held {
                     amount: request.amount,
                     expires,
@@ -477,22 +487,9 @@ impl LedgerState {
                     more_slots,
                 },
             );
-            if previous.is_some() {
-                return Err(StoreError::Backend(format!(
-                    "reservation id {} is already in use",
-                    hold.id
-                )));
-            }
             self.next_expiry = self.next_expiry.min(expires);
         }
-        Ok(ChargeOutcome {
-            admitted: true,
-            paused: false,
-            limit_index,
-            spent_before,
-            at,
-            warnings,
-        })
+        Ok(admitted)
     }
 
     fn settle(&mut self, now: i64, request: &SettleRequest<'_>) -> SettleOutcome {
