@@ -5,21 +5,14 @@
 use std::hint::black_box;
 use std::sync::LazyLock;
 use std::time::Duration;
+use testkit::Blocked;
 
-use budgetgate::{guard, guard_bounded, Budget, BudgetExceeded, Decimal, Engine, Ledger};
+use budgetgate::{guard, guard_bounded, Budget, Decimal, Engine, Ledger};
 use criterion::{criterion_group, criterion_main, Criterion};
 use rust_decimal_macros::dec;
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(Engine::in_memory);
 const BUDGET: &str = "1000000000000";
-
-#[derive(Debug)]
-struct Blocked(#[allow(dead_code)] BudgetExceeded);
-impl From<BudgetExceeded> for Blocked {
-    fn from(e: BudgetExceeded) -> Self {
-        Blocked(e)
-    }
-}
 
 #[guard(ledger = ("bench", "fixed", "p"), cost = "0.000001", max_spend = "1000000000000", engine = &*ENGINE)]
 fn guarded_fixed(x: u64) -> Result<u64, Blocked> {

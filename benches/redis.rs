@@ -10,10 +10,11 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use budgetgate::store::redis::RedisStore;
-use budgetgate::{guard, Budget, BudgetExceeded, Engine, Ledger};
+use budgetgate::{guard, Budget, Engine, Ledger};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rust_decimal_macros::dec;
 use testkit::redis_server::RedisServer;
+use testkit::Blocked;
 
 static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
 static STORE: LazyLock<Arc<RedisStore>> = LazyLock::new(|| {
@@ -185,15 +186,6 @@ fn window_size(c: &mut Criterion) {
         });
     }
     g.finish();
-}
-
-#[derive(Debug)]
-#[allow(dead_code)]
-struct Blocked(BudgetExceeded);
-impl From<BudgetExceeded> for Blocked {
-    fn from(e: BudgetExceeded) -> Self {
-        Blocked(e)
-    }
 }
 
 #[guard(ledger = ("bench", "throughput", format!("task:{task}")), cost = "0.000001",

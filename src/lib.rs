@@ -4,3 +4,13 @@
 pub mod conformance;
 pub mod faulty;
 pub mod redis_server;
+
+/// The error type of guarded functions in tests and benches: a blocked call.
+#[derive(Debug)]
+pub struct Blocked(pub budgetgate::BudgetExceeded);
+
+impl From<budgetgate::BudgetExceeded> for Blocked {
+    fn from(e: budgetgate::BudgetExceeded) -> Self {
+        Blocked(e)
+    }
+}

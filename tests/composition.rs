@@ -8,24 +8,16 @@
 //! no span.
 
 use std::sync::{Arc, LazyLock, Mutex};
+use testkit::Blocked;
 
 use async_trait::async_trait;
-use budgetgate::{guard, guard_bounded, BudgetExceeded, Decimal, Engine, Ledger};
+use budgetgate::{guard, guard_bounded, Decimal, Engine, Ledger};
 use rust_decimal_macros::dec;
 use tracing::subscriber::with_default;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(Engine::in_memory);
-
-#[derive(Debug)]
-struct Blocked(#[allow(dead_code)] BudgetExceeded);
-
-impl From<BudgetExceeded> for Blocked {
-    fn from(e: BudgetExceeded) -> Self {
-        Blocked(e)
-    }
-}
 
 /// (event message, name of the span it happened in).
 type Recorded = Vec<(String, Option<String>)>;

@@ -2,10 +2,11 @@
 //! provider usage JSON.
 
 use budgetgate::pricing::{self, ModelPrice, PriceTable, PricingError, Usage};
-use budgetgate::{guard_bounded, BlockReason, Budget, BudgetExceeded, Decimal, Engine, Ledger};
+use budgetgate::{guard_bounded, BlockReason, Budget, Decimal, Engine, Ledger};
 use proptest::prelude::*;
 use rust_decimal_macros::dec;
 use serde_json::json;
+use testkit::Blocked;
 
 fn fixture() -> PriceTable {
     let (table, report) = PriceTable::from_litellm_path(concat!(
@@ -253,15 +254,6 @@ proptest! {
 }
 
 // ----- in attributes ---------------------------------------------------------------
-
-#[derive(Debug)]
-#[allow(dead_code)]
-struct Blocked(BudgetExceeded);
-impl From<BudgetExceeded> for Blocked {
-    fn from(e: BudgetExceeded) -> Self {
-        Blocked(e)
-    }
-}
 
 struct Completion {
     usage: serde_json::Value,

@@ -8,23 +8,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use budgetgate::store::redis::RedisStore;
-use budgetgate::{guard_bounded, Budget, BudgetExceeded, Decimal, Engine, Ledger};
+use budgetgate::{guard_bounded, Budget, Decimal, Engine, Ledger};
 use rust_decimal_macros::dec;
 use testkit::redis_server::RedisServer;
+use testkit::Blocked;
 
 const PROCESSES: usize = 4;
 const THREADS: usize = 4;
 const OPS: usize = 300;
 const MAX: Decimal = dec!(5);
-
-#[derive(Debug)]
-#[allow(dead_code)]
-struct Blocked(BudgetExceeded);
-impl From<BudgetExceeded> for Blocked {
-    fn from(e: BudgetExceeded) -> Self {
-        Blocked(e)
-    }
-}
 
 /// Returns what it cost, so the worker can add up exactly what was committed.
 #[guard_bounded(ledger = ("xproc", "llm", principal), estimate = "0.01", actual = |cost: &Decimal| *cost, max_spend = "5")]
