@@ -6,7 +6,7 @@ use quote::quote;
 use syn::spanned::Spanned;
 use syn::{Expr, GenericArgument, PathArguments, ReturnType, Signature, Type, TypeParamBound};
 
-use crate::args::{AmountArg, Args, OnError};
+use crate::args::{AmountArg, Args, Keyed, OnError};
 use crate::literal::{Amount, WindowLit};
 
 /// Which attribute.
@@ -304,6 +304,27 @@ fn check_output(
     Ok((output, output_span, output_is_result))
 }
 
+/// Two keys that only mean something together: both, or neither.
+fn together<A, B>(
+    a: Option<Keyed<A>>,
+    b: Option<Keyed<B>>,
+    (a_name, b_name): (&str, &str),
+    example: &str,
+) -> syn::Result<Option<(Keyed<A>, Keyed<B>)>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Ok(Some((a, b))),
+        (Some(a), None) => err(
+            a.key,
+            format!("`{a_name}` needs `{b_name}`, e.g. {example}"),
+        ),
+        (None, Some(b)) => err(
+            b.key,
+            format!("`{b_name}` needs `{a_name}`, e.g. {example}"),
+        ),
+        (None, None) => Ok(None),
+    }
+}
+
 fn validate_rate(
     kind: Kind,
     args: Args,
@@ -334,24 +355,17 @@ fn validate_rate(
             format!("#[{name}] needs `gate = (namespace, action, principal)`"),
         );
     };
-    let max_calls = match (args.max_calls, args.window) {
-        (Some(m), Some(w)) => match w.value {
+    let max_calls = match together(
+        args.max_calls,
+        args.window,
+        ("max_calls", "window"),
+        "`max_calls = 100, window = \"1m\"`",
+    )? {
+        Some((m, w)) => match w.value {
             WindowLit::RollingMillis(ms) => Some((m.value, ms)),
             _ => return err(w.key, "a call window must be a duration such as \"1m\""),
         },
-        (Some(m), None) => {
-            return err(
-                m.key,
-                "`max_calls` needs `window`, e.g. `max_calls = 100, window = \"1m\"`",
-            )
-        }
-        (None, Some(w)) => {
-            return err(
-                w.key,
-                "`window` needs `max_calls`, e.g. `max_calls = 100, window = \"1m\"`",
-            )
-        }
-        (None, None) => None,
+        None => None,
     };
     let cooldown_ms = match args.cooldown {
         Some(c) => match c.value {
@@ -360,22 +374,13 @@ fn validate_rate(
         },
         None => None,
     };
-    let bucket = match (args.capacity, args.refill) {
-        (Some(c), Some(r)) => Some((c.value, r.value.0, r.value.1)),
-        (Some(c), None) => {
-            return err(
-                c.key,
-                "`capacity` needs `refill`, e.g. `capacity = 10, refill = \"5/s\"`",
-            )
-        }
-        (None, Some(r)) => {
-            return err(
-                r.key,
-                "`refill` needs `capacity`, e.g. `capacity = 10, refill = \"5/s\"`",
-            )
-        }
-        (None, None) => None,
-    };
+    let bucket = together(
+        args.capacity,
+        args.refill,
+        ("capacity", "refill"),
+        "`capacity = 10, refill = \"5/s\"`",
+    )?
+    .map(|(c, r)| (c.value, r.value.0, r.value.1));
     if max_calls.is_none() && cooldown_ms.is_none() && bucket.is_none() {
         return err(
             Span::call_site(),
