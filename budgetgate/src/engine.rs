@@ -392,7 +392,7 @@ impl Engine {
     #[inline]
     pub fn caps_for(&self, ledger: &Ledger) -> Option<Caps> {
         let registered = self.inner.budgets.lookup(ledger);
-        registered.or(match self.inner.default_policy {
+        registered.or_else(|| match self.inner.default_policy {
             DefaultPolicy::Deny => None,
             DefaultPolicy::Budget(b) => Some(Caps::one(b)),
         })
