@@ -92,22 +92,16 @@ pub fn validate(
     if kind.is_rate() {
         return validate_rate(kind, args, sig, output);
     }
-    for (key, span) in [
-        ("gate", args.gate.as_ref().map(|k| k.key)),
-        ("max_calls", args.max_calls.as_ref().map(|k| k.key)),
-        ("cooldown", args.cooldown.as_ref().map(|k| k.key)),
-        ("capacity", args.capacity.as_ref().map(|k| k.key)),
-        ("refill", args.refill.as_ref().map(|k| k.key)),
-    ] {
-        if let Some(span) = span {
-            return err(
-                span,
-                format!(
-                    "`{key}` belongs to #[rate_limit]; put a #[rate_limit(..)] beside #[{name}]"
-                ),
-            );
-        }
-    }
+    reject_foreign(
+        [
+            ("gate", args.gate.as_ref().map(|k| k.key)),
+            ("max_calls", args.max_calls.as_ref().map(|k| k.key)),
+            ("cooldown", args.cooldown.as_ref().map(|k| k.key)),
+            ("capacity", args.capacity.as_ref().map(|k| k.key)),
+            ("refill", args.refill.as_ref().map(|k| k.key)),
+        ],
+        |key| format!("`{key}` belongs to #[rate_limit]; put a #[rate_limit(..)] beside #[{name}]"),
+    )?;
     let (ledgers, hierarchy) = match (args.ledger, args.ledgers) {
         (Some(one), None) => (vec![one.value], false),
         (None, Some(many)) => {
@@ -304,6 +298,21 @@ fn check_output(
     Ok((output, output_span, output_is_result))
 }
 
+/// Refuses, at the first one given, keys that belong to the other kind of
+/// attribute.
+fn reject_foreign<const N: usize>(
+    keys: [(&str, Option<Span>); N],
+    message: impl Fn(&str) -> String,
+) -> syn::Result<()> {
+    match keys
+        .into_iter()
+        .find_map(|(key, span)| span.map(|s| (key, s)))
+    {
+        Some((key, span)) => err(span, message(key)),
+        None => Ok(()),
+    }
+}
+
 /// Two keys that only mean something together: both, or neither.
 fn together<A, B>(
     a: Option<Keyed<A>>,
@@ -332,22 +341,18 @@ fn validate_rate(
     output: Option<&Type>,
 ) -> syn::Result<Model> {
     let name = kind.name();
-    for (key, span) in [
-        ("ledger", args.ledger.as_ref().map(|k| k.key)),
-        ("ledgers", args.ledgers.as_ref().map(|k| k.key)),
-        ("cost", args.cost.as_ref().map(|k| k.key)),
-        ("estimate", args.estimate.as_ref().map(|k| k.key)),
-        ("actual", args.actual.as_ref().map(|k| k.key)),
-        ("on_error", args.on_error.as_ref().map(|k| k.key)),
-        ("max_spend", args.max_spend.as_ref().map(|k| k.key)),
-    ] {
-        if let Some(span) = span {
-            return err(
-                span,
-                format!("`{key}` belongs to the spend guards; put a #[guard(..)] beside #[{name}]"),
-            );
-        }
-    }
+    reject_foreign(
+        [
+            ("ledger", args.ledger.as_ref().map(|k| k.key)),
+            ("ledgers", args.ledgers.as_ref().map(|k| k.key)),
+            ("cost", args.cost.as_ref().map(|k| k.key)),
+            ("estimate", args.estimate.as_ref().map(|k| k.key)),
+            ("actual", args.actual.as_ref().map(|k| k.key)),
+            ("on_error", args.on_error.as_ref().map(|k| k.key)),
+            ("max_spend", args.max_spend.as_ref().map(|k| k.key)),
+        ],
+        |key| format!("`{key}` belongs to the spend guards; put a #[guard(..)] beside #[{name}]"),
+    )?;
     let krate = crate_path(&args);
     let Some(gate) = args.gate else {
         return err(
