@@ -151,6 +151,8 @@ impl RedisServer {
             }
             None => {
                 cmd.args(["--port", &self.port.to_string()]);
+                cmd.arg("--unixsocket").arg(self.socket_path());
+                cmd.args(["--unixsocketperm", "700"]);
             }
         }
         cmd.args([
@@ -232,6 +234,11 @@ impl RedisServer {
         );
     }
 
+    /// The Unix socket a plain (non-TLS) server also listens on.
+    pub fn socket_path(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("budgetgate-redis-{}.sock", self.port))
+    }
+
     /// The port.
     pub fn port(&self) -> u16 {
         self.port
@@ -297,6 +304,9 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        if self.tls.is_none() {
+            let _ = std::fs::remove_file(self.socket_path());
+        }
         if let Some(dir) = &self.tls {
             let _ = std::fs::remove_dir_all(dir);
         }

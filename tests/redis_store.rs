@@ -290,6 +290,83 @@ fn password_never_printed() {
     assert!(!format!("{bad} {bad:?}").contains(secret), "{bad}");
 }
 
+/// The sync API's own connection: scripts the server lost (`SCRIPT FLUSH`,
+/// a restart) are sent again, alone and in a pipeline, without repeating
+/// calls that ran; an ACL user, a database number and a Unix socket from
+/// the URL are honoured; async calls share the state.
+#[test]
+fn sync_connections_reload_scripts_and_honour_the_url() {
+    let server = RedisServer::start_with_password(Some("admin-pw"));
+    let admin = redis::Client::open(server.url()).unwrap();
+    let mut admin = admin.get_connection().unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "alice", "on", ">alice-pw", "~*", "&*", "+@all"][..])
+        .query(&mut admin)
+        .unwrap();
+    let tcp = format!("redis://alice:alice-pw@127.0.0.1:{}/3", server.port());
+    let unix = format!(
+        "redis+unix://{}?db=3&user=alice&pass=alice-pw",
+        server.socket_path().display()
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tcp, unix) = (
+        Engine::new(RedisStore::connect(&tcp).unwrap()),
+        Engine::new(RedisStore::connect(&unix).unwrap()),
+    );
+    let user = Ledger::new("urls", "gpt", "user:1");
+    let project = Ledger::new("urls", "gpt", "project");
+    for engine in [&tcp, &unix] {
+        engine.set_budget(&user, Budget::lifetime(dec!(10)).unwrap());
+        engine.set_budget(&project, Budget::lifetime(dec!(100)).unwrap());
+    }
+    let flush = |admin: &mut redis::Connection| {
+        let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(admin).unwrap();
+    };
+    let spent = |e: &Engine, l: &Ledger| e.status(l).unwrap().spent();
+
+    flush(&mut admin);
+    tcp.reserve(&user, dec!(1))
+        .unwrap()
+        .commit(dec!(1))
+        .unwrap();
+    flush(&mut admin);
+    unix.reserve(&user, dec!(1))
+        .unwrap()
+        .commit(dec!(0.5))
+        .unwrap();
+    // A hierarchy's commit settles the other ledgers in one pipeline.
+    let both = [user.clone(), project.clone()];
+    let r = tcp.reserve_all(&both, dec!(2)).unwrap();
+    flush(&mut admin);
+    r.commit(dec!(2)).unwrap();
+    flush(&mut admin);
+    rt.block_on(async {
+        let r = unix.reserve_async(&user, dec!(1)).await.unwrap();
+        r.commit_async(dec!(0.25)).await.unwrap();
+    });
+    // Each call counted once, and both connections see the same ledger.
+    assert_eq!(spent(&tcp, &user), dec!(3.75));
+    assert_eq!(spent(&unix, &user), dec!(3.75));
+    assert_eq!(spent(&unix, &project), dec!(2));
+
+    // Everything went to database 3.
+    let keys = |admin: &mut redis::Connection, db: i64| -> Vec<String> {
+        let _: () = redis::cmd("SELECT").arg(db).query(admin).unwrap();
+        redis::cmd("KEYS").arg("budgetgate:*").query(admin).unwrap()
+    };
+    assert!(keys(&mut admin, 0).is_empty());
+    assert!(keys(&mut admin, 3)
+        .iter()
+        .any(|k| k.starts_with("budgetgate:{urls:gpt:user%3A1}")));
+
+    // A wrong ACL password: a StoreError naming the server's refusal.
+    let wrong =
+        RedisStore::connect(&format!("redis://alice:nope@127.0.0.1:{}/3", server.port())).unwrap();
+    let err = wrong.ping_blocking().unwrap_err().to_string();
+    assert!(err.contains("WRONGPASS"), "{err}");
+    assert!(!err.contains("nope"), "{err}");
+}
+
 /// Every key of a ledger shares one hash tag, carries a TTL, and the keys of
 /// distinct ledgers never overlap.
 #[test]

@@ -2,7 +2,9 @@
 //!
 //! A sync call is one blocking round trip on the calling thread: no hand-over
 //! to another thread and back, which on a small VM costs more than the
-//! script itself. Connections are made on first use and kept in a small idle
+//! script itself. Plain TCP and Unix sockets use the lean connection of
+//! `resp.rs`; TLS uses redis-rs's. Both take the same pre-packed requests.
+//! Connections are made on first use and kept in a small idle
 //! list; a connection that fails is dropped, and the idle ones with it (they
 //! almost always failed together, e.g. Redis restarted), so the next call
 //! connects anew.
@@ -15,10 +17,53 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ::redis::{Client, Connection, ConnectionLike, RedisResult};
+use ::redis::{Client, Connection, ConnectionLike};
 
+use super::resp::{ConnError, Reply, RespConnection};
 use super::store_error;
 use crate::store::StoreError;
+
+/// One blocking connection.
+pub(super) enum Conn {
+    Resp(RespConnection),
+    Redis(Connection),
+}
+
+impl Conn {
+    /// Sends the packed `request` and reads its `count` replies (error
+    /// replies included, as [`Reply::Error`]).
+    pub(super) fn exchange(
+        &mut self,
+        request: &[u8],
+        count: usize,
+    ) -> Result<Vec<Reply>, ConnError> {
+        match self {
+            Conn::Resp(con) => con.exchange(request, count),
+            Conn::Redis(con) => Ok(con
+                .req_packed_commands(request, 0, count)?
+                .into_iter()
+                .map(Reply::from_value)
+                .collect()),
+        }
+    }
+
+    fn set_timeout(&mut self, timeout: Duration) -> Result<(), ConnError> {
+        match self {
+            Conn::Resp(con) => Ok(con.set_timeout(timeout)?),
+            Conn::Redis(con) => {
+                con.set_read_timeout(Some(timeout))?;
+                Ok(con.set_write_timeout(Some(timeout))?)
+            }
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Conn::Resp(_) => true,
+            Conn::Redis(con) => con.is_open(),
+        }
+    }
+}
 
 /// Idle connections kept for reuse; more concurrent callers get their own
 /// and close them afterwards.
@@ -26,7 +71,7 @@ const MAX_IDLE: usize = 64;
 
 pub(super) struct BlockingPool {
     client: Client,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Conn>>,
     timeout: Duration,
     secret: Option<String>,
 }
@@ -41,10 +86,15 @@ impl BlockingPool {
         }
     }
 
+    /// Sends a packed request of `count` commands and reads their replies.
+    pub(super) fn exchange(&self, request: &[u8], count: usize) -> Result<Vec<Reply>, StoreError> {
+        self.run(|con| con.exchange(request, count))
+    }
+
     /// Runs `f` on a connection, within the timeout.
     pub(super) fn run<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> RedisResult<T>,
+        f: impl FnOnce(&mut Conn) -> Result<T, ConnError>,
     ) -> Result<T, StoreError> {
         let deadline = Instant::now() + self.timeout;
         // A pooled connection's reads and writes already time out after the
@@ -56,14 +106,13 @@ impl BlockingPool {
             None => (self.connect(deadline)?, true),
         };
         let result = if fresh {
-            let left = self.left(deadline)?;
-            con.set_read_timeout(Some(left))
-                .and_then(|()| con.set_write_timeout(Some(left)))
+            self.left(deadline)
+                .map_err(|_| ConnError::Io(std::io::ErrorKind::TimedOut.into()))
+                .and_then(|left| con.set_timeout(left))
                 .and_then(|()| f(&mut con))
                 // Kept for reuse with the full timeout.
                 .and_then(|value| {
-                    con.set_read_timeout(Some(self.timeout))?;
-                    con.set_write_timeout(Some(self.timeout))?;
+                    con.set_timeout(self.timeout)?;
                     Ok(value)
                 })
         } else {
@@ -71,25 +120,35 @@ impl BlockingPool {
         };
         match result {
             Ok(value) => {
+                // Error replies (e.g. a script's error) arrive as values: the
+                // connection is in step and can be used again.
                 self.put(con);
                 Ok(value)
             }
             Err(e) => {
+                // A reply may be left unread, or the server is gone: drop
+                // this connection and the idle ones, which almost always
+                // failed together (e.g. Redis restarted).
+                self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                Err(self.error(e))
+            }
+        }
+    }
+
+    fn error(&self, e: ConnError) -> StoreError {
+        let secret = self.secret.as_deref();
+        match e {
+            ConnError::Redis(e) => store_error(&e, secret),
+            ConnError::Io(e)
                 if matches!(
                     e.kind(),
-                    ::redis::ErrorKind::Server(_) | ::redis::ErrorKind::Extension
-                ) {
-                    // The server answered (e.g. a script's error): the
-                    // connection is in step and can be used again.
-                    self.put(con);
-                } else {
-                    // A reply may be left unread, or the server is gone: drop
-                    // this connection and the idle ones, which almost always
-                    // failed together (e.g. Redis restarted).
-                    self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
-                }
-                Err(store_error(&e, self.secret.as_deref()))
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                StoreError::Unavailable(format!("timed out: {e}"))
             }
+            ConnError::Io(e) => StoreError::Unavailable(super::scrub(&e.to_string(), secret)),
+            ConnError::Protocol(message) => StoreError::Backend(super::scrub(&message, secret)),
         }
     }
 
@@ -101,14 +160,19 @@ impl BlockingPool {
         Ok(left)
     }
 
-    fn connect(&self, deadline: Instant) -> Result<Connection, StoreError> {
+    fn connect(&self, deadline: Instant) -> Result<Conn, StoreError> {
         let left = self.left(deadline)?;
-        self.client
-            .get_connection_with_timeout(left)
-            .map_err(|e| store_error(&e, self.secret.as_deref()))
+        match RespConnection::connect(self.client.get_connection_info(), deadline) {
+            Some(con) => con.map(Conn::Resp).map_err(|e| self.error(e)),
+            None => self
+                .client
+                .get_connection_with_timeout(left)
+                .map(Conn::Redis)
+                .map_err(|e| store_error(&e, self.secret.as_deref())),
+        }
     }
 
-    fn take(&self) -> Option<Connection> {
+    fn take(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(con) = idle.pop() {
             if con.is_open() {
@@ -118,7 +182,7 @@ impl BlockingPool {
         None
     }
 
-    fn put(&self, con: Connection) {
+    fn put(&self, con: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(con);

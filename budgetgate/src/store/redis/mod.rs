@@ -22,7 +22,10 @@
 //!   Redis comes back.
 //! - **Sync and async**: a sync call is one blocking round trip on the
 //!   calling thread (a small pool of connections; no hand-over to another
-//!   thread), so it needs no async runtime and works inside one too. Async
+//!   thread), so it needs no async runtime and works inside one too. On
+//!   `redis://` and `redis+unix://` these connections are the store's own
+//!   lean RESP2 client (a call is packed once and its flat reply parsed
+//!   without redis-rs's general machinery); `rediss://` uses redis-rs. Async
 //!   calls run on the store's own small runtime (one thread, one multiplexed
 //!   connection), so they work from any executor.
 //! - **Secrets**: the password of a URL never appears in `Debug`, `Display`,
@@ -52,9 +55,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod blocking;
+mod resp;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::Script;
+
+use self::resp::{Reply, Request};
 use once_cell::sync::Lazy;
 
 use crate::budget::{Limit, Window};
@@ -70,34 +76,49 @@ use super::{
 
 const NANOS: i128 = 1_000_000_000;
 
-static CHARGE: Lazy<Arc<Script>> = Lazy::new(|| {
+static CHARGE: Lazy<Lua> = Lazy::new(|| {
     script(
         include_str!("lua/fast_charge.lua"),
         include_str!("lua/charge.lua"),
     )
 });
-static SETTLE: Lazy<Arc<Script>> = Lazy::new(|| {
+static SETTLE: Lazy<Lua> = Lazy::new(|| {
     script(
         include_str!("lua/fast_settle.lua"),
         include_str!("lua/settle.lua"),
     )
 });
 // The same without their fast paths: the equivalence tests compare the two.
-static CHARGE_GENERAL: Lazy<Arc<Script>> =
+static CHARGE_GENERAL: Lazy<Lua> =
     Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/charge.lua")));
-static SETTLE_GENERAL: Lazy<Arc<Script>> =
+static SETTLE_GENERAL: Lazy<Lua> =
     Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/settle.lua")));
-static STATUS: Lazy<Arc<Script>> =
-    Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/status.lua")));
-static CHARGE_MANY: Lazy<Arc<Script>> =
+static STATUS: Lazy<Lua> = Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/status.lua")));
+static CHARGE_MANY: Lazy<Lua> =
     Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/charge_many.lua")));
-static RATE: Lazy<Arc<Script>> = Lazy::new(|| {
-    Arc::new(Script::new(&format!(
+static RATE: Lazy<Lua> = Lazy::new(|| {
+    Lua::new(format!(
         "{}\n{}",
         include_str!("lua/now.lua"),
         include_str!("lua/rate.lua")
-    )))
+    ))
 });
+
+/// A script: redis-rs's handle (its hash, the async calls) and its text,
+/// which the sync connections send with `EVAL` when the server lost it.
+struct Lua {
+    script: Script,
+    code: String,
+}
+
+impl Lua {
+    fn new(code: String) -> Lua {
+        Lua {
+            script: Script::new(&code),
+            code,
+        }
+    }
+}
 
 /// A script without a fast path.
 const NO_FAST_PATH: &str = "";
@@ -105,12 +126,12 @@ const NO_FAST_PATH: &str = "";
 /// A budget script: the time, its fast path (before the shared code, so a
 /// call that takes it creates none of the shared functions), the shared
 /// code, then its general body.
-fn script(fast: &str, body: &str) -> Arc<Script> {
-    Arc::new(Script::new(&format!(
+fn script(fast: &str, body: &str) -> Lua {
+    Lua::new(format!(
         "{}\n{fast}\n{}\n{body}",
         include_str!("lua/now.lua"),
         include_str!("lua/common.lua"),
-    )))
+    ))
 }
 
 /// Where a [`RedisStore`] takes time from.
@@ -329,7 +350,7 @@ impl Drop for RedisStore {
 
 /// An operation ready to send: owned, so it can move to the store's runtime.
 struct Call {
-    script: Arc<Script>,
+    script: &'static Lua,
     keys: Vec<String>,
     args: Vec<String>,
 }
@@ -337,7 +358,7 @@ struct Call {
 impl Call {
     /// `EVALSHA`, loading the script if the server lost it.
     fn invocation(&self) -> ::redis::ScriptInvocation<'_> {
-        let mut invocation = self.script.prepare_invoke();
+        let mut invocation = self.script.script.prepare_invoke();
         for key in &self.keys {
             invocation.key(key);
         }
@@ -348,13 +369,72 @@ impl Call {
     }
 }
 
+impl Call {
+    /// Appends this call: `EVALSHA hash …`, or `EVAL text …` with `full`.
+    fn pack(&self, request: &mut Request, full: bool) {
+        request.command(3 + self.keys.len() + self.args.len());
+        if full {
+            request.arg("EVAL").arg(&self.script.code);
+        } else {
+            request.arg("EVALSHA").arg(self.script.script.get_hash());
+        }
+        let mut count = [0u8; 20];
+        request.arg(usize_str(self.keys.len(), &mut count));
+        for key in &self.keys {
+            request.arg(key);
+        }
+        for arg in &self.args {
+            request.arg(arg);
+        }
+    }
+}
+
+fn usize_str(n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// A script's reply as its strings (every budgetgate script returns a flat
+/// array of strings or integers); an error reply is the script's error.
+fn strings(reply: Reply) -> Result<Vec<String>, StoreError> {
+    match reply {
+        Reply::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Reply::Data(bytes) => String::from_utf8(bytes).map_err(|e| {
+                    StoreError::Backend(format!("a budgetgate script replied non-UTF-8: {e}"))
+                }),
+                Reply::Int(i) => Ok(i.to_string()),
+                other => Err(StoreError::Backend(format!(
+                    "unexpected reply from a budgetgate script: {}",
+                    other.describe()
+                ))),
+            })
+            .collect(),
+        Reply::Error(message) => Err(StoreError::Backend(message)),
+        other => Err(StoreError::Backend(format!(
+            "unexpected reply from a budgetgate script: {}",
+            other.describe()
+        ))),
+    }
+}
+
 /// Several calls' `EVALSHA`s in one pipeline (each script stays atomic on
 /// its own).
 fn pipeline(calls: &[Call]) -> ::redis::Pipeline {
     let mut pipe = ::redis::pipe();
     for call in calls {
         pipe.cmd("EVALSHA")
-            .arg(call.script.get_hash())
+            .arg(call.script.script.get_hash())
             .arg(call.keys.len())
             .arg(&call.keys)
             .arg(&call.args);
@@ -400,9 +480,7 @@ impl RedisStore {
 
     /// Sync [`RedisStore::ping`] (through the connections sync calls use).
     pub fn ping_blocking(&self) -> Result<(), StoreError> {
-        self.blocking
-            .run(|con| ::redis::cmd("PING").query::<String>(con))
-            .map(|_| ())
+        self.command_blocking(&["PING"]).map(|_| ())
     }
 
     fn ping_op(&self) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
@@ -414,6 +492,20 @@ impl RedisStore {
                 .await
                 .map(|_| ())
                 .map_err(|e| store_error(&e, secret.as_deref()))
+        }
+    }
+
+    /// One command on a sync connection; an error reply is an error.
+    fn command_blocking(&self, args: &[&str]) -> Result<Reply, StoreError> {
+        let mut request = Request::new();
+        request.command(args.len());
+        for arg in args {
+            request.arg(arg);
+        }
+        match self.blocking.exchange(request.bytes(), 1)?.pop() {
+            Some(Reply::Error(message)) => Err(StoreError::Backend(message)),
+            Some(reply) => Ok(reply),
+            None => Err(unexpected(&[])),
         }
     }
 
@@ -441,7 +533,7 @@ impl RedisStore {
 
     fn call(
         &self,
-        script: &Arc<Script>,
+        script: &'static Lua,
         ledger: &Ledger,
         limit_count: usize,
         ttl: Duration,
@@ -453,11 +545,7 @@ impl RedisStore {
         let margin_ms = ttl.as_millis().max(86_400_000) + 3_600_000;
         let keep_ms = format!("{}:{margin_ms}", self.idle_ttl.as_millis());
         let args = vec![now, keep_ms, base, limit_count.to_string()];
-        Call {
-            script: script.clone(),
-            keys,
-            args,
-        }
+        Call { script, keys, args }
     }
 
     fn eval(
@@ -476,8 +564,8 @@ impl RedisStore {
 
     /// [`RedisStore::eval`] for the sync API: on the calling thread.
     fn eval_blocking(&self, call: Call) -> Result<Vec<String>, StoreError> {
-        self.blocking
-            .run(|con| call.invocation().invoke::<Vec<String>>(con))
+        let mut replies = self.eval_pipeline_blocking(std::slice::from_ref(&call))?;
+        replies.pop().ok_or_else(|| unexpected(&[]))
     }
 
     /// Several script calls in one pipelined round trip (each script stays
@@ -498,6 +586,7 @@ impl RedisStore {
                 {
                     for call in &calls {
                         call.script
+                            .script
                             .load_async(&mut con)
                             .await
                             .map_err(|e| store_error(&e, secret.as_deref()))?;
@@ -512,20 +601,38 @@ impl RedisStore {
         }
     }
 
-    /// [`RedisStore::eval_pipeline`] for the sync API: on the calling thread.
+    /// [`RedisStore::eval_pipeline`] for the sync API: on the calling
+    /// thread, packed once (`EVALSHA`). Calls the server answers `NOSCRIPT`
+    /// (it restarted or was flushed) did not run: they are sent again with
+    /// the script's text (`EVAL`, which also caches it); the others ran and
+    /// are not repeated.
     fn eval_pipeline_blocking(&self, calls: &[Call]) -> Result<Vec<Vec<String>>, StoreError> {
-        let build = || pipeline(calls);
-        self.blocking.run(|con| match build().query(con) {
-            Err(e)
-                if e.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>
-            {
-                for call in calls {
-                    call.script.load(con)?;
-                }
-                build().query(con)
+        let mut request = Request::new();
+        for call in calls {
+            call.pack(&mut request, false);
+        }
+        let mut replies = self
+            .blocking
+            .exchange(request.bytes(), request.commands())?;
+        let lost: Vec<usize> = replies
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r, Reply::Error(e) if e.starts_with("NOSCRIPT")))
+            .map(|(i, _)| i)
+            .collect();
+        if !lost.is_empty() {
+            let mut request = Request::new();
+            for &i in &lost {
+                calls[i].pack(&mut request, true);
             }
-            result => result,
-        })
+            let again = self
+                .blocking
+                .exchange(request.bytes(), request.commands())?;
+            for (i, reply) in lost.into_iter().zip(again) {
+                replies[i] = reply;
+            }
+        }
+        replies.into_iter().map(strings).collect()
     }
 
     /// Runs `op` on the store's runtime, bounded by the timeout.
@@ -553,7 +660,7 @@ impl RedisStore {
 
     fn charge_call(&self, request: &ChargeRequest<'_>) -> Call {
         let ttl = request.hold.map_or(Duration::ZERO, |h| h.ttl);
-        let script = if self.fast_paths {
+        let script: &'static Lua = if self.fast_paths {
             &CHARGE
         } else {
             &CHARGE_GENERAL
@@ -648,7 +755,7 @@ impl RedisStore {
             args.extend(call.args.into_iter().skip(2));
         }
         Ok(Call {
-            script: CHARGE_MANY.clone(),
+            script: &CHARGE_MANY,
             keys,
             args,
         })
@@ -685,7 +792,7 @@ impl RedisStore {
         .unwrap_or_default();
         let keep_ms = (longest.as_millis() + 3_600_000).to_string();
         Call {
-            script: RATE.clone(),
+            script: &RATE,
             keys: vec![format!("{base}:rlog"), format!("{base}:rstate")],
             args: vec![
                 now,
@@ -839,40 +946,45 @@ impl Store for RedisStore {
         let pattern = format!("{}:{{*}}:meta", glob_escape(&self.prefix));
         let prefix_len = self.prefix.len() + 2; // "prefix:{"
         let deadline = std::time::Instant::now() + self.timeout;
-        self.blocking.run(|con| {
-            let mut found = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                if std::time::Instant::now() >= deadline {
-                    return Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into());
-                }
-                let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(con)?;
-                for key in keys {
-                    let inner = key.get(prefix_len..key.len().saturating_sub("}:meta".len()));
-                    let parts: Vec<&str> = inner.unwrap_or("").split(':').collect();
-                    if let [ns, res, p] = parts.as_slice() {
-                        if let (Some(ns), Some(res), Some(p)) =
-                            (decode_part(ns), decode_part(res), decode_part(p))
-                        {
-                            found.push(Ledger::new(ns, res, p));
-                        }
+        let mut found = Vec::new();
+        let mut cursor = "0".to_owned();
+        loop {
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::Timeout(self.timeout));
+            }
+            let reply =
+                self.command_blocking(&["SCAN", &cursor, "MATCH", &pattern, "COUNT", "1000"])?;
+            let Reply::Array(mut parts) = reply else {
+                return Err(StoreError::Backend(format!(
+                    "unexpected SCAN reply: {}",
+                    reply.describe()
+                )));
+            };
+            let (Some(Reply::Array(keys)), Some(Reply::Data(next))) = (parts.pop(), parts.pop())
+            else {
+                return Err(StoreError::Backend("unexpected SCAN reply".to_owned()));
+            };
+            for key in keys {
+                let Reply::Data(key) = key else { continue };
+                let key = String::from_utf8_lossy(&key);
+                let inner = key.get(prefix_len..key.len().saturating_sub("}:meta".len()));
+                let parts: Vec<&str> = inner.unwrap_or("").split(':').collect();
+                if let [ns, res, p] = parts.as_slice() {
+                    if let (Some(ns), Some(res), Some(p)) =
+                        (decode_part(ns), decode_part(res), decode_part(p))
+                    {
+                        found.push(Ledger::new(ns, res, p));
                     }
-                    if found.len() >= limit {
-                        return Ok(found);
-                    }
                 }
-                if next == 0 {
+                if found.len() >= limit {
                     return Ok(found);
                 }
-                cursor = next;
             }
-        })
+            if next == b"0" {
+                return Ok(found);
+            }
+            cursor = String::from_utf8_lossy(&next).into_owned();
+        }
     }
 
     /// A hierarchy in one script — one round trip, atomic across its
@@ -930,21 +1042,17 @@ impl Store for RedisStore {
             PauseScope::Ledger(l) => pause_fields(l).1,
         };
         let key = self.pause_key();
-        self.blocking.run(|con| {
-            let mut cmd = ::redis::cmd(if paused { "HSET" } else { "HDEL" });
-            cmd.arg(&key).arg(&field);
-            if paused {
-                cmd.arg("1");
-            }
-            cmd.query::<i64>(con).map(|_| ())
-        })
+        if paused {
+            self.command_blocking(&["HSET", &key, &field, "1"])?;
+        } else {
+            self.command_blocking(&["HDEL", &key, &field])?;
+        }
+        Ok(())
     }
 
     fn paused(&self) -> Result<Vec<PauseScope>, StoreError> {
         let key = self.pause_key();
-        let fields = self
-            .blocking
-            .run(|con| ::redis::cmd("HKEYS").arg(&key).query::<Vec<String>>(con))?;
+        let fields = strings(self.command_blocking(&["HKEYS", &key])?)?;
         Ok(fields.iter().filter_map(|f| parse_pause_field(f)).collect())
     }
 
