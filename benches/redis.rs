@@ -156,7 +156,7 @@ fn prefill(ledger_principal: &str, n: u64) {
           redis.call('ZADD', KEYS[1], unpack(batch))
           i = i + 1000
         end
-        redis.call('HSET', KEYS[2], 'r3600000', '0,' .. string.format('%d', n) .. ',0,0,' .. string.format('%d', at),
+        redis.call('HSET', KEYS[2], 'r3600000', struct.pack('<i8i8i8i8i8', 0, n, 0, 0, at),
                    'tracks', 'r3600000|3600000000', 'last', string.format('%d', at))
         return n",
     );

@@ -69,12 +69,14 @@ fn stored(
 ) -> BTreeMap<String, String> {
     let pair = |id: &str| format!("#{}", ids.get(id).copied().unwrap_or(usize::MAX));
     let base = format!("{prefix}:{{fp:api:{principal}}}");
-    let map: HashMap<String, String> = redis::cmd("HGETALL")
+    // Window states are binary (five i64s): shown escaped, compared exactly.
+    let map: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
         .arg(format!("{base}:meta"))
         .query(con)
         .unwrap();
     let mut out: BTreeMap<String, String> = map
         .into_iter()
+        .map(|(field, value)| (field, value.escape_ascii().to_string()))
         .map(|(field, value)| match field.strip_prefix("r:") {
             Some(id) => (format!("r:{}", pair(id)), value),
             None => (field, value),

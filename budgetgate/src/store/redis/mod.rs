@@ -33,8 +33,10 @@
 //!
 //! Keys, for prefix `budgetgate` and ledger `openai:gpt-4o@user:42`:
 //! `budgetgate:{openai:gpt-4o:user%3A42}:meta` (one hash: running totals of
-//! every window, the open reservations, the ledger's last time and the
-//! bounds that let most calls skip pruning and expiry), `…:e:<w>` (the
+//! every window — five little-endian i64s per window, read and written with
+//! Lua's `struct` because parsing decimal text cost ten times more — the
+//! open reservations, the ledger's last time and the bounds that let most
+//! calls skip pruning and expiry), `…:e:<w>` (the
 //! entries of rolling window `<w>` = `r<ms>`; other windows need none) and
 //! `…:d:<id>` (a settled reservation, kept for the retention). A ledger's
 //! keys expire together, renewed about hourly while it is used.

@@ -5,7 +5,7 @@
 -- general code, which gives the same result.
 do
   local wid, win_s = ARGV[5], ARGV[6]
-  local win = tonumber(win_s)
+  local win = win_s == '0' and 0 or tonumber(win_s)
   if ARGV[4] == '1' and ((wid == 'u' and win == 0) or (string.sub(wid, 1, 1) == 'r' and win > 0)) then
     local id = ARGV[7]
     local v = redis.call('HMGET', KEYS[1], 'last', 'minexp', 'tracks', 'ren', 'exp', wid, 'r:' .. id)
@@ -14,16 +14,17 @@ do
     if last and last < now then now_s = string.format('%d', now) elseif last then now = last end
     if last and ren and v[5] and now < ren and v[3] == wid .. '|' .. win_s and (minexp == nil or minexp > now) and v[7] then
       local u, n, ts_s, rwid = string.match(v[7], '^(%-?%d+)|(%d+)|(%d+)|([^|,]*)|%d+$')
-      local cu, cn, ru, rn, old_s = string.match(v[6] or '', '^(%-?%d+),(%d+),(%-?%d+),(%d+),(%d*)$')
-      local old, ts = tonumber(old_s), tonumber(ts_s)
+      -- The window's state: STATE in common.lua.
+      local cu, cn, ru, rn, old
+      if v[6] then cu, cn, ru, rn, old = struct.unpack('<i8i8i8i8i8', v[6]) end
+      local ts = tonumber(ts_s)
       -- The hold must still count (its entry has not left the window) and
       -- nothing may need pruning.
       if u and cu and rwid == wid and u == ARGV[8] and n == ARGV[9]
-          and (win == 0 or ((old == nil or old >= now - win) and ts >= now - win)) then
+          and (win == 0 or ((old < 0 or old >= now - win) and ts >= now - win)) then
         local ent = string.sub(KEYS[1], 1, -5) .. 'e:' .. wid
         if win == 0 or redis.call('ZREM', ent, id .. '|' .. u .. '|' .. n .. '|h') == 1 then
           local B = 1000000000
-          cu, cn, ru, rn = tonumber(cu), tonumber(cn), tonumber(ru), tonumber(rn)
           ru, rn = ru - tonumber(u), rn - tonumber(n)
           if rn < 0 then ru, rn = ru - 1, rn + B end
           local code = '3'
@@ -33,11 +34,11 @@ do
             cu, cn = cu + au, cn + an
             if cn >= B then cu, cn = cu + 1, cn - B end
             -- The actual replaces the hold, at the reservation's time.
-            if win > 0 then redis.call('ZADD', ent, ts_s, string.format('%s|%d|%d|c', id, au, an)) end
+            if win > 0 then redis.call('ZADD', ent, ts_s, id .. '|' .. ARGV[11] .. '|' .. ARGV[12] .. '|c') end
           end
           redis.call('HDEL', KEYS[1], 'r:' .. id)
           redis.call('SET', KEYS[2], code, 'PX', ARGV[14])
-          redis.call('HSET', KEYS[1], 'last', now_s, wid, string.format('%d,%d,%d,%d,%s', cu, cn, ru, rn, old_s))
+          redis.call('HSET', KEYS[1], 'last', now_s, wid, struct.pack('<i8i8i8i8i8', cu, cn, ru, rn, old))
           do return { code, now_s } end
         end
       end
