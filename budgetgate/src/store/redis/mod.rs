@@ -380,8 +380,7 @@ impl Call {
         } else {
             request.arg("EVALSHA").arg(self.script.script.get_hash());
         }
-        let mut count = [0u8; 20];
-        request.arg(usize_str(self.keys.len(), &mut count));
+        request.arg_usize(self.keys.len());
         for key in &self.keys {
             request.arg(key);
         }
@@ -389,20 +388,6 @@ impl Call {
             request.arg(arg);
         }
     }
-}
-
-fn usize_str(n: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }
 
 /// A script's reply as its strings (every budgetgate script returns a flat

@@ -60,6 +60,13 @@ impl Request {
         self
     }
 
+    /// One argument: `n` in decimal.
+    pub(super) fn arg_usize(&mut self, n: usize) -> &mut Self {
+        let mut digits = [0u8; 20];
+        let text = usize_digits(n, &mut digits);
+        self.arg(text)
+    }
+
     /// The packed bytes.
     pub(super) fn bytes(&self) -> &[u8] {
         &self.buf
@@ -71,18 +78,23 @@ impl Request {
     }
 }
 
-fn push_usize(out: &mut Vec<u8>, mut n: usize) {
+fn push_usize(out: &mut Vec<u8>, n: usize) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
+    out.extend_from_slice(usize_digits(n, &mut digits));
+}
+
+/// `n` in decimal, written at the end of `buf` (20 digits hold any usize).
+fn usize_digits(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
     loop {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+        buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    &buf[i..]
 }
 
 /// One reply.
