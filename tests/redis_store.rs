@@ -291,9 +291,9 @@ fn password_never_printed() {
 }
 
 /// The sync API's own connection: scripts the server lost (`SCRIPT FLUSH`,
-/// a restart) are sent again, alone and in a pipeline, without repeating
-/// calls that ran; an ACL user, a database number and a Unix socket from
-/// the URL are honoured; async calls share the state.
+/// a restart) are sent again, alone and in a pipeline, and every call counts
+/// once; an ACL user, a database number and a Unix socket from the URL are
+/// honoured; async calls share the state.
 #[test]
 fn sync_connections_reload_scripts_and_honour_the_url() {
     let server = RedisServer::start_with_password(Some("admin-pw"));

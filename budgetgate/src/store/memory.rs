@@ -616,6 +616,18 @@ fn micros(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// The refusal of a charge on a paused ledger.
+fn paused_outcome(at: i64) -> ChargeOutcome {
+    ChargeOutcome {
+        admitted: false,
+        paused: true,
+        limit_index: 0,
+        spent_before: 0,
+        at,
+        warnings: 0,
+    }
+}
+
 impl Store for MemoryStore {
     fn rate(&self, request: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
         let now = self.now();
@@ -627,14 +639,7 @@ impl Store for MemoryStore {
     fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, StoreError> {
         let now = self.now();
         if self.is_paused(request.ledger) {
-            return Ok(ChargeOutcome {
-                admitted: false,
-                paused: true,
-                limit_index: 0,
-                spent_before: 0,
-                at: now,
-                warnings: 0,
-            });
+            return Ok(paused_outcome(now));
         }
         self.with_ledger(request.ledger, |state| state.charge(now, request, true))
     }
@@ -674,14 +679,7 @@ impl Store for MemoryStore {
             if self.is_paused(request.ledger) {
                 return Ok(ManyOutcome::Refused {
                     index: i,
-                    outcome: ChargeOutcome {
-                        admitted: false,
-                        paused: true,
-                        limit_index: 0,
-                        spent_before: 0,
-                        at: now,
-                        warnings: 0,
-                    },
+                    outcome: paused_outcome(now),
                 });
             }
             let outcome = states[i].charge(now, request, false)?;

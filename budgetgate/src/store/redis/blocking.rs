@@ -92,10 +92,7 @@ impl BlockingPool {
     }
 
     /// Runs `f` on a connection, within the timeout.
-    pub(super) fn run<T>(
-        &self,
-        f: impl FnOnce(&mut Conn) -> Result<T, ConnError>,
-    ) -> Result<T, StoreError> {
+    fn run<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, ConnError>) -> Result<T, StoreError> {
         let deadline = Instant::now() + self.timeout;
         // A pooled connection's reads and writes already time out after the
         // whole timeout (set when it was made), and it was taken just now:

@@ -401,17 +401,11 @@ fn strings(reply: Reply) -> Result<Vec<String>, StoreError> {
                     StoreError::Backend(format!("a budgetgate script replied non-UTF-8: {e}"))
                 }),
                 Reply::Int(i) => Ok(i.to_string()),
-                other => Err(StoreError::Backend(format!(
-                    "unexpected reply from a budgetgate script: {}",
-                    other.describe()
-                ))),
+                other => Err(unexpected(&other)),
             })
             .collect(),
         Reply::Error(message) => Err(StoreError::Backend(message)),
-        other => Err(StoreError::Backend(format!(
-            "unexpected reply from a budgetgate script: {}",
-            other.describe()
-        ))),
+        other => Err(unexpected(&other)),
     }
 }
 
@@ -492,7 +486,7 @@ impl RedisStore {
         match self.blocking.exchange(request.bytes(), 1)?.pop() {
             Some(Reply::Error(message)) => Err(StoreError::Backend(message)),
             Some(reply) => Ok(reply),
-            None => Err(unexpected(&[])),
+            None => Err(unexpected(&"nothing")),
         }
     }
 
@@ -552,7 +546,7 @@ impl RedisStore {
     /// [`RedisStore::eval`] for the sync API: on the calling thread.
     fn eval_blocking(&self, call: Call) -> Result<Vec<String>, StoreError> {
         let mut replies = self.eval_pipeline_blocking(std::slice::from_ref(&call))?;
-        replies.pop().ok_or_else(|| unexpected(&[]))
+        replies.pop().ok_or_else(|| unexpected(&"nothing"))
     }
 
     /// Several script calls in one pipelined round trip (each script stays
@@ -944,7 +938,7 @@ impl Store for RedisStore {
             let Reply::Array(mut parts) = reply else {
                 return Err(StoreError::Backend(format!(
                     "unexpected SCAN reply: {}",
-                    reply.describe()
+                    shown(&reply)
                 )));
             };
             let (Some(Reply::Array(keys)), Some(Reply::Data(next))) = (parts.pop(), parts.pop())
@@ -1183,10 +1177,25 @@ fn parse<T: std::str::FromStr>(s: &str) -> Result<T, StoreError> {
     })
 }
 
-fn unexpected(reply: &[String]) -> StoreError {
+fn unexpected(reply: &dyn fmt::Debug) -> StoreError {
     StoreError::Backend(format!(
-        "unexpected reply from a budgetgate script: {reply:?}"
+        "unexpected reply from a budgetgate script: {}",
+        shown(reply)
     ))
+}
+
+/// A reply for an error message, cut to 200 bytes.
+fn shown(reply: &dyn fmt::Debug) -> String {
+    let mut text = format!("{reply:?}");
+    if text.len() > 200 {
+        let mut end = 200;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 fn store_error(e: &::redis::RedisError, secret: Option<&str>) -> StoreError {
