@@ -156,12 +156,14 @@ fn prefill(ledger_principal: &str, n: u64) {
           redis.call('ZADD', KEYS[1], unpack(batch))
           i = i + 1000
         end
-        redis.call('HSET', KEYS[2], 'r3600000', struct.pack('<i8i8i8i8i8', 0, n, 0, 0, at),
-                   'tracks', 'r3600000|3600000000', 'last', string.format('%d', at))
+        -- The window's state and the ledger's header ('h': last, minexp, exp,
+        -- ren; exp and ren unset, so the first call renews the TTLs).
+        redis.call('HSET', KEYS[2], 'r3600000000', struct.pack('<i8i8i8i8i8', 0, n, 0, 0, at),
+                   'tracks', 'r3600000000', 'h', struct.pack('<i8i8i8i8', at, -1, -1, -1))
         return n",
     );
     let _: u64 = script
-        .key(format!("{base}:e:r3600000"))
+        .key(format!("{base}:e:r3600000000"))
         .key(format!("{base}:meta"))
         .arg(n)
         .invoke(&mut con)

@@ -395,7 +395,7 @@ fn keys_share_a_hash_tag_and_expire() {
         .lines()
         .map(str::to_owned)
         .collect();
-    for kind in [":meta", ":e:r60000", ":d:"] {
+    for kind in [":meta", ":e:r60000000", ":d:"] {
         assert!(
             keys.iter().any(|k| k.contains(kind)),
             "no {kind} key in {keys:?}"

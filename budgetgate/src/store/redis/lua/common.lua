@@ -5,13 +5,19 @@
 -- Time is NOW0 (now.lua): the server's TIME in µs, or ARGV[1] in tests.
 --
 -- Keys (one hash tag per ledger): BASE..':meta', a hash holding everything a
--- call needs: 'last' (the ledger's time), 'minexp' (no open reservation
--- expires before it), 'tracks' (every window the ledger counts in), 'exp'
--- (when the keys' TTLs run out), 'ren' (when they are renewed next), per
--- window <wid> its state (see STATE below) and per
--- open reservation 'r:'..id = "u|n|ts|wids|expires"; BASE..':e:'..wid (zset
--- of a rolling window's entries); BASE..':d:'..id (tombstone of a settled
--- reservation). ARGV: 1 now override or "", 2 "idle_ms:margin_ms".
+-- call needs: 'h' (see HEAD below: the ledger's time, the earliest
+-- reservation expiry, when the keys' TTLs run out and when they are renewed
+-- next), 'tracks' (the windows the ledger counts in: their wids, comma
+-- separated), per window <wid> its state (see STATE below) and per open
+-- reservation 'r:'..id (see REC below); BASE..':e:'..wid (zset of a rolling
+-- window's entries); BASE..':d:'..id (tombstone of a settled reservation).
+-- A window's id says its length: 'u' lifetime, 'r'..µs rolling, 'd'..offset
+-- and 'm'..offset calendar days and months (offset in minutes east of UTC).
+--
+-- ARGV: 1 now override or "", 2 "idle_ms:margin_ms", then the script's
+-- own. Numbers travel packed (P: little-endian i64s, read with struct) and
+-- amounts also as their canonical text "u|n", which entries are built from:
+-- a Lua number conversion costs more than the script's arithmetic.
 --
 -- Redis calls are the cost here (a script pays about 1 us per call and as
 -- much again for its own set-up), so a call reads the fields it needs with
@@ -32,6 +38,20 @@ local function fmt(x) return string.format('%d', x) end
 -- (struct: exact for these integers, and a tenth of the instructions of
 -- parsing five decimal numbers).
 local STATE = '<i8i8i8i8i8'
+-- The ledger's header: last (its time, never going backwards), minexp (no
+-- open reservation expires before it), exp (when the keys' TTLs run out),
+-- ren (when they are renewed next); -1 for none.
+local HEAD = '<i8i8i8i8'
+-- A reservation: u, n, its time, its expiry, then the wids of the windows
+-- it was counted in (comma separated).
+local REC = '<i8i8i8i8'
+-- A window's length in µs from its id: 0 lifetime, -1 calendar.
+local function win_of(wid)
+  local c = string.sub(wid, 1, 1)
+  if c == 'u' then return 0 end
+  if c == 'r' then return tonumber(string.sub(wid, 2)) end
+  return -1
+end
 local function gt(au, an, bu, bn)
   if au ~= bu then return au > bu end
   return an > bn
@@ -52,12 +72,12 @@ local function parse_member(m)
   local id, u, n, kind = string.match(m, '^(.-)|(%-?%d+)|(%d+)|(%a)$')
   return id, tonumber(u), tonumber(n), kind
 end
--- Reservations: "u|n|ts|wid,wid|expires" (the windows the hold was counted in).
+-- Reservations: REC, then the windows the hold was counted in.
 local function parse_res(rec)
-  local u, n, ts, wids, exp = string.match(rec, '^(%-?%d+)|(%d+)|(%d+)|([^|]*)|(%d+)$')
+  local u, n, ts, exp = struct.unpack(REC, rec)
   local set = {}
-  for w in string.gmatch(wids, '[^,]+') do set[w] = true end
-  return tonumber(u), tonumber(n), tonumber(ts), set, tonumber(exp)
+  for w in string.gmatch(string.sub(rec, 33), '[^,]+') do set[w] = true end
+  return u, n, ts, set, exp
 end
 
 -- Calendar windows: the start of the day / month containing t (µs), for a
@@ -102,26 +122,29 @@ local function open_ledger(BASE, now, want, rid)
   local K_META = BASE .. ':meta'
   local vals
   local nw = #want
-  -- One window (the common case) needs no field list.
+  -- One window (the common case) needs no field list. (The fast paths
+  -- ask for 'h' first, this code for 'tracks': tests tell them apart.)
   if nw == 1 and rid then
-    vals = redis.call('HMGET', K_META, 'last', 'minexp', 'tracks', 'exp', 'ren', want[1][1], 'r:' .. rid)
+    vals = redis.call('HMGET', K_META, 'tracks', 'h', want[1][1], 'r:' .. rid)
   elseif nw == 1 then
-    vals = redis.call('HMGET', K_META, 'last', 'minexp', 'tracks', 'exp', 'ren', want[1][1])
+    vals = redis.call('HMGET', K_META, 'tracks', 'h', want[1][1])
   else
-    local fields = { 'last', 'minexp', 'tracks', 'exp', 'ren' }
+    local fields = { 'tracks', 'h' }
     for _, w in ipairs(want) do fields[#fields + 1] = w[1] end
     if rid then fields[#fields + 1] = 'r:' .. rid end
     vals = redis.call('HMGET', K_META, unpack(fields))
   end
   local raw = {}
-  for k = 1, nw do raw[want[k][1]] = vals[5 + k] end
-  local rec = rid and vals[6 + nw] or false
-  local last_s, minexp_s, spec, exp_s = vals[1], vals[2], vals[3] or '', vals[4]
-  local last = tonumber(last_s) or 0
-  local now_s
-  if last >= now then now, now_s = last, last_s else now_s = fmt(now) end -- time never goes backwards for one ledger
-  local minexp = tonumber(minexp_s)
-  local exp, ren = tonumber(exp_s), tonumber(vals[5])
+  for k = 1, nw do raw[want[k][1]] = vals[2 + k] end
+  local rec = rid and vals[3 + nw] or false
+  local spec = vals[1] or ''
+  local last, minexp, exp, ren = 0, -1, -1, -1
+  if vals[2] then last, minexp, exp, ren = struct.unpack(HEAD, vals[2]) end
+  if last > now then now = last end -- time never goes backwards for one ledger
+  local now_s = fmt(now)
+  if minexp < 0 then minexp = nil end
+  if exp < 0 then exp = nil end
+  if ren < 0 then ren = nil end
 
   -- Keys a call creates (a rolling window's first entry) expire with the rest.
   local created = nil
@@ -150,15 +173,14 @@ local function open_ledger(BASE, now, want, rid)
   end
   -- Windows the request did not name (a budget changed since) are read in a
   -- second HMGET; that is rare.
-  if nw == 1 and spec == want[1][1] .. '|' .. want[1][2] then
+  if nw == 1 and spec == want[1][1] then
     -- The ledger counts in exactly the one window asked for (the common
     -- case): nothing to parse.
     load_track(want[1][1], want[1][2], raw[want[1][1]])
   else
     local listed, missing = {}, {}
-    for s in string.gmatch(spec, '[^,]+') do
-      local wid, win = string.match(s, '^(.*)|(%-?%d+)$')
-      listed[#listed + 1] = { wid, tonumber(win) }
+    for wid in string.gmatch(spec, '[^,]+') do
+      listed[#listed + 1] = { wid, win_of(wid) }
       if raw[wid] == nil then missing[#missing + 1] = wid end
     end
     if #missing > 0 then
@@ -269,21 +291,18 @@ local function open_ledger(BASE, now, want, rid)
     -- Renewed an hour after the last renewal (half the time for short
     -- needs), so the keys always have the needed time minus at most that.
     local renew = exp == nil or ren == nil or grown or now >= ren
-    local ren_s = vals[5]
     if renew then
       local keep_us = keep_ms() * 1000
       exp, ren = now + keep_us, now + math.min(3600000000, math.floor(keep_us / 2))
-      exp_s, ren_s = fmt(exp), fmt(ren)
     end
-    if changed_minexp then minexp_s = minexp and fmt(minexp) or '' end
-    local out = { 'last', now_s, 'minexp', minexp_s or '', 'exp', exp_s, 'ren', ren_s }
+    local out = { 'h', struct.pack(HEAD, now, minexp or -1, exp, ren) }
     for _, t in ipairs(tracks) do
       out[#out + 1] = t.wid
       out[#out + 1] = struct.pack(STATE, t.cu, t.cn, t.ru, t.rn, t.old or -1)
     end
     if #tracks ~= tracks_n or spec == '' then
       local specs = {}
-      for _, t in ipairs(tracks) do specs[#specs + 1] = t.wid .. '|' .. fmt(t.win) end
+      for _, t in ipairs(tracks) do specs[#specs + 1] = t.wid end
       out[#out + 1] = 'tracks'
       out[#out + 1] = table.concat(specs, ',')
     end
@@ -341,7 +360,7 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
     if L.rec then return nil, 'reservation id ' .. id .. ' is already in use' end
     local wids = {}
     for _, t in ipairs(L.tracks) do table.insert(wids, t.wid) end
-    local rec = string.format('%d|%d|%s|%s|%d', au, an, L.now_s, table.concat(wids, ','), now + ttl)
+    local rec = struct.pack(REC, au, an, now, now + ttl) .. table.concat(wids, ',')
     L.extra[#L.extra + 1] = 'r:' .. id
     L.extra[#L.extra + 1] = rec
     L.rec = rec
@@ -355,27 +374,46 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
   return reply
 end
 
--- The windows (wid, window_us) of nl limits in ARGV from i, every `step`
--- arguments: what open_ledger should read.
-local function wanted(nl, i, step)
-  local want = {}
+-- A charge's arguments from ARGV[i]: BASE; P = (number of limits nl, per
+-- limit window_us, max_u, max_n, warn_u, warn_n (warn_u < 0: no soft
+-- limit), amount_u, amount_n, hold 0/1, ttl_us); the amount "u|n"; the id;
+-- the namespace's and the ledger's pause fields; the nl wids. Returns the
+-- charge and the index after it.
+local function read_charge(i)
+  local P = ARGV[i + 1]
+  local nl, pos = struct.unpack('<i8', P)
+  local c = { base = ARGV[i], id = ARGV[i + 3], pause_ns = ARGV[i + 4], pause_ledger = ARGV[i + 5], want = {}, limits = {} }
   for k = 1, nl do
-    want[k] = { ARGV[i], tonumber(ARGV[i + 1]) }
-    i = i + step
+    local win, mu, mn, wu, wn
+    win, mu, mn, wu, wn, pos = struct.unpack('<i8i8i8i8i8', P, pos)
+    c.want[k] = { ARGV[i + 5 + k], win }
+    c.limits[k] = { mu = mu, mn = mn, wu = wu, wn = wn }
   end
-  return want
+  local hold
+  c.au, c.an, hold, c.ttl = struct.unpack('<i8i8i8i8', P, pos)
+  c.hold = hold == 1
+  return c, i + 6 + nl
 end
 
--- Reads one ledger's limits from ARGV starting at i: (wid, window_us,
--- max_u, max_n, warn_u, warn_n) each. Returns them and the next index.
-local function read_limits(L, nl, i)
-  local limits = {}
+-- Opens a charge's ledger (a hold reads its id's field too: ids must be
+-- new) and ties its limits to the ledger's windows.
+local function open_charge(c)
+  local L = open_ledger(c.base, NOW0, c.want, c.hold and c.id or nil)
+  for k, w in ipairs(c.want) do c.limits[k].t = L.ensure_track(w[1], w[2]) end
+  return L
+end
+
+-- The windows of a settle or status: P (at ARGV[4]) holds nl and then nl
+-- window lengths; their wids are ARGV[first..]. Returns them and P's
+-- position after them.
+local function read_windows(first)
+  local P = ARGV[4]
+  local nl, pos = struct.unpack('<i8', P)
+  local want = {}
   for k = 1, nl do
-    limits[k] = {
-      t = L.ensure_track(ARGV[i], tonumber(ARGV[i + 1])), mu = tonumber(ARGV[i + 2]), mn = tonumber(ARGV[i + 3]),
-      wu = tonumber(ARGV[i + 4]), wn = tonumber(ARGV[i + 5]), -- soft limit (wu < 0: none)
-    }
-    i = i + 6
+    local win
+    win, pos = struct.unpack('<i8', P, pos)
+    want[k] = { ARGV[first + k - 1], win }
   end
-  return limits, i
+  return want, pos
 end

@@ -1,14 +1,13 @@
 -- settle: KEYS[1] = the ledger's meta hash, KEYS[2] = the reservation's
--- tombstone. ARGV 3 = BASE, 4 = number of limits, 5.. = per limit (wid,
--- window_us), then id, reserved_u, reserved_n, action (c commit / r release),
--- actual_u, actual_n, record_if_missing (0/1), retention_ms.
+-- tombstone. ARGV 3 = BASE, 4 = P (number of limits, each one's window_us,
+-- reserved_u, reserved_n, actual_u, actual_n, commit (1) or release (0),
+-- record_if_missing 0/1), 5 = id, 6 = reserved "u|n", 7 = actual "u|n",
+-- 8 = retention_ms, 9.. = the limits' wids.
 -- Returns {outcome, now}: 1 committed, 2 committed late, 3 released, 4 unknown.
-local nl = tonumber(ARGV[4])
-local i = 5 + nl * 2
-local id, eu, en = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-local action, au, an = ARGV[i + 3], tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-local rim, retention = ARGV[i + 6] == '1', ARGV[i + 7]
-local want = wanted(nl, 5, 2)
+local want, pos = read_windows(9)
+local eu, en, au, an, commit, rim = struct.unpack('<i8i8i8i8i8i8', ARGV[4], pos)
+local id, action, retention = ARGV[5], commit == 1 and 'c' or 'r', ARGV[8]
+rim = rim == 1
 local L = open_ledger(ARGV[3], NOW0, want, id)
 local now, tracks = L.now, L.tracks
 local K_DONE = KEYS[2]

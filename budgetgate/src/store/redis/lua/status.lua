@@ -1,19 +1,17 @@
--- status: KEYS[1] = the ledger's meta hash. ARGV 3 = BASE, 4 = number of
--- limits, 5.. = per limit (wid, window_us).
+-- status: KEYS[1] = the ledger's meta hash. ARGV 3 = BASE, 4 = P (number of
+-- limits, then each one's window_us), 5.. = their wids.
 -- Returns per limit committed_u, committed_n, reserved_u, reserved_n; then now.
-local nl = tonumber(ARGV[4])
-local L = open_ledger(ARGV[3], NOW0, wanted(nl, 5, 2), nil)
+local want = read_windows(5)
+local L = open_ledger(ARGV[3], NOW0, want, nil)
 local out = {}
-local i = 5
-for _ = 1, nl do
-  local t = L.by_wid[ARGV[i]]
+for _, w in ipairs(want) do
+  local t = L.by_wid[w[1]]
   if t then
     table.insert(out, fmt(t.cu)); table.insert(out, fmt(t.cn))
     table.insert(out, fmt(t.ru)); table.insert(out, fmt(t.rn))
   else
     for _ = 1, 4 do table.insert(out, '0') end
   end
-  i = i + 2
 end
 L.save()
 table.insert(out, fmt(L.now))
