@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use budgetgate::store::redis::RedisStore;
-use budgetgate::{BlockReason, Budget, Engine, Ledger, Status};
+use budgetgate::{BlockReason, Budget, Decimal, Engine, Ledger, Status};
 use rust_decimal_macros::dec;
 use testkit::redis_server::RedisServer;
 
@@ -290,12 +290,12 @@ fn password_never_printed() {
     assert!(!format!("{bad} {bad:?}").contains(secret), "{bad}");
 }
 
-/// The sync API's own connection: scripts the server lost (`SCRIPT FLUSH`,
-/// a restart) are sent again, alone and in a pipeline, and every call counts
-/// once; an ACL user, a database number and a Unix socket from the URL are
-/// honoured; async calls share the state.
+/// The store's own connections (sync and async): scripts the server lost
+/// (`SCRIPT FLUSH`, a restart) are sent again, alone and in a pipeline, and
+/// every call counts once; an ACL user, a database number and a Unix socket
+/// from the URL are honoured, and a refused password is reported without it.
 #[test]
-fn sync_connections_reload_scripts_and_honour_the_url() {
+fn lean_connections_reload_scripts_and_honour_the_url() {
     let server = RedisServer::start_with_password(Some("admin-pw"));
     let admin = redis::Client::open(server.url()).unwrap();
     let mut admin = admin.get_connection().unwrap();
@@ -344,10 +344,23 @@ fn sync_connections_reload_scripts_and_honour_the_url() {
         let r = unix.reserve_async(&user, dec!(1)).await.unwrap();
         r.commit_async(dec!(0.25)).await.unwrap();
     });
+    // The async connection: single calls and a hierarchy's pipelined
+    // commit after a flush, on TCP and on the Unix socket.
+    for engine in [&tcp, &unix] {
+        flush(&mut admin);
+        rt.block_on(async {
+            let r = engine.reserve_async(&user, dec!(1)).await.unwrap();
+            flush(&mut admin);
+            r.commit_async(dec!(0.5)).await.unwrap();
+            let r = engine.reserve_all_async(&both, dec!(1)).await.unwrap();
+            flush(&mut admin);
+            r.commit_async(dec!(1)).await.unwrap();
+        });
+    }
     // Each call counted once, and both connections see the same ledger.
-    assert_eq!(spent(&tcp, &user), dec!(3.75));
-    assert_eq!(spent(&unix, &user), dec!(3.75));
-    assert_eq!(spent(&unix, &project), dec!(2));
+    assert_eq!(spent(&tcp, &user), dec!(6.75));
+    assert_eq!(spent(&unix, &user), dec!(6.75));
+    assert_eq!(spent(&unix, &project), dec!(4));
 
     // Everything went to database 3.
     let keys = |admin: &mut redis::Connection, db: i64| -> Vec<String> {
@@ -362,9 +375,69 @@ fn sync_connections_reload_scripts_and_honour_the_url() {
     // A wrong ACL password: a StoreError naming the server's refusal.
     let wrong =
         RedisStore::connect(&format!("redis://alice:nope@127.0.0.1:{}/3", server.port())).unwrap();
-    let err = wrong.ping_blocking().unwrap_err().to_string();
-    assert!(err.contains("WRONGPASS"), "{err}");
-    assert!(!err.contains("nope"), "{err}");
+    let errors = [
+        wrong.ping_blocking().unwrap_err().to_string(),
+        rt.block_on(wrong.ping()).unwrap_err().to_string(),
+    ];
+    for err in errors {
+        assert!(err.contains("WRONGPASS"), "{err}");
+        assert!(!err.contains("nope"), "{err}");
+    }
+}
+
+/// Async calls of many tasks share one pipelined connection: each reply
+/// reaches the call that asked (every ledger ends with exactly its own
+/// spend), and the store opened one connection for them, not one per task.
+#[test]
+fn async_calls_share_one_connection_and_get_their_own_replies() {
+    let server = RedisServer::start();
+    let engine = Arc::new(engine(&server, Duration::from_secs(5)));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let clients = || -> usize {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &server.port().to_string(), "CLIENT", "LIST"])
+            .output()
+            .expect("redis-cli (installed with redis-server)");
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let before = clients();
+    let tasks: Vec<_> = (0..64u32)
+        .map(|task| {
+            let engine = engine.clone();
+            rt.spawn(async move {
+                let ledger = Ledger::new("mux", "model", format!("task:{task}"));
+                engine.set_budget(&ledger, Budget::lifetime(dec!(1000)).unwrap());
+                // Task t spends t/1000 per call, 20 times: distinct totals.
+                let each = Decimal::new(i64::from(task) + 1, 3);
+                for _ in 0..20 {
+                    let r = engine.reserve_async(&ledger, each).await.unwrap();
+                    r.commit_async(each).await.unwrap();
+                }
+                (ledger, each * Decimal::from(20))
+            })
+        })
+        .collect();
+    let results: Vec<_> = rt.block_on(async {
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    for (ledger, expected) in results {
+        assert_eq!(
+            engine.status(&ledger).unwrap().spent(),
+            expected,
+            "{ledger}"
+        );
+    }
+    // The store's async connection (the sync status calls above add one).
+    let opened = clients() - before;
+    assert!(opened <= 2, "{opened} connections for 64 tasks");
 }
 
 /// Every key of a ledger shares one hash tag, carries a TTL, and the keys of

@@ -133,20 +133,7 @@ impl BlockingPool {
     }
 
     fn error(&self, e: ConnError) -> StoreError {
-        let secret = self.secret.as_deref();
-        match e {
-            ConnError::Redis(e) => store_error(&e, secret),
-            ConnError::Io(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                ) =>
-            {
-                StoreError::Unavailable(format!("timed out: {e}"))
-            }
-            ConnError::Io(e) => StoreError::Unavailable(super::scrub(&e.to_string(), secret)),
-            ConnError::Protocol(message) => StoreError::Backend(super::scrub(&message, secret)),
-        }
+        super::conn_error(e, self.secret.as_deref())
     }
 
     fn left(&self, deadline: Instant) -> Result<Duration, StoreError> {

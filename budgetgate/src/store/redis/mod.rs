@@ -57,6 +57,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod aio;
 mod blocking;
 mod resp;
 
@@ -289,7 +290,13 @@ impl RedisStoreBuilder {
                 }
             })?
         };
+        let lean = aio::Multiplexed::start(
+            client.get_connection_info().clone(),
+            self.timeout,
+            runtime.handle(),
+        );
         Ok(RedisStore {
+            lean,
             blocking: blocking::BlockingPool::new(client, self.timeout, secret.clone()),
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
@@ -317,7 +324,11 @@ impl RedisStoreBuilder {
 pub struct RedisStore {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
-    /// Async operations: one multiplexed connection, driven by `runtime`.
+    /// Async operations on `redis://` and `redis+unix://`: the lean
+    /// connection, shared by every task, driven by `runtime`.
+    lean: Option<aio::Multiplexed>,
+    /// Async operations on `rediss://`: redis-rs's multiplexed connection,
+    /// driven by `runtime`.
     manager: ConnectionManager,
     /// Sync operations: blocking connections on the calling thread.
     blocking: blocking::BlockingPool,
@@ -410,6 +421,84 @@ impl Call {
     }
 }
 
+/// `calls` packed with `EVALSHA`, or only those at `lost`, with `EVAL`.
+fn pack_calls(calls: &[Call], lost: Option<&[usize]>) -> Request {
+    let mut request = Request::new();
+    match lost {
+        None => calls.iter().for_each(|c| c.pack(&mut request, false)),
+        Some(lost) => lost
+            .iter()
+            .filter_map(|&i| calls.get(i))
+            .for_each(|c| c.pack(&mut request, true)),
+    }
+    request
+}
+
+/// The calls the server answered `NOSCRIPT` (it restarted or was flushed):
+/// they did not run, and are sent again with the script's text (`EVAL`,
+/// which also caches it); the others ran and are not repeated.
+fn lost_scripts(replies: &[Reply]) -> Vec<usize> {
+    replies
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r, Reply::Error(e) if e.starts_with("NOSCRIPT")))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Puts the replies of the calls sent again in their places.
+fn restore(replies: &mut [Reply], lost: &[usize], again: Vec<Reply>) {
+    for (&i, reply) in lost.iter().zip(again) {
+        if let Some(slot) = replies.get_mut(i) {
+            *slot = reply;
+        }
+    }
+}
+
+/// Script calls in one pipelined round trip on the async lean connection
+/// (`eval_pipeline_blocking`'s twin).
+async fn eval_lean(
+    lean: &aio::Multiplexed,
+    calls: &[Call],
+    secret: Option<&str>,
+) -> Result<Vec<Vec<String>>, StoreError> {
+    let request = pack_calls(calls, None);
+    let count = request.commands();
+    let mut replies = lean
+        .exchange(request.into_bytes(), count)
+        .await
+        .map_err(|e| conn_error(e, secret))?;
+    let lost = lost_scripts(&replies);
+    if !lost.is_empty() {
+        let request = pack_calls(calls, Some(&lost));
+        let count = request.commands();
+        let again = lean
+            .exchange(request.into_bytes(), count)
+            .await
+            .map_err(|e| conn_error(e, secret))?;
+        restore(&mut replies, &lost, again);
+    }
+    replies.into_iter().map(strings).collect()
+}
+
+/// A failed lean connection as a [`StoreError`] (never showing `secret`).
+fn conn_error(e: resp::ConnError, secret: Option<&str>) -> StoreError {
+    use resp::ConnError;
+    match e {
+        ConnError::Redis(e) => store_error(&e, secret),
+        ConnError::Io(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) =>
+        {
+            StoreError::Unavailable(format!("timed out: {e}"))
+        }
+        ConnError::Io(e) => StoreError::Unavailable(scrub(&e.to_string(), secret)),
+        ConnError::Protocol(message) => StoreError::Backend(scrub(&message, secret)),
+    }
+}
+
 /// A script's reply as its strings (every budgetgate script returns a flat
 /// array of strings or integers); an error reply is the script's error.
 fn strings(reply: Reply) -> Result<Vec<String>, StoreError> {
@@ -488,8 +577,20 @@ impl RedisStore {
 
     fn ping_op(&self) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let mut con = self.manager.clone();
+        let lean = self.lean.clone();
         let secret = self.secret.clone();
         async move {
+            if let Some(lean) = lean {
+                let mut request = Request::new();
+                request.command(1).arg("PING");
+                return match lean.exchange(request.into_bytes(), 1).await {
+                    Ok(replies) => match replies.as_slice() {
+                        [Reply::Data(pong)] if pong == b"PONG" => Ok(()),
+                        other => Err(unexpected(&other)),
+                    },
+                    Err(e) => Err(conn_error(e, secret.as_deref())),
+                };
+            }
             ::redis::cmd("PING")
                 .query_async::<String>(&mut con)
                 .await
@@ -558,8 +659,13 @@ impl RedisStore {
         call: Call,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send + 'static {
         let mut con = self.manager.clone();
+        let lean = self.lean.clone();
         let secret = self.secret.clone();
         async move {
+            if let Some(lean) = lean {
+                let mut replies = eval_lean(&lean, &[call], secret.as_deref()).await?;
+                return replies.pop().ok_or_else(|| unexpected(&"nothing"));
+            }
             call.invocation()
                 .invoke_async::<Vec<String>>(&mut con)
                 .await
@@ -580,8 +686,12 @@ impl RedisStore {
         calls: Vec<Call>,
     ) -> impl Future<Output = Result<Vec<Vec<String>>, StoreError>> + Send + 'static {
         let mut con = self.manager.clone();
+        let lean = self.lean.clone();
         let secret = self.secret.clone();
         async move {
+            if let Some(lean) = lean {
+                return eval_lean(&lean, &calls, secret.as_deref()).await;
+            }
             let build = || pipeline(&calls);
             match build().query_async::<Vec<Vec<String>>>(&mut con).await {
                 Ok(replies) => Ok(replies),
@@ -612,30 +722,17 @@ impl RedisStore {
     /// the script's text (`EVAL`, which also caches it); the others ran and
     /// are not repeated.
     fn eval_pipeline_blocking(&self, calls: &[Call]) -> Result<Vec<Vec<String>>, StoreError> {
-        let mut request = Request::new();
-        for call in calls {
-            call.pack(&mut request, false);
-        }
+        let request = pack_calls(calls, None);
         let mut replies = self
             .blocking
             .exchange(request.bytes(), request.commands())?;
-        let lost: Vec<usize> = replies
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| matches!(r, Reply::Error(e) if e.starts_with("NOSCRIPT")))
-            .map(|(i, _)| i)
-            .collect();
+        let lost = lost_scripts(&replies);
         if !lost.is_empty() {
-            let mut request = Request::new();
-            for &i in &lost {
-                calls[i].pack(&mut request, true);
-            }
+            let request = pack_calls(calls, Some(&lost));
             let again = self
                 .blocking
                 .exchange(request.bytes(), request.commands())?;
-            for (i, reply) in lost.into_iter().zip(again) {
-                replies[i] = reply;
-            }
+            restore(&mut replies, &lost, again);
         }
         replies.into_iter().map(strings).collect()
     }

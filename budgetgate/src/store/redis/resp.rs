@@ -73,6 +73,11 @@ impl Request {
         &self.buf
     }
 
+    /// The packed bytes, owned (to hand to the async connection's driver).
+    pub(super) fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
     /// How many commands (so how many replies).
     pub(super) fn commands(&self) -> usize {
         self.commands
@@ -154,7 +159,7 @@ impl From<::redis::RedisError> for ConnError {
     }
 }
 
-enum Stream {
+pub(super) enum Stream {
     Tcp(TcpStream),
     #[cfg(unix)]
     Unix(UnixStream),
@@ -257,6 +262,12 @@ impl RespConnection {
         self.stream.set_timeout(timeout)
     }
 
+    /// The socket, after the handshake (its read buffer is empty then), for
+    /// the async connection (`aio.rs`).
+    pub(super) fn into_stream(self) -> Stream {
+        self.stream
+    }
+
     /// Sends `request` and reads `count` replies.
     pub(super) fn exchange(
         &mut self,
@@ -321,7 +332,7 @@ fn tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream> {
 
 /// Parses one reply from the start of `buf`: `None` if more bytes are
 /// needed, else the reply and how many bytes it took.
-fn parse(buf: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, ConnError> {
+pub(super) fn parse(buf: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, ConnError> {
     let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
         return Ok(None);
     };
