@@ -88,48 +88,82 @@ fn latency(c: &mut Criterion) {
     });
     g.finish();
 
-    // The same comparison interleaved: each iteration times two PINGs and
-    // then a reserve+commit, so both see the same machine at the same
-    // moment (on a shared VM the level drifts between benchmarks by 10% or
-    // more). Printed, not a criterion result: it is a ratio of medians.
+    // The same comparison interleaved: each round times, in turn, two PINGs
+    // and a reserve+commit on each path, so all see the machine at the same
+    // moment (on a shared VM the level drifts between criterion's separate
+    // loops by 10-40%). Printed, not a criterion result: ratios of medians,
+    // per block of rounds, so the spread shows too. The sync path is
+    // compared with redis-rs's blocking PINGs and with PINGs on the store's
+    // own connection (a leaner client, so a lower baseline).
     let mut blocking = client.get_connection().unwrap();
-    let (mut pings, mut sync, mut async_pings, mut asyncs) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..3_000 {
-        let t = Instant::now();
-        let _: String = redis::cmd("PING").query(&mut blocking).unwrap();
-        let _: String = redis::cmd("PING").query(&mut blocking).unwrap();
-        pings.push(t.elapsed());
-        let t = Instant::now();
-        let r = ENGINE.reserve(&ledger, dec!(0.00001)).unwrap();
-        r.commit(dec!(0.000001)).unwrap();
-        sync.push(t.elapsed());
-        rt.block_on(async {
-            let mut con = direct.clone();
-            let t = Instant::now();
-            let _: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
-            let _: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
-            async_pings.push(t.elapsed());
-            let t = Instant::now();
-            let r = ENGINE.reserve_async(&ledger, dec!(0.00001)).await.unwrap();
-            r.commit_async(dec!(0.000001)).await.unwrap();
-            asyncs.push(t.elapsed());
-        });
-    }
+    const BLOCKS: usize = 8;
+    const ROUNDS: usize = 400;
     let median = |v: &mut Vec<Duration>| {
         v.sort();
+        v[v.len() / 2].as_secs_f64()
+    };
+    let mut ratios: [Vec<f64>; 3] = Default::default();
+    let mut levels = Vec::new();
+    for _ in 0..BLOCKS {
+        let mut t: [Vec<Duration>; 5] = Default::default();
+        for _ in 0..ROUNDS {
+            let start = Instant::now();
+            let _: String = redis::cmd("PING").query(&mut blocking).unwrap();
+            let _: String = redis::cmd("PING").query(&mut blocking).unwrap();
+            t[0].push(start.elapsed());
+            let start = Instant::now();
+            STORE.ping_blocking().unwrap();
+            STORE.ping_blocking().unwrap();
+            t[1].push(start.elapsed());
+            let start = Instant::now();
+            let r = ENGINE.reserve(&ledger, dec!(0.00001)).unwrap();
+            r.commit(dec!(0.000001)).unwrap();
+            t[2].push(start.elapsed());
+            rt.block_on(async {
+                let mut con = direct.clone();
+                let start = Instant::now();
+                let _: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
+                let _: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
+                t[3].push(start.elapsed());
+                let start = Instant::now();
+                let r = ENGINE.reserve_async(&ledger, dec!(0.00001)).await.unwrap();
+                r.commit_async(dec!(0.000001)).await.unwrap();
+                t[4].push(start.elapsed());
+            });
+        }
+        let m: Vec<f64> = t.iter_mut().map(median).collect();
+        ratios[0].push(m[2] / m[0]);
+        ratios[1].push(m[2] / m[1]);
+        ratios[2].push(m[4] / m[3]);
+        levels.push(m);
+    }
+    let summary = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        format!(
+            "{:.2}x (blocks {:.2}-{:.2})",
+            v[v.len() / 2],
+            v[0],
+            v[v.len() - 1]
+        )
+    };
+    let us = |i: usize| {
+        let mut v: Vec<f64> = levels.iter().map(|m| m[i] * 1e6).collect();
+        v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (p, s, ap, a) = (
-        median(&mut pings),
-        median(&mut sync),
-        median(&mut async_pings),
-        median(&mut asyncs),
-    );
     println!(
-        "redis_latency interleaved (3,000 rounds): sync reserve+commit {s:?} / two blocking PINGs {p:?} = {:.2}x; \
-         async reserve+commit {a:?} / two multiplexed PINGs {ap:?} = {:.2}x",
-        s.as_secs_f64() / p.as_secs_f64(),
-        a.as_secs_f64() / ap.as_secs_f64()
+        "redis_latency interleaved ({BLOCKS} blocks x {ROUNDS} rounds, median of block medians): \
+         sync reserve+commit {:.1}us / two redis-rs blocking PINGs {:.1}us = {}; \
+         / two PINGs on the store's own connection {:.1}us = {}; \
+         async reserve+commit {:.1}us / two multiplexed PINGs {:.1}us = {}",
+        us(2),
+        us(0),
+        summary(&mut ratios[0]),
+        us(1),
+        summary(&mut ratios[1]),
+        us(4),
+        us(3),
+        summary(&mut ratios[2]),
     );
 }
 

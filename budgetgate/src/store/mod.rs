@@ -107,9 +107,25 @@ impl std::hash::Hash for ReservationIdKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ReservationIdKey(pub(crate) ReservationId);
 
+impl ReservationId {
+    /// The id as 32 lowercase hex digits (its `Display`), without the
+    /// formatting machinery: stores send it on every call.
+    pub(crate) fn hex(&self) -> [u8; 32] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (i, digit) in out.iter_mut().enumerate() {
+            let nibble = (self.0 >> (124 - 4 * i)) & 0xf;
+            *digit = DIGITS[nibble as usize];
+        }
+        out
+    }
+}
+
 impl fmt::Display for ReservationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        let hex = self.hex();
+        // Always ASCII hex digits.
+        f.write_str(std::str::from_utf8(&hex).unwrap_or_default())
     }
 }
 
@@ -491,5 +507,20 @@ impl Store for Unusable {
     }
     fn status(&self, _: &Ledger, _: &[Limit]) -> Result<Vec<WindowUsage>, StoreError> {
         Err(StoreError::Unavailable(self.0.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReservationId;
+
+    #[test]
+    fn reservation_ids_show_as_32_hex_digits() {
+        for raw in [0, 1, 0xabc, u128::MAX, u128::MAX / 3, 1 << 127] {
+            let id = ReservationId::from_u128(raw);
+            assert_eq!(id.to_string(), format!("{raw:032x}"));
+        }
+        let id = ReservationId::new();
+        assert_eq!(id.to_string(), format!("{:032x}", id.as_u128()));
     }
 }

@@ -303,10 +303,17 @@ impl RedisStoreBuilder {
             manager,
             url: redacted,
             secret,
+            pause_key: format!("{}:paused", self.prefix),
             prefix: self.prefix,
             timeout: self.timeout,
             idle_ttl: self.idle_ttl,
-            settled_retention: self.settled_retention,
+            keep_default: keep_arg(self.idle_ttl, margin_ms(Duration::ZERO)),
+            retention_ms: self
+                .settled_retention
+                .as_millis()
+                .max(1)
+                .to_string()
+                .into_bytes(),
             time: self.time,
             fast_paths: self.fast_paths,
         })
@@ -337,10 +344,14 @@ pub struct RedisStore {
     prefix: String,
     timeout: Duration,
     idle_ttl: Duration,
-    settled_retention: Duration,
     time: TimeSource,
     /// Scripts skip the general code when a call needs none of it.
     fast_paths: bool,
+    /// Arguments every call sends, made once: `keep_arg` for reservation
+    /// TTLs up to a day, the settled retention in ms, the pause hash's key.
+    keep_default: Vec<u8>,
+    retention_ms: Vec<u8>,
+    pause_key: String,
 }
 
 impl fmt::Debug for RedisStore {
@@ -635,17 +646,19 @@ impl RedisStore {
         base
     }
 
-    /// `"idle_ms:margin_ms"`: how long a ledger with a lifetime window is
-    /// kept, and what is added to windows' lengths (covering `margin_ms`).
+    /// [`keep_arg`] for this store.
     fn keep_arg(&self, margin_ms: u128) -> Vec<u8> {
-        format!("{}:{margin_ms}", self.idle_ttl.as_millis()).into_bytes()
+        if margin_ms == self::margin_ms(Duration::ZERO) {
+            return self.keep_default.clone();
+        }
+        keep_arg(self.idle_ttl, margin_ms)
     }
 
     /// A budget script's call on one ledger: keys `[meta]`, arguments
     /// `[now, keep, base]`; the caller appends its own.
     fn call(&self, script: &'static Lua, ledger: &Ledger, ttl: Duration) -> (Call, String) {
         let base = self.base(ledger);
-        let keys = vec![format!("{base}:meta")];
+        let keys = vec![key(&base, ":meta")];
         let args = vec![
             self.now_arg().into_bytes(),
             self.keep_arg(margin_ms(ttl)),
@@ -769,15 +782,15 @@ impl RedisStore {
         } else {
             &CHARGE_GENERAL
         };
-        let (mut call, _) = self.call(script, request.ledger, ttl);
-        self.charge_args(request, &mut call.args);
-        call.keys.push(self.pause_key());
+        let (mut call, base) = self.call(script, request.ledger, ttl);
+        self.charge_args(request, &base, &mut call.args);
+        call.keys.push(self.pause_key.clone());
         call
     }
 
     /// One charge's arguments after `base`: its numbers, amount, id, pause
     /// fields and window ids.
-    fn charge_args(&self, request: &ChargeRequest<'_>, args: &mut Vec<Vec<u8>>) {
+    fn charge_args(&self, request: &ChargeRequest<'_>, base: &str, args: &mut Vec<Vec<u8>>) {
         let mut numbers = Packed::default();
         numbers.push(count(request.limits.len()));
         for limit in request.limits {
@@ -796,20 +809,27 @@ impl RedisStore {
             .amount(request.amount)
             .push(i64::from(request.hold.is_some()))
             .push(micros(request.hold.map_or(Duration::ZERO, |h| h.ttl)));
-        let (ns_field, ledger_field) = pause_fields(request.ledger);
+        let (ns_field, ledger_field) = self.pause_fields_of(base);
         args.extend([
             numbers.0,
             amount_text(request.amount),
-            id.to_string().into_bytes(),
-            ns_field.into_bytes(),
-            ledger_field.into_bytes(),
+            id.hex().to_vec(),
+            ns_field,
+            ledger_field,
         ]);
         args.extend(request.limits.iter().map(|l| wid(l.window()).into_bytes()));
     }
 
-    /// The hash of paused scopes (one per prefix, shared by all ledgers).
-    fn pause_key(&self) -> String {
-        format!("{}:paused", self.prefix)
+    /// [`pause_fields`] from a ledger's `base` (which holds its encoded
+    /// parts): `n:<ns>` and `l:<ns>:<resource>:<principal>`.
+    fn pause_fields_of(&self, base: &str) -> (Vec<u8>, Vec<u8>) {
+        // base = prefix + ":{" + ns:res:principal + "}"; parts contain no ':'.
+        let inner = base
+            .get(self.prefix.len() + 2..base.len().saturating_sub(1))
+            .unwrap_or_default();
+        let ns = inner.split(':').next().unwrap_or_default();
+        let field = |tag: &[u8], body: &str| [tag, body.as_bytes()].concat();
+        (field(b"n:", ns), field(b"l:", inner))
     }
 
     /// A settle: keys `[meta, tombstone]`; arguments as settle.lua reads
@@ -821,7 +841,9 @@ impl RedisStore {
             &SETTLE_GENERAL
         };
         let (mut call, base) = self.call(script, request.ledger, Duration::ZERO);
-        call.keys.push(format!("{base}:d:{}", request.id));
+        let mut tombstone = key(&base, ":d:");
+        tombstone.push_str(std::str::from_utf8(&request.id.hex()).unwrap_or_default());
+        call.keys.push(tombstone);
         let mut numbers = Packed::default();
         numbers.push(count(request.limits.len()));
         for limit in request.limits {
@@ -835,14 +857,10 @@ impl RedisStore {
             .push(i64::from(request.record_if_missing));
         call.args.extend([
             numbers.0,
-            request.id.to_string().into_bytes(),
+            request.id.hex().to_vec(),
             amount_text(request.reserved),
             amount_text(actual),
-            self.settled_retention
-                .as_millis()
-                .max(1)
-                .to_string()
-                .into_bytes(),
+            self.retention_ms.clone(),
         ]);
         call.args
             .extend(request.limits.iter().map(|l| wid(l.window()).into_bytes()));
@@ -858,7 +876,7 @@ impl RedisStore {
                 )));
             }
         }
-        let mut keys = vec![self.pause_key()];
+        let mut keys = vec![self.pause_key.clone()];
         // The widest margin of the requests' reservation TTLs.
         let margin = requests
             .iter()
@@ -872,9 +890,9 @@ impl RedisStore {
         ];
         for r in requests {
             let base = self.base(r.ledger);
-            keys.push(format!("{base}:meta"));
-            args.push(base.into_bytes());
-            self.charge_args(r, &mut args);
+            keys.push(key(&base, ":meta"));
+            args.push(base.clone().into_bytes());
+            self.charge_args(r, &base, &mut args);
         }
         Ok(Call {
             script: &CHARGE_MANY,
@@ -1170,18 +1188,18 @@ impl Store for RedisStore {
             PauseScope::Namespace(ns) => pause_fields(&Ledger::new(ns.as_str(), "", "")).0,
             PauseScope::Ledger(l) => pause_fields(l).1,
         };
-        let key = self.pause_key();
+        let key = &self.pause_key;
         if paused {
-            self.command_blocking(&["HSET", &key, &field, "1"])?;
+            self.command_blocking(&["HSET", key, &field, "1"])?;
         } else {
-            self.command_blocking(&["HDEL", &key, &field])?;
+            self.command_blocking(&["HDEL", key, &field])?;
         }
         Ok(())
     }
 
     fn paused(&self) -> Result<Vec<PauseScope>, StoreError> {
-        let key = self.pause_key();
-        let fields = strings(self.command_blocking(&["HKEYS", &key])?)?;
+        let key = &self.pause_key;
+        let fields = strings(self.command_blocking(&["HKEYS", key])?)?;
         Ok(fields.iter().filter_map(|f| parse_pause_field(f)).collect())
     }
 
@@ -1335,7 +1353,44 @@ fn limbs(nanos: Nanos) -> (i64, i64) {
 /// An amount as the scripts write it into entries: `"units|nanos"`.
 fn amount_text(nanos: Nanos) -> Vec<u8> {
     let (units, rest) = limbs(nanos);
-    format!("{units}|{rest}").into_bytes()
+    let mut out = Vec::with_capacity(24);
+    push_i64(&mut out, units);
+    out.push(b'|');
+    push_i64(&mut out, rest);
+    out
+}
+
+/// `n` in decimal (as `Display`, without the formatting machinery).
+fn push_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// `base` followed by `suffix`, in one allocation.
+fn key(base: &str, suffix: &str) -> String {
+    let mut key = String::with_capacity(base.len() + suffix.len() + 32);
+    key.push_str(base);
+    key.push_str(suffix);
+    key
+}
+
+/// `"idle_ms:margin_ms"`: how long a ledger with a lifetime window is
+/// kept, and what is added to windows' lengths.
+fn keep_arg(idle_ttl: Duration, margin_ms: u128) -> Vec<u8> {
+    format!("{}:{margin_ms}", idle_ttl.as_millis()).into_bytes()
 }
 
 fn join(units: &str, nanos: &str) -> Result<Nanos, StoreError> {
@@ -1424,6 +1479,39 @@ mod tests {
         assert_eq!(enc("user:42"), "user%3A42");
         assert_eq!(enc("{x}*\n é"), "%7Bx%7D%2A%0A%20%C3%A9");
         assert_ne!(enc("a:b"), enc("a%3Ab"), "'%' itself is encoded");
+    }
+
+    #[test]
+    fn pause_fields_from_the_base_match() {
+        let store = RedisStore::builder("redis://127.0.0.1:1")
+            .prefix("bg:x")
+            .build()
+            .unwrap();
+        for l in [
+            Ledger::new("a:b", "{x}", "user 1\né"),
+            Ledger::new("", "", ""),
+            Ledger::new("ns", "res", "p*@%"),
+        ] {
+            let (ns, field) = pause_fields(&l);
+            assert_eq!(
+                store.pause_fields_of(&store.base(&l)),
+                (ns.into_bytes(), field.into_bytes()),
+                "{l}"
+            );
+        }
+    }
+
+    #[test]
+    fn amounts_as_text() {
+        for (nanos, text) in [
+            (0, "0|0"),
+            (1, "0|1"),
+            (1_500_000_000, "1|500000000"),
+            (-1, "-1|999999999"),
+            (1_000_000_000_000_000_000_000_000, "1000000000000000|0"),
+        ] {
+            assert_eq!(amount_text(nanos), text.as_bytes(), "{nanos}");
+        }
     }
 
     #[test]

@@ -22,8 +22,13 @@ do
       -- No TTL to renew, no reservation to expire, and (rolling) nothing
       -- that left the window.
       if now < ren and (minexp < 0 or minexp > now) and (win == 0 or old < 0 or old >= now - win) then
-        local pause = redis.call('HMGET', KEYS[2], '*', ARGV[7], ARGV[8])
-        if not (pause[1] or pause[2] or pause[3]) then
+        -- The kill switch: the hash exists only while something is paused.
+        local paused = false
+        if redis.call('EXISTS', KEYS[2]) == 1 then
+          local pause = redis.call('HMGET', KEYS[2], '*', ARGV[7], ARGV[8])
+          paused = pause[1] or pause[2] or pause[3]
+        end
+        if not paused then
           local B = 1000000000
           -- spent = committed + reserved; room = max - spent (two limbs each)
           local su, sn = cu + ru, cn + rn
