@@ -190,10 +190,12 @@ fn prefill(ledger_principal: &str, n: u64) {
           redis.call('ZADD', KEYS[1], unpack(batch))
           i = i + 1000
         end
-        -- The window's state and the ledger's header ('h': last, minexp, exp,
-        -- ren; exp and ren unset, so the first call renews the TTLs).
-        redis.call('HSET', KEYS[2], 'r3600000000', struct.pack('<i8i8i8i8i8', 0, n, 0, 0, at),
-                   'tracks', 'r3600000000', 'h', struct.pack('<i8i8i8i8', at, -1, -1, -1))
+        -- The ledger's one window, in its header 'h': last, minexp, exp, ren
+        -- (exp and ren unset, so the first call renews the TTLs), the
+        -- window's state (committed n nano-units, its oldest entry at `at`)
+        -- and its id.
+        redis.call('HSET', KEYS[2], 'h',
+                   struct.pack('<i8i8i8i8i8i8i8i8i8', at, -1, -1, -1, 0, n, 0, 0, at) .. 'r3600000000')
         return n",
     );
     let _: u64 = script

@@ -597,6 +597,51 @@ pub fn stacked_caps(f: &dyn StoreFactory) {
     assert_eq!(blocked_by(dec!(1.5)), Window::Unbounded);
 }
 
+/// A cap added to a ledger that already spent: the old caps keep what was
+/// spent, the new one counts from then on (its window starts empty), and
+/// both hold from the next call; adding another keeps all of them.
+pub fn a_cap_added_later(f: &dyn StoreFactory) {
+    use budgetgate::{Decimal, Window};
+    let s = setup(f);
+    let l = fresh_ledger("p");
+    let hour = Duration::from_secs(3_600);
+    let lifetime = Budget::lifetime(dec!(10)).unwrap();
+    let hourly = Budget::rolling(dec!(4), hour).unwrap();
+    s.engine.set_budget(&l, lifetime);
+    for _ in 0..2 {
+        let r = s.engine.reserve(&l, dec!(2)).expect("fits");
+        r.commit(dec!(2)).expect("commit");
+    }
+    s.engine.set_budgets(&l, [lifetime, hourly]);
+    let spent = |s: &Setup| -> Vec<Decimal> {
+        let status = s.engine.status(&l).expect("status");
+        status.caps().iter().map(|c| c.spent()).collect()
+    };
+    let blocked_by = |s: &Setup, amount| {
+        let d = s.engine.check(&l, amount);
+        assert!(d.is_blocked(), "{d}");
+        d.budget().unwrap().window()
+    };
+    assert_eq!(spent(&s), [dec!(4), dec!(0)]);
+    let r = s.engine.reserve(&l, dec!(2.5)).expect("fits both");
+    r.commit(dec!(2.5)).expect("commit");
+    assert_eq!(spent(&s), [dec!(6.5), dec!(2.5)]);
+    assert_eq!(blocked_by(&s, dec!(2)), Window::Rolling(hour));
+    assert!(s.engine.check(&l, dec!(1)).is_allowed()); // recorded
+    assert_eq!(spent(&s), [dec!(7.5), dec!(3.5)]);
+    // A third cap: everything so far still counts in the first two.
+    let two_hours = Budget::rolling(dec!(100), 2 * hour).unwrap();
+    s.engine.set_budgets(&l, [lifetime, hourly, two_hours]);
+    assert_eq!(blocked_by(&s, dec!(1)), Window::Rolling(hour));
+    let r = s.engine.reserve(&l, dec!(0.5)).expect("fits all three");
+    r.commit(dec!(0.5)).expect("commit");
+    assert_eq!(spent(&s), [dec!(8), dec!(4), dec!(0.5)]);
+    // The hour passes: the hourly cap empties, the others do not.
+    s.clock.advance(hour + Duration::from_secs(1));
+    assert_eq!(spent(&s), [dec!(8), dec!(0), dec!(0.5)]);
+    assert_eq!(blocked_by(&s, dec!(2.5)), Window::Unbounded);
+}
+
 /// The kill switch: a paused ledger, namespace or everything blocks with
 /// reason Paused; recorded spend is kept; running calls still commit;
 /// resuming restores.
@@ -1130,7 +1175,8 @@ macro_rules! conformance_tests {
             invalid_amounts_rejected, store_failures, unrecorded_commit_reported,
             reservation_ttl_expiry, call_outlives_window, listener_panic_counted,
             decision_json, no_budget_denied, daily_resets_at_midnight,
-            monthly_resets_on_the_first, stacked_caps, kill_switch, soft_limit_warnings,
+            monthly_resets_on_the_first, stacked_caps, a_cap_added_later, kill_switch,
+            soft_limit_warnings,
             hierarchy_all_or_nothing, hierarchy_default_path, hierarchy_threads_consistent,
             hierarchy_threads_default_path,
             active_ledgers_listed,

@@ -334,7 +334,8 @@ fn same_results(budget: Budget, crossing: Decimal, principal: &str, seed: u64) {
         "the sequence never reached the budget: {blocked} blocks"
     );
     // Each store's scripts read the ledger's hash with HMGET: the fast
-    // paths ask for 'h' first, the general code for 'tracks'. The fast
+    // paths ask for 'h' and the reservation, the general code for 'tracks'
+    // first. The fast
     // store must mostly take its fast path (not always: renewals, expiries
     // and pauses need the general code), the general store never.
     let lines = monitor.stop();
@@ -342,7 +343,7 @@ fn same_results(budget: Budget, crossing: Decimal, principal: &str, seed: u64) {
         let fields = if general {
             "\"tracks\" \"h\""
         } else {
-            "\"h\" \"tracks\""
+            "\"h\" \"r:"
         };
         let read = format!("\"HMGET\" \"{prefix}:{{fp:api:{principal}}}:meta\" {fields}");
         lines.iter().filter(|l| l.contains(&read)).count()

@@ -35,8 +35,10 @@
 //! `budgetgate:{openai:gpt-4o:user%3A42}:meta` (one hash: a header — the
 //! ledger's last time, the earliest reservation expiry, when its keys expire
 //! and are renewed next — the running totals of every window and the open
-//! reservations; numbers are little-endian i64s, read and written with Lua's
-//! `struct`, because parsing decimal text cost ten times more), `…:e:<w>`
+//! reservations; a ledger with one window keeps its totals in the header,
+//! so a call reads and writes one field; numbers are little-endian i64s,
+//! read and written with Lua's `struct`, because parsing decimal text cost
+//! ten times more), `…:e:<w>`
 //! (the entries of rolling window `<w>` = `r<µs>`; other windows need none)
 //! and `…:d:<id>` (a settled reservation, kept for the retention). A
 //! ledger's keys expire together, renewed about hourly while it is used.
@@ -654,16 +656,13 @@ impl RedisStore {
         keep_arg(self.idle_ttl, margin_ms)
     }
 
-    /// A budget script's call on one ledger: keys `[meta]`, arguments
-    /// `[now, keep, base]`; the caller appends its own.
+    /// A budget script's call on one ledger: keys `[meta]` (the scripts
+    /// find the ledger's other keys from it), arguments `[now, keep]`; the
+    /// caller appends its own.
     fn call(&self, script: &'static Lua, ledger: &Ledger, ttl: Duration) -> (Call, String) {
         let base = self.base(ledger);
         let keys = vec![key(&base, ":meta")];
-        let args = vec![
-            self.now_arg().into_bytes(),
-            self.keep_arg(margin_ms(ttl)),
-            base.clone().into_bytes(),
-        ];
+        let args = vec![self.now_arg().into_bytes(), self.keep_arg(margin_ms(ttl))];
         (Call { script, keys, args }, base)
     }
 
@@ -788,8 +787,8 @@ impl RedisStore {
         call
     }
 
-    /// One charge's arguments after `base`: its numbers, amount, id, pause
-    /// fields and window ids.
+    /// One charge's arguments: its numbers, amount, id, pause fields and
+    /// window ids.
     fn charge_args(&self, request: &ChargeRequest<'_>, base: &str, args: &mut Vec<Vec<u8>>) {
         let mut numbers = Packed::default();
         numbers.push(count(request.limits.len()));
@@ -891,7 +890,6 @@ impl RedisStore {
         for r in requests {
             let base = self.base(r.ledger);
             keys.push(key(&base, ":meta"));
-            args.push(base.clone().into_bytes());
             self.charge_args(r, &base, &mut args);
         }
         Ok(Call {

@@ -2,7 +2,7 @@
 -- ARGV from 3: one charge (see read_charge).
 -- Returns {admitted (1, 0, or P for paused), limit_index, spent_u, spent_n,
 -- now, soft-limit bitmask}.
-local c = read_charge(3)
+local c = read_charge(3, KEYS[1])
 local L = open_charge(c)
 -- The kill switch (shared by every ledger): everything, the namespace, or
 -- this ledger.

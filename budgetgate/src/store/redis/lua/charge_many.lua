@@ -9,7 +9,7 @@ local i = 4
 local ledgers = {}
 for j = 1, n do
   local c
-  c, i = read_charge(i)
+  c, i = read_charge(i, KEYS[1 + j])
   c.L = open_charge(c)
   local pause = redis.call('HMGET', KEYS[1], '*', c.pause_ns, c.pause_ledger)
   c.paused = pause[1] or pause[2] or pause[3]

@@ -7,10 +7,13 @@
 -- Keys (one hash tag per ledger): BASE..':meta', a hash holding everything a
 -- call needs: 'h' (see HEAD below: the ledger's time, the earliest
 -- reservation expiry, when the keys' TTLs run out and when they are renewed
--- next), 'tracks' (the windows the ledger counts in: their wids, comma
--- separated), per window <wid> its state (see STATE below) and per open
--- reservation 'r:'..id (see REC below); BASE..':e:'..wid (zset of a rolling
--- window's entries); BASE..':d:'..id (tombstone of a settled reservation).
+-- next), the windows the ledger counts in and their states (see STATE
+-- below), and per open reservation 'r:'..id (see REC below);
+-- BASE..':e:'..wid (zset of a rolling window's entries); BASE..':d:'..id
+-- (tombstone of a settled reservation). A ledger that counts in one window
+-- (the common case) keeps it in 'h': HEAD, STATE, then the window's id, so
+-- a call reads and writes one field; with more, 'h' is HEAD alone, 'tracks'
+-- lists the wids (comma separated) and each <wid> field holds its STATE.
 -- A window's id says its length: 'u' lifetime, 'r'..µs rolling, 'd'..offset
 -- and 'm'..offset calendar days and months (offset in minutes east of UTC).
 --
@@ -118,8 +121,8 @@ end
 -- windows `want` = {{wid, win}, ...} the request names, and reservation `rid`
 -- if given), prunes its windows, expires its reservations, and returns its
 -- state and operations. A script may open several ledgers and save each.
-local function open_ledger(BASE, now, want, rid)
-  local K_META = BASE .. ':meta'
+local function open_ledger(K_META, now, want, rid)
+  local BASE = string.sub(K_META, 1, -6)
   local vals
   local nw = #want
   -- One window (the common case) needs no field list. (The fast paths
@@ -139,7 +142,16 @@ local function open_ledger(BASE, now, want, rid)
   local rec = rid and vals[3 + nw] or false
   local spec = vals[1] or ''
   local last, minexp, exp, ren = 0, -1, -1, -1
-  if vals[2] then last, minexp, exp, ren = struct.unpack(HEAD, vals[2]) end
+  local head = vals[2]
+  local single = false -- one window, kept in 'h'
+  if head then
+    last, minexp, exp, ren = struct.unpack(HEAD, head)
+    if #head > 32 then
+      single = true
+      spec = string.sub(head, 73)
+      raw[spec] = string.sub(head, 33, 72)
+    end
+  end
   if last > now then now = last end -- time never goes backwards for one ledger
   local now_s = fmt(now)
   if minexp < 0 then minexp = nil end
@@ -295,16 +307,23 @@ local function open_ledger(BASE, now, want, rid)
       local keep_us = keep_ms() * 1000
       exp, ren = now + keep_us, now + math.min(3600000000, math.floor(keep_us / 2))
     end
-    local out = { 'h', struct.pack(HEAD, now, minexp or -1, exp, ren) }
-    for _, t in ipairs(tracks) do
-      out[#out + 1] = t.wid
-      out[#out + 1] = struct.pack(STATE, t.cu, t.cn, t.ru, t.rn, t.old or -1)
-    end
-    if #tracks ~= tracks_n or spec == '' then
-      local specs = {}
-      for _, t in ipairs(tracks) do specs[#specs + 1] = t.wid end
-      out[#out + 1] = 'tracks'
-      out[#out + 1] = table.concat(specs, ',')
+    local out
+    if #tracks == 1 then
+      local t = tracks[1]
+      out = { 'h', struct.pack(HEAD .. 'i8i8i8i8i8', now, minexp or -1, exp, ren, t.cu, t.cn, t.ru, t.rn, t.old or -1) .. t.wid }
+    else
+      out = { 'h', struct.pack(HEAD, now, minexp or -1, exp, ren) }
+      for _, t in ipairs(tracks) do
+        out[#out + 1] = t.wid
+        out[#out + 1] = struct.pack(STATE, t.cu, t.cn, t.ru, t.rn, t.old or -1)
+      end
+      -- Windows never go away: 'tracks' changes only when one is added.
+      if #tracks ~= tracks_n or spec == '' or single then
+        local specs = {}
+        for _, t in ipairs(tracks) do specs[#specs + 1] = t.wid end
+        out[#out + 1] = 'tracks'
+        out[#out + 1] = table.concat(specs, ',')
+      end
     end
     for _, v in ipairs(L.extra) do out[#out + 1] = v end
     redis.call('HSET', K_META, unpack(out))
@@ -374,40 +393,40 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
   return reply
 end
 
--- A charge's arguments from ARGV[i]: BASE; P = (number of limits nl, per
--- limit window_us, max_u, max_n, warn_u, warn_n (warn_u < 0: no soft
--- limit), amount_u, amount_n, hold 0/1, ttl_us); the amount "u|n"; the id;
--- the namespace's and the ledger's pause fields; the nl wids. Returns the
--- charge and the index after it.
-local function read_charge(i)
-  local P = ARGV[i + 1]
+-- A charge's arguments from ARGV[i], for the ledger whose meta hash is
+-- `key`: P = (number of limits nl, per limit window_us, max_u, max_n,
+-- warn_u, warn_n (warn_u < 0: no soft limit), amount_u, amount_n, hold 0/1,
+-- ttl_us); the amount "u|n"; the id; the namespace's and the ledger's pause
+-- fields; the nl wids. Returns the charge and the index after it.
+local function read_charge(i, key)
+  local P = ARGV[i]
   local nl, pos = struct.unpack('<i8', P)
-  local c = { base = ARGV[i], id = ARGV[i + 3], pause_ns = ARGV[i + 4], pause_ledger = ARGV[i + 5], want = {}, limits = {} }
+  local c = { key = key, id = ARGV[i + 2], pause_ns = ARGV[i + 3], pause_ledger = ARGV[i + 4], want = {}, limits = {} }
   for k = 1, nl do
     local win, mu, mn, wu, wn
     win, mu, mn, wu, wn, pos = struct.unpack('<i8i8i8i8i8', P, pos)
-    c.want[k] = { ARGV[i + 5 + k], win }
+    c.want[k] = { ARGV[i + 4 + k], win }
     c.limits[k] = { mu = mu, mn = mn, wu = wu, wn = wn }
   end
   local hold
   c.au, c.an, hold, c.ttl = struct.unpack('<i8i8i8i8', P, pos)
   c.hold = hold == 1
-  return c, i + 6 + nl
+  return c, i + 5 + nl
 end
 
 -- Opens a charge's ledger (a hold reads its id's field too: ids must be
 -- new) and ties its limits to the ledger's windows.
 local function open_charge(c)
-  local L = open_ledger(c.base, NOW0, c.want, c.hold and c.id or nil)
+  local L = open_ledger(c.key, NOW0, c.want, c.hold and c.id or nil)
   for k, w in ipairs(c.want) do c.limits[k].t = L.ensure_track(w[1], w[2]) end
   return L
 end
 
--- The windows of a settle or status: P (at ARGV[4]) holds nl and then nl
+-- The windows of a settle or status: P (at ARGV[3]) holds nl and then nl
 -- window lengths; their wids are ARGV[first..]. Returns them and P's
 -- position after them.
 local function read_windows(first)
-  local P = ARGV[4]
+  local P = ARGV[3]
   local nl, pos = struct.unpack('<i8', P)
   local want = {}
   for k = 1, nl do

@@ -4,28 +4,30 @@
 -- to prune, no TTL to renew and no pause. Anything else falls through to
 -- the general code, which gives the same result (this path only reads
 -- before it decides; tests/redis_fast_paths.rs compares the two).
--- Formats: read_charge, HEAD, STATE and REC in common.lua.
+-- ARGV: charge.lua's; formats: read_charge, and the one-window 'h' (HEAD,
+-- STATE, wid) in common.lua.
 do
-  local P = ARGV[4]
+  local P = ARGV[3]
   -- One limit: P is 10 numbers.
   if #P == 80 then
     local _, win, mu, mn, wu, wn, au, an, hold, ttl = struct.unpack('<i8i8i8i8i8i8i8i8i8i8', P)
-    local wid, id = ARGV[9], ARGV[6]
+    local wid, id = ARGV[8], ARGV[5]
     hold = hold == 1
-    local v = redis.call('HMGET', KEYS[1], 'h', 'tracks', wid, 'r:' .. id)
-    -- A window the ledger already counts in, and only that one; a new id.
-    if win >= 0 and v[1] and v[3] and v[2] == wid and not (hold and v[4]) then
-      local last, minexp, exp, ren = struct.unpack('<i8i8i8i8', v[1])
+    local rid = 'r:' .. id
+    local v = redis.call('HMGET', KEYS[1], 'h', rid)
+    local h = v[1]
+    -- The ledger counts in this one window only; a hold's id is new.
+    if win >= 0 and h and #h > 72 and string.sub(h, 73) == wid and not (hold and v[2]) then
+      local last, minexp, exp, ren, cu, cn, ru, rn, old = struct.unpack('<i8i8i8i8i8i8i8i8i8', h)
       local now = NOW0
       if last > now then now = last end
-      local cu, cn, ru, rn, old = struct.unpack('<i8i8i8i8i8', v[3])
       -- No TTL to renew, no reservation to expire, and (rolling) nothing
       -- that left the window.
       if now < ren and (minexp < 0 or minexp > now) and (win == 0 or old < 0 or old >= now - win) then
         -- The kill switch: the hash exists only while something is paused.
         local paused = false
         if redis.call('EXISTS', KEYS[2]) == 1 then
-          local pause = redis.call('HMGET', KEYS[2], '*', ARGV[7], ARGV[8])
+          local pause = redis.call('HMGET', KEYS[2], '*', ARGV[6], ARGV[7])
           paused = pause[1] or pause[2] or pause[3]
         end
         if not paused then
@@ -36,7 +38,7 @@ do
           local mu, mn = mu - su, mn - sn
           if mn < 0 then mu, mn = mu - 1, mn + B end
           if au > mu or (au == mu and an > mn) then
-            redis.call('HSET', KEYS[1], 'h', struct.pack('<i8i8i8i8', now, minexp, exp, ren))
+            redis.call('HSET', KEYS[1], 'h', struct.pack('<i8i8i8i8i8i8i8i8i8', now, minexp, exp, ren, cu, cn, ru, rn, old) .. wid)
             return { '0', '0', su, sn, now, '0' }
           end
           local tu, tn = su + au, sn + an
@@ -56,20 +58,19 @@ do
             -- The entry that leaves the window later; a first entry creates
             -- the key, which expires with the ledger's other keys.
             local ent = string.sub(KEYS[1], 1, -5) .. 'e:' .. wid
-            redis.call('ZADD', ent, string.format('%d', now), id .. '|' .. ARGV[5] .. (hold and '|h' or '|c'))
+            redis.call('ZADD', ent, string.format('%d', now), id .. '|' .. ARGV[4] .. (hold and '|h' or '|c'))
             if old < 0 then
               redis.call('PEXPIRE', ent, math.max(1, math.floor((exp - now) / 1000)))
               old = now
             end
           end
-          local state = struct.pack('<i8i8i8i8i8', cu, cn, ru, rn, old)
           if not hold then
-            redis.call('HSET', KEYS[1], 'h', struct.pack('<i8i8i8i8', now, minexp, exp, ren), wid, state)
+            redis.call('HSET', KEYS[1], 'h', struct.pack('<i8i8i8i8i8i8i8i8i8', now, minexp, exp, ren, cu, cn, ru, rn, old) .. wid)
           else
             local expires = now + ttl
             if minexp < 0 or expires < minexp then minexp = expires end
-            redis.call('HSET', KEYS[1], 'h', struct.pack('<i8i8i8i8', now, minexp, exp, ren), wid, state,
-              'r:' .. id, struct.pack('<i8i8i8i8', au, an, now, expires) .. wid)
+            redis.call('HSET', KEYS[1], 'h', struct.pack('<i8i8i8i8i8i8i8i8i8', now, minexp, exp, ren, cu, cn, ru, rn, old) .. wid,
+              rid, struct.pack('<i8i8i8i8', au, an, now, expires) .. wid)
           end
           return { '1', '0', su, sn, now, warn }
         end

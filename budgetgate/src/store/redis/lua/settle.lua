@@ -1,14 +1,14 @@
 -- settle: KEYS[1] = the ledger's meta hash, KEYS[2] = the reservation's
--- tombstone. ARGV 3 = BASE, 4 = P (number of limits, each one's window_us,
+-- tombstone. ARGV 3 = P (number of limits, each one's window_us,
 -- reserved_u, reserved_n, actual_u, actual_n, commit (1) or release (0),
--- record_if_missing 0/1), 5 = id, 6 = reserved "u|n", 7 = actual "u|n",
--- 8 = retention_ms, 9.. = the limits' wids.
+-- record_if_missing 0/1), 4 = id, 5 = reserved "u|n", 6 = actual "u|n",
+-- 7 = retention_ms, 8.. = the limits' wids.
 -- Returns {outcome, now}: 1 committed, 2 committed late, 3 released, 4 unknown.
-local want, pos = read_windows(9)
-local eu, en, au, an, commit, rim = struct.unpack('<i8i8i8i8i8i8', ARGV[4], pos)
-local id, action, retention = ARGV[5], commit == 1 and 'c' or 'r', ARGV[8]
+local want, pos = read_windows(8)
+local eu, en, au, an, commit, rim = struct.unpack('<i8i8i8i8i8i8', ARGV[3], pos)
+local id, action, retention = ARGV[4], commit == 1 and 'c' or 'r', ARGV[7]
 rim = rim == 1
-local L = open_ledger(ARGV[3], NOW0, want, id)
+local L = open_ledger(KEYS[1], NOW0, want, id)
 local now, tracks = L.now, L.tracks
 local K_DONE = KEYS[2]
 

@@ -1,8 +1,8 @@
--- status: KEYS[1] = the ledger's meta hash. ARGV 3 = BASE, 4 = P (number of
--- limits, then each one's window_us), 5.. = their wids.
+-- status: KEYS[1] = the ledger's meta hash. ARGV 3 = P (number of limits,
+-- then each one's window_us), 4.. = their wids.
 -- Returns per limit committed_u, committed_n, reserved_u, reserved_n; then now.
-local want = read_windows(5)
-local L = open_ledger(ARGV[3], NOW0, want, nil)
+local want = read_windows(4)
+local L = open_ledger(KEYS[1], NOW0, want, nil)
 local out = {}
 for _, w in ipairs(want) do
   local t = L.by_wid[w[1]]
