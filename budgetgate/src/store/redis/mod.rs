@@ -386,10 +386,14 @@ struct Call {
 /// scripts read with Lua's `struct` (exact: every value is below 2⁵³).
 /// Separate decimal arguments cost the server about 1.3k instructions
 /// each to set up and as much again to convert.
-#[derive(Default)]
 struct Packed(Vec<u8>);
 
 impl Packed {
+    /// Room for `n` numbers.
+    fn with_room(n: usize) -> Self {
+        Packed(Vec::with_capacity(8 * n))
+    }
+
     fn push(&mut self, value: i64) -> &mut Self {
         self.0.extend_from_slice(&value.to_le_bytes());
         self
@@ -661,8 +665,10 @@ impl RedisStore {
     /// caller appends its own.
     fn call(&self, script: &'static Lua, ledger: &Ledger, ttl: Duration) -> (Call, String) {
         let base = self.base(ledger);
-        let keys = vec![key(&base, ":meta")];
-        let args = vec![self.now_arg().into_bytes(), self.keep_arg(margin_ms(ttl))];
+        let mut keys = Vec::with_capacity(2);
+        keys.push(key(&base, ":meta"));
+        let mut args = Vec::with_capacity(16);
+        args.extend([self.now_arg().into_bytes(), self.keep_arg(margin_ms(ttl))]);
         (Call { script, keys, args }, base)
     }
 
@@ -790,7 +796,7 @@ impl RedisStore {
     /// One charge's arguments: its numbers, amount, id, pause fields and
     /// window ids.
     fn charge_args(&self, request: &ChargeRequest<'_>, base: &str, args: &mut Vec<Vec<u8>>) {
-        let mut numbers = Packed::default();
+        let mut numbers = Packed::with_room(5 + 5 * request.limits.len());
         numbers.push(count(request.limits.len()));
         for limit in request.limits {
             numbers
@@ -843,7 +849,7 @@ impl RedisStore {
         let mut tombstone = key(&base, ":d:");
         tombstone.push_str(std::str::from_utf8(&request.id.hex()).unwrap_or_default());
         call.keys.push(tombstone);
-        let mut numbers = Packed::default();
+        let mut numbers = Packed::with_room(7 + request.limits.len());
         numbers.push(count(request.limits.len()));
         for limit in request.limits {
             numbers.push(window_us(limit.window()));
@@ -951,7 +957,7 @@ impl RedisStore {
     /// A status: keys `[meta]`; arguments as status.lua reads them.
     fn status_call(&self, ledger: &Ledger, limits: &[Limit]) -> Call {
         let (mut call, _) = self.call(&STATUS, ledger, Duration::ZERO);
-        let mut numbers = Packed::default();
+        let mut numbers = Packed::with_room(1 + limits.len());
         numbers.push(count(limits.len()));
         for limit in limits {
             numbers.push(window_us(limit.window()));

@@ -36,7 +36,7 @@ pub(super) struct Request {
 impl Request {
     pub(super) fn new() -> Self {
         Request {
-            buf: Vec::with_capacity(512),
+            buf: Vec::with_capacity(1024),
             commands: 0,
         }
     }
