@@ -6,5 +6,7 @@ if ARGV[1] ~= '' then
   NOW0 = tonumber(ARGV[1])
 else
   local t = redis.call('TIME')
-  NOW0 = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  -- Arithmetic converts the two decimal strings once each (tonumber would
+  -- convert each twice); the sum is exact (below 2^53).
+  NOW0 = t[1] * 1000000 + t[2]
 end
