@@ -28,6 +28,9 @@ use super::resp::{self, ConnError, Reply, RespConnection, Stream};
 
 type Replies = Result<Vec<Reply>, ConnError>;
 
+/// Queued requests are gathered into one write up to about this many bytes.
+const MAX_BATCH: usize = 64 * 1024;
+
 /// One packed request of `count` commands, and where its replies go.
 struct Job {
     request: Vec<u8>,
@@ -110,7 +113,7 @@ async fn drive(info: ConnectionInfo, timeout: Duration, mut queue: mpsc::Unbound
             };
             match connect(&info, timeout).await {
                 Ok(mut c) => {
-                    if let Err(e) = c.send(job, timeout).await {
+                    if let Err(e) = c.send(job, &mut queue, timeout).await {
                         c.fail(&e);
                         continue;
                     }
@@ -125,7 +128,7 @@ async fn drive(info: ConnectionInfo, timeout: Duration, mut queue: mpsc::Unbound
         let overdue = c.in_flight.front().map(|f| f.sent + timeout);
         let result = tokio::select! {
             job = queue.recv() => match job {
-                Some(job) => c.send(job, timeout).await,
+                Some(job) => c.send(job, &mut queue, timeout).await,
                 None => return,
             },
             read = c.read() => read,
@@ -177,16 +180,36 @@ async fn connect(info: &ConnectionInfo, timeout: Duration) -> Result<Connection,
 }
 
 impl Connection {
-    async fn send(&mut self, job: Job, timeout: Duration) -> Result<(), ConnError> {
-        let in_flight = InFlight {
-            count: job.count,
-            replies: Vec::with_capacity(job.count),
-            reply: job.reply,
-            sent: Instant::now(),
-        };
-        // Counted in flight before writing: a failed write fails it too.
-        self.in_flight.push_back(in_flight);
-        match tokio::time::timeout(timeout, self.socket.write_all(&job.request)).await {
+    /// Writes `job` and every other job already queued, in one write.
+    async fn send(
+        &mut self,
+        job: Job,
+        queue: &mut mpsc::UnboundedReceiver<Job>,
+        timeout: Duration,
+    ) -> Result<(), ConnError> {
+        let sent = Instant::now();
+        let mut bytes = Vec::new();
+        let mut next = Some(job);
+        while let Some(job) = next {
+            // Counted in flight before writing: a failed write fails it too.
+            self.in_flight.push_back(InFlight {
+                count: job.count,
+                replies: Vec::with_capacity(job.count),
+                reply: job.reply,
+                sent,
+            });
+            if bytes.is_empty() {
+                bytes = job.request;
+            } else {
+                bytes.extend_from_slice(&job.request);
+            }
+            next = if bytes.len() < MAX_BATCH {
+                queue.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        match tokio::time::timeout(timeout, self.socket.write_all(&bytes)).await {
             Ok(written) => Ok(written?),
             Err(_) => Err(ConnError::Io(io::ErrorKind::TimedOut.into())),
         }
