@@ -26,8 +26,10 @@
 //!   `redis://` and `redis+unix://` these connections are the store's own
 //!   lean RESP2 client (a call is packed once and its flat reply parsed
 //!   without redis-rs's general machinery); `rediss://` uses redis-rs. Async
-//!   calls run on the store's own small runtime (one thread, one multiplexed
-//!   connection), so they work from any executor.
+//!   calls run on the store's own small runtime (one thread), so they work
+//!   from any executor; they share one pipelined connection (the same lean
+//!   client on `redis://` and `redis+unix://`, redis-rs's multiplexed one on
+//!   `rediss://`).
 //! - **Secrets**: the password of a URL never appears in `Debug`, `Display`,
 //!   logs or errors.
 //!
@@ -48,7 +50,8 @@
 //! it does. The common case — one lifetime or rolling window, nothing to
 //! prune, expire or renew — takes a fast path at the top of the charge and
 //! settle scripts: a reserve makes 4 calls (`TIME`, `HMGET` of the ledger,
-//! `HMGET` of the kill switch, `HSET`; a rolling window adds a `ZADD`), a
+//! `EXISTS` of the kill switch — its fields are read only while something is
+//! paused — and `HSET`; a rolling window adds a `ZADD`), a
 //! commit 5 (`TIME`, `HMGET`, `HDEL` of the reservation, `SET` of its
 //! tombstone, `HSET`; rolling: `ZREM` and `ZADD`). Everything else runs the
 //! general code, which gives the same results (`tests/redis_fast_paths.rs`
