@@ -69,7 +69,7 @@ mod resp;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::Script;
 
-use self::resp::{Reply, Request};
+use self::resp::{push_i64, Reply, Request};
 use once_cell::sync::Lazy;
 
 use crate::budget::{Limit, Window};
@@ -1365,25 +1365,6 @@ fn amount_text(nanos: Nanos) -> Vec<u8> {
     out.push(b'|');
     push_i64(&mut out, rest);
     out
-}
-
-/// `n` in decimal (as `Display`, without the formatting machinery).
-fn push_i64(out: &mut Vec<u8>, n: i64) {
-    if n < 0 {
-        out.push(b'-');
-    }
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut m = n.unsigned_abs();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// `base` followed by `suffix`, in one allocation.

@@ -64,7 +64,7 @@ impl Request {
     /// One argument: `n` in decimal.
     pub(super) fn arg_usize(&mut self, n: usize) -> &mut Self {
         let mut digits = [0u8; 20];
-        let text = usize_digits(n, &mut digits);
+        let text = u64_digits(n as u64, &mut digits);
         self.arg(text)
     }
 
@@ -86,11 +86,20 @@ impl Request {
 
 fn push_usize(out: &mut Vec<u8>, n: usize) {
     let mut digits = [0u8; 20];
-    out.extend_from_slice(usize_digits(n, &mut digits));
+    out.extend_from_slice(u64_digits(n as u64, &mut digits));
 }
 
-/// `n` in decimal, written at the end of `buf` (20 digits hold any usize).
-fn usize_digits(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+/// `n` in decimal (as `Display`, without the formatting machinery).
+pub(super) fn push_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    out.extend_from_slice(u64_digits(n.unsigned_abs(), &mut digits));
+}
+
+/// `n` in decimal, written at the end of `buf` (20 digits hold any u64).
+fn u64_digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -407,6 +416,15 @@ mod tests {
 
     fn one(bytes: &[u8]) -> Option<(Reply, usize)> {
         parse(bytes, 0).unwrap()
+    }
+
+    #[test]
+    fn writes_decimals_as_display_does() {
+        for n in [0, 1, -1, 9, 10, -10, 1_234_567, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            push_i64(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 
     #[test]
