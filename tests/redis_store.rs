@@ -64,27 +64,31 @@ fn killed_and_restarted_server() {
     }
 
     server.restart();
-    // Sync calls (blocking connections) and async calls (the multiplexed
+    // Sync calls (blocking connections) and async calls (the shared async
     // connection) reconnect independently; each recovers.
+    wait_until_allowed(&engine, &rt, &closed);
+}
+
+/// Waits (at most 10 s) until a check on `ledger` is allowed again, first
+/// on the sync path, then on the async one.
+fn wait_until_allowed(engine: &Engine, rt: &tokio::runtime::Runtime, ledger: &Ledger) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let d = engine.check(&closed, dec!(1));
-        if d.is_allowed() {
-            break;
+    for path in ["sync", "async"] {
+        loop {
+            let d = if path == "sync" {
+                engine.check(ledger, dec!(1))
+            } else {
+                rt.block_on(engine.check_async(ledger, dec!(1)))
+            };
+            if d.is_allowed() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} calls never recovered: {d}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(Instant::now() < deadline, "sync calls never recovered: {d}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    loop {
-        let d = rt.block_on(engine.check_async(&closed, dec!(1)));
-        if d.is_allowed() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "async calls never recovered: {d}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -126,24 +130,7 @@ fn hung_server_times_out_and_recovers() {
     }
     server.thaw();
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for path in ["sync", "async"] {
-        loop {
-            let d = if path == "sync" {
-                engine.check(&ledger, dec!(1))
-            } else {
-                rt.block_on(engine.check_async(&ledger, dec!(1)))
-            };
-            if d.is_allowed() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{path} calls never recovered: {d}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    wait_until_allowed(&engine, &rt, &ledger);
     let spent = engine.status(&ledger).unwrap().spent();
     assert!(
         spent >= dec!(4),
