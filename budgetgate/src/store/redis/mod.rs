@@ -280,32 +280,34 @@ impl RedisStoreBuilder {
             .enable_all()
             .build()
             .map_err(|e| RedisConfigError::Runtime(e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(100));
-        let manager = {
-            let _context = runtime.enter();
-            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| {
-                RedisConfigError::InvalidUrl {
-                    url: redacted.clone(),
-                    reason: scrub(&e.to_string(), secret.as_deref()),
-                }
-            })?
-        };
         let lean = aio::Multiplexed::start(
             client.get_connection_info().clone(),
             self.timeout,
             runtime.handle(),
         );
+        let async_con = match lean {
+            Some(lean) => AsyncConn::Lean(lean),
+            None => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1)
+                    .set_min_delay(Duration::from_millis(10))
+                    .set_max_delay(Duration::from_millis(100));
+                let _context = runtime.enter();
+                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+                    .map_err(|e| RedisConfigError::InvalidUrl {
+                        url: redacted.clone(),
+                        reason: scrub(&e.to_string(), secret.as_deref()),
+                    })?;
+                AsyncConn::Manager(manager)
+            }
+        };
         Ok(RedisStore {
-            lean,
+            async_con,
             blocking: blocking::BlockingPool::new(client, self.timeout, secret.clone()),
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
-            manager,
             url: redacted,
             secret,
             pause_key: format!("{}:paused", self.prefix),
@@ -336,12 +338,9 @@ impl RedisStoreBuilder {
 pub struct RedisStore {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
-    /// Async operations on `redis://` and `redis+unix://`: the lean
-    /// connection, shared by every task, driven by `runtime`.
-    lean: Option<aio::Multiplexed>,
-    /// Async operations on `rediss://`: redis-rs's multiplexed connection,
-    /// driven by `runtime`.
-    manager: ConnectionManager,
+    /// Async operations: one connection shared by every task, driven by
+    /// `runtime`.
+    async_con: AsyncConn,
     /// Sync operations: blocking connections on the calling thread.
     blocking: blocking::BlockingPool,
     url: String,
@@ -376,6 +375,15 @@ impl Drop for RedisStore {
             runtime.shutdown_background();
         }
     }
+}
+
+/// The connection async operations share (cheap to clone).
+#[derive(Clone)]
+enum AsyncConn {
+    /// `redis://` and `redis+unix://`: the store's lean client (`aio.rs`).
+    Lean(aio::Multiplexed),
+    /// `rediss://`: redis-rs's multiplexed connection, reconnecting.
+    Manager(ConnectionManager),
 }
 
 /// An operation ready to send: owned, so it can move to the store's runtime.
@@ -596,26 +604,27 @@ impl RedisStore {
     }
 
     fn ping_op(&self) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
-        let mut con = self.manager.clone();
-        let lean = self.lean.clone();
+        let con = self.async_con.clone();
         let secret = self.secret.clone();
         async move {
-            if let Some(lean) = lean {
-                let mut request = Request::new();
-                request.command(1).arg("PING");
-                return match lean.exchange(request.into_bytes(), 1).await {
-                    Ok(replies) => match replies.as_slice() {
-                        [Reply::Data(pong)] if pong == b"PONG" => Ok(()),
-                        other => Err(unexpected(&other)),
-                    },
-                    Err(e) => Err(conn_error(e, secret.as_deref())),
-                };
+            match con {
+                AsyncConn::Lean(lean) => {
+                    let mut request = Request::new();
+                    request.command(1).arg("PING");
+                    match lean.exchange(request.into_bytes(), 1).await {
+                        Ok(replies) => match replies.as_slice() {
+                            [Reply::Data(pong)] if pong == b"PONG" => Ok(()),
+                            other => Err(unexpected(&other)),
+                        },
+                        Err(e) => Err(conn_error(e, secret.as_deref())),
+                    }
+                }
+                AsyncConn::Manager(mut con) => ::redis::cmd("PING")
+                    .query_async::<String>(&mut con)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| store_error(&e, secret.as_deref())),
             }
-            ::redis::cmd("PING")
-                .query_async::<String>(&mut con)
-                .await
-                .map(|_| ())
-                .map_err(|e| store_error(&e, secret.as_deref()))
         }
     }
 
@@ -679,14 +688,16 @@ impl RedisStore {
         &self,
         call: Call,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send + 'static {
-        let mut con = self.manager.clone();
-        let lean = self.lean.clone();
+        let con = self.async_con.clone();
         let secret = self.secret.clone();
         async move {
-            if let Some(lean) = lean {
-                let mut replies = eval_lean(&lean, &[call], secret.as_deref()).await?;
-                return replies.pop().ok_or_else(|| unexpected(&"nothing"));
-            }
+            let mut con = match con {
+                AsyncConn::Lean(lean) => {
+                    let mut replies = eval_lean(&lean, &[call], secret.as_deref()).await?;
+                    return replies.pop().ok_or_else(|| unexpected(&"nothing"));
+                }
+                AsyncConn::Manager(con) => con,
+            };
             call.invocation()
                 .invoke_async::<Vec<String>>(&mut con)
                 .await
@@ -706,13 +717,13 @@ impl RedisStore {
         &self,
         calls: Vec<Call>,
     ) -> impl Future<Output = Result<Vec<Vec<String>>, StoreError>> + Send + 'static {
-        let mut con = self.manager.clone();
-        let lean = self.lean.clone();
+        let con = self.async_con.clone();
         let secret = self.secret.clone();
         async move {
-            if let Some(lean) = lean {
-                return eval_lean(&lean, &calls, secret.as_deref()).await;
-            }
+            let mut con = match con {
+                AsyncConn::Lean(lean) => return eval_lean(&lean, &calls, secret.as_deref()).await,
+                AsyncConn::Manager(con) => con,
+            };
             let build = || pipeline(&calls);
             match build().query_async::<Vec<Vec<String>>>(&mut con).await {
                 Ok(replies) => Ok(replies),
@@ -822,22 +833,27 @@ impl RedisStore {
             numbers.0,
             amount_text(request.amount),
             id.hex().to_vec(),
-            ns_field,
-            ledger_field,
+            ns_field.into_bytes(),
+            ledger_field.into_bytes(),
         ]);
         args.extend(request.limits.iter().map(|l| wid(l.window()).into_bytes()));
     }
 
-    /// [`pause_fields`] from a ledger's `base` (which holds its encoded
-    /// parts): `n:<ns>` and `l:<ns>:<resource>:<principal>`.
-    fn pause_fields_of(&self, base: &str) -> (Vec<u8>, Vec<u8>) {
+    /// The pause-hash fields that cover a ledger: `n:<ns>` and
+    /// `l:<ns>:<resource>:<principal>` (parts percent-encoded).
+    fn pause_fields(&self, ledger: &Ledger) -> (String, String) {
+        self.pause_fields_of(&self.base(ledger))
+    }
+
+    /// [`RedisStore::pause_fields`] from a ledger's `base` (which holds its
+    /// encoded parts).
+    fn pause_fields_of(&self, base: &str) -> (String, String) {
         // base = prefix + ":{" + ns:res:principal + "}"; parts contain no ':'.
         let inner = base
             .get(self.prefix.len() + 2..base.len().saturating_sub(1))
             .unwrap_or_default();
         let ns = inner.split(':').next().unwrap_or_default();
-        let field = |tag: &[u8], body: &str| [tag, body.as_bytes()].concat();
-        (field(b"n:", ns), field(b"l:", inner))
+        (format!("n:{ns}"), format!("l:{inner}"))
     }
 
     /// A settle: keys `[meta, tombstone]`; arguments as settle.lua reads
@@ -1192,8 +1208,8 @@ impl Store for RedisStore {
     fn set_paused(&self, scope: &PauseScope, paused: bool) -> Result<(), StoreError> {
         let field = match scope {
             PauseScope::All => "*".to_owned(),
-            PauseScope::Namespace(ns) => pause_fields(&Ledger::new(ns.as_str(), "", "")).0,
-            PauseScope::Ledger(l) => pause_fields(l).1,
+            PauseScope::Namespace(ns) => self.pause_fields(&Ledger::new(ns.as_str(), "", "")).0,
+            PauseScope::Ledger(l) => self.pause_fields(l).1,
         };
         let key = &self.pause_key;
         if paused {
@@ -1249,21 +1265,6 @@ fn encode_part(out: &mut String, part: &str) {
             out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
         }
     }
-}
-
-/// A window's id in the scripts: `u`, `r<ms>`, `d<offset min>`, `m<offset min>`.
-/// The pause-hash fields that cover a ledger: `n:<ns>` and `l:<ns>:<res>:<p>`
-/// (parts percent-encoded).
-fn pause_fields(ledger: &Ledger) -> (String, String) {
-    let mut ns = String::from("n:");
-    encode_part(&mut ns, ledger.namespace());
-    let mut l = String::from("l:");
-    encode_part(&mut l, ledger.namespace());
-    l.push(':');
-    encode_part(&mut l, ledger.resource());
-    l.push(':');
-    encode_part(&mut l, ledger.principal());
-    (ns, l)
 }
 
 fn parse_pause_field(field: &str) -> Option<PauseScope> {
@@ -1470,26 +1471,6 @@ mod tests {
     }
 
     #[test]
-    fn pause_fields_from_the_base_match() {
-        let store = RedisStore::builder("redis://127.0.0.1:1")
-            .prefix("bg:x")
-            .build()
-            .unwrap();
-        for l in [
-            Ledger::new("a:b", "{x}", "user 1\né"),
-            Ledger::new("", "", ""),
-            Ledger::new("ns", "res", "p*@%"),
-        ] {
-            let (ns, field) = pause_fields(&l);
-            assert_eq!(
-                store.pause_fields_of(&store.base(&l)),
-                (ns.into_bytes(), field.into_bytes()),
-                "{l}"
-            );
-        }
-    }
-
-    #[test]
     fn amounts_as_text() {
         for (nanos, text) in [
             (0, "0|0"),
@@ -1504,13 +1485,23 @@ mod tests {
 
     #[test]
     fn pause_fields_round_trip() {
-        let l = Ledger::new("a:b", "{x}", "user 1\né");
-        let (ns, field) = pause_fields(&l);
-        assert_eq!(parse_pause_field(&field), Some(PauseScope::Ledger(l)));
-        assert_eq!(
-            parse_pause_field(&ns),
-            Some(PauseScope::Namespace("a:b".into()))
-        );
+        // A prefix with ':' in it: the fields come from the key's base.
+        let store = RedisStore::builder("redis://127.0.0.1:1")
+            .prefix("bg:x")
+            .build()
+            .unwrap();
+        for (ns, l) in [
+            ("a:b", Ledger::new("a:b", "{x}", "user 1\né")),
+            ("", Ledger::new("", "", "")),
+            ("ns", Ledger::new("ns", "res", "p*@%")),
+        ] {
+            let (ns_field, field) = store.pause_fields(&l);
+            assert_eq!(parse_pause_field(&field), Some(PauseScope::Ledger(l)));
+            assert_eq!(
+                parse_pause_field(&ns_field),
+                Some(PauseScope::Namespace(ns.into()))
+            );
+        }
         assert_eq!(parse_pause_field("*"), Some(PauseScope::All));
     }
 
