@@ -10,8 +10,8 @@
 //! cargo run --example hierarchical
 //! ```
 
+use budgetgate::dec;
 use budgetgate::{guard, Budget, BudgetExceeded, Engine, Event, Ledger, PauseScope, Window};
-use rust_decimal_macros::dec;
 
 #[derive(Debug)]
 enum ToolError {

@@ -2,8 +2,8 @@
 //!
 //! Run with `cargo run --example quickstart`.
 
+use budgetgate::dec;
 use budgetgate::{Budget, Engine, Ledger};
-use rust_decimal_macros::dec;
 use std::time::Duration;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

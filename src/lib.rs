@@ -1,16 +1,3 @@
-//! Test support shared by the integration tests: the store conformance suite
-//! (written once, run against every store) and a fault-injecting wrapper.
-
-pub mod conformance;
-pub mod faulty;
-pub mod redis_server;
-
-/// The error type of guarded functions in tests and benches: a blocked call.
-#[derive(Debug)]
-pub struct Blocked(pub budgetgate::BudgetExceeded);
-
-impl From<budgetgate::BudgetExceeded> for Blocked {
-    fn from(e: budgetgate::BudgetExceeded) -> Self {
-        Blocked(e)
-    }
-}
+//! The examples package: `examples/*.rs` are runnable programs, one per
+//! capability (`cargo run --example quickstart`). This library is empty; it
+//! exists because a package needs one target besides its examples.

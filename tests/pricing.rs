@@ -11,7 +11,7 @@ use testkit::Blocked;
 fn fixture() -> PriceTable {
     let (table, report) = PriceTable::from_litellm_path(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/litellm_prices.json"
+        "/fixtures/litellm_prices.json"
     ))
     .unwrap();
     // sample_spec (the schema's description), dall-e-3 and whisper-1 (no

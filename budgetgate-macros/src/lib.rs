@@ -145,3 +145,13 @@ fn async_trait_block(f: &syn::ItemFn) -> Option<syn::Block> {
         _ => None,
     }
 }
+
+/// The parts of a decimal literal, for `budgetgate::dec!` (which builds the
+/// `Decimal` from them). Not for direct use.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __dec_parts(input: TokenStream) -> TokenStream {
+    literal::decimal_parts(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

@@ -131,3 +131,68 @@ pub fn window(lit: &LitStr) -> syn::Result<WindowLit> {
         None => Err(err("too long")),
     }
 }
+
+/// `budgetgate::dec!`'s parser: an optional `-` and a number (`1`, `0.25`,
+/// `"0.25"`), read from its source text — never through a float — into the
+/// parts of a `Decimal`: `(lo, mid, hi, negative, scale)`.
+pub fn decimal_parts(input: TokenStream) -> syn::Result<TokenStream> {
+    let mut tokens = input.into_iter().peekable();
+    let negative =
+        matches!(tokens.peek(), Some(proc_macro2::TokenTree::Punct(p)) if p.as_char() == '-');
+    if negative {
+        tokens.next();
+    }
+    let lit = match (tokens.next(), tokens.next()) {
+        (Some(tt), None) => syn::parse2::<Lit>(tt.into()).map_err(|e| {
+            syn::Error::new(e.span(), "dec! takes one decimal number, e.g. dec!(0.25)")
+        })?,
+        (None, _) => {
+            return Err(syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "dec! takes one decimal number, e.g. dec!(0.25)",
+            ))
+        }
+        (Some(_), Some(extra)) => {
+            return Err(syn::Error::new(
+                extra.span(),
+                "dec! takes one decimal number, e.g. dec!(0.25)",
+            ))
+        }
+    };
+    let (text, span) = match &lit {
+        Lit::Int(i) if i.suffix().is_empty() => (i.base10_digits().to_owned(), i.span()),
+        Lit::Float(f) if f.suffix().is_empty() => (f.base10_digits().to_owned(), f.span()),
+        Lit::Str(s) => (s.value().trim().to_owned(), s.span()),
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                "dec! takes a decimal number without a type suffix, e.g. dec!(0.25)",
+            ))
+        }
+    };
+    let valid = !text.is_empty()
+        && !text.starts_with('.')
+        && !text.ends_with('.')
+        && text.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && text.matches('.').count() <= 1;
+    let value: Option<Decimal> = valid.then(|| text.parse().ok()).flatten();
+    let exact = value.is_some_and(|v| {
+        let places = text.split_once('.').map_or(0, |(_, f)| f.len());
+        v.scale() as usize == places
+    });
+    let Some(value) = value.filter(|_| exact) else {
+        return Err(syn::Error::new(
+            span,
+            format!(
+                "{text:?} is not a decimal number that fits a Decimal exactly (at most 28 digits)"
+            ),
+        ));
+    };
+    let m = value.mantissa();
+    let lo = (m & 0xFFFF_FFFF) as u32;
+    let mid = ((m >> 32) & 0xFFFF_FFFF) as u32;
+    let hi = ((m >> 64) & 0xFFFF_FFFF) as u32;
+    let scale = value.scale();
+    let negative = negative && !value.is_zero();
+    Ok(quote!((#lo, #mid, #hi, #negative, #scale)))
+}

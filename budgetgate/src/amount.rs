@@ -61,7 +61,7 @@ pub enum AmountError {
 ///
 /// ```
 /// use budgetgate::amount::to_nanos;
-/// use rust_decimal_macros::dec;
+/// use budgetgate::dec;
 /// assert_eq!(to_nanos(dec!(0.25)), Ok(250_000_000));
 /// assert!(to_nanos(dec!(-1)).is_err());
 /// assert!(to_nanos(dec!(0.0000000001)).is_err());
@@ -115,7 +115,7 @@ pub fn from_nanos(nanos: i128) -> Decimal {
 ///
 /// ```
 /// use budgetgate::amount::round_up;
-/// use rust_decimal_macros::dec;
+/// use budgetgate::dec;
 /// assert_eq!(round_up(dec!(0.0000000001)), dec!(0.000000001));
 /// assert_eq!(round_up(dec!(1.5)), dec!(1.5));
 /// ```
@@ -126,7 +126,7 @@ pub fn round_up(value: Decimal) -> Decimal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rust_decimal_macros::dec;
+    use budgetgate::dec;
 
     #[test]
     fn round_trips_exactly() {

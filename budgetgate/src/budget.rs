@@ -236,7 +236,7 @@ pub enum StoreErrorMode {
 ///
 /// ```
 /// use budgetgate::{Budget, Window, Mode};
-/// use rust_decimal_macros::dec;
+/// use budgetgate::dec;
 /// use std::time::Duration;
 ///
 /// let hourly = Budget::new(dec!(10.00), Window::Rolling(Duration::from_secs(3600)))?;
@@ -391,7 +391,7 @@ impl Budget {
     ///
     /// ```
     /// use budgetgate::{Budget, Window};
-    /// use rust_decimal_macros::dec;
+    /// use budgetgate::dec;
     /// let b = Budget::new(dec!(10), Window::daily())?.warn_at(dec!(0.8));
     /// assert_eq!(b.warn_threshold(), Some(dec!(8)));
     /// # Ok::<(), budgetgate::BudgetError>(())

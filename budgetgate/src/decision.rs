@@ -49,7 +49,7 @@ pub enum BlockReason {
 ///
 /// ```
 /// use budgetgate::{Budget, Engine, Ledger};
-/// use rust_decimal_macros::dec;
+/// use budgetgate::dec;
 ///
 /// let engine = Engine::in_memory();
 /// let ledger = Ledger::new("openai", "gpt-4o", "user:1");
@@ -263,7 +263,7 @@ impl BudgetExceeded {
 ///
 /// ```
 /// use budgetgate::{Budget, Engine, Guarded, Ledger};
-/// use rust_decimal_macros::dec;
+/// use budgetgate::dec;
 ///
 /// let engine = Engine::in_memory();
 /// let ledger = Ledger::new("embed", "small", "team:a");

@@ -45,7 +45,7 @@ pub enum DefaultPolicy {
 ///
 /// ```
 /// use budgetgate::{Budget, Engine, Ledger};
-/// use rust_decimal_macros::dec;
+/// use budgetgate::dec;
 ///
 /// let engine = Engine::in_memory();
 /// let ledger = Ledger::new("openai", "gpt-4o", "user:42");
@@ -339,7 +339,7 @@ impl Engine {
     ///
     /// ```
     /// use budgetgate::{Budget, Engine, Ledger, Window};
-    /// use rust_decimal_macros::dec;
+    /// use budgetgate::dec;
     ///
     /// let engine = Engine::in_memory();
     /// let ledger = Ledger::new("openai", "gpt-4o", "user:1");
@@ -871,7 +871,7 @@ impl Engine {
     ///
     /// ```
     /// use budgetgate::{Budget, Engine, Ledger};
-    /// use rust_decimal_macros::dec;
+    /// use budgetgate::dec;
     ///
     /// let engine = Engine::in_memory();
     /// let user = Ledger::new("llm", "gpt-4o", "user:1");

@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use budgetgate::{Budget, Engine, Ledger};
-//! use rust_decimal_macros::dec;
+//! use budgetgate::dec;
 //! use std::time::Duration;
 //!
 //! let engine = Engine::in_memory();
@@ -68,7 +68,7 @@
 //!
 //! ```
 //! use budgetgate::{guard_bounded, BudgetExceeded, Decimal};
-//! use rust_decimal_macros::dec;
+//! use budgetgate::dec;
 //!
 //! struct Completion { tokens: u64 }
 //! #[derive(Debug)]
@@ -219,6 +219,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// Lets the crate's own tests use `budgetgate::…` paths, as users do.
+extern crate self as budgetgate;
+
 pub mod amount;
 pub mod budget;
 pub mod caps;
@@ -255,4 +258,21 @@ pub use pause::PauseScope;
 pub use rate::{Gate, Policy, RateDecision, RateLimited};
 pub use reservation::{Commit, CommitError, Reservation};
 pub use rust_decimal::Decimal;
+
+/// A [`Decimal`] literal, read exactly from its source text at compile time
+/// (never through a float): `dec!(0.25)`, `dec!(-3)`, `dec!("1.50")`. Needs
+/// no other dependency than `budgetgate`, and works in `const` items.
+///
+/// ```
+/// use budgetgate::{dec, Decimal};
+/// const CAP: Decimal = dec!(10.50);
+/// assert_eq!(CAP + dec!(0.25), Decimal::new(1075, 2));
+/// assert_eq!(dec!(-1.5).to_string(), "-1.5");
+/// ```
+#[macro_export]
+macro_rules! dec {
+    ($($number:tt)+) => {
+        $crate::__private::decimal_from_parts($crate::__private::dec_parts!($($number)+))
+    };
+}
 pub use store::{MemoryStore, ReservationId, Store, StoreError};

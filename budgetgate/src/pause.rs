@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use budgetgate::{BlockReason, Budget, Engine, Ledger, PauseScope};
-//! use rust_decimal_macros::dec;
+//! use budgetgate::dec;
 //!
 //! let engine = Engine::in_memory();
 //! let ledger = Ledger::new("openai", "gpt-4o", "user:1");

@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use budgetgate::pricing::{self, Usage};
-//! use rust_decimal_macros::dec;
+//! use budgetgate::dec;
 //!
 //! // gpt-4o: $2.50 per million input tokens, $1.25 cached, $10.00 output.
 //! let usage = Usage::from_openai_json(&serde_json::json!({
@@ -86,7 +86,7 @@ impl ModelPrice {
     ///
     /// ```
     /// use budgetgate::pricing::ModelPrice;
-    /// use rust_decimal_macros::dec;
+    /// use budgetgate::dec;
     /// let p = ModelPrice::per_million(dec!(2.50), dec!(10.00));
     /// assert_eq!(p.input, dec!(0.0000025));
     /// ```

@@ -71,6 +71,13 @@ pub fn ledger(
 }
 
 /// A decimal from a literal the macro validated (≤ 9 places, ≥ 0, in range).
+pub const fn decimal_from_parts(parts: (u32, u32, u32, bool, u32)) -> Decimal {
+    Decimal::from_parts(parts.0, parts.1, parts.2, parts.3, parts.4)
+}
+
+pub use budgetgate_macros::__dec_parts as dec_parts;
+
+/// A decimal from its parts (`const`).
 pub const fn decimal(lo: u32, mid: u32, hi: u32, scale: u32) -> Decimal {
     Decimal::from_parts(lo, mid, hi, false, scale)
 }

@@ -129,7 +129,7 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::budget::Budget;
-    use rust_decimal_macros::dec;
+    use budgetgate::dec;
 
     fn caps(max: rust_decimal::Decimal) -> Caps {
         Caps::one(Budget::lifetime(max).unwrap())

@@ -95,7 +95,7 @@ fn entry_arc<T: Default>(shards: &[Shard<T>], key: &Ledger) -> Arc<Padded<T>> {
 /// ```
 /// use budgetgate::{Budget, Engine, Ledger, MemoryStore};
 /// use budgetgate::clock::ManualClock;
-/// use rust_decimal_macros::dec;
+/// use budgetgate::dec;
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::new(0);
