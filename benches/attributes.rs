@@ -21,7 +21,7 @@ fn guarded_fixed(x: u64) -> Result<u64, Blocked> {
 
 fn by_hand_fixed(x: u64, budget: &Budget) -> Result<u64, Blocked> {
     let ledger = Ledger::new("bench", "fixed-hand", "p");
-    ENGINE
+    let _admitted = ENGINE
         .check_with(&ledger, Some(budget), dec!(0.000001))
         .into_result()?;
     Ok(x + 1)

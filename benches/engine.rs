@@ -83,7 +83,7 @@ fn window_size(c: &mut Criterion) {
         );
         for _ in 0..n {
             clock.advance(Duration::from_micros(1));
-            engine.check(&ledger, dec!(0.000001));
+            assert!(engine.check(&ledger, dec!(0.000001)).is_allowed());
         }
         g.bench_with_input(BenchmarkId::new("check_allow", n), &n, |b, _| {
             b.iter(|| {

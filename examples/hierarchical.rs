@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "llm",
         "chat",
         [
-            daily(dec!(10))?.warn_at(dec!(0.8)),
+            daily(dec!(10))?.warn_at(dec!(0.8))?,
             Budget::new(dec!(200), Window::monthly())?,
         ],
     );
@@ -110,7 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "alice {}: spent {} of {}, resets {resets_in}",
             cap.budget().window(),
-            cap.spent(),
+            cap.committed(),
             cap.budget().max_spend(),
         );
     }

@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let status = engine.status(&ledger)?;
     println!(
         "status: spent {} reserved {} remaining {}",
-        status.spent(),
+        status.committed(),
         status.reserved(),
         status.remaining()
     );

@@ -28,7 +28,7 @@ fn spent(ns: &str, res: &str, principal: &str, budget: Budget) -> (Decimal, Deci
     let s = ENGINE
         .status_with(&Ledger::new(ns, res, principal), &budget)
         .unwrap();
-    (s.spent(), s.reserved())
+    (s.committed(), s.reserved())
 }
 
 fn lifetime(max: Decimal) -> Budget {
@@ -102,7 +102,7 @@ fn expression_cost_and_registered_budget() {
     assert_eq!(registered(30).unwrap(), 30);
     assert!(registered(21).is_err());
     assert_eq!(registered(20).unwrap(), 20);
-    assert_eq!(ENGINE.status(&ledger).unwrap().spent(), dec!(0.5));
+    assert_eq!(ENGINE.status(&ledger).unwrap().committed(), dec!(0.5));
 }
 
 #[guard(ledger = ("attr", "window", "p"), cost = "1", max_spend = "2", window = "1h", engine = &*ENGINE)]
@@ -523,7 +523,7 @@ fn hierarchy_in_the_attribute() {
         ENGINE
             .status(&Ledger::new("hier", "llm", p))
             .unwrap()
-            .spent()
+            .committed()
     };
     for _ in 0..3 {
         hier_fixed(1).unwrap();
@@ -588,5 +588,9 @@ fn hierarchy_in_soft_mode() {
     let user = ENGINE
         .status(&Ledger::new("hier-soft", "llm", "user:1"))
         .unwrap();
-    assert_eq!(user.spent(), dec!(2), "the blocked call charged no ledger");
+    assert_eq!(
+        user.committed(),
+        dec!(2),
+        "the blocked call charged no ledger"
+    );
 }

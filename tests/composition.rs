@@ -142,7 +142,7 @@ fn async_both_orders() {
                 &budgetgate::Budget::lifetime(dec!(1)).unwrap(),
             )
             .unwrap()
-            .spent()
+            .committed()
     };
     assert_eq!(
         (status("async-outer"), status("async-inner")),
@@ -195,7 +195,7 @@ async fn inside_async_trait_impls() {
             &budgetgate::Budget::lifetime(dec!(1)).unwrap(),
         )
         .unwrap();
-    assert_eq!((spent.spent(), spent.reserved()), (dec!(0.3), dec!(0)));
+    assert_eq!((spent.committed(), spent.reserved()), (dec!(0.3), dec!(0)));
     // The trait object future is Send (spawnable).
     let handle = tokio::spawn(async move { tool.run_bounded(1).await.is_ok() });
     assert!(handle.await.unwrap());

@@ -52,7 +52,7 @@ fn no_overspend_across_threads() {
     let total: Decimal = committed.iter().sum();
     let status = engine.status(&ledger).unwrap();
     assert_eq!(
-        status.spent(),
+        status.committed(),
         total,
         "store total equals the sum of commits exactly"
     );

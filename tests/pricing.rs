@@ -283,7 +283,7 @@ fn attribute_reserves_estimate_and_commits_cost() {
         )
         .unwrap();
     assert_eq!(
-        (status.spent(), status.reserved()),
+        (status.committed(), status.reserved()),
         (dec!(0.00475), dec!(0))
     );
 }

@@ -124,7 +124,7 @@ fn spent(resource: &str) -> budgetgate::Decimal {
             &Budget::lifetime(dec!(10)).unwrap(),
         )
         .unwrap()
-        .spent()
+        .committed()
 }
 
 #[guard(ledger = ("rl", "rate-first", "p"), cost = "1", max_spend = "10", engine = &*ENGINE)]
@@ -194,7 +194,7 @@ fn budget_first_a_rate_limited_call_releases_its_reservation() {
             &Budget::lifetime(dec!(10)).unwrap(),
         )
         .unwrap();
-    assert_eq!((status.spent(), status.reserved()), (dec!(1), dec!(0)));
+    assert_eq!((status.committed(), status.reserved()), (dec!(1), dec!(0)));
 }
 
 // ----- concurrency ---------------------------------------------------------------------

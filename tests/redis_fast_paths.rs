@@ -148,7 +148,10 @@ fn outcome(r: Result<budgetgate::Commit, budgetgate::CommitError>) -> String {
 
 #[test]
 fn fast_paths_match_the_general_code_on_a_lifetime_window() {
-    let budget = Budget::lifetime(dec!(800)).unwrap().warn_at(dec!(0.5));
+    let budget = Budget::lifetime(dec!(800))
+        .unwrap()
+        .warn_at(dec!(0.5))
+        .unwrap();
     same_results(budget, dec!(400), "lifetime", 0x9E37_79B9_7F4A_7C15);
 }
 
@@ -158,7 +161,8 @@ fn fast_paths_match_the_general_code_on_a_rolling_window() {
     // entries leave the window and reservations expire.
     let budget = Budget::rolling(dec!(20), Duration::from_secs(120))
         .unwrap()
-        .warn_at(dec!(0.5));
+        .warn_at(dec!(0.5))
+        .unwrap();
     same_results(budget, dec!(10), "rolling", 0xD1B5_4A32_D192_ED03);
 }
 
@@ -289,8 +293,8 @@ fn same_results(budget: Budget, crossing: Decimal, principal: &str, seed: u64) {
                     general.status(&ledger).unwrap(),
                 );
                 assert_eq!(
-                    (f.spent(), f.reserved()),
-                    (g.spent(), g.reserved()),
+                    (f.committed(), f.reserved()),
+                    (g.committed(), g.reserved()),
                     "step {step}: status"
                 );
             }

@@ -136,7 +136,7 @@ fn no_overspend_across_processes() {
         started.elapsed()
     );
     assert_eq!(
-        status.spent(),
+        status.committed(),
         committed,
         "Redis total equals the sum of commits exactly"
     );

@@ -1,5 +1,10 @@
-//! [`Budget`]: how much a ledger may spend, over which [`Window`], and what to
-//! do when the limit is hit ([`Mode`]) or the store fails ([`StoreErrorMode`]).
+//! [`Budget`]: how much a ledger may spend, over which [`Window`], what to do
+//! when the store fails ([`StoreErrorMode`]), and when to warn.
+//!
+//! Whether a block is an error or a value is not part of the budget: the
+//! attribute decides (`#[guard]` returns `Err`, `#[guard_result]` a
+//! [`Guarded`](crate::Guarded)), and the [`Engine`](crate::Engine) API
+//! always returns the [`Decision`](crate::Decision).
 
 use std::fmt;
 use std::str::FromStr;
@@ -138,62 +143,114 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// A window string that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid window {input:?}: expected a positive duration such as \"30s\", \"15m\", \"1h\", \"7d\", or \"unbounded\"")]
+#[error("invalid window {input:?}: expected \"daily\", \"monthly\" (optionally shifted from UTC, e.g. \"daily+60min\"), \"unbounded\", or a positive duration such as \"30s\", \"15m\", \"1h\", \"7d\"")]
+#[non_exhaustive]
 pub struct WindowParseError {
     /// The refused text.
     pub input: String,
 }
 
+/// The largest shift of a calendar window from UTC, in minutes (24 hours).
+pub const MAX_UTC_OFFSET_MINUTES: i16 = 1440;
+
+/// Units a rolling window is written in, largest first, in nanoseconds.
+const UNITS: [(&str, u128); 7] = [
+    ("d", 86_400_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+];
+
 impl FromStr for Window {
     type Err = WindowParseError;
 
-    /// Parses `"30s"`, `"15m"`, `"1h"`, `"24h"`, `"7d"`, `"500ms"` or `"unbounded"`.
+    /// Parses `"30s"`, `"15m"`, `"1h"`, `"24h"`, `"7d"`, `"500ms"`, `"250us"`,
+    /// `"unbounded"`, `"daily"`, `"monthly"`, and calendar windows shifted
+    /// from UTC: `"daily+60min"`, `"monthly-300min"` (at most ±24 h). Every
+    /// window's [`Display`](fmt::Display) form parses back to it.
     ///
     /// ```
     /// use budgetgate::Window;
     /// use std::time::Duration;
     /// assert_eq!("1h".parse::<Window>(), Ok(Window::Rolling(Duration::from_secs(3600))));
     /// assert_eq!("unbounded".parse::<Window>(), Ok(Window::Unbounded));
+    /// assert_eq!("daily+60min".parse::<Window>(), Ok(Window::Daily { utc_offset_minutes: 60 }));
     /// assert!("0s".parse::<Window>().is_err());
+    /// let w = Window::Rolling(Duration::from_millis(1500));
+    /// assert_eq!(w.to_string(), "1500ms");
+    /// assert_eq!(w.to_string().parse::<Window>(), Ok(w));
     /// ```
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let err = || WindowParseError {
             input: input.to_owned(),
         };
         let text = input.trim();
-        if text.eq_ignore_ascii_case("unbounded") || text.eq_ignore_ascii_case("lifetime") {
+        let lower = text.to_ascii_lowercase();
+        if lower == "unbounded" || lower == "lifetime" {
             return Ok(Window::Unbounded);
         }
-        if text.eq_ignore_ascii_case("daily") {
-            return Ok(Window::daily());
-        }
-        if text.eq_ignore_ascii_case("monthly") {
-            return Ok(Window::monthly());
+        for (name, monthly) in [("daily", false), ("monthly", true)] {
+            if let Some(rest) = lower.strip_prefix(name) {
+                let offset = if rest.is_empty() {
+                    0
+                } else {
+                    let digits = rest.strip_suffix("min").ok_or_else(err)?;
+                    let sign = digits.chars().next().ok_or_else(err)?;
+                    if sign != '+' && sign != '-' {
+                        return Err(err());
+                    }
+                    let minutes: i16 = digits.parse().map_err(|_| err())?;
+                    if minutes.unsigned_abs() > MAX_UTC_OFFSET_MINUTES.unsigned_abs() {
+                        return Err(err());
+                    }
+                    minutes
+                };
+                return Ok(if monthly {
+                    Window::Monthly {
+                        utc_offset_minutes: offset,
+                    }
+                } else {
+                    Window::Daily {
+                        utc_offset_minutes: offset,
+                    }
+                });
+            }
         }
         let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
         let (digits, unit) = text.split_at(split);
-        let n: u64 = digits.parse().map_err(|_| err())?;
-        let millis_per = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => return Err(err()),
-        };
-        let millis = n
-            .checked_mul(millis_per)
-            .filter(|m| *m > 0)
+        let n: u128 = digits.parse().map_err(|_| err())?;
+        let unit = if unit == "µs" { "us" } else { unit };
+        let per = UNITS
+            .iter()
+            .find(|(name, _)| *name == unit)
+            .map(|(_, per)| *per)
             .ok_or_else(err)?;
-        Ok(Window::Rolling(Duration::from_millis(millis)))
+        let nanos = n.checked_mul(per).filter(|n| *n > 0).ok_or_else(err)?;
+        let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| err())?;
+        // The remainder is below 10⁹.
+        let sub = u32::try_from(nanos % 1_000_000_000).map_err(|_| err())?;
+        Ok(Window::Rolling(Duration::new(secs, sub)))
     }
 }
 
 impl fmt::Display for Window {
+    /// `"unbounded"`, `"daily"`, `"monthly+60min"`, or a rolling length in
+    /// the largest unit that writes it exactly (`"1h"`, `"90m"`, `"500ms"`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Window::Unbounded => f.write_str("unbounded"),
-            Window::Rolling(d) => write!(f, "{}s", d.as_secs_f64()),
+            Window::Rolling(d) => {
+                let nanos = d.as_nanos();
+                let (name, per) = UNITS
+                    .iter()
+                    .find(|(_, per)| nanos % per == 0)
+                    .copied()
+                    .unwrap_or(("ns", 1));
+                write!(f, "{}{name}", nanos / per)
+            }
             Window::Daily {
                 utc_offset_minutes: 0,
             } => f.write_str("daily"),
@@ -210,48 +267,63 @@ impl fmt::Display for Window {
     }
 }
 
-/// What a block does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Mode {
-    /// A block is an error (`Err(BudgetExceeded)` from a guarded function).
-    #[default]
-    Hard,
-    /// A block is reported in the returned decision; the caller decides.
-    Soft,
+/// Written as its [`Display`](fmt::Display) form (`"1h"`, `"daily"`).
+impl serde::Serialize for Window {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Read from the strings [`Window::from_str`] accepts.
+impl<'de> serde::Deserialize<'de> for Window {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// What happens when the store cannot be reached or errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StoreErrorMode {
     /// Block the call (reason `StoreError`). The default: no unapproved spend.
     #[default]
     FailClosed,
-    /// Allow the call (reason `StoreError`) and try to record its cost.
+    /// Allow the call (reason `StoreError`). What it spends is not in the
+    /// store: the decision's reason says so, and a bounded call's commit
+    /// records its actual when the store answers again.
     FailOpen,
 }
 
 /// A spend limit for a ledger.
 ///
 /// ```
-/// use budgetgate::{Budget, Window, Mode};
-/// use budgetgate::dec;
+/// use budgetgate::{dec, Budget, Window};
 /// use std::time::Duration;
 ///
 /// let hourly = Budget::new(dec!(10.00), Window::Rolling(Duration::from_secs(3600)))?;
-/// let lifetime = Budget::lifetime(dec!(250))?.soft();
-/// assert_eq!(lifetime.mode(), Mode::Soft);
+/// let daily = Budget::new(dec!(5), Window::daily())?
+///     .warn_at(dec!(0.5))?
+///     .warn_at(dec!(0.8))?; // two soft-limit warnings, each once per day
+/// assert_eq!(daily.warn_thresholds(), vec![dec!(2.5), dec!(4)]);
 /// assert!(Budget::lifetime(dec!(-1)).is_err());
-/// # Ok::<(), budgetgate::BudgetError>(())
+///
+/// // Budgets can come from configuration:
+/// let from_json: Budget = serde_json::from_str(
+///     r#"{"max_spend": "5", "window": "daily", "warn_at": ["0.5", "0.8"]}"#,
+/// )?;
+/// assert_eq!(from_json, daily);
+/// # let _ = hourly;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Budget {
-    /// `max_spend` in nano-units, the window and the warning threshold: what
-    /// the store enforces, kept in the form it is lent in so a budget stays
-    /// small (decisions and reservations carry one).
+    /// `max_spend` in nano-units, the window and the warning thresholds:
+    /// what the store enforces, kept in the form it is lent in so a budget
+    /// stays small (decisions and reservations carry one).
     limit: Limit,
-    mode: Mode,
     on_store_error: StoreErrorMode,
 }
 
@@ -260,28 +332,90 @@ impl std::fmt::Debug for Budget {
         f.debug_struct("Budget")
             .field("max_spend", &self.max_spend())
             .field("window", &self.window())
-            .field("mode", &self.mode)
             .field("on_store_error", &self.on_store_error)
-            .field("warn_threshold", &self.warn_threshold())
+            .field("warn_at", &self.warn_fractions())
             .finish()
     }
 }
 
-/// §11: `{"max_spend": "10", "window": "1h", "mode": "HARD", "on_store_error": "FAIL_CLOSED"}`.
+/// `{"max_spend": "10", "window": "1h", "on_store_error": "FAIL_CLOSED", "warn_at": ["0.8"]}`.
 impl serde::Serialize for Budget {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("Budget", 4)?;
         st.serialize_field("max_spend", &self.max_spend().to_string())?;
-        st.serialize_field("window", &self.window().to_string())?;
-        st.serialize_field("mode", &self.mode)?;
+        st.serialize_field("window", &self.window())?;
         st.serialize_field("on_store_error", &self.on_store_error)?;
+        let warn: Vec<String> = self
+            .warn_fractions()
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        st.serialize_field("warn_at", &warn)?;
         st.end()
+    }
+}
+
+/// An amount in configuration: a string (`"0.05"`) or an integer — never a
+/// float, which cannot hold most decimal amounts exactly.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ConfigAmount {
+    Text(String),
+    Integer(u64),
+}
+
+impl ConfigAmount {
+    fn decimal(&self) -> Result<Decimal, String> {
+        match self {
+            ConfigAmount::Text(t) => t
+                .trim()
+                .parse::<Decimal>()
+                .map_err(|e| format!("invalid amount {t:?}: {e}")),
+            ConfigAmount::Integer(n) => Ok(Decimal::from(*n)),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetConfig {
+    max_spend: ConfigAmount,
+    #[serde(default = "unbounded")]
+    window: Window,
+    #[serde(default)]
+    on_store_error: StoreErrorMode,
+    #[serde(default)]
+    warn_at: Vec<ConfigAmount>,
+}
+
+fn unbounded() -> Window {
+    Window::Unbounded
+}
+
+/// Read from `{"max_spend": "10", "window": "daily", "on_store_error":
+/// "FAIL_OPEN", "warn_at": ["0.5", "0.8"]}`; only `max_spend` is required
+/// (the window defaults to `unbounded`). Amounts are strings or integers,
+/// and every rule of [`Budget::new`] and [`Budget::warn_at`] applies.
+impl<'de> serde::Deserialize<'de> for Budget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let c = BudgetConfig::deserialize(d)?;
+        let max = c.max_spend.decimal().map_err(D::Error::custom)?;
+        let mut budget = Budget::new(max, c.window)
+            .map_err(D::Error::custom)?
+            .with_on_store_error(c.on_store_error);
+        for w in &c.warn_at {
+            let fraction = w.decimal().map_err(D::Error::custom)?;
+            budget = budget.warn_at(fraction).map_err(D::Error::custom)?;
+        }
+        Ok(budget)
     }
 }
 
 /// A budget that cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BudgetError {
     /// `max_spend` is negative, too precise or too large.
     #[error("invalid max_spend: {0}")]
@@ -289,18 +423,51 @@ pub enum BudgetError {
     /// A rolling window must be longer than zero.
     #[error("a rolling window must be longer than zero")]
     EmptyWindow,
+    /// A calendar window's shift from UTC is beyond ±24 hours.
+    #[error("a daily or monthly window's UTC offset must be within ±{max} minutes (24 h); got {minutes}")]
+    UtcOffset {
+        /// The refused offset.
+        minutes: i16,
+        /// The largest allowed ([`MAX_UTC_OFFSET_MINUTES`]).
+        max: i16,
+    },
+    /// A warning threshold outside `(0, 1]` or finer than 0.0001.
+    #[error("a warning threshold is a fraction of max_spend in (0, 1] with at most 4 decimal places, such as 0.8 for 80 %; got {fraction}{hint}")]
+    WarnThreshold {
+        /// The refused fraction.
+        fraction: Decimal,
+        /// A suggestion (e.g. for a percentage given as 80).
+        hint: &'static str,
+    },
+    /// More warning thresholds than a budget holds.
+    #[error("a budget holds at most {max} warning thresholds")]
+    TooManyThresholds {
+        /// The most a budget holds ([`MAX_WARN_THRESHOLDS`]).
+        max: usize,
+    },
 }
+
+/// The most soft-limit thresholds one budget holds.
+pub const MAX_WARN_THRESHOLDS: usize = 4;
 
 impl Budget {
     /// A hard, fail-closed budget of `max_spend` per `window`.
     pub fn new(max_spend: Decimal, window: Window) -> Result<Self, BudgetError> {
         let max_nanos = amount::to_nanos(max_spend)?;
-        if window == Window::Rolling(Duration::ZERO) {
-            return Err(BudgetError::EmptyWindow);
+        match window {
+            Window::Rolling(d) if d.is_zero() => return Err(BudgetError::EmptyWindow),
+            Window::Daily { utc_offset_minutes } | Window::Monthly { utc_offset_minutes }
+                if utc_offset_minutes.unsigned_abs() > MAX_UTC_OFFSET_MINUTES.unsigned_abs() =>
+            {
+                return Err(BudgetError::UtcOffset {
+                    minutes: utc_offset_minutes,
+                    max: MAX_UTC_OFFSET_MINUTES,
+                })
+            }
+            _ => {}
         }
         Ok(Budget {
-            limit: Limit::new(max_nanos, window, None),
-            mode: Mode::Hard,
+            limit: Limit::new(max_nanos, window),
             on_store_error: StoreErrorMode::FailClosed,
         })
     }
@@ -310,12 +477,10 @@ impl Budget {
     pub(crate) const fn from_validated(
         max_nanos: i128,
         window: Window,
-        mode: Mode,
         on_store_error: StoreErrorMode,
     ) -> Self {
         Budget {
-            limit: Limit::new(max_nanos, window, None),
-            mode,
+            limit: Limit::new(max_nanos, window),
             on_store_error,
         }
     }
@@ -330,20 +495,19 @@ impl Budget {
         Budget::new(max_spend, Window::Rolling(window))
     }
 
-    /// The same budget in soft mode.
-    pub fn soft(self) -> Self {
-        self.with_mode(Mode::Soft)
+    /// A cap per calendar day (UTC).
+    pub fn daily(max_spend: Decimal) -> Result<Self, BudgetError> {
+        Budget::new(max_spend, Window::daily())
+    }
+
+    /// A cap per calendar month (UTC).
+    pub fn monthly(max_spend: Decimal) -> Result<Self, BudgetError> {
+        Budget::new(max_spend, Window::monthly())
     }
 
     /// The same budget, failing open when the store errors.
     pub fn fail_open(self) -> Self {
         self.with_on_store_error(StoreErrorMode::FailOpen)
-    }
-
-    /// The same budget with another mode.
-    pub fn with_mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
-        self
     }
 
     /// The same budget with another store-error policy.
@@ -362,11 +526,6 @@ impl Budget {
         self.limit.window
     }
 
-    /// Hard or soft.
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
     /// Fail closed or open.
     pub fn on_store_error(&self) -> StoreErrorMode {
         self.on_store_error
@@ -382,60 +541,98 @@ impl Budget {
         &self.limit
     }
 
-    /// The same budget with a soft-limit warning at `fraction` of
-    /// `max_spend` (e.g. `0.8`): the charge that crosses it emits one
-    /// [`Event::SoftLimit`](crate::Event::SoftLimit) and a `tracing` warning —
-    /// once per crossing, decided atomically by the store, so across all
-    /// processes exactly one call reports it. A fraction outside `(0, 1]` is
-    /// ignored.
+    /// The same budget with one more soft-limit warning, at `fraction` of
+    /// `max_spend` (`0.8` for 80 %; at most 4 decimal places, at most
+    /// [`MAX_WARN_THRESHOLDS`] thresholds). The charge that takes the
+    /// window's spend (committed plus reserved) from below the threshold to
+    /// at or above it emits one
+    /// [`Event::SoftLimit`](crate::Event::SoftLimit) and a `tracing`
+    /// warning. Each threshold is reported **once per window**: once per
+    /// calendar day or month, at most once per window length for a rolling
+    /// window, once for a lifetime cap — decided atomically by the store,
+    /// so across every process sharing it exactly one call reports it.
     ///
     /// ```
-    /// use budgetgate::{Budget, Window};
-    /// use budgetgate::dec;
-    /// let b = Budget::new(dec!(10), Window::daily())?.warn_at(dec!(0.8));
-    /// assert_eq!(b.warn_threshold(), Some(dec!(8)));
+    /// use budgetgate::{dec, Budget, BudgetError, Window};
+    /// let b = Budget::new(dec!(10), Window::daily())?.warn_at(dec!(0.8))?;
+    /// assert_eq!(b.warn_thresholds(), vec![dec!(8)]);
+    /// // A percentage is refused, with a hint, rather than ignored.
+    /// assert!(matches!(b.warn_at(dec!(80)), Err(BudgetError::WarnThreshold { .. })));
     /// # Ok::<(), budgetgate::BudgetError>(())
     /// ```
-    pub fn warn_at(mut self, fraction: Decimal) -> Self {
-        let warn = (fraction > Decimal::ZERO && fraction <= Decimal::ONE)
-            .then(|| amount::to_nanos(amount::round_up(self.max_spend() * fraction)).ok())
-            .flatten();
-        self.limit = Limit::new(self.limit.max_nanos, self.limit.window, warn);
-        self
+    pub fn warn_at(mut self, fraction: Decimal) -> Result<Self, BudgetError> {
+        let refuse = |hint| BudgetError::WarnThreshold { fraction, hint };
+        if fraction > Decimal::ONE && fraction <= Decimal::ONE_HUNDRED {
+            return Err(refuse(" (a percentage? write 80 % as 0.8)"));
+        }
+        if fraction <= Decimal::ZERO || fraction > Decimal::ONE {
+            return Err(refuse(""));
+        }
+        let points = fraction * Decimal::from(10_000u32);
+        if points.fract() != Decimal::ZERO {
+            return Err(refuse(" (finer than 0.0001)"));
+        }
+        // 1 ..= 10 000 after the checks above.
+        let points = u16::try_from(points.mantissa() / 10i128.pow(points.scale()))
+            .map_err(|_| refuse(""))?;
+        self.limit = self.limit.with_warning(points)?;
+        Ok(self)
     }
 
-    /// The soft-limit threshold as an amount, if set.
-    pub fn warn_threshold(&self) -> Option<Decimal> {
-        self.limit.warn_nanos().map(amount::from_nanos)
+    /// The soft-limit thresholds as amounts, ascending (each rounded up to
+    /// 10⁻⁹: a warning never comes before the exact fraction is reached).
+    pub fn warn_thresholds(&self) -> Vec<Decimal> {
+        self.limit
+            .warn_thresholds()
+            .map(|(_, nanos)| amount::from_nanos(nanos))
+            .collect()
+    }
+
+    /// The soft-limit thresholds as fractions of `max_spend`, ascending.
+    pub fn warn_fractions(&self) -> Vec<Decimal> {
+        self.limit
+            .warn_points()
+            .map(|p| Decimal::new(i64::from(p), 4).normalize())
+            .collect()
     }
 }
 
 /// What a store enforces: a maximum in nano-units over a window, and the
-/// soft-limit threshold to report.
+/// soft-limit thresholds to report.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limit {
     max_nanos: i128,
-    /// [`Limit::NO_WARNING`] when there is none: an `Option<i128>` would
-    /// take 32 bytes, and every decision and reservation carries a limit.
-    warn_nanos: i128,
+    /// Warning thresholds in basis points of `max_nanos` (1 ..= 10 000),
+    /// ascending; 0 marks an unused slot. Eight bytes where amounts would
+    /// take 64: every decision and reservation carries a limit.
+    warn_points: [u16; MAX_WARN_THRESHOLDS],
     window: Window,
 }
 
 impl Limit {
-    /// The `warn_nanos` of a limit without a warning threshold (no spend can
-    /// reach it: amounts stop at [`amount::MAX_AMOUNT_NANOS`]).
-    const NO_WARNING: i128 = i128::MAX;
-
-    /// A limit of `max_nanos` per `window`, warning at `warn_nanos`.
-    pub const fn new(max_nanos: i128, window: Window, warn_nanos: Option<i128>) -> Self {
+    /// A limit of `max_nanos` per `window`, without warnings.
+    pub const fn new(max_nanos: i128, window: Window) -> Self {
         Limit {
             max_nanos,
-            warn_nanos: match warn_nanos {
-                Some(w) => w,
-                None => Self::NO_WARNING,
-            },
+            warn_points: [0; MAX_WARN_THRESHOLDS],
             window,
         }
+    }
+
+    /// The same limit with one more threshold (in basis points); one it
+    /// already has is not added twice.
+    fn with_warning(mut self, points: u16) -> Result<Self, BudgetError> {
+        if self.warn_points.contains(&points) {
+            return Ok(self);
+        }
+        let free = self.warn_points.iter().position(|p| *p == 0).ok_or(
+            BudgetError::TooManyThresholds {
+                max: MAX_WARN_THRESHOLDS,
+            },
+        )?;
+        self.warn_points[free] = points;
+        self.warn_points[..=free].sort_unstable();
+        Ok(self)
     }
 
     /// The maximum, in nano-units (see [`crate::amount`]).
@@ -448,10 +645,26 @@ impl Limit {
         self.window
     }
 
-    /// The soft-limit threshold in nano-units: a charge that takes the
-    /// window's spend from below it to at or above it is reported.
-    pub fn warn_nanos(&self) -> Option<i128> {
-        (self.warn_nanos != Self::NO_WARNING).then_some(self.warn_nanos)
+    fn warn_points(&self) -> impl Iterator<Item = u16> + '_ {
+        self.warn_points.iter().copied().filter(|p| *p != 0)
+    }
+
+    /// The soft-limit thresholds, ascending: `(slot, nano-units)`, the slot
+    /// (0 .. [`MAX_WARN_THRESHOLDS`]) being the threshold's bit in
+    /// [`ChargeOutcome::warnings`](crate::store::ChargeOutcome::warnings). A
+    /// charge that takes the window's spend from below a threshold to at or
+    /// above it crosses it; the store reports each threshold once per window.
+    pub fn warn_thresholds(&self) -> impl Iterator<Item = (usize, i128)> + '_ {
+        let max = self.max_nanos;
+        self.warn_points()
+            .enumerate()
+            // ⌈max × points / 10 000⌉: max ≤ 10²⁴, so no overflow.
+            .map(move |(slot, p)| (slot, (max * i128::from(p) + 9_999) / 10_000))
+    }
+
+    /// Whether the limit has any soft-limit threshold.
+    pub fn warns(&self) -> bool {
+        self.warn_points[0] != 0
     }
 }
 
@@ -460,7 +673,10 @@ impl std::fmt::Debug for Limit {
         f.debug_struct("Limit")
             .field("max_nanos", &self.max_nanos)
             .field("window", &self.window)
-            .field("warn_nanos", &self.warn_nanos())
+            .field(
+                "warn_nanos",
+                &self.warn_thresholds().map(|(_, n)| n).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

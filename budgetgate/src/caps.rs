@@ -75,7 +75,6 @@ impl Caps {
                     Budget::from_validated(
                         0,
                         crate::budget::Window::Unbounded,
-                        crate::budget::Mode::Hard,
                         StoreErrorMode::FailClosed,
                     )
                 }),

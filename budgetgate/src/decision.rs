@@ -43,6 +43,43 @@ pub enum BlockReason {
     Paused,
 }
 
+impl Status {
+    /// `"ALLOW"` or `"BLOCK"`, as in the JSON form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Allow => "ALLOW",
+            Status::Block => "BLOCK",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl BlockReason {
+    /// The reason's name in the JSON form: `"BUDGET_EXCEEDED"`, `"STORE_ERROR"`, …
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BlockReason::BudgetExceeded => "BUDGET_EXCEEDED",
+            BlockReason::StoreError => "STORE_ERROR",
+            BlockReason::NoBudget => "NO_BUDGET",
+            BlockReason::InvalidAmount => "INVALID_AMOUNT",
+            BlockReason::Paused => "PAUSED",
+        }
+    }
+}
+
+/// The JSON name (`BUDGET_EXCEEDED`), so `tracing` fields and logs read
+/// the same as decisions serialized to JSON.
+impl fmt::Display for BlockReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The outcome of one evaluation, with everything needed to explain it.
 ///
 /// Serializes to the JSON of SPEC §11 (amounts as decimal strings):
@@ -62,6 +99,7 @@ pub enum BlockReason {
 /// # Ok::<(), budgetgate::BudgetError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[must_use = "a Decision may be a block: check `is_allowed()` before doing the work"]
 pub struct Decision {
     pub(crate) status: Status,
     pub(crate) ledger: Ledger,
@@ -168,8 +206,8 @@ impl Decision {
                 "{} is paused (kill switch): nothing was charged",
                 self.ledger
             ),
-            (status, reason) => format!(
-                "{} {} on {}: {}{}{}",
+            (status, Some(BlockReason::StoreError)) => format!(
+                "{} {} on {}: the store failed, so the budget {}: {}",
                 if status == Status::Allow {
                     "allowed"
                 } else {
@@ -177,7 +215,28 @@ impl Decision {
                 },
                 self.requested(),
                 self.ledger,
-                reason.map_or_else(String::new, |r| format!("{r:?}")),
+                if status == Status::Allow {
+                    "fails open (nothing was recorded)"
+                } else {
+                    "fails closed"
+                },
+                self.detail.as_deref().unwrap_or("no detail")
+            ),
+            (_, Some(BlockReason::InvalidAmount)) => format!(
+                "blocked on {}: invalid amount: {}",
+                self.ledger,
+                self.detail.as_deref().unwrap_or("no detail")
+            ),
+            (status, reason) => format!(
+                "{} {} on {}{}{}{}",
+                if status == Status::Allow {
+                    "allowed"
+                } else {
+                    "blocked"
+                },
+                self.requested(),
+                self.ledger,
+                reason.map_or_else(String::new, |r| format!(" ({r})")),
                 if self.detail.is_some() { ": " } else { "" },
                 self.detail.as_deref().unwrap_or("")
             ),
@@ -255,6 +314,17 @@ impl BudgetExceeded {
     /// Takes the decision out.
     pub fn into_decision(self) -> Decision {
         *self.decision
+    }
+
+    /// The reason the call was blocked (`BudgetExceeded`, `StoreError`, …).
+    pub fn reason(&self) -> Option<BlockReason> {
+        self.decision.reason
+    }
+
+    /// Blocked because the store failed (fail-closed), not because the
+    /// budget was spent: retrying later may succeed.
+    pub fn is_store_error(&self) -> bool {
+        self.decision.reason == Some(BlockReason::StoreError)
     }
 }
 

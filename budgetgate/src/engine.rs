@@ -58,7 +58,7 @@ pub enum DefaultPolicy {
 /// let reservation = engine.reserve(&ledger, dec!(0.50)).expect("fits");
 /// let commit = reservation.commit(dec!(0.20)).expect("recorded");
 /// assert!(!commit.is_late());
-/// assert_eq!(engine.status(&ledger)?.spent(), dec!(0.50));
+/// assert_eq!(engine.status(&ledger)?.committed(), dec!(0.50));
 ///
 /// // 0.50 + 0.60 > 1.00: blocked, nothing recorded.
 /// assert!(engine.check(&ledger, dec!(0.60)).is_blocked());
@@ -144,11 +144,28 @@ impl EngineBuilder {
         self
     }
 
-    /// A budget for every principal of `namespace:resource` (each principal
-    /// counts separately), for example "every user gets 10 per day".
+    /// A budget for every principal of `namespace:resource` — the pattern
+    /// `"*"`, which covers *every* principal, an `org` ledger included (each
+    /// principal counts separately). To cover only users, use
+    /// [`EngineBuilder::budget_matching`] with `"user:*"`.
     pub fn budget_per_principal(mut self, namespace: &str, resource: &str, budget: Budget) -> Self {
         self.budgets
             .insert_per_principal(namespace, resource, Caps::one(budget));
+        self
+    }
+
+    /// A budget for the principals of `namespace:resource` that match
+    /// `pattern` (`*` matches any run of characters: `"user:*"`); see
+    /// [`Engine::set_budget_matching`].
+    pub fn budget_matching(
+        mut self,
+        namespace: &str,
+        resource: &str,
+        pattern: &str,
+        budget: Budget,
+    ) -> Self {
+        self.budgets
+            .insert_pattern(namespace, resource, pattern, Caps::one(budget));
         self
     }
 
@@ -199,6 +216,28 @@ impl EngineBuilder {
     }
 }
 
+/// The ledgers of a hierarchy, each once, in the order first listed: a
+/// ledger listed twice (`[user, user]`, or a user who is also the team) is
+/// one spend stream and is charged once.
+fn distinct(ledgers: &[Ledger]) -> std::borrow::Cow<'_, [Ledger]> {
+    let repeated = if ledgers.len() <= 16 {
+        (1..ledgers.len()).any(|i| ledgers[..i].contains(&ledgers[i]))
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(ledgers.len());
+        !ledgers.iter().all(|l| seen.insert(l))
+    };
+    if !repeated {
+        return std::borrow::Cow::Borrowed(ledgers);
+    }
+    let mut once: Vec<Ledger> = Vec::with_capacity(ledgers.len());
+    for ledger in ledgers {
+        if !once.contains(ledger) {
+            once.push(ledger.clone());
+        }
+    }
+    std::borrow::Cow::Owned(once)
+}
+
 /// A request that passed validation, ready for the store.
 #[derive(Clone)]
 pub(crate) struct Prepared {
@@ -229,13 +268,18 @@ impl CapStatus {
     pub fn budget(&self) -> &Budget {
         &self.budget
     }
-    /// Committed spend in the window.
-    pub fn spent(&self) -> Decimal {
+    /// Committed spend in the window (what was charged or committed).
+    pub fn committed(&self) -> Decimal {
         self.committed
     }
-    /// Open reservations in the window.
+    /// Open reservations in the window (held, not yet committed).
     pub fn reserved(&self) -> Decimal {
         self.reserved
+    }
+    /// What the budget counts: committed plus reserved — the same figure
+    /// as [`Decision::spent_in_window`](crate::Decision::spent_in_window).
+    pub fn spent_in_window(&self) -> Decimal {
+        self.committed + self.reserved
     }
     /// `max_spend − spent − reserved`, never below zero.
     pub fn remaining(&self) -> Decimal {
@@ -276,8 +320,13 @@ impl LedgerStatus {
         self.tightest().budget()
     }
     /// Committed spend in the tightest cap's window.
-    pub fn spent(&self) -> Decimal {
-        self.tightest().spent()
+    pub fn committed(&self) -> Decimal {
+        self.tightest().committed()
+    }
+    /// Committed plus reserved in the tightest cap's window (what the
+    /// budget counts).
+    pub fn spent_in_window(&self) -> Decimal {
+        self.tightest().spent_in_window()
     }
     /// Open reservations in the tightest cap's window.
     pub fn reserved(&self) -> Decimal {
@@ -291,9 +340,13 @@ impl LedgerStatus {
 
 /// Why [`Engine::status`] has no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StatusError {
-    /// No budget applies to the ledger.
-    #[error("no budget applies to {0}")]
+    /// No budget is registered for the ledger and the default policy
+    /// denies. A budget written in an attribute (`max_spend = …`) belongs
+    /// to that call site, not to the engine: read it with
+    /// [`Engine::status_with`].
+    #[error("no budget is registered for {0} and the default policy denies (for a budget given in an attribute, use Engine::status_with(&ledger, &budget))")]
     NoBudget(Ledger),
     /// The store failed.
     #[error(transparent)]
@@ -365,7 +418,64 @@ impl Engine {
         });
     }
 
-    /// Registers a budget for every principal of `namespace:resource`.
+    /// Registers (or replaces) a budget for the principals of
+    /// `namespace:resource` that match `pattern`, each principal counting
+    /// separately: `"user:*"` gives every user their own cap and leaves
+    /// `"org"` alone. `*` matches any run of characters; everything else
+    /// matches itself.
+    ///
+    /// Which budget applies to a ledger: its own ([`Engine::set_budget`]),
+    /// else the most specific matching pattern (the one with the most
+    /// characters other than `*`; equally specific, the first registered),
+    /// else the default policy (deny, unless
+    /// [`DefaultPolicy::Budget`]).
+    ///
+    /// ```
+    /// use budgetgate::{dec, BlockReason, Budget, Engine, Ledger};
+    /// let engine = Engine::in_memory();
+    /// engine.set_budget_matching("llm", "chat", "user:*", Budget::daily(dec!(1))?);
+    /// engine.set_budget_matching("llm", "chat", "user:vip-*", Budget::daily(dec!(20))?);
+    /// engine.set_budget(&Ledger::new("llm", "chat", "org"), Budget::monthly(dec!(500))?);
+    ///
+    /// let max = |p: &str| engine.budget_for(&Ledger::new("llm", "chat", p)).map(|b| b.max_spend());
+    /// assert_eq!(max("user:42"), Some(dec!(1)));
+    /// assert_eq!(max("user:vip-7"), Some(dec!(20)));
+    /// assert_eq!(max("org"), Some(dec!(500)));
+    /// assert_eq!(max("team:a"), None); // no match: the default policy denies
+    /// let d = engine.check(&Ledger::new("llm", "chat", "team:a"), dec!(0.1));
+    /// assert_eq!(d.reason(), Some(BlockReason::NoBudget));
+    /// # Ok::<(), budgetgate::BudgetError>(())
+    /// ```
+    pub fn set_budget_matching(
+        &self,
+        namespace: &str,
+        resource: &str,
+        pattern: &str,
+        budget: Budget,
+    ) {
+        self.update_budgets(|b| b.insert_pattern(namespace, resource, pattern, Caps::one(budget)));
+    }
+
+    /// Several budgets (stacked caps) for the principals matching
+    /// `pattern`; an empty list removes the pattern.
+    pub fn set_budgets_matching(
+        &self,
+        namespace: &str,
+        resource: &str,
+        pattern: &str,
+        budgets: impl IntoIterator<Item = Budget>,
+    ) {
+        match Caps::new(budgets) {
+            Some(caps) => {
+                self.update_budgets(|b| b.insert_pattern(namespace, resource, pattern, caps))
+            }
+            None => self.update_budgets(|b| b.remove_pattern(namespace, resource, pattern)),
+        }
+    }
+
+    /// Registers a budget for every principal of `namespace:resource`: the
+    /// pattern `"*"` (see [`Engine::set_budget_matching`]), which covers
+    /// every principal — an `org` ledger of a hierarchy too.
     pub fn set_budget_per_principal(&self, namespace: &str, resource: &str, budget: Budget) {
         self.update_budgets(|b| b.insert_per_principal(namespace, resource, Caps::one(budget)));
     }
@@ -382,8 +492,8 @@ impl Engine {
         }
     }
 
-    /// The budget that applies to `ledger`: its own, else its
-    /// namespace:resource's, else the default policy's.
+    /// The budget that applies to `ledger`: its own, else the most specific
+    /// matching principal pattern's, else the default policy's.
     pub fn budget_for(&self, ledger: &Ledger) -> Option<Budget> {
         self.caps_for(ledger).map(|caps| caps.budget(0))
     }
@@ -746,7 +856,7 @@ impl Engine {
                 reason: Some(RateReason::StoreError),
                 calls_in_window: 0,
                 since_last: None,
-                retry_after: None,
+                retry_after: Some(crate::rate::STORE_RETRY_AFTER),
                 detail: Some(error.to_string()),
             },
         };
@@ -757,9 +867,10 @@ impl Engine {
         match (decision.status, decision.reason) {
             (Status::Allow, None) => tracing::debug!(gate = %decision.gate, "rate allow"),
             (_, Some(RateReason::StoreError)) => tracing::error!(gate = %decision.gate,
-                status = ?decision.status, error = decision.detail().unwrap_or(""), "rate store error"),
-            _ => tracing::info!(gate = %decision.gate, reason = ?decision.reason,
-                retry_after = ?decision.retry_after, "rate limited"),
+                status = %decision.status, error = decision.detail().unwrap_or(""), "rate store error"),
+            (_, reason) => tracing::info!(gate = %decision.gate,
+                reason = reason.map_or("", |r| r.as_str()),
+                retry_after_ms = decision.retry_after.map_or(0, |d| d.as_millis() as u64), "rate limited"),
         }
         self.emit(&Event::Rate(&decision));
         decision
@@ -867,7 +978,8 @@ impl Engine {
     /// A fixed cost charged to several ledgers at once — a hierarchy such as
     /// user, project and global — all or nothing, each under its own
     /// registered budgets. The decision is the blocking ledger's, or (when
-    /// allowed) the one with the least room left.
+    /// allowed) the one with the least room left. A ledger listed more than
+    /// once (a user who is also the team) is charged once.
     ///
     /// ```
     /// use budgetgate::{Budget, Engine, Ledger};
@@ -882,10 +994,11 @@ impl Engine {
     /// assert!(engine.check_all(&both, dec!(8)).is_allowed());
     /// let blocked = engine.check_all(&both, dec!(1.5));
     /// assert_eq!(blocked.ledger(), &project); // the user has room; 8 + 1.5 > 9
-    /// assert_eq!(engine.status(&user)?.spent(), dec!(8)); // nothing recorded for the user
+    /// assert_eq!(engine.status(&user)?.committed(), dec!(8)); // nothing recorded for the user
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check_all(&self, ledgers: &[Ledger], cost: Decimal) -> Decision {
+        let ledgers = &*distinct(ledgers);
         match self.prepare_all(ledgers, cost, false) {
             Ok(preps) => {
                 let result = self
@@ -905,6 +1018,7 @@ impl Engine {
         ledgers: &[Ledger],
         estimate: Decimal,
     ) -> Result<Reservation<'_>, BudgetExceeded> {
+        let ledgers = &*distinct(ledgers);
         let preps = self.prepare_all(ledgers, estimate, true)?;
         let result = self
             .inner
@@ -918,6 +1032,7 @@ impl Engine {
 
     /// Async [`Engine::check_all`].
     pub async fn check_all_async(&self, ledgers: &[Ledger], cost: Decimal) -> Decision {
+        let ledgers = &*distinct(ledgers);
         match self.prepare_all(ledgers, cost, false) {
             Ok(preps) => {
                 let result = self.charge_many_async(ledgers, &preps).await;
@@ -933,6 +1048,7 @@ impl Engine {
         ledgers: &[Ledger],
         estimate: Decimal,
     ) -> Result<Reservation<'_>, BudgetExceeded> {
+        let ledgers = &*distinct(ledgers);
         let preps = self.prepare_all(ledgers, estimate, true)?;
         let result = self.charge_many_async(ledgers, &preps).await;
         let backed = result.is_ok();
@@ -1071,28 +1187,31 @@ impl Engine {
 
     /// Reports the soft-limit thresholds this charge crossed.
     fn soft_limits(&self, ledger: &Ledger, p: &Prepared, outcome: &ChargeOutcome) {
-        for (i, budget) in p.caps.budgets().iter().enumerate().take(64) {
-            if outcome.warnings & (1 << i) == 0 {
-                continue;
+        for (i, budget) in p.caps.budgets().iter().enumerate() {
+            for (slot, nanos) in budget.limit_ref().warn_thresholds() {
+                let Some(bit) = crate::store::warning_bit(i, slot) else {
+                    continue;
+                };
+                if outcome.warnings & bit == 0 {
+                    continue;
+                }
+                let threshold = from_nanos(nanos);
+                // The store reports spend for the binding cap only; for the
+                // others the threshold is a true lower bound.
+                let spent = if i == outcome.limit_index {
+                    from_nanos(outcome.spent_before + p.nanos)
+                } else {
+                    threshold
+                };
+                tracing::warn!(%ledger, max_spend = %budget.max_spend(), window = %budget.window(),
+                    %threshold, spent_in_window = %spent, "budget soft limit crossed");
+                self.emit(&Event::SoftLimit {
+                    ledger,
+                    budget,
+                    spent_in_window: spent,
+                    threshold,
+                });
             }
-            let Some(threshold) = budget.warn_threshold() else {
-                continue;
-            };
-            // The store reports spend for the binding cap only; for the others
-            // the threshold is a true lower bound.
-            let spent = if i == outcome.limit_index {
-                from_nanos(outcome.spent_before + p.nanos)
-            } else {
-                threshold
-            };
-            tracing::warn!(%ledger, max_spend = %budget.max_spend(), window = %budget.window(),
-                %threshold, spent_in_window = %spent, "budget soft limit crossed");
-            self.emit(&Event::SoftLimit {
-                ledger,
-                budget,
-                spent_in_window: spent,
-                threshold,
-            });
         }
     }
 
@@ -1123,10 +1242,10 @@ impl Engine {
                 ledger = %decision.ledger, requested = %decision.requested(),
                 spent_in_window = %decision.spent_in_window(), "budget allow"),
             (_, Some(BlockReason::StoreError)) => tracing::error!(
-                ledger = %decision.ledger, status = ?decision.status,
+                ledger = %decision.ledger, status = %decision.status,
                 error = decision.detail().unwrap_or(""), "budget store error"),
-            _ => tracing::info!(
-                ledger = %decision.ledger, reason = ?decision.reason,
+            (_, reason) => tracing::info!(
+                ledger = %decision.ledger, reason = reason.map_or("", |r| r.as_str()),
                 requested = %decision.requested(), spent_in_window = %decision.spent_in_window(),
                 "budget block"),
         }

@@ -33,6 +33,34 @@ pub enum Event<'a> {
     },
     /// A rate check was decided.
     Rate(&'a crate::rate::RateDecision),
+    /// A reservation was committed: `actual` is now recorded on `ledger`
+    /// (once per ledger of a hierarchy). With [`Event::Decision`] for fixed
+    /// costs, this is what a listener sums to count actual spend.
+    Committed {
+        /// The ledger.
+        ledger: &'a Ledger,
+        /// The reservation.
+        id: ReservationId,
+        /// What was reserved.
+        estimate: Decimal,
+        /// What was recorded.
+        actual: Decimal,
+        /// Recorded at the commit's time: the hold had expired.
+        late: bool,
+    },
+    /// A reservation was released by [`Reservation::release`](crate::Reservation::release)
+    /// (an explicit release; a dropped reservation is released in the
+    /// background without an event): nothing is charged.
+    Released {
+        /// The ledger.
+        ledger: &'a Ledger,
+        /// The reservation.
+        id: ReservationId,
+        /// What had been reserved.
+        estimate: Decimal,
+        /// Whether the store still held it (false: it had expired).
+        held: bool,
+    },
     /// A commit's actual cost exceeded its estimate. The actual was recorded
     /// in full (never clamped).
     Overrun {

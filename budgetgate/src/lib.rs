@@ -93,7 +93,7 @@
 //! }
 //! let ledger = budgetgate::Ledger::new("openai", "gpt-4o", "user:1");
 //! let budget = budgetgate::Budget::lifetime(dec!(1.00)).unwrap();
-//! assert_eq!(budgetgate::global().status_with(&ledger, &budget).unwrap().spent(), dec!(0.2));
+//! assert_eq!(budgetgate::global().status_with(&ledger, &budget).unwrap().committed(), dec!(0.2));
 //! # });
 //! ```
 //!
@@ -244,7 +244,7 @@ pub mod __private;
 
 pub use budgetgate_macros::{guard, guard_bounded, guard_result, rate_limit, rate_limit_result};
 
-pub use budget::{Budget, BudgetError, Limit, Mode, StoreErrorMode, Window, WindowParseError};
+pub use budget::{Budget, BudgetError, Limit, StoreErrorMode, Window, WindowParseError};
 pub use caps::Caps;
 pub use decision::{BlockReason, Blocking, BudgetExceeded, Decision, Guarded, Status};
 pub use engine::{
@@ -256,7 +256,7 @@ pub use global::{global, install};
 pub use ledger::Ledger;
 pub use pause::PauseScope;
 pub use rate::{Gate, Policy, RateDecision, RateLimited};
-pub use reservation::{Commit, CommitError, Reservation};
+pub use reservation::{Commit, CommitError, Release, Reservation};
 pub use rust_decimal::Decimal;
 
 /// A [`Decimal`] literal, read exactly from its source text at compile time

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
-use crate::budget::{Budget, Mode, StoreErrorMode, Window};
+use crate::budget::{Budget, StoreErrorMode, Window};
 use crate::decision::{BudgetExceeded, Decision, Guarded};
 use crate::engine::Engine;
 use crate::ledger::Ledger;
@@ -87,7 +87,7 @@ pub const fn decimal(lo: u32, mid: u32, hi: u32, scale: u32) -> Decimal {
 pub const fn budget(max_spend: Decimal, max_nanos: i128, window: Window) -> Budget {
     // The decimal is what the user wrote; the budget keeps the nano-units.
     let _ = max_spend;
-    Budget::from_validated(max_nanos, window, Mode::Hard, StoreErrorMode::FailClosed)
+    Budget::from_validated(max_nanos, window, StoreErrorMode::FailClosed)
 }
 
 /// A rolling window of `millis` (validated > 0 by the macro).
@@ -339,6 +339,8 @@ pub const fn policy(
     period_ms: u64,
     soft: bool,
 ) -> Policy {
+    // Soft or hard is the attribute's return type, not the policy's.
+    let _ = soft;
     Policy::from_parts(
         if max_calls > 0 {
             Some((max_calls, Duration::from_millis(window_ms)))
@@ -359,7 +361,6 @@ pub const fn policy(
         } else {
             None
         },
-        if soft { Mode::Soft } else { Mode::Hard },
     )
 }
 

@@ -30,7 +30,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::budget::{Mode, StoreErrorMode};
+use crate::budget::StoreErrorMode;
 use crate::decision::Status;
 use crate::ledger::Ledger;
 
@@ -110,16 +110,30 @@ pub struct Policy {
     max_calls: Option<(u64, Duration)>,
     cooldown: Option<Duration>,
     bucket: Option<Bucket>,
-    mode: Mode,
     on_store_error: StoreErrorMode,
 }
 
 /// A policy that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// A window, period or refill of zero, or a zero-capacity bucket.
     #[error("invalid rate policy: {0}")]
     Invalid(&'static str),
+}
+
+/// The longest window, cooldown or refill period a policy holds: 100 years.
+/// Longer durations (`Duration::MAX` for "never again") are clamped to it,
+/// so every store does the same exact integer arithmetic on them.
+pub const MAX_RATE_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// `d`, at most [`MAX_RATE_DURATION`].
+const fn clamp(d: Duration) -> Duration {
+    if d.as_secs() >= MAX_RATE_DURATION.as_secs() {
+        MAX_RATE_DURATION
+    } else {
+        d
+    }
 }
 
 impl Policy {
@@ -128,15 +142,18 @@ impl Policy {
         Self::default()
     }
 
-    /// At most `max_calls` in any rolling `window`.
+    /// At most `max_calls` (≥ 1) in any rolling `window` (at most
+    /// [`MAX_RATE_DURATION`]; longer is clamped). Zero calls is refused by
+    /// [`Policy::validate`]: to stop every call, pause the gate's namespace.
     pub fn max_calls(mut self, max_calls: u64, window: Duration) -> Self {
-        self.max_calls = Some((max_calls, window));
+        self.max_calls = Some((max_calls, clamp(window)));
         self
     }
 
-    /// At least `cooldown` between two admitted calls.
+    /// At least `cooldown` between two admitted calls (at most
+    /// [`MAX_RATE_DURATION`]; longer is clamped).
     pub fn cooldown(mut self, cooldown: Duration) -> Self {
-        self.cooldown = Some(cooldown);
+        self.cooldown = Some(clamp(cooldown));
         self
     }
 
@@ -145,14 +162,8 @@ impl Policy {
         self.bucket = Some(Bucket {
             capacity,
             tokens,
-            period,
+            period: clamp(period),
         });
-        self
-    }
-
-    /// Soft mode (for the attributes: a block is a value, not an error).
-    pub fn soft(mut self) -> Self {
-        self.mode = Mode::Soft;
         self
     }
 
@@ -167,20 +178,38 @@ impl Policy {
         max_calls: Option<(u64, Duration)>,
         cooldown: Option<Duration>,
         bucket: Option<Bucket>,
-        mode: Mode,
     ) -> Self {
+        let max_calls = match max_calls {
+            Some((n, window)) => Some((n, clamp(window))),
+            None => None,
+        };
+        let cooldown = match cooldown {
+            Some(c) => Some(clamp(c)),
+            None => None,
+        };
+        let bucket = match bucket {
+            Some(b) => Some(Bucket {
+                period: clamp(b.period),
+                ..b
+            }),
+            None => None,
+        };
         Policy {
             max_calls,
             cooldown,
             bucket,
-            mode,
             on_store_error: StoreErrorMode::FailClosed,
         }
     }
 
     /// Checks the policy can be enforced.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        if let Some((_, window)) = self.max_calls {
+        if let Some((calls, window)) = self.max_calls {
+            if calls == 0 {
+                return Err(PolicyError::Invalid(
+                    "max_calls must be at least 1 (to stop every call, pause the namespace)",
+                ));
+            }
             if window.is_zero() {
                 return Err(PolicyError::Invalid(
                     "a call window must be longer than zero",
@@ -220,16 +249,15 @@ impl Policy {
         self.bucket
     }
 
-    /// Hard or soft.
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
     /// Fail closed or open.
     pub fn on_store_error(&self) -> StoreErrorMode {
         self.on_store_error
     }
 }
+
+/// The `retry_after` of a decision refused because the store failed: how
+/// long to wait before asking again.
+pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Why a rate decision is not a plain allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -248,8 +276,28 @@ pub enum RateReason {
     InvalidPolicy,
 }
 
+impl RateReason {
+    /// The reason's name in the JSON form: `"TOO_MANY_CALLS"`, …
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RateReason::TooManyCalls => "TOO_MANY_CALLS",
+            RateReason::Cooldown => "COOLDOWN",
+            RateReason::BucketEmpty => "BUCKET_EMPTY",
+            RateReason::StoreError => "STORE_ERROR",
+            RateReason::InvalidPolicy => "INVALID_POLICY",
+        }
+    }
+}
+
+impl fmt::Display for RateReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The outcome of one rate check.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[must_use = "a RateDecision may be a block: check `is_allowed()` before doing the work"]
 pub struct RateDecision {
     pub(crate) status: Status,
     pub(crate) gate: Gate,
@@ -309,25 +357,37 @@ impl RateDecision {
     }
     /// A one-line explanation.
     pub fn message(&self) -> String {
+        let retry = self
+            .retry_after
+            .map(|d| format!("; retry after {d:?}"))
+            .unwrap_or_default();
+        let detail = self.detail.as_deref().unwrap_or("no detail");
         match (self.status, self.reason) {
             (Status::Allow, None) => format!("call allowed on {}", self.gate),
-            (_, reason) => format!(
-                "call {} on {}: {:?}{}{}",
-                if self.is_allowed() {
-                    "allowed"
-                } else {
-                    "rate limited"
-                },
-                self.gate,
-                reason,
-                self.retry_after
-                    .map(|d| format!(", retry after {d:?}"))
-                    .unwrap_or_default(),
-                self.detail
-                    .as_deref()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
+            (Status::Allow, Some(RateReason::StoreError)) => format!(
+                "call allowed on {}: the store failed and the policy fails open (the call was not counted): {detail}",
+                self.gate
             ),
+            (_, Some(RateReason::StoreError)) => format!(
+                "call blocked on {}: the store failed and the policy fails closed{retry}: {detail}",
+                self.gate
+            ),
+            (_, Some(RateReason::InvalidPolicy)) => {
+                format!("call blocked on {}: {detail}", self.gate)
+            }
+            (_, Some(RateReason::TooManyCalls)) => format!(
+                "call rate limited on {}: too many calls in the window{retry}",
+                self.gate
+            ),
+            (_, Some(RateReason::Cooldown)) => format!(
+                "call rate limited on {}: the cooldown since the last call has not passed{retry}",
+                self.gate
+            ),
+            (_, Some(RateReason::BucketEmpty)) => format!(
+                "call rate limited on {}: the token bucket is empty{retry}",
+                self.gate
+            ),
+            (status, None) => format!("call {status} on {}", self.gate),
         }
     }
     /// `Ok(self)` when allowed, `Err(RateLimited)` when blocked.
@@ -358,9 +418,22 @@ impl RateLimited {
     pub fn decision(&self) -> &RateDecision {
         &self.decision
     }
-    /// When to retry.
+    /// When to retry: when a call can next be admitted, or — for a store
+    /// failure — [`STORE_RETRY_AFTER`], a pause before asking again (never
+    /// zero, so a retry loop does not spin).
     pub fn retry_after(&self) -> Option<Duration> {
         self.decision.retry_after
+    }
+
+    /// Why the call was refused.
+    pub fn reason(&self) -> Option<RateReason> {
+        self.decision.reason
+    }
+
+    /// Refused because the store failed (fail-closed), not because the rate
+    /// was exceeded.
+    pub fn is_store_error(&self) -> bool {
+        self.decision.reason == Some(RateReason::StoreError)
     }
     /// Takes the decision out.
     pub fn into_decision(self) -> RateDecision {

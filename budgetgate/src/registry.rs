@@ -16,6 +16,38 @@ use arc_swap::ArcSwap;
 use crate::caps::Caps;
 use crate::ledger::{Ledger, Prehashed};
 
+/// A principal pattern: `*` matches any run of characters (`"user:*"`,
+/// `"*:eu"`, `"*"`); everything else matches itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pattern(String);
+
+impl Pattern {
+    /// How specific the pattern is: its characters other than `*`. The
+    /// most specific matching pattern wins.
+    fn specificity(&self) -> usize {
+        self.0.chars().filter(|c| *c != '*').count()
+    }
+
+    fn matches(&self, principal: &str) -> bool {
+        let mut parts = self.0.split('*');
+        let first = parts.next().unwrap_or_default();
+        let Some(mut rest) = principal.strip_prefix(first) else {
+            return false;
+        };
+        let parts: Vec<&str> = parts.collect();
+        let Some((last, middle)) = parts.split_last() else {
+            return rest.is_empty(); // no `*`: an exact match
+        };
+        for part in middle {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+        rest.len() >= last.len() && rest.ends_with(last)
+    }
+}
+
 /// One version of the registered budgets.
 #[derive(Default, Clone)]
 pub(crate) struct Budgets {
@@ -23,15 +55,53 @@ pub(crate) struct Budgets {
     /// thread's snapshot can never be mistaken for another engine's.
     version: u64,
     pub(crate) by_ledger: HashMap<Ledger, Caps, Prehashed>,
-    pub(crate) by_resource: HashMap<String, HashMap<String, Caps>>,
+    /// Per namespace and resource, principal patterns, most specific first
+    /// (equally specific: first registered first).
+    pub(crate) by_pattern: HashMap<String, HashMap<String, Vec<(Pattern, Caps)>>>,
 }
 
 impl Budgets {
-    pub(crate) fn insert_per_principal(&mut self, namespace: &str, resource: &str, caps: Caps) {
-        self.by_resource
+    /// Registers (or replaces) the caps of a principal pattern.
+    pub(crate) fn insert_pattern(
+        &mut self,
+        namespace: &str,
+        resource: &str,
+        pattern: &str,
+        caps: Caps,
+    ) {
+        let list = self
+            .by_pattern
             .entry(namespace.to_owned())
             .or_default()
-            .insert(resource.to_owned(), caps);
+            .entry(resource.to_owned())
+            .or_default();
+        let pattern = Pattern(pattern.to_owned());
+        match list.iter_mut().find(|(p, _)| *p == pattern) {
+            Some(entry) => entry.1 = caps,
+            None => {
+                let at = list
+                    .iter()
+                    .position(|(p, _)| p.specificity() < pattern.specificity())
+                    .unwrap_or(list.len());
+                list.insert(at, (pattern, caps));
+            }
+        }
+    }
+
+    /// Removes a principal pattern's caps.
+    pub(crate) fn remove_pattern(&mut self, namespace: &str, resource: &str, pattern: &str) {
+        if let Some(list) = self
+            .by_pattern
+            .get_mut(namespace)
+            .and_then(|m| m.get_mut(resource))
+        {
+            list.retain(|(p, _)| p.0 != pattern);
+        }
+    }
+
+    /// Every principal of `namespace:resource` (the pattern `*`).
+    pub(crate) fn insert_per_principal(&mut self, namespace: &str, resource: &str, caps: Caps) {
+        self.insert_pattern(namespace, resource, "*", caps);
     }
 
     #[inline]
@@ -39,10 +109,12 @@ impl Budgets {
         if let Some(caps) = self.by_ledger.get(ledger) {
             return Some(caps.clone());
         }
-        self.by_resource
+        self.by_pattern
             .get(ledger.namespace())
-            .and_then(|m| m.get(ledger.resource()))
-            .cloned()
+            .and_then(|m| m.get(ledger.resource()))?
+            .iter()
+            .find(|(p, _)| p.matches(ledger.principal()))
+            .map(|(_, caps)| caps.clone())
     }
 }
 
@@ -137,6 +209,35 @@ mod tests {
 
     /// A thread that cached a snapshot sees every later update, and several
     /// registries used in turn on one thread never answer for each other.
+    #[test]
+    fn patterns_match_and_rank_by_specificity() {
+        let p = |s: &str| Pattern(s.to_owned());
+        assert!(p("user:*").matches("user:42"));
+        assert!(p("user:*").matches("user:"));
+        assert!(!p("user:*").matches("org"));
+        assert!(!p("user:*").matches("xuser:1"));
+        assert!(p("*").matches("anything"));
+        assert!(p("*:eu").matches("team:eu"));
+        assert!(!p("*:eu").matches("team:us"));
+        assert!(p("a*b*c").matches("a-b-c"));
+        assert!(!p("a*b*c").matches("a-c-b"));
+        assert!(!p("ab*ba").matches("aba"), "the ends may not overlap");
+        assert!(p("org").matches("org"));
+        assert!(!p("org").matches("org:1"));
+
+        let mut b = Budgets::default();
+        b.insert_pattern("n", "r", "*", caps(dec!(1)));
+        b.insert_pattern("n", "r", "user:*", caps(dec!(2)));
+        b.insert_pattern("n", "r", "user:vip*", caps(dec!(3)));
+        let l = |p: &str| Ledger::new("n", "r", p);
+        assert_eq!(b.lookup(&l("user:vip1")), Some(caps(dec!(3))));
+        assert_eq!(b.lookup(&l("user:1")), Some(caps(dec!(2))));
+        assert_eq!(b.lookup(&l("org")), Some(caps(dec!(1))));
+        b.remove_pattern("n", "r", "*");
+        assert_eq!(b.lookup(&l("org")), None);
+        assert_eq!(b.lookup(&Ledger::new("n", "other", "user:1")), None);
+    }
+
     #[test]
     fn snapshots_follow_updates_and_never_cross_registries() {
         let ledger = Ledger::new("n", "r", "p");

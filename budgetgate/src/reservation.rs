@@ -87,8 +87,21 @@ impl Commit {
     }
 }
 
+/// What [`Reservation::release`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Release {
+    /// The hold was removed: its headroom is back.
+    Released,
+    /// The store no longer held it — it expired after the reservation TTL,
+    /// its window passed, or it was never held (admitted fail-open while the
+    /// store was down) — so nothing changed.
+    NotHeld,
+}
+
 /// A commit that did not go as asked. Each variant says what *was* recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommitError {
     /// The actual cost was negative or finer than 10⁻⁹. The estimate was
     /// committed instead (the worst case the caller declared).
@@ -222,7 +235,6 @@ impl<'e> Reservation<'e> {
             budget: Budget::from_validated(
                 0,
                 crate::budget::Window::Unbounded,
-                crate::budget::Mode::Hard,
                 crate::budget::StoreErrorMode::FailClosed,
             ),
         };
@@ -376,34 +388,73 @@ impl<'e> Reservation<'e> {
         Err(self.unrecorded(actual, last))
     }
 
-    /// Releases the hold: nothing is charged. If the store cannot be reached
-    /// the hold expires after the reservation TTL.
-    pub fn release(mut self) -> Result<(), StoreError> {
+    /// Releases the hold: nothing is charged. Says whether the store still
+    /// held it ([`Release::NotHeld`] after it expired). If the store cannot
+    /// be reached the hold expires after the reservation TTL.
+    ///
+    /// ```
+    /// use budgetgate::{dec, Budget, Engine, Ledger, Release};
+    /// let engine = Engine::in_memory();
+    /// let ledger = Ledger::new("llm", "chat", "user:1");
+    /// engine.set_budget(&ledger, Budget::lifetime(dec!(1))?);
+    /// let held = engine.reserve(&ledger, dec!(0.5))?;
+    /// assert_eq!(held.release()?, Release::Released);
+    /// assert_eq!(engine.status(&ledger)?.reserved(), dec!(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn release(mut self) -> Result<Release, StoreError> {
         self.settled = true;
         if !self.backed {
-            return Ok(());
+            self.released(Release::NotHeld);
+            return Ok(Release::NotHeld);
         }
         let result = self
             .engine
             .store()
             .settle(&self.settle_request(None))
-            .map(|_| ());
+            .map(release_of);
         let _ = self.settle_others(None, SettleOutcome::Released);
+        if let Ok(release) = result {
+            self.released(release);
+        }
         result
     }
 
     /// Async [`Reservation::release`].
-    pub async fn release_async(mut self) -> Result<(), StoreError> {
+    pub async fn release_async(mut self) -> Result<Release, StoreError> {
         self.settled = true;
         if !self.backed {
-            return Ok(());
+            self.released(Release::NotHeld);
+            return Ok(Release::NotHeld);
         }
         let request = self.settle_request(None);
-        let result = self.engine.store().settle_async(request).await.map(|_| ());
+        let result = self
+            .engine
+            .store()
+            .settle_async(request)
+            .await
+            .map(release_of);
         let _ = self
             .settle_others_async(None, SettleOutcome::Released)
             .await;
+        if let Ok(release) = result {
+            self.released(release);
+        }
         result
+    }
+
+    /// Reports a release to the listeners.
+    fn released(&self, release: Release) {
+        tracing::debug!(ledger = %self.ledger(), id = %self.id, estimate = %self.estimate(),
+            held = release == Release::Released, "reservation released");
+        for ledger in self.ledgers() {
+            self.engine.emit(&Event::Released {
+                ledger,
+                id: self.id,
+                estimate: self.estimate(),
+                held: release == Release::Released,
+            });
+        }
     }
 
     /// The actual (nano-units and decimal), or the estimate when the actual is invalid.
@@ -457,6 +508,17 @@ impl<'e> Reservation<'e> {
                 actual: commit.actual,
             });
         }
+        tracing::debug!(ledger = %self.ledger(), id = %self.id, estimate = %commit.estimate(),
+            actual = %commit.actual(), late = commit.late, "reservation committed");
+        for ledger in self.ledgers() {
+            self.engine.emit(&Event::Committed {
+                ledger,
+                id: self.id,
+                estimate: commit.estimate(),
+                actual: commit.actual(),
+                late: commit.late,
+            });
+        }
         if commit.late {
             tracing::warn!(ledger = %self.ledger(), id = %self.id, actual = %commit.actual,
                 "late commit: the reservation had expired; the actual was recorded now");
@@ -492,6 +554,14 @@ impl<'e> Reservation<'e> {
             actual,
             source,
         }
+    }
+}
+
+/// A settle's outcome as a release.
+fn release_of(outcome: SettleOutcome) -> Release {
+    match outcome {
+        SettleOutcome::Released => Release::Released,
+        _ => Release::NotHeld,
     }
 }
 

@@ -12,7 +12,8 @@ use budgetgate::clock::ManualClock;
 use budgetgate::rate::{Gate, Policy, RateReason};
 use budgetgate::store::{ChargeRequest, Hold, SettleOutcome, SettleRequest, Store};
 use budgetgate::{
-    BlockReason, Budget, CommitError, Decimal, Engine, Event, Ledger, ReservationId, Status,
+    BlockReason, Budget, CommitError, Decimal, Engine, Event, Ledger, Release, ReservationId,
+    Status,
 };
 use rust_decimal_macros::dec;
 
@@ -153,7 +154,10 @@ pub fn reservations_count(f: &dyn StoreFactory) {
     assert!(d.is_blocked(), "{d}");
     assert_eq!(d.spent_in_window(), dec!(0.6));
     let status = s.engine.status(&l).expect("status");
-    assert_eq!((status.spent(), status.reserved()), (dec!(0), dec!(0.6)));
+    assert_eq!(
+        (status.committed(), status.reserved()),
+        (dec!(0), dec!(0.6))
+    );
     assert!(s.engine.reserve(&l, dec!(0.5)).is_err());
     r.commit(dec!(0.6)).expect("commit");
 }
@@ -171,7 +175,10 @@ pub fn commit_adjusts(f: &dyn StoreFactory) {
     );
     assert!(!c.is_late());
     let status = s.engine.status(&l).expect("status");
-    assert_eq!((status.spent(), status.reserved()), (dec!(0.2), dec!(0)));
+    assert_eq!(
+        (status.committed(), status.reserved()),
+        (dec!(0.2), dec!(0))
+    );
     assert!(s.engine.check(&l, dec!(0.8)).is_allowed());
     assert!(s.engine.check(&l, dec!(0.000000001)).is_blocked());
 }
@@ -204,7 +211,7 @@ pub fn release_restores(f: &dyn StoreFactory) {
         let _dropped = s.engine.reserve(&l, dec!(0.7)).expect("fits after release");
     }
     let status = s.engine.status(&l).expect("status");
-    assert_eq!((status.spent(), status.reserved()), (dec!(0), dec!(0)));
+    assert_eq!((status.committed(), status.reserved()), (dec!(0), dec!(0)));
     assert!(s.engine.check(&l, dec!(1)).is_allowed());
 }
 
@@ -297,7 +304,7 @@ pub fn overrun_recorded_and_reported(f: &dyn StoreFactory) {
         .expect("commit");
     assert_eq!(c.overrun(), Some(dec!(0.3)));
     assert_eq!(*overruns.lock().unwrap(), vec![(dec!(0.5), dec!(0.8))]);
-    assert_eq!(engine.status(&l).expect("status").spent(), dec!(0.8));
+    assert_eq!(engine.status(&l).expect("status").committed(), dec!(0.8));
     assert!(
         engine.check(&l, dec!(0.3)).is_blocked(),
         "later calls see the truth"
@@ -322,7 +329,7 @@ pub fn invalid_amounts_rejected(f: &dyn StoreFactory) {
         Err(CommitError::InvalidActual { estimate, .. }) => assert_eq!(estimate, dec!(0.4)),
         other => panic!("expected InvalidActual, got {other:?}"),
     }
-    assert_eq!(s.engine.status(&l).expect("status").spent(), dec!(0.4));
+    assert_eq!(s.engine.status(&l).expect("status").committed(), dec!(0.4));
 }
 
 /// §6: a failing store blocks (fail-closed, the default) or allows
@@ -356,7 +363,10 @@ pub fn store_failures(f: &dyn StoreFactory) {
     faulty.set_failing(false);
     let c = r.commit(dec!(0.25)).expect("recorded on recovery");
     assert!(c.is_late());
-    assert_eq!(engine.status(&open).expect("status").spent(), dec!(0.25));
+    assert_eq!(
+        engine.status(&open).expect("status").committed(),
+        dec!(0.25)
+    );
     assert!(
         engine.check(&closed, dec!(1)).is_allowed(),
         "recovered store is used again"
@@ -402,7 +412,7 @@ pub fn reservation_ttl_expiry(f: &dyn StoreFactory) {
     assert_eq!(status.reserved(), dec!(0), "expired hold no longer counts");
     let c = r.commit(dec!(0.6)).expect("late commit recorded");
     assert!(c.is_late());
-    assert_eq!(s.engine.status(&l).expect("status").spent(), dec!(0.6));
+    assert_eq!(s.engine.status(&l).expect("status").committed(), dec!(0.6));
     assert!(s.engine.check(&l, dec!(0.4)).is_allowed());
     assert!(s.engine.check(&l, dec!(0.000000001)).is_blocked());
 }
@@ -492,7 +502,7 @@ pub fn daily_resets_at_midnight(f: &dyn StoreFactory) {
     s.clock.advance(Duration::from_micros(1)); // 00:00:00 on Jan 2
     let status = s.engine.status(&l).expect("status");
     assert_eq!(
-        (status.spent(), status.reserved()),
+        (status.committed(), status.reserved()),
         (dec!(0), dec!(0)),
         "a new day"
     );
@@ -574,7 +584,11 @@ pub fn stacked_caps(f: &dyn StoreFactory) {
     let caps = status.caps();
     assert_eq!(caps.len(), 3);
     assert_eq!(
-        (caps[0].spent(), caps[1].spent(), caps[2].spent()),
+        (
+            caps[0].committed(),
+            caps[1].committed(),
+            caps[2].committed()
+        ),
         (dec!(0), dec!(5), dec!(5))
     );
     assert_eq!(
@@ -615,7 +629,7 @@ pub fn a_cap_added_later(f: &dyn StoreFactory) {
     s.engine.set_budgets(&l, [lifetime, hourly]);
     let spent = |s: &Setup| -> Vec<Decimal> {
         let status = s.engine.status(&l).expect("status");
-        status.caps().iter().map(|c| c.spent()).collect()
+        status.caps().iter().map(|c| c.committed()).collect()
     };
     let blocked_by = |s: &Setup, amount| {
         let d = s.engine.check(&l, amount);
@@ -682,7 +696,7 @@ pub fn kill_switch(f: &dyn StoreFactory) {
         .commit(dec!(1))
         .expect("a running call still commits");
     assert_eq!(
-        s.engine.status(&a).expect("status").spent(),
+        s.engine.status(&a).expect("status").committed(),
         dec!(2),
         "spend is kept"
     );
@@ -749,7 +763,8 @@ pub fn soft_limit_warnings(f: &dyn StoreFactory) {
     let l = fresh_ledger("p");
     let daily = Budget::new(dec!(10), budgetgate::Window::daily())
         .unwrap()
-        .warn_at(dec!(0.8));
+        .warn_at(dec!(0.8))
+        .unwrap();
     engine.set_budget(&l, daily);
     assert!(engine.check(&l, dec!(5)).is_allowed());
     assert!(engine.check(&l, dec!(2)).is_allowed());
@@ -770,7 +785,7 @@ pub fn soft_limit_warnings(f: &dyn StoreFactory) {
 
     // Concurrency: exactly one of many callers sees the crossing.
     let shared = fresh_ledger("shared");
-    engine.set_budget(&shared, lifetime(dec!(10)).warn_at(dec!(0.5)));
+    engine.set_budget(&shared, lifetime(dec!(10)).warn_at(dec!(0.5)).unwrap());
     std::thread::scope(|scope| {
         for _ in 0..8 {
             scope.spawn(|| {
@@ -780,12 +795,227 @@ pub fn soft_limit_warnings(f: &dyn StoreFactory) {
             });
         }
     });
-    assert_eq!(engine.status(&shared).expect("status").spent(), dec!(8));
+    assert_eq!(engine.status(&shared).expect("status").committed(), dec!(8));
     assert_eq!(
         count(),
         3,
         "one warning for the 50 % crossing, whatever the interleaving"
     );
+}
+
+/// Each soft-limit threshold is reported once per window, even when spend
+/// dips below it and crosses it again; several thresholds are each reported
+/// once; a rolling window may report again once a window length passed.
+pub fn soft_limit_once_per_window(f: &dyn StoreFactory) {
+    let clock = ManualClock::new(T0);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let engine = Engine::builder()
+        .shared_store(f.store(&clock))
+        .listener(move |e: &Event<'_>| {
+            if let Event::SoftLimit { threshold, .. } = e {
+                sink.lock().unwrap().push(*threshold);
+            }
+        })
+        .build();
+    let seen = || seen.lock().unwrap().clone();
+
+    // Daily cap 10, warn at 80 %: reserve 8.5 (crosses), commit 1 (dips to
+    // 1), check 7.5 (back to 8.5): still one warning today.
+    let l = fresh_ledger("dip");
+    let daily = Budget::new(dec!(10), budgetgate::Window::daily())
+        .unwrap()
+        .warn_at(dec!(0.8))
+        .unwrap();
+    engine.set_budget(&l, daily);
+    let r = engine.reserve(&l, dec!(8.5)).expect("fits");
+    assert_eq!(seen(), vec![dec!(8)]);
+    r.commit(dec!(1)).expect("commit");
+    assert!(engine.check(&l, dec!(7.5)).is_allowed());
+    assert_eq!(
+        seen(),
+        vec![dec!(8)],
+        "the 80 % warning fired twice in one day"
+    );
+    clock.advance(Duration::from_secs(86_400));
+    assert!(engine.check(&l, dec!(9)).is_allowed());
+    assert_eq!(seen(), vec![dec!(8), dec!(8)], "a new day warns again");
+
+    // 50 / 80 / 100 %: each once, in order, in one lifetime window.
+    let multi = fresh_ledger("multi");
+    let budget = lifetime(dec!(10))
+        .warn_at(dec!(0.5))
+        .and_then(|b| b.warn_at(dec!(0.8)))
+        .and_then(|b| b.warn_at(dec!(1)))
+        .unwrap();
+    engine.set_budget(&multi, budget);
+    let before = seen().len();
+    assert!(engine.check(&multi, dec!(6)).is_allowed()); // 50 %
+    assert!(engine.check(&multi, dec!(3)).is_allowed()); // 80 %
+    let r = engine.reserve(&multi, dec!(1)).expect("fits"); // 100 %
+    drop(r); // released: back to 9
+    assert!(engine.check(&multi, dec!(1)).is_allowed()); // 100 % again: not reported
+    assert_eq!(seen()[before..], [dec!(5), dec!(8), dec!(10)]);
+
+    // Several thresholds crossed by one charge are all reported.
+    let jump = fresh_ledger("jump");
+    engine.set_budget(&jump, budget);
+    let before = seen().len();
+    assert!(engine.check(&jump, dec!(9)).is_allowed());
+    assert_eq!(seen()[before..], [dec!(5), dec!(8)]);
+
+    // A rolling hour: after dipping, no second report within the hour;
+    // once the hour has passed and spend crosses again, a new report.
+    let hourly = fresh_ledger("hourly");
+    engine.set_budget(
+        &hourly,
+        Budget::rolling(dec!(10), Duration::from_secs(3600))
+            .unwrap()
+            .warn_at(dec!(0.5))
+            .unwrap(),
+    );
+    let before = seen().len();
+    let r = engine.reserve(&hourly, dec!(6)).expect("fits");
+    r.release().expect("release");
+    assert!(engine.check(&hourly, dec!(6)).is_allowed());
+    assert_eq!(seen().len(), before + 1, "one report within the hour");
+    clock.advance(Duration::from_secs(3601));
+    assert!(engine.check(&hourly, dec!(6)).is_allowed());
+    assert_eq!(seen().len(), before + 2, "a later window reports again");
+}
+
+/// A ledger listed twice in one hierarchy is one spend stream, charged
+/// once: by fixed cost and by reservation, fail-open or fail-closed.
+pub fn hierarchy_ledger_listed_twice(f: &dyn StoreFactory) {
+    let s = setup(f);
+    for fail_open in [false, true] {
+        let user = fresh_ledger("user");
+        let team = fresh_ledger("team");
+        let budget = |max| {
+            let b = lifetime(max);
+            if fail_open {
+                b.fail_open()
+            } else {
+                b
+            }
+        };
+        s.engine.set_budget(&user, budget(dec!(5)));
+        s.engine.set_budget(&team, budget(dec!(100)));
+        // Over the user's budget: blocked as BUDGET_EXCEEDED (not a store error).
+        let d = s.engine.check_all(&[user.clone(), user.clone()], dec!(100));
+        assert!(d.is_blocked(), "{d}");
+        assert_eq!(d.reason(), Some(BlockReason::BudgetExceeded), "{d}");
+        // Within it: admitted and charged once.
+        let d = s
+            .engine
+            .check_all(&[user.clone(), team.clone(), user.clone()], dec!(2));
+        assert!(d.is_allowed(), "{d}");
+        assert_eq!(d.reason(), None, "{d}");
+        assert_eq!(s.engine.status(&user).unwrap().committed(), dec!(2));
+        assert_eq!(s.engine.status(&team).unwrap().committed(), dec!(2));
+        let r = s
+            .engine
+            .reserve_all(&[user.clone(), user.clone()], dec!(3))
+            .expect("3 fits once (2 + 3 = 5), not twice");
+        assert_eq!(s.engine.status(&user).unwrap().reserved(), dec!(3));
+        r.commit(dec!(1)).expect("commit");
+        assert_eq!(s.engine.status(&user).unwrap().committed(), dec!(3));
+        assert_eq!(s.engine.status(&user).unwrap().reserved(), dec!(0));
+    }
+}
+
+/// Releasing a reservation that already expired says so, unlike a real
+/// release.
+pub fn release_after_expiry_is_reported(f: &dyn StoreFactory) {
+    let s = setup(f); // TTL 30 s
+    let l = fresh_ledger("p");
+    s.engine.set_budget(&l, lifetime(dec!(1)));
+    let r = s.engine.reserve(&l, dec!(0.5)).expect("fits");
+    assert_eq!(r.release().expect("release"), Release::Released);
+    let r = s.engine.reserve(&l, dec!(0.5)).expect("fits");
+    s.clock.advance(Duration::from_secs(31));
+    assert_eq!(r.release().expect("release"), Release::NotHeld);
+    assert_eq!(s.engine.status(&l).unwrap().spent_in_window(), dec!(0));
+}
+
+/// Rate policies at their extremes behave the same on every store and
+/// never panic: `Duration::MAX` windows and cooldowns mean "as good as
+/// forever", zero calls is an invalid policy.
+pub fn rate_extreme_policies(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let cooldown = Policy::new().cooldown(Duration::MAX);
+    let g = gate("forever-cooldown");
+    assert!(s.engine.rate_check(&g, &cooldown).is_allowed());
+    s.clock.advance(Duration::from_secs(86_400 * 365));
+    let d = s.engine.rate_check(&g, &cooldown);
+    assert_eq!(d.reason(), Some(RateReason::Cooldown), "{}", d.message());
+    assert!(d.retry_after().unwrap() > Duration::from_secs(86_400 * 365 * 90));
+
+    let once = Policy::new().max_calls(1, Duration::MAX);
+    let g = gate("forever-window");
+    assert!(s.engine.rate_check(&g, &once).is_allowed());
+    let d = s.engine.rate_check(&g, &once);
+    assert_eq!(
+        d.reason(),
+        Some(RateReason::TooManyCalls),
+        "{}",
+        d.message()
+    );
+    s.clock.advance(Duration::from_secs(86_400 * 365));
+    assert!(s.engine.rate_check(&g, &once).is_blocked());
+
+    let bucket = Policy::new().bucket(1, 1, Duration::MAX);
+    let g = gate("forever-bucket");
+    let first = s.engine.rate_check(&g, &bucket);
+    assert!(first.is_allowed(), "{}", first.message());
+    let d = s.engine.rate_check(&g, &bucket);
+    assert_eq!(d.reason(), Some(RateReason::BucketEmpty), "{}", d.message());
+
+    for fail_open in [false, true] {
+        let zero = Policy::new().max_calls(0, Duration::from_secs(60));
+        let zero = if fail_open { zero.fail_open() } else { zero };
+        let d = s.engine.rate_check(&gate("zero"), &zero);
+        assert!(d.is_blocked(), "{}", d.message());
+        assert_eq!(d.reason(), Some(RateReason::InvalidPolicy));
+    }
+}
+
+/// Budgets by principal pattern: the most specific match wins, and a
+/// ledger no pattern matches follows the default policy (deny).
+pub fn principal_patterns(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let ns = fresh_ledger("x").namespace().to_owned();
+    s.engine
+        .set_budget_matching(&ns, "chat", "user:*", lifetime(dec!(1)));
+    s.engine
+        .set_budget_matching(&ns, "chat", "user:vip-*", lifetime(dec!(10)));
+    s.engine
+        .set_budget_matching(&ns, "chat", "org", lifetime(dec!(100)));
+    let user = Ledger::new(ns.clone(), "chat", "user:42");
+    let vip = Ledger::new(ns.clone(), "chat", "user:vip-7");
+    let org = Ledger::new(ns.clone(), "chat", "org");
+    let other = Ledger::new(ns.clone(), "chat", "team:a");
+    assert_eq!(s.engine.budget_for(&user).unwrap().max_spend(), dec!(1));
+    assert_eq!(s.engine.budget_for(&vip).unwrap().max_spend(), dec!(10));
+    assert_eq!(s.engine.budget_for(&org).unwrap().max_spend(), dec!(100));
+    assert_eq!(s.engine.budget_for(&other), None);
+    assert_eq!(
+        s.engine.check(&other, dec!(0.1)).reason(),
+        Some(BlockReason::NoBudget)
+    );
+    // The org ledger of a hierarchy has its own budget, not a user's.
+    for _ in 0..3 {
+        let d = s.engine.check_all(&[user.clone(), org.clone()], dec!(0.3));
+        assert!(d.is_allowed(), "{d}");
+    }
+    let d = s.engine.check_all(&[user.clone(), org.clone()], dec!(0.3));
+    assert_eq!(d.ledger(), &user, "the user's 1.00 blocks, not the org's");
+    let d = s.engine.check_all(&[vip.clone(), org.clone()], dec!(5));
+    assert!(d.is_allowed(), "{d}");
+    assert_eq!(s.engine.status(&org).unwrap().committed(), dec!(5.9));
+    // An exact ledger budget wins over every pattern.
+    s.engine.set_budget(&user, lifetime(dec!(50)));
+    assert_eq!(s.engine.budget_for(&user).unwrap().max_spend(), dec!(50));
 }
 
 /// Hierarchies: one call charged to several ledgers, all or nothing; the
@@ -823,7 +1053,7 @@ fn hierarchy_checks(s: Setup) {
     s.engine.set_budget(&global, lifetime(dec!(100)));
     let spent = |l: &Ledger| {
         let st = s.engine.status(l).expect("status");
-        (st.spent(), st.reserved())
+        (st.committed(), st.reserved())
     };
     let h1 = [user.clone(), project.clone(), global.clone()];
     let h2 = [user2.clone(), project.clone(), global.clone()];
@@ -964,7 +1194,7 @@ fn hierarchy_threads(s: Setup) {
     let spent = |l: &Ledger| {
         let st = s.engine.status(l).expect("status");
         assert_eq!(st.reserved(), dec!(0), "{l}: no hold left behind");
-        st.spent()
+        st.committed()
     };
     let users_total: Decimal = users.iter().map(spent).sum();
     let projects_total: Decimal = projects.iter().map(spent).sum();
@@ -1176,7 +1406,9 @@ macro_rules! conformance_tests {
             reservation_ttl_expiry, call_outlives_window, listener_panic_counted,
             decision_json, no_budget_denied, daily_resets_at_midnight,
             monthly_resets_on_the_first, stacked_caps, a_cap_added_later, kill_switch,
-            soft_limit_warnings,
+            soft_limit_warnings, soft_limit_once_per_window,
+            hierarchy_ledger_listed_twice, release_after_expiry_is_reported,
+            rate_extreme_policies, principal_patterns,
             hierarchy_all_or_nothing, hierarchy_default_path, hierarchy_threads_consistent,
             hierarchy_threads_default_path,
             active_ledgers_listed,

@@ -192,6 +192,10 @@ struct Track {
     head_seq: u64,
     /// Calendar windows: the start of the current period (µs).
     period: i64,
+    /// Soft-limit thresholds reported in this window: `(threshold, when)`
+    /// — the period's start (calendar) or the report's time (rolling,
+    /// unbounded). Each threshold is reported once per window.
+    warned: Vec<(Nanos, i64)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -251,7 +255,35 @@ impl Track {
             entries: VecDeque::new(),
             head_seq: 0,
             period: i64::MIN,
+            warned: Vec::new(),
         }
+    }
+
+    /// Whether threshold `warn`, crossed at `now`, is reported: not if it
+    /// was already reported in this calendar period, within the last window
+    /// length (rolling) or ever (unbounded). Remembers the report.
+    fn first_warning(&mut self, warn: Nanos, now: i64) -> bool {
+        let mark = match self.window {
+            Window::Daily { .. } | Window::Monthly { .. } => self.period,
+            Window::Rolling(_) | Window::Unbounded => now,
+        };
+        let slot = self.warned.iter().position(|(w, _)| *w == warn);
+        let fresh = match (slot, self.window) {
+            (None, _) => true,
+            (Some(_), Window::Unbounded) => false,
+            (Some(i), Window::Rolling(_)) => {
+                let length = self.window.rolling_micros().unwrap_or(i64::MAX);
+                now.saturating_sub(self.warned[i].1) >= length
+            }
+            (Some(i), _) => self.warned[i].1 != self.period,
+        };
+        if fresh {
+            match slot {
+                Some(i) => self.warned[i].1 = mark,
+                None => self.warned.push((warn, mark)),
+            }
+        }
+        fresh
     }
 
     fn spent(&self) -> Nanos {
@@ -432,14 +464,23 @@ impl LedgerState {
                 warnings: 0,
             });
         }
-        // Soft-limit crossings, decided under the ledger's lock.
+        // Soft-limit crossings, decided under the ledger's lock (and
+        // remembered only when the charge is recorded).
         let mut warnings = 0u64;
-        for (n, limit) in request.limits.iter().enumerate().take(64) {
-            if let Some(warn) = limit.warn_nanos() {
+        if record {
+            for (n, limit) in request.limits.iter().enumerate() {
+                if !limit.warns() {
+                    continue;
+                }
                 let i = self.track_index(limit.window(), at);
                 let before = self.tracks[i].spent();
-                if before < warn && before + request.amount >= warn {
-                    warnings |= 1 << n;
+                for (slot, warn) in limit.warn_thresholds() {
+                    if before < warn
+                        && before + request.amount >= warn
+                        && self.tracks[i].first_warning(warn, at)
+                    {
+                        warnings |= super::warning_bit(n, slot).unwrap_or(0);
+                    }
                 }
             }
         }
@@ -569,13 +610,22 @@ impl GateState {
             if self.log.len() as u64 >= max {
                 // The oldest call stops counting 1 µs after it is `window` old.
                 let oldest = self.log.front().copied().unwrap_or(now);
-                block(RateReason::TooManyCalls, oldest + window + 1 - now);
+                block(
+                    RateReason::TooManyCalls,
+                    oldest
+                        .saturating_add(window)
+                        .saturating_add(1)
+                        .saturating_sub(now),
+                );
             }
         }
         if let (Some(cooldown), Some(last)) = (policy.cooldown_limit(), self.last_call) {
             let cooldown = micros(cooldown);
-            if now - last < cooldown {
-                block(RateReason::Cooldown, last + cooldown - now);
+            if now.saturating_sub(last) < cooldown {
+                block(
+                    RateReason::Cooldown,
+                    last.saturating_add(cooldown).saturating_sub(now),
+                );
             }
         }
         let mut next_tat = None;

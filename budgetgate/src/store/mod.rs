@@ -171,9 +171,22 @@ pub struct ChargeOutcome {
     pub spent_before: Nanos,
     /// The store's time of the operation (µs since the epoch).
     pub at: i64,
-    /// Bit `i` set: this charge took limit `i`'s window across its
-    /// `warn_nanos` threshold (from below to at or above).
+    /// Soft-limit reports: bit [`warning_bit`]`(i, slot)` set when this
+    /// charge took limit `i`'s window across its threshold `slot` (from
+    /// below to at or above) and that threshold had not yet been reported
+    /// in this window.
     pub warnings: u64,
+}
+
+/// The bit of [`ChargeOutcome::warnings`] for limit `limit`'s threshold
+/// `slot` (see [`Limit::warn_thresholds`]); `None` past the 16th limit,
+/// whose thresholds are not reported.
+pub const fn warning_bit(limit: usize, slot: usize) -> Option<u64> {
+    if limit < 16 && slot < crate::budget::MAX_WARN_THRESHOLDS {
+        Some(1 << (limit * crate::budget::MAX_WARN_THRESHOLDS + slot))
+    } else {
+        None
+    }
 }
 
 /// What a charge across several ledgers did ([`Store::charge_many`]).

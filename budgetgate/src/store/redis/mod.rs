@@ -811,15 +811,24 @@ impl RedisStore {
     /// window ids.
     fn charge_args(&self, request: &ChargeRequest<'_>, base: &str, args: &mut Vec<Vec<u8>>) {
         let mut numbers = Packed::with_room(5 + 5 * request.limits.len());
-        numbers.push(count(request.limits.len()));
+        // A limit with several soft-limit thresholds travels as one packed
+        // limit per threshold (same window and maximum; see `Packing`).
+        let packed: usize = request.limits.iter().map(packed_count).sum();
+        numbers.push(count(packed));
         for limit in request.limits {
-            numbers
-                .push(window_us(limit.window()))
-                .amount(limit.max_nanos());
-            match limit.warn_nanos() {
-                Some(warn) => numbers.amount(warn),
-                None => numbers.push(-1).push(0),
-            };
+            if !limit.warns() {
+                numbers
+                    .push(window_us(limit.window()))
+                    .amount(limit.max_nanos())
+                    .push(-1)
+                    .push(0);
+            }
+            for (_, warn) in limit.warn_thresholds() {
+                numbers
+                    .push(window_us(limit.window()))
+                    .amount(limit.max_nanos())
+                    .amount(warn);
+            }
         }
         let id = request
             .hold
@@ -836,7 +845,13 @@ impl RedisStore {
             ns_field.into_bytes(),
             ledger_field.into_bytes(),
         ]);
-        args.extend(request.limits.iter().map(|l| wid(l.window()).into_bytes()));
+        for limit in request.limits {
+            let wid = wid(limit.window()).into_bytes();
+            for _ in 1..packed_count(limit) {
+                args.push(wid.clone());
+            }
+            args.push(wid);
+        }
     }
 
     /// The pause-hash fields that cover a ledger: `n:<ns>` and
@@ -988,15 +1003,62 @@ impl RedisStore {
     }
 }
 
-fn parse_charge(reply: Vec<String>) -> Result<ChargeOutcome, StoreError> {
+/// How many packed limits a limit travels as: one per soft-limit threshold,
+/// at least one.
+fn packed_count(limit: &Limit) -> usize {
+    limit.warn_thresholds().count().max(1)
+}
+
+/// Which limit and threshold each packed limit of a charge stands for.
+/// `None` — every limit has at most one threshold, the common case — is
+/// the identity: packed limit `k` is limit `k`, threshold 0.
+#[derive(Debug, Clone, Default)]
+struct Packing(Option<Vec<(usize, usize)>>);
+
+impl Packing {
+    fn of(limits: &[Limit]) -> Self {
+        if limits.iter().all(|l| packed_count(l) == 1) {
+            return Packing(None);
+        }
+        let mut map = Vec::new();
+        for (i, limit) in limits.iter().enumerate() {
+            map.extend((0..packed_count(limit)).map(|slot| (i, slot)));
+        }
+        Packing(Some(map))
+    }
+
+    fn get(&self, packed: usize) -> (usize, usize) {
+        match &self.0 {
+            None => (packed, 0),
+            Some(map) => map.get(packed).copied().unwrap_or((packed, 0)),
+        }
+    }
+
+    /// The script's bitmask (bit k: packed limit k) as
+    /// [`ChargeOutcome::warnings`].
+    fn warnings(&self, packed_bits: u64) -> u64 {
+        (0..64)
+            .filter(|k| packed_bits & (1 << k) != 0)
+            .filter_map(|k| {
+                let (limit, slot) = self.get(k);
+                super::warning_bit(limit, slot)
+            })
+            .fold(0, |acc, bit| acc | bit)
+    }
+}
+
+fn parse_charge(reply: Vec<String>, packing: &Packing) -> Result<ChargeOutcome, StoreError> {
     match reply.as_slice() {
         [admitted, index, u, n, at, warnings] => Ok(ChargeOutcome {
             admitted: admitted == "1",
             paused: admitted == "P",
-            limit_index: parse(index)?,
+            limit_index: packing.get(parse(index)?).0,
             spent_before: join(u, n)?,
             at: parse(at)?,
-            warnings: parse(warnings)?,
+            warnings: match warnings.as_str() {
+                "0" => 0,
+                w => packing.warnings(parse(w)?),
+            },
         }),
         _ => Err(unexpected(&reply)),
     }
@@ -1012,17 +1074,22 @@ fn parse_settle(reply: Vec<String>) -> Result<SettleOutcome, StoreError> {
     }
 }
 
-fn parse_many(reply: Vec<String>) -> Result<ManyOutcome, StoreError> {
+fn parse_many(reply: Vec<String>, packings: &[Packing]) -> Result<ManyOutcome, StoreError> {
+    let packing = |i: usize| packings.get(i).cloned().unwrap_or_default();
     match reply.first().map(String::as_str) {
         Some("A") => reply[1..]
             .chunks(6)
-            .map(|c| parse_charge(c.to_vec()))
+            .enumerate()
+            .map(|(i, c)| parse_charge(c.to_vec(), &packing(i)))
             .collect::<Result<Vec<_>, _>>()
             .map(ManyOutcome::Admitted),
-        Some("R") if reply.len() == 8 => Ok(ManyOutcome::Refused {
-            index: parse(&reply[1])?,
-            outcome: parse_charge(reply[2..].to_vec())?,
-        }),
+        Some("R") if reply.len() == 8 => {
+            let index: usize = parse(&reply[1])?;
+            Ok(ManyOutcome::Refused {
+                index,
+                outcome: parse_charge(reply[2..].to_vec(), &packing(index))?,
+            })
+        }
         _ => Err(unexpected(&reply)),
     }
 }
@@ -1073,7 +1140,9 @@ fn parse_status(reply: Vec<String>, limits: usize) -> Result<Vec<WindowUsage>, S
 impl Store for RedisStore {
     fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, StoreError> {
         let call = self.charge_call(request);
-        self.eval_blocking(call).and_then(parse_charge)
+        let packing = Packing::of(request.limits);
+        self.eval_blocking(call)
+            .and_then(|r| parse_charge(r, &packing))
     }
 
     fn settle(&self, request: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError> {
@@ -1089,8 +1158,13 @@ impl Store for RedisStore {
 
     fn charge_async<'a>(&'a self, request: ChargeRequest<'a>) -> StoreFuture<'a, ChargeOutcome> {
         let call = self.charge_call(&request);
+        let packing = Packing::of(request.limits);
         let op = self.eval(call);
-        Box::pin(async move { self.run_async(op).await.and_then(parse_charge) })
+        Box::pin(async move {
+            self.run_async(op)
+                .await
+                .and_then(|r| parse_charge(r, &packing))
+        })
     }
 
     fn settle_async<'a>(&'a self, request: SettleRequest<'a>) -> StoreFuture<'a, SettleOutcome> {
@@ -1163,7 +1237,9 @@ impl Store for RedisStore {
     /// would need the ledgers under one hash tag.)
     fn charge_many(&self, requests: &[ChargeRequest<'_>]) -> Result<ManyOutcome, StoreError> {
         let call = self.charge_many_call(requests)?;
-        self.eval_blocking(call).and_then(parse_many)
+        let packings: Vec<Packing> = requests.iter().map(|r| Packing::of(r.limits)).collect();
+        self.eval_blocking(call)
+            .and_then(|r| parse_many(r, &packings))
     }
 
     fn charge_many_async<'a>(
@@ -1171,9 +1247,12 @@ impl Store for RedisStore {
         requests: Vec<ChargeRequest<'a>>,
     ) -> StoreFuture<'a, ManyOutcome> {
         let call = self.charge_many_call(&requests);
+        let packings: Vec<Packing> = requests.iter().map(|r| Packing::of(r.limits)).collect();
         Box::pin(async move {
             let op = self.eval(call?);
-            self.run_async(op).await.and_then(parse_many)
+            self.run_async(op)
+                .await
+                .and_then(|r| parse_many(r, &packings))
         })
     }
 

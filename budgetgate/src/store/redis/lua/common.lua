@@ -287,7 +287,7 @@ local function open_ledger(K_META, now, want, rid)
     return keep
   end
 
-  local L = { tracks = tracks, by_wid = by_wid, K_META = K_META }
+  local L = { tracks = tracks, by_wid = by_wid, K_META = K_META, BASE = BASE }
   L.now, L.now_s, L.rec, L.extra = now, now_s, rec, {}
   L.ensure_track, L.add_entry, L.take_hold, L.drop_hold = ensure_track, add_entry, take_hold, drop_hold
   function L.res_added(at)
@@ -343,6 +343,30 @@ local function open_ledger(K_META, now, want, rid)
   return L
 end
 
+-- Whether a soft-limit threshold {wu, wn} of window t, crossed now, is
+-- reported: once per window — per calendar period, per rolling window
+-- length, once for a lifetime window. Remembered in a key of the ledger's
+-- own (same hash tag), which expires when the threshold may be reported
+-- again. Runs only on a crossing, which is rare.
+local function first_warning(L, t, wu, wn)
+  local key = L.BASE .. ':w:' .. t.wid .. ':' .. fmt(wu) .. '.' .. fmt(wn)
+  local ms
+  if t.win > 0 then
+    -- Rolling: the key holds when it was last reported (script time, which
+    -- tests set; its TTL only cleans up).
+    local prev = redis.call('GET', key)
+    if prev and L.now - tonumber(prev) < t.win then return false end
+    redis.call('SET', key, L.now_s, 'PX', fmt(math.max(1, math.floor(t.win / 1000))))
+    return true
+  elseif t.win == 0 then
+    ms = keep_limits()
+  else
+    key = key .. ':' .. fmt(t.old)
+    ms = (t.cal == 'd' and DAY or 32 * DAY) / 1000
+  end
+  return redis.call('SET', key, '1', 'NX', 'PX', fmt(math.max(1, ms))) ~= false
+end
+
 -- Charges one ledger: the cap with the least room decides; soft-limit
 -- crossings are reported; with `record`, an admitted amount is recorded (as
 -- a hold under `id`, or as spend). Returns the reply {admitted (1, 0, or P
@@ -362,13 +386,14 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
   if gt(au, an, roomu, roomn) then
     return { '0', tostring(best - 1), fmt(bu), fmt(bn), L.now_s, '0' }
   end
-  -- Soft-limit crossings: spend from below the threshold to at or above it.
+  -- Soft-limit crossings: spend from below the threshold to at or above it,
+  -- reported once per window (and only by a charge that is recorded).
   local warnings = 0
   for k, l in ipairs(limits) do
-    if l.wu >= 0 and k <= 53 then
+    if record and l.wu >= 0 and k <= 53 then
       local su, sn = norm(l.t.cu + l.t.ru, l.t.cn + l.t.rn)
       local tu, tn = norm(su + au, sn + an)
-      if gt(l.wu, l.wn, su, sn) and not gt(l.wu, l.wn, tu, tn) then
+      if gt(l.wu, l.wn, su, sn) and not gt(l.wu, l.wn, tu, tn) and first_warning(L, l.t, l.wu, l.wn) then
         warnings = warnings + 2 ^ (k - 1)
       end
     end

@@ -45,7 +45,17 @@ do
           if tn >= B then tu, tn = tu + 1, tn - B end
           local warn = '0'
           if wu >= 0 and (su < wu or (su == wu and sn < wn)) and (tu > wu or (tu == wu and tn >= wn)) then
-            warn = '1'
+            -- Once per window: common.lua's first_warning, for these windows.
+            local mark = string.sub(KEYS[1], 1, -5) .. 'w:' .. wid .. ':' .. string.format('%d.%d', wu, wn)
+            if win > 0 then
+              local prev = redis.call('GET', mark)
+              if not (prev and now - tonumber(prev) < win) then
+                redis.call('SET', mark, string.format('%d', now), 'PX', string.format('%d', math.max(1, math.floor(win / 1000))))
+                warn = '1'
+              end
+            elseif redis.call('SET', mark, '1', 'NX', 'PX', string.format('%d', math.max(1, tonumber(string.match(ARGV[2], '^(%d+)'))))) then
+              warn = '1'
+            end
           end
           if hold then
             ru, rn = ru + au, rn + an
