@@ -38,8 +38,7 @@ impl SystemClock {
 }
 
 /// The counter, calibrated once per process.
-static COUNTER: once_cell::sync::Lazy<quanta::Clock> =
-    once_cell::sync::Lazy::new(quanta::Clock::new);
+static COUNTER: std::sync::LazyLock<quanta::Clock> = std::sync::LazyLock::new(quanta::Clock::new);
 
 /// A thread's anchor: the counter's raw value and the wall time (µs) read
 /// together. `raw == 0` means not anchored yet.

@@ -91,28 +91,19 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// Builds an [`Engine`].
+/// Builds an [`Engine`]. What it is not told — the store, the default
+/// policy, the reservation TTL — comes from the environment when it is
+/// built (`BUDGETGATE_REDIS_URL` and friends, see [`crate::global`]), so the
+/// same code shares its budgets through Redis when that variable is set.
 #[must_use]
+#[derive(Default)]
 pub struct EngineBuilder {
     store: Option<Arc<dyn Store>>,
     budgets: Budgets,
-    default_policy: DefaultPolicy,
+    default_policy: Option<DefaultPolicy>,
     listeners: Vec<Box<dyn Listener>>,
-    reservation_ttl: Duration,
-    commit_attempts: u32,
-}
-
-impl Default for EngineBuilder {
-    fn default() -> Self {
-        EngineBuilder {
-            store: None,
-            budgets: Budgets::default(),
-            default_policy: DefaultPolicy::Deny,
-            listeners: Vec::new(),
-            reservation_ttl: DEFAULT_RESERVATION_TTL,
-            commit_attempts: 3,
-        }
-    }
+    reservation_ttl: Option<Duration>,
+    commit_attempts: Option<u32>,
 }
 
 impl EngineBuilder {
@@ -169,9 +160,10 @@ impl EngineBuilder {
         self
     }
 
-    /// What applies to ledgers with no budget (default: [`DefaultPolicy::Deny`]).
+    /// What applies to ledgers with no budget (default: [`DefaultPolicy::Deny`],
+    /// or `BUDGETGATE_DEFAULT_MAX_SPEND`).
     pub fn default_policy(mut self, policy: DefaultPolicy) -> Self {
-        self.default_policy = policy;
+        self.default_policy = Some(policy);
         self
     }
 
@@ -184,35 +176,77 @@ impl EngineBuilder {
     /// How long an unsettled reservation is held (default 10 minutes). Applies
     /// to every window, unbounded ones included.
     pub fn reservation_ttl(mut self, ttl: Duration) -> Self {
-        self.reservation_ttl = ttl;
+        self.reservation_ttl = Some(ttl);
         self
     }
 
     /// How many times a commit is tried when the store fails (default 3).
     pub fn commit_attempts(mut self, attempts: u32) -> Self {
-        self.commit_attempts = attempts.max(1);
+        self.commit_attempts = Some(attempts.max(1));
         self
     }
 
-    /// The engine.
+    /// Fills what was not set from the environment (see [`crate::global`]).
+    pub(crate) fn with_env(mut self, strict: bool) -> Result<Self, crate::global::ConfigError> {
+        let wanted = crate::global::Wanted {
+            store: self.store.is_none(),
+            default_policy: self.default_policy.is_none(),
+            reservation_ttl: self.reservation_ttl.is_none(),
+        };
+        if !(wanted.store || wanted.default_policy || wanted.reservation_ttl) {
+            return Ok(self);
+        }
+        let env = crate::global::read_env(wanted, strict)?;
+        self.store = self.store.or(env.store);
+        self.default_policy = self.default_policy.or(env.default_policy);
+        self.reservation_ttl = self.reservation_ttl.or(env.reservation_ttl);
+        Ok(self)
+    }
+
+    /// The engine. Settings not given come from the environment; an unusable
+    /// variable is logged and the safe choice made (see [`crate::global`]).
+    /// [`EngineBuilder::try_build`] refuses it instead.
     pub fn build(self) -> Engine {
+        match self.with_env(false) {
+            Ok(builder) => builder.finish(),
+            // Not reached: the lenient reading does not fail.
+            Err(_) => Engine::in_memory_with(DefaultPolicy::Deny),
+        }
+    }
+
+    /// The engine, or the first environment variable that cannot be used
+    /// (a Redis URL that does not parse, a default budget that is not a
+    /// decimal, …). Use it at start-up.
+    pub fn try_build(self) -> Result<Engine, crate::global::ConfigError> {
+        Ok(self.with_env(true)?.finish())
+    }
+
+    fn finish(self) -> Engine {
         Engine {
             inner: Arc::new(Inner {
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 budgets: Registry::new(self.budgets),
-                default_policy: self.default_policy,
+                default_policy: self.default_policy.unwrap_or_default(),
                 listeners: self.listeners,
                 listener_panics: AtomicU64::new(0),
-                reservation_ttl: self.reservation_ttl,
-                commit_attempts: self.commit_attempts,
+                reservation_ttl: self.reservation_ttl.unwrap_or(DEFAULT_RESERVATION_TTL),
+                commit_attempts: self.commit_attempts.unwrap_or(3),
             }),
         }
     }
 
-    /// Builds the engine and installs it as [`global()`](crate::global()).
-    /// Fails if the global engine was already installed or used.
+    /// Builds the engine ([`EngineBuilder::build`]) and installs it as
+    /// [`global()`](crate::global()), which every attribute without
+    /// `engine = …` uses. Fails if the global engine was already installed
+    /// or used.
     pub fn install_global(self) -> Result<&'static Engine, crate::global::AlreadyInstalled> {
         crate::global::install(self.build())
+    }
+
+    /// [`EngineBuilder::try_build`], then installs it as
+    /// [`global()`](crate::global()).
+    pub fn try_install_global(self) -> Result<&'static Engine, crate::global::ConfigError> {
+        Ok(crate::global::install(self.try_build()?)?)
     }
 }
 
@@ -359,12 +393,24 @@ impl Engine {
         EngineBuilder::default()
     }
 
-    /// An engine on a fresh [`MemoryStore`] with default settings.
+    /// An engine on a fresh [`MemoryStore`] with default settings; reads
+    /// no environment variable.
     pub fn in_memory() -> Engine {
-        Engine::builder().build()
+        Engine::in_memory_with(DefaultPolicy::Deny)
     }
 
-    /// An engine on `store` with default settings.
+    fn in_memory_with(policy: DefaultPolicy) -> Engine {
+        EngineBuilder {
+            store: Some(Arc::new(MemoryStore::new())),
+            default_policy: Some(policy),
+            reservation_ttl: Some(DEFAULT_RESERVATION_TTL),
+            ..EngineBuilder::default()
+        }
+        .finish()
+    }
+
+    /// An engine on `store` with default settings (the default policy and
+    /// reservation TTL from the environment, if set).
     pub fn new(store: impl Store) -> Engine {
         Engine::builder().store(store).build()
     }

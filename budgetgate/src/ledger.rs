@@ -4,7 +4,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
 /// One spend stream: `(namespace, resource, principal)`, for example
 /// `("openai", "gpt-4o", "user:42")`.
@@ -37,8 +37,8 @@ struct Parts {
 
 /// One random hasher seed per process: ledger hashes are not predictable by
 /// whoever chooses principal names.
-static SEED: Lazy<std::collections::hash_map::RandomState> =
-    Lazy::new(std::collections::hash_map::RandomState::new);
+static SEED: LazyLock<std::collections::hash_map::RandomState> =
+    LazyLock::new(std::collections::hash_map::RandomState::new);
 
 impl Ledger {
     /// Builds a ledger from its three parts.

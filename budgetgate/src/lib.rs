@@ -252,7 +252,7 @@ pub use engine::{
     DEFAULT_RESERVATION_TTL,
 };
 pub use event::{Event, Listener};
-pub use global::{global, install};
+pub use global::{global, install, ConfigError};
 pub use ledger::Ledger;
 pub use pause::PauseScope;
 pub use rate::{Gate, Policy, RateDecision, RateLimited};

@@ -58,8 +58,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use once_cell::sync::Lazy;
 use rust_decimal::Decimal;
+use std::sync::LazyLock;
 
 use crate::amount::round_up;
 
@@ -546,8 +546,8 @@ fn exact(n: &serde_json::Number) -> Option<Decimal> {
     f.to_string().parse::<Decimal>().ok()
 }
 
-static TABLE: Lazy<ArcSwap<PriceTable>> =
-    Lazy::new(|| ArcSwap::from_pointee(PriceTable::builtin()));
+static TABLE: LazyLock<ArcSwap<PriceTable>> =
+    LazyLock::new(|| ArcSwap::from_pointee(PriceTable::builtin()));
 
 /// The table [`cost`] and [`estimate`] use (the built-in one until [`set_table`]).
 pub fn table() -> Arc<PriceTable> {

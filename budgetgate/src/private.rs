@@ -42,12 +42,6 @@ impl<T: AsEngine + ?Sized> AsEngine for &T {
     }
 }
 
-impl<T: AsEngine> AsEngine for once_cell::sync::Lazy<T> {
-    fn as_engine(&self) -> &Engine {
-        (**self).as_engine()
-    }
-}
-
 impl<T: AsEngine> AsEngine for std::sync::LazyLock<T> {
     fn as_engine(&self) -> &Engine {
         (**self).as_engine()
@@ -194,8 +188,7 @@ pub async fn reserve_async<'e>(
 
 /// The ledger a hierarchy's refusal is reported on.
 fn first(ledgers: &[Ledger]) -> &Ledger {
-    static NONE: once_cell::sync::Lazy<Ledger> =
-        once_cell::sync::Lazy::new(|| Ledger::new("", "", ""));
+    static NONE: std::sync::LazyLock<Ledger> = std::sync::LazyLock::new(|| Ledger::new("", "", ""));
     ledgers.first().unwrap_or(&NONE)
 }
 

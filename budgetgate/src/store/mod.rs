@@ -28,7 +28,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
 use crate::budget::Limit;
 use crate::ledger::Ledger;
@@ -48,7 +48,7 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReservationId(u128);
 
-static ID_PREFIX: Lazy<u64> = Lazy::new(|| {
+static ID_PREFIX: LazyLock<u64> = LazyLock::new(|| {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
@@ -462,50 +462,6 @@ pub fn charge_in_order<S: Store + ?Sized>(
     ))
 }
 
-/// Builds the store named by `BUDGETGATE_REDIS_URL` (prefix from
-/// `BUDGETGATE_REDIS_PREFIX`, timeout in ms from `BUDGETGATE_REDIS_TIMEOUT_MS`).
-/// A URL that cannot be used yields a store that fails every operation, so
-/// every budget fails closed instead of silently counting per process.
-#[cfg(feature = "redis")]
-pub(crate) fn redis_from_env(
-    builder: crate::engine::EngineBuilder,
-    url: &str,
-) -> crate::engine::EngineBuilder {
-    let mut store = self::redis::RedisStore::builder(url);
-    if let Ok(prefix) = std::env::var("BUDGETGATE_REDIS_PREFIX") {
-        store = store.prefix(prefix);
-    }
-    if let Some(ms) = std::env::var("BUDGETGATE_REDIS_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        store = store.timeout(std::time::Duration::from_millis(ms));
-    }
-    match store.build() {
-        Ok(store) => builder.store(store),
-        Err(error) => {
-            tracing::error!(%error, "BUDGETGATE_REDIS_URL cannot be used; every budget operation will fail");
-            builder.store(Unusable(format!(
-                "BUDGETGATE_REDIS_URL cannot be used: {error}"
-            )))
-        }
-    }
-}
-
-/// Without the `redis` feature a set URL fails closed.
-#[cfg(not(feature = "redis"))]
-pub(crate) fn redis_from_env(
-    builder: crate::engine::EngineBuilder,
-    _url: &str,
-) -> crate::engine::EngineBuilder {
-    tracing::error!(
-        "BUDGETGATE_REDIS_URL is set but budgetgate was built without the `redis` feature"
-    );
-    builder.store(Unusable(
-        "BUDGETGATE_REDIS_URL is set but budgetgate was built without the `redis` feature".into(),
-    ))
-}
-
 /// A store that fails every operation with the same error (a configuration
 /// that cannot work must fail closed, not fall back to per-process counting).
 #[derive(Debug)]
@@ -519,6 +475,18 @@ impl Store for Unusable {
         Err(StoreError::Unavailable(self.0.clone()))
     }
     fn status(&self, _: &Ledger, _: &[Limit]) -> Result<Vec<WindowUsage>, StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn rate(&self, _: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn set_paused(&self, _: &PauseScope, _: bool) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn paused(&self) -> Result<Vec<PauseScope>, StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn ledgers(&self, _: usize) -> Result<Vec<Ledger>, StoreError> {
         Err(StoreError::Unavailable(self.0.clone()))
     }
 }

@@ -70,7 +70,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::Script;
 
 use self::resp::{push_i64, Reply, Request};
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
 use crate::budget::{Limit, Window};
 use crate::clock::Clock;
@@ -85,27 +85,28 @@ use super::{
 
 const NANOS: i128 = 1_000_000_000;
 
-static CHARGE: Lazy<Lua> = Lazy::new(|| {
+static CHARGE: LazyLock<Lua> = LazyLock::new(|| {
     script(
         include_str!("lua/fast_charge.lua"),
         include_str!("lua/charge.lua"),
     )
 });
-static SETTLE: Lazy<Lua> = Lazy::new(|| {
+static SETTLE: LazyLock<Lua> = LazyLock::new(|| {
     script(
         include_str!("lua/fast_settle.lua"),
         include_str!("lua/settle.lua"),
     )
 });
 // The same without their fast paths: the equivalence tests compare the two.
-static CHARGE_GENERAL: Lazy<Lua> =
-    Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/charge.lua")));
-static SETTLE_GENERAL: Lazy<Lua> =
-    Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/settle.lua")));
-static STATUS: Lazy<Lua> = Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/status.lua")));
-static CHARGE_MANY: Lazy<Lua> =
-    Lazy::new(|| script(NO_FAST_PATH, include_str!("lua/charge_many.lua")));
-static RATE: Lazy<Lua> = Lazy::new(|| {
+static CHARGE_GENERAL: LazyLock<Lua> =
+    LazyLock::new(|| script(NO_FAST_PATH, include_str!("lua/charge.lua")));
+static SETTLE_GENERAL: LazyLock<Lua> =
+    LazyLock::new(|| script(NO_FAST_PATH, include_str!("lua/settle.lua")));
+static STATUS: LazyLock<Lua> =
+    LazyLock::new(|| script(NO_FAST_PATH, include_str!("lua/status.lua")));
+static CHARGE_MANY: LazyLock<Lua> =
+    LazyLock::new(|| script(NO_FAST_PATH, include_str!("lua/charge_many.lua")));
+static RATE: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(format!(
         "{}\n{}",
         include_str!("lua/now.lua"),
