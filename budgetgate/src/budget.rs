@@ -358,11 +358,36 @@ impl serde::Serialize for Budget {
 
 /// An amount in configuration: a string (`"0.05"`) or an integer — never a
 /// float, which cannot hold most decimal amounts exactly.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
 enum ConfigAmount {
     Text(String),
-    Integer(u64),
+    Integer(i128),
+}
+
+impl<'de> serde::Deserialize<'de> for ConfigAmount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ConfigAmount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an amount as a string (\"0.05\") or an integer")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ConfigAmount, E> {
+                Ok(ConfigAmount::Text(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ConfigAmount, E> {
+                Ok(ConfigAmount::Integer(v.into()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ConfigAmount, E> {
+                Ok(ConfigAmount::Integer(v.into()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ConfigAmount, E> {
+                Err(E::custom(format!(
+                    "the amount {v} is a floating-point number, which cannot hold most decimal amounts exactly: write it as a string, \"{v}\""
+                )))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl ConfigAmount {
@@ -372,7 +397,8 @@ impl ConfigAmount {
                 .trim()
                 .parse::<Decimal>()
                 .map_err(|e| format!("invalid amount {t:?}: {e}")),
-            ConfigAmount::Integer(n) => Ok(Decimal::from(*n)),
+            ConfigAmount::Integer(n) => Decimal::try_from_i128_with_scale(*n, 0)
+                .map_err(|e| format!("invalid amount {n}: {e}")),
         }
     }
 }

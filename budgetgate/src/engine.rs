@@ -836,12 +836,44 @@ impl Engine {
                     gate,
                     policy,
                     call_id: ReservationId::new(),
+                    record: true,
                 };
                 let result = self.inner.store.rate(&request);
                 self.conclude_rate(gate, policy, result)
             }
             Err(e) => self.invalid_policy(gate, e),
         }
+    }
+
+    /// Whether a call on `gate` would be admitted now, without making one:
+    /// nothing is recorded and no listener is told (a dashboard's or a
+    /// scheduler's question). The answer can change before the next real
+    /// [`Engine::rate_check`].
+    ///
+    /// ```
+    /// use budgetgate::{Engine, Gate, Policy};
+    /// use std::time::Duration;
+    /// let engine = Engine::in_memory();
+    /// let gate = Gate::new("tools", "search", "user:1");
+    /// let policy = Policy::new().max_calls(1, Duration::from_secs(60));
+    /// assert!(engine.rate_status(&gate, &policy).is_allowed());
+    /// assert!(engine.rate_status(&gate, &policy).is_allowed()); // nothing consumed
+    /// assert!(engine.rate_check(&gate, &policy).is_allowed());
+    /// let peek = engine.rate_status(&gate, &policy);
+    /// assert!(peek.is_blocked() && peek.retry_after().is_some());
+    /// ```
+    pub fn rate_status(&self, gate: &Gate, policy: &Policy) -> RateDecision {
+        if let Err(e) = policy.validate() {
+            return self.invalid_policy(gate, e);
+        }
+        let request = RateRequest {
+            gate,
+            policy,
+            call_id: ReservationId::new(),
+            record: false,
+        };
+        let result = self.inner.store.rate(&request);
+        Self::rate_decision(gate, policy, result)
     }
 
     /// Async [`Engine::rate_check`].
@@ -852,6 +884,7 @@ impl Engine {
                     gate,
                     policy,
                     call_id: ReservationId::new(),
+                    record: true,
                 };
                 let result = self.inner.store.rate_async(request).await;
                 self.conclude_rate(gate, policy, result)
@@ -878,8 +911,17 @@ impl Engine {
         policy: &Policy,
         result: Result<RateOutcome, StoreError>,
     ) -> RateDecision {
+        self.emit_rate(Self::rate_decision(gate, policy, result))
+    }
+
+    /// The decision for a store's rate answer (no side effects).
+    fn rate_decision(
+        gate: &Gate,
+        policy: &Policy,
+        result: Result<RateOutcome, StoreError>,
+    ) -> RateDecision {
         let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
-        let decision = match result {
+        match result {
             Ok(o) => RateDecision {
                 status: if o.admitted {
                     Status::Allow
@@ -905,8 +947,7 @@ impl Engine {
                 retry_after: Some(crate::rate::STORE_RETRY_AFTER),
                 detail: Some(error.to_string()),
             },
-        };
-        self.emit_rate(decision)
+        }
     }
 
     fn emit_rate(&self, decision: RateDecision) -> RateDecision {

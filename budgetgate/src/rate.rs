@@ -450,6 +450,9 @@ pub struct RateRequest<'a> {
     pub policy: &'a Policy,
     /// A unique id for this call (the sliding log's member).
     pub call_id: crate::store::ReservationId,
+    /// Record an admitted call (`false`: only say whether one would be
+    /// admitted now, changing nothing — [`Engine::rate_status`](crate::Engine::rate_status)).
+    pub record: bool,
 }
 
 /// What a store decided.

@@ -980,6 +980,36 @@ pub fn rate_extreme_policies(f: &dyn StoreFactory) {
     }
 }
 
+/// A gate can be read without consuming a call: `rate_status` says what
+/// `rate_check` would, and records nothing.
+pub fn rate_status_peeks(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let g = gate("peek");
+    let policy = Policy::new()
+        .max_calls(2, Duration::from_secs(60))
+        .cooldown(Duration::from_secs(1));
+    for _ in 0..5 {
+        let peek = s.engine.rate_status(&g, &policy);
+        assert!(peek.is_allowed(), "{}", peek.message());
+        assert_eq!(peek.calls_in_window(), 0);
+    }
+    assert!(s.engine.rate_check(&g, &policy).is_allowed());
+    let peek = s.engine.rate_status(&g, &policy);
+    assert_eq!(peek.reason(), Some(RateReason::Cooldown));
+    assert_eq!(peek.retry_after(), Some(Duration::from_secs(1)));
+    s.clock.advance(Duration::from_secs(1));
+    assert!(s.engine.rate_status(&g, &policy).is_allowed());
+    assert!(s.engine.rate_check(&g, &policy).is_allowed());
+    s.clock.advance(Duration::from_secs(1));
+    let peek = s.engine.rate_status(&g, &policy);
+    assert_eq!(peek.reason(), Some(RateReason::TooManyCalls));
+    assert_eq!(peek.calls_in_window(), 2);
+    assert_eq!(
+        s.engine.rate_check(&g, &policy).reason(),
+        Some(RateReason::TooManyCalls)
+    );
+}
+
 /// Budgets by principal pattern: the most specific match wins, and a
 /// ledger no pattern matches follows the default policy (deny).
 pub fn principal_patterns(f: &dyn StoreFactory) {
@@ -1408,7 +1438,7 @@ macro_rules! conformance_tests {
             monthly_resets_on_the_first, stacked_caps, a_cap_added_later, kill_switch,
             soft_limit_warnings, soft_limit_once_per_window,
             hierarchy_ledger_listed_twice, release_after_expiry_is_reported,
-            rate_extreme_policies, principal_patterns,
+            rate_extreme_policies, rate_status_peeks, principal_patterns,
             hierarchy_all_or_nothing, hierarchy_default_path, hierarchy_threads_consistent,
             hierarchy_threads_default_path,
             active_ledgers_listed,

@@ -592,7 +592,7 @@ struct GateState {
 }
 
 impl GateState {
-    fn check(&mut self, now: i64, policy: &Policy) -> RateOutcome {
+    fn check(&mut self, now: i64, policy: &Policy, record: bool) -> RateOutcome {
         let now = now.max(self.last_at);
         self.last_at = now;
         let mut blocked: Option<(RateReason, i64)> = None;
@@ -645,6 +645,15 @@ impl GateState {
                 retry_after_us: Some(wait.max(1)),
             };
         }
+        if !record {
+            return RateOutcome {
+                admitted: true,
+                reason: None,
+                calls_in_window: self.log.len() as u64,
+                since_last_us,
+                retry_after_us: None,
+            };
+        }
         if policy.max_calls_limit().is_some() {
             self.log.push_back(now);
         }
@@ -682,7 +691,7 @@ impl Store for MemoryStore {
     fn rate(&self, request: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
         let now = self.now();
         Ok(with_entry(&self.gates, request.gate.key(), |gate| {
-            gate.check(now, request.policy)
+            gate.check(now, request.policy, request.record)
         }))
     }
 

@@ -983,6 +983,7 @@ impl RedisStore {
                 period,
                 request.call_id.to_string(),
                 keep_ms,
+                if request.record { "1" } else { "0" }.to_owned(),
             ]
             .map(String::into_bytes)
             .into(),

@@ -2,7 +2,8 @@
 -- KEYS[1] log (zset of admitted calls by time), KEYS[2] state (hash: last,
 -- call, ta, tr). ARGV: 1 now override or "", 2 max_calls (0: none),
 -- 3 window_us, 4 cooldown_us (-1: none), 5 capacity (0: no bucket),
--- 6 refill tokens k, 7 refill period_us, 8 call id, 9 key TTL (ms).
+-- 6 refill tokens k, 7 refill period_us, 8 call id, 9 key TTL (ms),
+-- 10 '1' to record an admitted call, '0' to only say whether one would be.
 -- Returns {admitted, reason, calls_in_window, since_last_us, retry_after_us}.
 --
 -- The bucket is GCRA with its theoretical arrival time kept as two integers,
@@ -58,6 +59,13 @@ end
 
 local since = ''
 if call then since = fmt(now - call) end
+if ARGV[10] == '0' then
+  if reason then
+    if wait < 1 then wait = 1 end
+    return { '0', reason, tostring(calls), since, fmt(wait) }
+  end
+  return { '1', '', tostring(calls), since, '' }
+end
 if reason then
   redis.call('HSET', KEYS[2], 'last', fmt(now))
   redis.call('PEXPIRE', KEYS[2], keep)
