@@ -65,7 +65,7 @@ fn entry(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn try_expand(kind: Kind, args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let func = parse_fn(kind, item)?;
-    let args: args::Args = syn::parse2(args)?;
+    let args = args::parse_args(args, kind.name(), kind.keys())?;
     let output = match &func.body {
         Body::AsyncTrait(_) => {
             if matches!(kind, Kind::GuardResult | Kind::RateLimitResult) {
