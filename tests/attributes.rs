@@ -782,3 +782,34 @@ fn panicking_actual_commits_the_estimate() {
     assert!(joined.unwrap_err().is_panic());
     assert_eq!(status(&engine, "async"), (dec!(0.6), dec!(0)));
 }
+
+// ----- `&mut self` with an owned engine handle ------------------------------------------
+
+struct Counter {
+    engine: Arc<Engine>,
+    calls: u32,
+}
+
+impl Counter {
+    #[guard_bounded(engine = self.engine.clone(), ledger = ("mut-self", "count", "p"), estimate = "1",
+                    actual = |n: &u32| Decimal::from(*n), max_spend = "10")]
+    fn bump(&mut self) -> Result<u32, ToolError> {
+        self.calls += 1;
+        Ok(self.calls)
+    }
+}
+
+#[test]
+fn mut_self_with_an_owned_engine_handle() {
+    let mut counter = Counter {
+        engine: Arc::new(Engine::in_memory()),
+        calls: 0,
+    };
+    assert_eq!(counter.bump().unwrap(), 1);
+    assert_eq!(counter.bump().unwrap(), 2);
+    let status = counter
+        .engine
+        .status_with(&Ledger::new("mut-self", "count", "p"), &lifetime(dec!(10)))
+        .unwrap();
+    assert_eq!(status.spent(), dec!(3));
+}

@@ -185,8 +185,21 @@ fn call_cost_closure(
     closure: &syn::Expr,
     value: TokenStream,
 ) -> TokenStream {
-    let helper = Ident::new(helper, closure.span());
-    quote_spanned! {closure.span()=>
+    // The call runs from the closure's first token to its last, so that a
+    // mismatch underlines the whole closure.
+    let first = closure.span();
+    let last = quote!(#closure)
+        .into_iter()
+        .last()
+        .map_or(first, |t| t.span());
+    let krate = respan(krate, first);
+    let helper = Ident::new(helper, first);
+    let mut args = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Parenthesis,
+        quote!(#value, #closure),
+    );
+    args.set_span(last);
+    quote_spanned! {first=>
         {
             #[inline(always)]
             fn #helper<T: ?::core::marker::Sized, A: #krate::__private::IntoAmount, F: ::core::ops::FnOnce(&T) -> A>(
@@ -200,9 +213,27 @@ fn call_cost_closure(
                     #krate::__private::IntoAmount::into_amount(f(value))
                 }))
             }
-            #helper(#value, #closure)
+            #helper #args
         }
     }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut t| {
+            if let proc_macro2::TokenTree::Group(g) = &t {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(&g.stream(), span));
+                group.set_span(span);
+                t = proc_macro2::TokenTree::Group(group);
+            } else {
+                t.set_span(span);
+            }
+            t
+        })
+        .collect()
 }
 
 /// Rate limits return early from `guarded_body` (see `amount_arg`).

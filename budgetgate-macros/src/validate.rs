@@ -464,10 +464,10 @@ fn check_engine_borrow(sig: &Signature, engine: &Expr) -> syn::Result<()> {
         .replace(" . ", ".")
         .replace("& ", "&");
     let owned = field_path(engine).unwrap_or_else(|| "self.engine".to_owned());
-    err(
-        engine.span(),
+    Err(syn::Error::new_spanned(
+        engine,
         format!("`engine = {text}` borrows `self` for the whole call (the reservation holds it), but this method takes `&mut self`; use an owned handle: `engine = {owned}.clone()` (an `Engine` or `Arc<Engine>` clone is cheap)"),
-    )
+    ))
 }
 
 /// `self.a.b`, `&self.a`, `&*self.a`, `(self.a)`: a place inside `self`.
