@@ -594,3 +594,226 @@ fn hierarchy_in_soft_mode() {
         "the blocked call charged no ledger"
     );
 }
+
+// ----- fallibility by type: aliases of `Result` ------------------------------------
+
+type ToolResult<T> = Result<T, ToolError>;
+
+mod fixed_error {
+    /// An `anyhow`-style alias: `Result<T>` with a fixed error.
+    pub type Result<T> = std::result::Result<T, super::ToolError>;
+}
+
+#[guard(ledger = ("alias", "tool", "p"), cost = "1", max_spend = "2", engine = &*ENGINE)]
+fn aliased(n: u32) -> ToolResult<u32> {
+    Ok(n)
+}
+
+#[guard_bounded(ledger = ("alias", "bounded", "p"), estimate = "1", actual = |n: &u32| Decimal::from(*n),
+                on_error = |e: &ToolError| match e { ToolError::Failed(_) => dec!(0.25), _ => dec!(0) },
+                max_spend = "3", engine = &*ENGINE)]
+fn aliased_bounded(n: u32) -> fixed_error::Result<u32> {
+    if n == 0 {
+        return Err(ToolError::Failed("zero"));
+    }
+    Ok(n)
+}
+
+#[guard(ledger = ("alias", "io", "p"), cost = "1", max_spend = "1", engine = &*ENGINE)]
+fn io_result() -> std::io::Result<&'static str> {
+    Ok("read")
+}
+
+#[test]
+fn result_aliases_are_results() {
+    assert_eq!(aliased(1).unwrap(), 1);
+    assert_eq!(aliased(2).unwrap(), 2);
+    assert!(matches!(aliased(3), Err(ToolError::Budget(_))));
+
+    assert_eq!(aliased_bounded(1).unwrap(), 1);
+    assert!(matches!(aliased_bounded(0), Err(ToolError::Failed(_))));
+    assert_eq!(
+        spent("alias", "bounded", "p", lifetime(dec!(3))),
+        (dec!(1.25), dec!(0)),
+        "`actual` got the Ok value, `on_error` the error"
+    );
+
+    assert_eq!(io_result().unwrap(), "read");
+    let e = io_result().unwrap_err();
+    let blocked = e.get_ref().and_then(|e| e.downcast_ref::<BudgetExceeded>());
+    assert_eq!(
+        blocked.map(|b| b.decision().reason()),
+        Some(Some(BlockReason::BudgetExceeded))
+    );
+}
+
+// ----- ledgers from expressions --------------------------------------------------------
+
+fn user_ledger(id: u64) -> Ledger {
+    Ledger::new("expr", "tool", format!("user:{id}"))
+}
+
+fn org_chain(id: u64) -> Vec<Ledger> {
+    vec![user_ledger(id), Ledger::new("expr", "tool", "org:a")]
+}
+
+#[guard(ledger = user_ledger(id), cost = "1", max_spend = "2", engine = &*ENGINE)]
+fn by_expression(id: u64) -> Result<u64, ToolError> {
+    Ok(id)
+}
+
+#[guard(ledger = &shared, cost = "1", max_spend = "1", engine = &*ENGINE)]
+fn by_reference(shared: Ledger) -> Result<(), ToolError> {
+    Ok(())
+}
+
+#[guard(ledger = ("expr", "int", id), cost = "1", max_spend = "1", engine = &*ENGINE)]
+fn integer_principal(id: u64) -> Result<(), ToolError> {
+    Ok(())
+}
+
+#[guard(ledgers = org_chain(id), cost = "1", engine = &*ENGINE)]
+fn chain(id: u64) -> Result<(), ToolError> {
+    Ok(())
+}
+
+#[guard_bounded(ledgers = [user_ledger(id), ("expr", "tool", "org:a")], estimate = "1",
+                actual = |_| dec!(0.5), engine = &*ENGINE)]
+fn mixed_list(id: u64) -> Result<(), ToolError> {
+    Ok(())
+}
+
+#[guard(ledgers = vec![user_ledger(id), Ledger::new("expr", "tool", "org:a"), user_ledger(id)], cost = "1", engine = &*ENGINE)]
+fn twice(id: u64) -> Result<(), ToolError> {
+    Ok(())
+}
+
+#[test]
+fn ledgers_from_expressions() {
+    by_expression(1).unwrap();
+    by_expression(1).unwrap();
+    assert!(matches!(by_expression(1), Err(ToolError::Budget(_))));
+    assert_eq!(
+        spent("expr", "tool", "user:1", lifetime(dec!(2))).0,
+        dec!(2)
+    );
+
+    let shared = Ledger::new("expr", "shared", "p");
+    by_reference(shared.clone()).unwrap();
+    assert!(by_reference(shared).is_err());
+
+    integer_principal(42).unwrap();
+    assert!(integer_principal(42).is_err());
+    assert_eq!(spent("expr", "int", "42", lifetime(dec!(1))).0, dec!(1));
+
+    ENGINE.set_budget(&user_ledger(7), lifetime(dec!(10)));
+    ENGINE.set_budget(&Ledger::new("expr", "tool", "org:a"), lifetime(dec!(10)));
+    chain(7).unwrap();
+    mixed_list(7).unwrap();
+    let status = |l: &Ledger| ENGINE.status(l).unwrap().committed();
+    assert_eq!(status(&user_ledger(7)), dec!(1.5));
+    assert_eq!(status(&Ledger::new("expr", "tool", "org:a")), dec!(1.5));
+
+    // A hierarchy that names one ledger twice still runs.
+    ENGINE.set_budget(&user_ledger(8), lifetime(dec!(10)));
+    twice(8).unwrap();
+    assert_eq!(status(&user_ledger(8)), dec!(1), "charged once");
+    assert_eq!(status(&Ledger::new("expr", "tool", "org:a")), dec!(2.5));
+}
+
+// ----- a panicking `actual` ---------------------------------------------------------------
+
+#[guard_bounded(ledger = ("panic-actual", "sync", "p"), estimate = "0.7",
+                actual = |_: &u32| -> Decimal { panic!("pricing crashed") },
+                max_spend = "1", engine = engine)]
+fn actual_panics(engine: &Engine) -> Result<u32, ToolError> {
+    Ok(1)
+}
+
+#[guard_bounded(ledger = ("panic-actual", "async", "p"), estimate = "0.6",
+                actual = |_: &u32| -> Decimal { panic!("pricing crashed") },
+                max_spend = "1", engine = engine.clone())]
+async fn actual_panics_async(engine: Arc<Engine>) -> Result<u32, ToolError> {
+    tokio::task::yield_now().await;
+    Ok(1)
+}
+
+#[guard_bounded(ledger = ("panic-actual", "on-error", "p"), estimate = "0.4", actual = |_| dec!(0.1),
+                on_error = |_: &ToolError| -> Decimal { panic!("error pricing crashed") },
+                max_spend = "1", engine = engine)]
+fn on_error_panics(engine: &Engine) -> Result<u32, ToolError> {
+    Err(ToolError::Failed("x"))
+}
+
+#[guard_bounded(ledger = ("panic-actual", "err", "p"), estimate = "0.3",
+                actual = |_| -> Result<Decimal, String> { Err("no price".into()) },
+                max_spend = "1", engine = engine)]
+fn actual_errs(engine: &Engine) -> Result<u32, ToolError> {
+    Ok(1)
+}
+
+#[test]
+fn panicking_actual_commits_the_estimate() {
+    let engine = Engine::in_memory();
+    let budget = lifetime(dec!(1));
+    let status = |e: &Engine, res: &str| {
+        let s = e
+            .status_with(&Ledger::new("panic-actual", res, "p"), &budget)
+            .unwrap();
+        (s.committed(), s.reserved())
+    };
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| actual_panics(&engine)));
+    let panic = caught.expect_err("the panic is resumed");
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"pricing crashed"));
+    assert_eq!(status(&engine, "sync"), (dec!(0.7), dec!(0)));
+
+    let caught =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_error_panics(&engine)));
+    assert!(caught.is_err());
+    assert_eq!(status(&engine, "on-error"), (dec!(0.4), dec!(0)));
+
+    // An `Err` from `actual` commits the estimate too (and the call's value is returned).
+    assert_eq!(actual_errs(&engine).unwrap(), 1);
+    assert_eq!(status(&engine, "err"), (dec!(0.3), dec!(0)));
+
+    let engine = Arc::new(engine);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let joined = rt.block_on(async { tokio::spawn(actual_panics_async(engine.clone())).await });
+    assert!(joined.unwrap_err().is_panic());
+    assert_eq!(status(&engine, "async"), (dec!(0.6), dec!(0)));
+}
+
+// ----- `&mut self` with an owned engine handle ------------------------------------------
+
+struct Counter {
+    engine: Arc<Engine>,
+    calls: u32,
+}
+
+impl Counter {
+    #[guard_bounded(engine = self.engine.clone(), ledger = ("mut-self", "count", "p"), estimate = "1",
+                    actual = |n: &u32| Decimal::from(*n), max_spend = "10")]
+    fn bump(&mut self) -> Result<u32, ToolError> {
+        self.calls += 1;
+        Ok(self.calls)
+    }
+}
+
+#[test]
+fn mut_self_with_an_owned_engine_handle() {
+    let mut counter = Counter {
+        engine: Arc::new(Engine::in_memory()),
+        calls: 0,
+    };
+    assert_eq!(counter.bump().unwrap(), 1);
+    assert_eq!(counter.bump().unwrap(), 2);
+    let status = counter
+        .engine
+        .status_with(&Ledger::new("mut-self", "count", "p"), &lifetime(dec!(10)))
+        .unwrap();
+    assert_eq!(status.committed(), dec!(3));
+}

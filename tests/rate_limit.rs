@@ -220,3 +220,31 @@ fn threads_never_exceed_max_calls() {
     });
     assert_eq!(HAMMERED.load(Ordering::SeqCst), 50);
 }
+
+// ----- gates from expressions, integer parts -----------------------------------------------
+
+fn agent_gate(id: u64) -> Gate {
+    Gate::new("expr", "fetch", format!("agent:{id}"))
+}
+
+#[rate_limit(gate = agent_gate(id), max_calls = 1, window = "1h", engine = &*ENGINE)]
+fn gated_by_expression(id: u64) -> Result<u64, ToolError> {
+    Ok(id)
+}
+
+#[rate_limit(gate = ("expr", "int", id), max_calls = 1, window = "1h", engine = &*ENGINE)]
+fn gated_by_integer(id: u32) -> Result<u32, ToolError> {
+    Ok(id)
+}
+
+#[test]
+fn gates_from_expressions_and_integer_parts() {
+    assert_eq!(gated_by_expression(1).unwrap(), 1);
+    assert!(matches!(gated_by_expression(1), Err(ToolError::Rate(_))));
+    assert_eq!(gated_by_expression(2).unwrap(), 2, "another gate");
+    assert_eq!(gated_by_integer(5).unwrap(), 5);
+    match gated_by_integer(5) {
+        Err(ToolError::Rate(e)) => assert_eq!(e.decision().gate().principal(), "5"),
+        other => panic!("expected a rate limit, got {other:?}"),
+    }
+}

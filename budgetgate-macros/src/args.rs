@@ -10,31 +10,12 @@ use syn::{Expr, Ident, Lit, LitStr, Path, Token};
 
 use crate::literal::{self, Amount, WindowLit};
 
-/// Every key any attribute accepts (each attribute accepts a subset).
-pub const KEYS: &[&str] = &[
-    "ledger",
-    "ledgers",
-    "gate",
-    "max_calls",
-    "cooldown",
-    "capacity",
-    "refill",
-    "cost",
-    "estimate",
-    "actual",
-    "on_error",
-    "max_spend",
-    "window",
-    "engine",
-    "crate",
-];
-
 /// The parsed attribute.
 #[derive(Default)]
 pub struct Args {
-    pub ledger: Option<Keyed<[Expr; 3]>>,
-    pub ledgers: Option<Keyed<Vec<[Expr; 3]>>>,
-    pub gate: Option<Keyed<[Expr; 3]>>,
+    pub ledger: Option<Keyed<LedgerArg>>,
+    pub ledgers: Option<Keyed<LedgersArg>>,
+    pub gate: Option<Keyed<LedgerArg>>,
     pub max_calls: Option<Keyed<u64>>,
     pub cooldown: Option<Keyed<WindowLit>>,
     pub capacity: Option<Keyed<u64>>,
@@ -53,6 +34,22 @@ pub struct Args {
 pub struct Keyed<T> {
     pub key: Span,
     pub value: T,
+}
+
+/// `ledger = …` / `gate = …`.
+pub enum LedgerArg {
+    /// `(namespace, resource, principal)`: three parts (strings or integers).
+    Parts(Box<[Expr; 3]>),
+    /// Any expression of type `Ledger` / `&Ledger` (`Gate` / `&Gate`).
+    Expr(Expr),
+}
+
+/// `ledgers = …`.
+pub enum LedgersArg {
+    /// `[(ns, res, principal), other_ledger, ..]`.
+    List(Vec<LedgerArg>),
+    /// Any expression that iterates over ledgers (`Vec<Ledger>`, …).
+    Expr(Expr),
 }
 
 /// `cost = …` / `estimate = …`.
@@ -87,8 +84,18 @@ impl Parse for Pair {
     }
 }
 
-impl Parse for Args {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+/// Parses the attribute's arguments; `keys` are the keys of this attribute
+/// (named in the error for an unknown key).
+pub fn parse_args(
+    tokens: proc_macro2::TokenStream,
+    attr: &str,
+    keys: &[&str],
+) -> syn::Result<Args> {
+    syn::parse::Parser::parse2(|input: ParseStream| Args::parse(input, attr, keys), tokens)
+}
+
+impl Args {
+    fn parse(input: ParseStream, attr: &str, keys: &[&str]) -> syn::Result<Self> {
         let pairs = Punctuated::<Pair, Token![,]>::parse_terminated(input)?;
         let mut args = Args::default();
         for Pair { key, value } in pairs {
@@ -121,19 +128,56 @@ impl Parse for Args {
                 "window" => set!(window, parse_window(value)?),
                 "engine" => set!(engine, value),
                 "crate" => set!(krate, parse_path(value)?),
-                _ => {
-                    return Err(syn::Error::new(
-                        span,
-                        format!("unknown key `{name}`; expected one of: {}", KEYS.join(", ")),
-                    ))
-                }
+                _ => return Err(unknown_key(&name, span, attr, keys)),
             }
         }
         Ok(args)
     }
 }
 
-fn parse_ledger(value: Expr, key: &str) -> syn::Result<[Expr; 3]> {
+/// "unknown key `x`", the keys of this attribute, and the nearest of them.
+fn unknown_key(name: &str, span: Span, attr: &str, keys: &[&str]) -> syn::Error {
+    let list = keys
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let nearest = keys
+        .iter()
+        .map(|k| (distance(name, k), *k))
+        .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d);
+    let hint = match nearest {
+        Some((_, k)) => format!("; did you mean `{k}`?"),
+        None => String::new(),
+    };
+    syn::Error::new(
+        span,
+        format!("unknown key `{name}`{hint}\n#[{attr}] takes: {list}"),
+    )
+}
+
+/// Levenshtein distance (keys are short ASCII).
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+fn parse_ledger(value: Expr, key: &str) -> syn::Result<LedgerArg> {
     let middle = if key == "gate" { "action" } else { "resource" };
     let arity_error = |span| {
         syn::Error::new(
@@ -145,10 +189,12 @@ fn parse_ledger(value: Expr, key: &str) -> syn::Result<[Expr; 3]> {
         Expr::Tuple(tuple) => {
             let span = tuple.span();
             let parts: Vec<Expr> = tuple.elems.into_iter().collect();
-            <[Expr; 3]>::try_from(parts).map_err(|_| arity_error(span))
+            <[Expr; 3]>::try_from(parts)
+                .map(|parts| LedgerArg::Parts(Box::new(parts)))
+                .map_err(|_| arity_error(span))
         }
         Expr::Paren(paren) => Err(arity_error(paren.span())),
-        other => Err(arity_error(other.span())),
+        other => Ok(LedgerArg::Expr(other)),
     }
 }
 
@@ -189,18 +235,20 @@ fn parse_window(value: Expr) -> syn::Result<WindowLit> {
     }
 }
 
-/// `ledgers = [(ns, res, principal), (..), ..]`: a hierarchy.
-fn parse_ledgers(value: Expr) -> syn::Result<Vec<[Expr; 3]>> {
+/// `ledgers = [(ns, res, principal), (..), ..]` or an expression: a hierarchy.
+fn parse_ledgers(value: Expr) -> syn::Result<LedgersArg> {
     match value {
-        Expr::Array(array) if !array.elems.is_empty() => array
+        Expr::Array(array) if array.elems.is_empty() => Err(syn::Error::new(
+            array.span(),
+            "`ledgers` takes a list of ledgers: `ledgers = [(ns, res, \"user:1\"), (ns, res, \"project:a\")]`",
+        )),
+        Expr::Array(array) => array
             .elems
             .into_iter()
             .map(|e| parse_ledger(e, "ledgers"))
-            .collect(),
-        other => Err(syn::Error::new(
-            other.span(),
-            "`ledgers` takes a list of ledgers: `ledgers = [(ns, res, \"user:1\"), (ns, res, \"project:a\")]`",
-        )),
+            .collect::<syn::Result<_>>()
+            .map(LedgersArg::List),
+        other => Ok(LedgersArg::Expr(other)),
     }
 }
 

@@ -12,9 +12,9 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Attribute, Block, ReturnType, Signature, Visibility};
 
-use crate::args::{AmountArg, OnError};
+use crate::args::{AmountArg, LedgerArg, LedgersArg, OnError};
 use crate::literal::WindowLit;
-use crate::validate::{Cost, Model, RateLit};
+use crate::validate::{Cost, Kind, Ledgers, Model, RateLit};
 
 /// The function being guarded.
 pub struct Func {
@@ -48,19 +48,21 @@ struct Names {
 
 impl Names {
     fn new() -> Self {
+        // Readable names (they can appear in compiler messages), kept apart
+        // from the user's by `mixed_site` hygiene.
         let n = |s: &str| Ident::new(s, Span::mixed_site());
         Names {
-            engine_owner: n("__bg_engine_owner"),
-            engine: n("__bg_engine"),
-            ledger: n("__bg_ledger"),
-            budget: n("__bg_budget"),
-            amount: n("__bg_amount"),
-            reservation: n("__bg_reservation"),
-            decision: n("__bg_decision"),
-            output: n("__bg_output"),
-            value: n("__bg_value"),
-            error: n("__bg_error"),
-            blocked: n("__bg_blocked"),
+            engine_owner: n("engine_owner"),
+            engine: n("engine"),
+            ledger: n("ledger"),
+            budget: n("budget"),
+            amount: n("amount"),
+            reservation: n("reservation"),
+            decision: n("decision"),
+            output: n("output"),
+            value: n("value"),
+            error: n("error"),
+            blocked: n("blocked"),
         }
     }
 }
@@ -108,14 +110,130 @@ fn engine_stmt(model: &Model, n: &Names) -> TokenStream {
     let krate = &model.krate;
     let (owner, engine) = (&n.engine_owner, &n.engine);
     match &model.engine {
-        Some(expr) => quote! {
-            let #owner = &(#expr);
-            let #engine: &#krate::Engine = #krate::__private::engine(#owner);
-        },
+        Some(expr) => {
+            let as_engine =
+                quote_spanned!(expr.span()=> #krate::__private::AsEngine::as_engine(#owner));
+            quote! {
+                let #owner = &(#expr);
+                let #engine: &#krate::Engine = #as_engine;
+            }
+        }
         None => quote! {
             let #engine: &#krate::Engine = #krate::__private::global();
         },
     }
+}
+
+/// One part of a ledger tuple, as a `String` (see `__private::LedgerPart`).
+fn part(krate: &TokenStream, e: &syn::Expr) -> TokenStream {
+    quote_spanned!(e.span()=> #krate::__private::LedgerPart::into_part(#e))
+}
+
+/// A `Ledger` (or, for `gate`, a `Gate`) from a tuple or an expression.
+fn ledger_value(krate: &TokenStream, arg: &LedgerArg, gate: bool) -> TokenStream {
+    match arg {
+        LedgerArg::Parts(parts) => {
+            let [a, b, c] = &**parts;
+            let (a, b, c) = (part(krate, a), part(krate, b), part(krate, c));
+            if gate {
+                quote!(#krate::__private::gate(#a, #b, #c))
+            } else {
+                quote!(#krate::__private::ledger(#a, #b, #c))
+            }
+        }
+        LedgerArg::Expr(e) if gate => {
+            quote_spanned!(e.span()=> #krate::__private::IntoGate::into_gate(#e))
+        }
+        LedgerArg::Expr(e) => {
+            quote_spanned!(e.span()=> #krate::__private::IntoLedger::into_ledger(#e))
+        }
+    }
+}
+
+/// The hard-mode return-type trait of this attribute (`__private::GuardReturn` & co.).
+fn hard_trait(model: &Model) -> TokenStream {
+    let krate = &model.krate;
+    let name = match model.kind {
+        Kind::GuardBounded => "GuardBoundedReturn",
+        Kind::RateLimit | Kind::RateLimitResult => "RateLimitReturn",
+        Kind::Guard | Kind::GuardResult => "GuardReturn",
+    };
+    let name = Ident::new(name, Span::call_site());
+    quote!(#krate::__private::#name)
+}
+
+/// `return Err(blocked.into())`, through the return type's trait, spanned at
+/// the return type: a non-`Result` or an error type without `From<B>` is
+/// reported there, in the attribute's words.
+fn hard_block(model: &Model, block_ty: TokenStream, blocked: &Ident) -> TokenStream {
+    let krate = &model.krate;
+    let output_ty = &model.output;
+    let tr = hard_trait(model);
+    quote_spanned! {output_ty.span()=>
+        return <#output_ty as #tr>::from_err(
+            <<#output_ty as #tr>::Err as #krate::__private::HoldsBlock<#block_ty>>::hold(#blocked))
+    }
+}
+
+/// Calls an `actual` / `on_error` closure on `value` with its parameter type
+/// fixed (so `|c| c.cost()` needs no annotation), catching a panic. The
+/// helper is local and spanned at the closure: a closure of the wrong type
+/// is reported at the closure, with no reference to budgetgate's sources.
+fn call_cost_closure(
+    krate: &TokenStream,
+    helper: &str,
+    closure: &syn::Expr,
+    value: TokenStream,
+) -> TokenStream {
+    // The call runs from the closure's first token to its last, so that a
+    // mismatch underlines the whole closure.
+    let first = closure.span();
+    let last = quote!(#closure)
+        .into_iter()
+        .last()
+        .map_or(first, |t| t.span());
+    let krate = respan(krate, first);
+    let helper = Ident::new(helper, first);
+    let mut args = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Parenthesis,
+        quote!(#value, #closure),
+    );
+    args.set_span(last);
+    quote_spanned! {first=>
+        {
+            #[inline(always)]
+            fn #helper<T: ?::core::marker::Sized, A: #krate::__private::IntoAmount, F: ::core::ops::FnOnce(&T) -> A>(
+                value: &T,
+                f: F,
+            ) -> ::core::result::Result<
+                ::core::result::Result<#krate::Decimal, ::std::string::String>,
+                #krate::__private::Panic,
+            > {
+                ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(move || {
+                    #krate::__private::IntoAmount::into_amount(f(value))
+                }))
+            }
+            #helper #args
+        }
+    }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut t| {
+            if let proc_macro2::TokenTree::Group(g) = &t {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(&g.stream(), span));
+                group.set_span(span);
+                t = proc_macro2::TokenTree::Group(group);
+            } else {
+                t.set_span(span);
+            }
+            t
+        })
+        .collect()
 }
 
 /// Rate limits return early from `guarded_body` (see `amount_arg`).
@@ -128,14 +246,15 @@ fn unreachable_rate() -> TokenStream {
 /// The user's block run as a closure / async block, so its value can be used.
 fn run_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
     let output_ty = &model.output;
+    let fake = Ident::new("unreachable_return", Span::mixed_site());
     let stmts = &block.stmts;
     let fake_return = quote! {
         #[allow(unknown_lints, unreachable_code, clippy::diverging_sub_expression,
                 clippy::let_unit_value, clippy::unreachable, clippy::empty_loop,
                 clippy::needless_return)]
         if false {
-            let __bg_fake_return: #output_ty = loop {};
-            return __bg_fake_return;
+            let #fake: #output_ty = loop {};
+            return #fake;
         }
     };
     if is_async {
@@ -165,7 +284,10 @@ fn rate_body(
         ..
     } = n;
     let engine_stmt = engine_stmt(model, n);
-    let [ns, action, principal] = &model.ledgers[0];
+    let gate_value = match &model.ledgers {
+        Ledgers::One(arg) => ledger_value(krate, arg, true),
+        Ledgers::Many(_) => unreachable_rate(),
+    };
     let (max_calls, window_ms) = rate.max_calls.unwrap_or((0, 0));
     let cooldown_ms = rate.cooldown_ms.unwrap_or(0);
     let (capacity, tokens, period_ms) = rate.bucket.unwrap_or((0, 0, 0));
@@ -177,7 +299,7 @@ fn rate_body(
     let await_ = if is_async { quote!(.await) } else { quote!() };
     let prelude = quote! {
         #engine_stmt
-        let #gate: #krate::Gate = #krate::__private::gate(#ns, #action, #principal);
+        let #gate: #krate::Gate = #gate_value;
         const POLICY: #krate::Policy = #krate::__private::policy(
             #max_calls, #window_ms, #cooldown_ms, #capacity, #tokens, #period_ms, #soft);
         let #policy: &#krate::Policy = &POLICY;
@@ -198,7 +320,7 @@ fn rate_body(
             #krate::__private::rate_allowed(#decision, #output)
         }
     } else {
-        let on_block = quote_spanned!(output_ty.span()=> return <#output_ty as #krate::__private::HardReturn<#krate::RateLimited>>::blocked(#blocked));
+        let on_block = hard_block(model, quote!(#krate::RateLimited), blocked);
         quote! {
             {
                 #prelude
@@ -232,18 +354,18 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
 
     // --- prelude: engine, ledger, budget, amount (evaluated before the body) ---
     let engine_stmt = engine_stmt(model, &n);
-    let ledger_stmt = if model.hierarchy {
-        let parts = model
-            .ledgers
-            .iter()
-            .map(|[ns, res, principal]| quote!(#krate::__private::ledger(#ns, #res, #principal)));
-        quote! {
-            let #ledger = [#(#parts),*];
+    let ledger_stmt = match &model.ledgers {
+        Ledgers::One(arg) => {
+            let value = ledger_value(krate, arg, false);
+            quote!(let #ledger: #krate::Ledger = #value;)
         }
-    } else {
-        let [ns, res, principal] = &model.ledgers[0];
-        quote! {
-            let #ledger: #krate::Ledger = #krate::__private::ledger(#ns, #res, #principal);
+        Ledgers::Many(LedgersArg::List(items)) => {
+            let parts = items.iter().map(|arg| ledger_value(krate, arg, false));
+            quote!(let #ledger = [#(#parts),*];)
+        }
+        Ledgers::Many(LedgersArg::Expr(e)) => {
+            let value = quote_spanned!(e.span()=> #krate::__private::IntoLedgers::into_ledgers(#e));
+            quote!(let #ledger: ::std::vec::Vec<#krate::Ledger> = #value;)
         }
     };
     let budget_stmt = match &model.budget {
@@ -273,14 +395,19 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
         Cost::Bounded { estimate, .. } => estimate,
         Cost::Rate(rate) => return rate_body(model, rate, is_async, block, &n),
     };
-    let amount_value = match amount_arg {
-        AmountArg::Literal(lit) => lit.decimal_tokens(krate),
-        AmountArg::Expr(expr) => quote!(#expr),
-    };
     // A `Decimal`, or a `Result<Decimal, E>` whose error blocks the call.
+    let amount_value = match amount_arg {
+        AmountArg::Literal(lit) => {
+            let lit = lit.decimal_tokens(krate);
+            quote!(::core::result::Result::Ok(#lit))
+        }
+        AmountArg::Expr(expr) => {
+            quote_spanned!(expr.span()=> #krate::__private::IntoAmount::into_amount(#expr))
+        }
+    };
     let amount_stmt = quote! {
         let #amount: ::core::result::Result<#krate::Decimal, ::std::string::String> =
-            #krate::__private::amount(#amount_value);
+            #amount_value;
     };
     let prelude = quote!(#engine_stmt #ledger_stmt #budget_stmt #amount_stmt);
 
@@ -318,8 +445,7 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
     let on_block = if model.soft {
         quote!(return #krate::__private::blocked(#blocked))
     } else {
-        // Spanned at the return type: a missing `From<BudgetExceeded>` is reported there.
-        quote_spanned!(output_ty.span()=> return <#output_ty as #krate::__private::HardReturn<#krate::BudgetExceeded>>::blocked(#blocked))
+        hard_block(model, quote!(#krate::BudgetExceeded), blocked)
     };
 
     // The user's statements, spliced without their braces (a block as a
@@ -370,24 +496,50 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
                 let f = sfx("reserve");
                 await_(quote!(#krate::__private::#f(#engine, &#ledger, #budget_arg #amount)))
             };
-            let commit_fn = sfx("commit");
-            let settle_error_fn = sfx("settle_error");
-            let settle = if model.output_is_result {
-                let (err_pat, cost) = match on_error {
-                    OnError::Release => (quote!(_), quote!(#krate::__private::ErrorCost::Release)),
-                    OnError::Estimate => {
-                        (quote!(_), quote!(#krate::__private::ErrorCost::Estimate))
-                    }
-                    OnError::Closure(f) => (
+            let commit_fn = sfx("commit_caught");
+            let commit = |value: TokenStream| {
+                let cost = call_cost_closure(krate, "actual_cost", actual, value);
+                await_(quote!(#krate::__private::#commit_fn(#reservation, #cost)))
+            };
+            let settle_error = || match on_error {
+                OnError::Release | OnError::Estimate => {
+                    let f = sfx("settle_error");
+                    let cost = if matches!(on_error, OnError::Release) {
+                        quote!(#krate::__private::ErrorCost::Release)
+                    } else {
+                        quote!(#krate::__private::ErrorCost::Estimate)
+                    };
+                    (
+                        quote!(_),
+                        await_(quote!(#krate::__private::#f(#reservation, #cost))),
+                    )
+                }
+                OnError::Closure(f) => {
+                    let settle = sfx("settle_error_caught");
+                    let cost = call_cost_closure(krate, "error_cost", f, quote!(#error));
+                    (
                         quote!(#error),
-                        quote!(#krate::__private::error_cost(#error, #f)),
-                    ),
-                };
-                let commit = await_(
-                    quote!(#krate::__private::#commit_fn(#reservation, #krate::__private::actual(#value, #actual))),
-                );
-                let settle_error =
-                    await_(quote!(#krate::__private::#settle_error_fn(#reservation, #cost)));
+                        await_(
+                            quote!(#krate::__private::#settle(#reservation, #krate::__private::error_cost_caught(#cost))),
+                        ),
+                    )
+                }
+            };
+            let settle = if !model.soft {
+                // Hard mode: a `Result` by type (aliases included).
+                let tr = hard_trait(model);
+                let split = quote_spanned!(output_ty.span()=> <#output_ty as #tr>::split(&#output));
+                let (err_pat, settle_error) = settle_error();
+                let commit = commit(quote!(#value));
+                quote! {
+                    match #split {
+                        ::core::result::Result::Ok(#value) => #commit,
+                        ::core::result::Result::Err(#err_pat) => #settle_error,
+                    }
+                }
+            } else if model.output_is_result {
+                let (err_pat, settle_error) = settle_error();
+                let commit = commit(quote!(#value));
                 quote! {
                     match &#output {
                         ::core::result::Result::Ok(#value) => #commit,
@@ -395,9 +547,7 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
                     }
                 }
             } else {
-                let commit = await_(
-                    quote!(#krate::__private::#commit_fn(#reservation, #krate::__private::actual(&#output, #actual))),
-                );
+                let commit = commit(quote!(&#output));
                 quote!(#commit;)
             };
             let finish = if model.soft {

@@ -20,32 +20,232 @@ use syn::{Expr, Stmt};
 use expand::{Body, Func};
 use validate::Kind;
 
-/// Fixed cost, hard mode. See `budgetgate`'s crate docs.
+/// Fixed cost, hard mode: the cost is checked and recorded before the body
+/// runs; a blocked call returns `Err(BudgetExceeded.into())` and the body
+/// does not run.
+///
+/// The function must return a `Result<T, E>` (an alias such as
+/// `io::Result<T>` or `type ToolResult<T> = Result<T, ToolError>` is fine)
+/// with `E: From<budgetgate::BudgetExceeded>`; for other return types use
+/// `#[guard_result]`.
+///
+/// # Keys
+///
+/// - `ledger = (namespace, resource, principal)` — each part a string
+///   (`&str`, `String`, `Cow<str>`, …) or an integer, evaluated before the
+///   body with the arguments and `self` in scope; or `ledger = EXPR`, any
+///   expression of type `Ledger` / `&Ledger` (`ledger = user_ledger(id)`).
+/// - `ledgers = [(..), (..), ..]` — a hierarchy, charged all or nothing (each
+///   ledger's budget registered on the engine); items may be tuples or
+///   `Ledger` expressions; or `ledgers = EXPR`, any
+///   `IntoIterator<Item = Ledger>` (`ledgers = org_chain(id)`, a `Vec`, an
+///   array), each distinct ledger charged once.
+/// - `cost = "0.01"` — required: a literal (string or integer, ≤ 9 decimal
+///   places, checked at compile time) or an expression of type `Decimal` or
+///   `Result<Decimal, E>` (an `Err` blocks the call, reason `InvalidAmount`).
+/// - `max_spend = "10.00"` — a call-site budget (a literal, checked at compile
+///   time); it wins over a budget registered on the engine. Not with `ledgers`.
+/// - `window = "1h"` — with `max_spend`: `"30s"`, `"15m"`, `"1h"`, `"7d"`,
+///   `"daily"`, `"monthly"` or `"unbounded"` (the default).
+/// - `engine = EXPR` — an `Engine`, `&Engine` or `Arc<Engine>`; default
+///   `budgetgate::global()`.
+/// - `crate = PATH` — where `budgetgate` is, for a renamed dependency.
+///
+/// # Example
+///
+/// ```ignore
+/// use budgetgate::{guard, BudgetExceeded};
+///
+/// #[derive(Debug)]
+/// enum ToolError { Budget(BudgetExceeded) }
+/// impl From<BudgetExceeded> for ToolError {
+///     fn from(e: BudgetExceeded) -> Self { ToolError::Budget(e) }
+/// }
+///
+/// #[guard(ledger = ("search", "web", user), cost = "0.01", max_spend = "1.00", window = "1h")]
+/// fn web_search(user: u64, query: &str) -> Result<String, ToolError> {
+///     Ok(format!("results for {query}"))
+/// }
+/// ```
 #[proc_macro_attribute]
 pub fn guard(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::Guard, args, item)
 }
 
-/// Bounded cost (reserve the estimate, commit the actual), hard mode.
+/// Bounded cost, hard mode: `estimate` is reserved before the body runs;
+/// afterwards `actual` computes the true cost from the `Ok` value and it is
+/// committed. A blocked call returns `Err(BudgetExceeded.into())` and the body
+/// does not run.
+///
+/// The function must return a `Result<T, E>` (aliases are fine) with
+/// `E: From<budgetgate::BudgetExceeded>`; for other return types use
+/// `#[guard_result]`. If the body returns `Err`, panics or its future is
+/// dropped, the reservation is released (unless `on_error` says otherwise).
+/// If `actual` returns an `Err` or panics, the estimate is committed (the
+/// call ran) and the panic is resumed.
+///
+/// # Keys
+///
+/// - `ledger = (namespace, resource, principal)` — each part a string
+///   (`&str`, `String`, `Cow<str>`, …) or an integer, evaluated before the
+///   body with the arguments and `self` in scope; or `ledger = EXPR`, any
+///   expression of type `Ledger` / `&Ledger` (`ledger = user_ledger(id)`).
+/// - `ledgers = [(..), (..), ..]` — a hierarchy, charged all or nothing (each
+///   ledger's budget registered on the engine); items may be tuples or
+///   `Ledger` expressions; or `ledgers = EXPR`, any
+///   `IntoIterator<Item = Ledger>` (`ledgers = org_chain(id)`, a `Vec`, an
+///   array), each distinct ledger charged once.
+/// - `estimate = "0.50"` — required: the worst case, a literal or a
+///   `Decimal` / `Result<Decimal, E>` expression.
+/// - `actual = |value: &T| …` — required: a closure over the `Ok` value
+///   returning a `Decimal` or `Result<Decimal, E>`.
+/// - `on_error = release | estimate | |e: &E| …` — what an `Err` costs:
+///   nothing (the default), the estimate, or what the closure returns.
+/// - `max_spend = "10.00"` — a call-site budget (a literal, checked at compile
+///   time); it wins over a budget registered on the engine. Not with `ledgers`.
+/// - `window = "1h"` — with `max_spend`: `"30s"`, `"15m"`, `"1h"`, `"7d"`,
+///   `"daily"`, `"monthly"` or `"unbounded"` (the default).
+/// - `engine = EXPR` — an `Engine`, `&Engine` or `Arc<Engine>`; default
+///   `budgetgate::global()`.
+/// - `crate = PATH` — where `budgetgate` is, for a renamed dependency.
+///
+/// On a `&mut self` method, give an owned handle (`engine =
+/// self.engine.clone()`), not `&self.engine`: the reservation holds the
+/// engine for the whole call.
+///
+/// # Example
+///
+/// ```ignore
+/// use budgetgate::{guard_bounded, dec, BudgetExceeded, Decimal};
+///
+/// struct Completion { tokens: u64 }
+/// #[derive(Debug)]
+/// struct Blocked(BudgetExceeded);
+/// impl From<BudgetExceeded> for Blocked {
+///     fn from(e: BudgetExceeded) -> Self { Blocked(e) }
+/// }
+///
+/// #[guard_bounded(
+///     ledger = ("openai", "gpt-4o", user),
+///     estimate = "0.50",
+///     actual = |c| Decimal::from(c.tokens) * dec!(0.00001),
+///     on_error = estimate,
+///     max_spend = "10.00", window = "daily",
+/// )]
+/// async fn ask(user: u64, prompt: &str) -> Result<Completion, Blocked> {
+///     Ok(Completion { tokens: 2_000 })
+/// }
+/// ```
 #[proc_macro_attribute]
 pub fn guard_bounded(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::GuardBounded, args, item)
 }
 
-/// Soft mode: the function returns `budgetgate::Guarded<R>`.
+/// Soft mode, fixed (`cost`) or bounded (`estimate` + `actual`): the return
+/// type `R` becomes `budgetgate::Guarded<R>`, which carries the decision and,
+/// unless the call was blocked, the value. Any return type works.
+///
+/// # Keys
+///
+/// - `ledger = (namespace, resource, principal)` — each part a string
+///   (`&str`, `String`, `Cow<str>`, …) or an integer, evaluated before the
+///   body with the arguments and `self` in scope; or `ledger = EXPR`, any
+///   expression of type `Ledger` / `&Ledger` (`ledger = user_ledger(id)`).
+/// - `ledgers = [(..), (..), ..]` — a hierarchy, charged all or nothing (each
+///   ledger's budget registered on the engine); items may be tuples or
+///   `Ledger` expressions; or `ledgers = EXPR`, any
+///   `IntoIterator<Item = Ledger>` (`ledgers = org_chain(id)`, a `Vec`, an
+///   array), each distinct ledger charged once.
+/// - `cost = …` — a fixed cost (as in `#[guard]`); or
+/// - `estimate = …` and `actual = |value: &R| …` — a bounded cost (as in
+///   `#[guard_bounded]`; `actual` receives the whole return value, or the
+///   `Ok` value when the return type is spelled `Result<..>`).
+/// - `on_error = release | estimate | |e: &E| …` — bounded, with a return type
+///   spelled `Result<T, E>` only.
+/// - `max_spend = "10.00"` — a call-site budget (a literal, checked at compile
+///   time); it wins over a budget registered on the engine. Not with `ledgers`.
+/// - `window = "1h"` — with `max_spend`: `"30s"`, `"15m"`, `"1h"`, `"7d"`,
+///   `"daily"`, `"monthly"` or `"unbounded"` (the default).
+/// - `engine = EXPR` — an `Engine`, `&Engine` or `Arc<Engine>`; default
+///   `budgetgate::global()`.
+/// - `crate = PATH` — where `budgetgate` is, for a renamed dependency.
+///
+/// # Example
+///
+/// ```ignore
+/// use budgetgate::guard_result;
+///
+/// #[guard_result(ledger = ("embed", "small", "team:a"), cost = "0.5", max_spend = "1")]
+/// fn embed(text: &str) -> Vec<f32> {
+///     vec![text.len() as f32]
+/// }
+///
+/// let guarded = embed("ab");
+/// if guarded.is_allowed() { /* … */ }
+/// println!("{}", guarded.decision().message());
+/// ```
 #[proc_macro_attribute]
 pub fn guard_result(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::GuardResult, args, item)
 }
 
-/// Call-rate limit, hard mode: `Err(RateLimited.into())` when limited.
+/// Call-rate limit, hard mode: the call is checked and recorded before the
+/// body runs; a limited call returns `Err(RateLimited.into())`.
+///
+/// The function must return a `Result<T, E>` (aliases are fine) with
+/// `E: From<budgetgate::RateLimited>`; for other return types use
+/// `#[rate_limit_result]`.
+///
+/// # Keys
+///
+/// - `gate = (namespace, action, principal)` — required; parts as for a
+///   ledger (strings or integers), or `gate = EXPR` of type `Gate` / `&Gate`.
+/// - `max_calls = 100, window = "1m"` — at most that many calls per rolling
+///   window;
+/// - `cooldown = "2s"` — a minimum gap between calls;
+/// - `capacity = 10, refill = "5/s"` — a token bucket (`"10/1m"`, `"1/500ms"`).
+///
+///   At least one limit is required; several combine (all must allow).
+/// - `engine = EXPR` — an `Engine`, `&Engine` or `Arc<Engine>`; default
+///   `budgetgate::global()`.
+/// - `crate = PATH` — where `budgetgate` is, for a renamed dependency.
+///
+/// # Example
+///
+/// ```ignore
+/// use budgetgate::{rate_limit, RateLimited};
+///
+/// #[derive(Debug)]
+/// struct Limited(RateLimited);
+/// impl From<RateLimited> for Limited {
+///     fn from(e: RateLimited) -> Self { Limited(e) }
+/// }
+///
+/// #[rate_limit(gate = ("tools", "fetch", agent), capacity = 2, refill = "1/s")]
+/// fn fetch(agent: u64, url: &str) -> Result<usize, Limited> {
+///     Ok(url.len())
+/// }
+/// ```
 #[proc_macro_attribute]
 pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::RateLimit, args, item)
 }
 
-/// Call-rate limit, soft mode: the function returns
-/// `budgetgate::Guarded<R, budgetgate::RateDecision>`.
+/// Call-rate limit, soft mode: the return type `R` becomes
+/// `budgetgate::Guarded<R, budgetgate::RateDecision>`. Takes the keys of
+/// `#[rate_limit]`: `gate`, `max_calls` + `window`, `cooldown`, `capacity` +
+/// `refill`, `engine`, `crate`.
+///
+/// # Example
+///
+/// ```ignore
+/// use budgetgate::rate_limit_result;
+///
+/// #[rate_limit_result(gate = ("tools", "ping", "agent:1"), max_calls = 10, window = "1m")]
+/// fn ping() -> u32 { 1 }
+///
+/// assert!(ping().is_allowed());
+/// ```
 #[proc_macro_attribute]
 pub fn rate_limit_result(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::RateLimitResult, args, item)
@@ -65,7 +265,7 @@ fn entry(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn try_expand(kind: Kind, args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let func = parse_fn(kind, item)?;
-    let args: args::Args = syn::parse2(args)?;
+    let args = args::parse_args(args, kind.name(), kind.keys())?;
     let output = match &func.body {
         Body::AsyncTrait(_) => {
             if matches!(kind, Kind::GuardResult | Kind::RateLimitResult) {

@@ -6,7 +6,7 @@ use quote::quote;
 use syn::spanned::Spanned;
 use syn::{Expr, GenericArgument, PathArguments, ReturnType, Signature, Type, TypeParamBound};
 
-use crate::args::{AmountArg, Args, Keyed, OnError};
+use crate::args::{AmountArg, Args, Keyed, LedgerArg, LedgersArg, OnError};
 use crate::literal::{Amount, WindowLit};
 
 /// Which attribute.
@@ -30,7 +30,35 @@ impl Kind {
         }
     }
 
-    fn is_rate(self) -> bool {
+    /// The keys this attribute takes.
+    pub fn keys(self) -> &'static [&'static str] {
+        const BUDGET: [&str; 4] = ["max_spend", "window", "engine", "crate"];
+        match self {
+            Kind::Guard => &[
+                "ledger", "ledgers", "cost", BUDGET[0], BUDGET[1], BUDGET[2], BUDGET[3],
+            ],
+            Kind::GuardBounded => &[
+                "ledger", "ledgers", "estimate", "actual", "on_error", BUDGET[0], BUDGET[1],
+                BUDGET[2], BUDGET[3],
+            ],
+            Kind::GuardResult => &[
+                "ledger", "ledgers", "cost", "estimate", "actual", "on_error", BUDGET[0],
+                BUDGET[1], BUDGET[2], BUDGET[3],
+            ],
+            Kind::RateLimit | Kind::RateLimitResult => &[
+                "gate",
+                "max_calls",
+                "window",
+                "cooldown",
+                "capacity",
+                "refill",
+                "engine",
+                "crate",
+            ],
+        }
+    }
+
+    pub fn is_rate(self) -> bool {
         matches!(self, Kind::RateLimit | Kind::RateLimitResult)
     }
 }
@@ -55,11 +83,18 @@ pub enum Cost {
     Rate(RateLit),
 }
 
+/// The ledger(s) of a spend guard, or the gate of a rate limit.
+pub enum Ledgers {
+    One(LedgerArg),
+    /// A hierarchy, charged all or nothing.
+    Many(LedgersArg),
+}
+
 /// A validated attribute on a validated function.
 pub struct Model {
+    pub kind: Kind,
     pub soft: bool,
-    /// One ledger, or several (a hierarchy, charged all or nothing).
-    pub ledgers: Vec<[Expr; 3]>,
+    pub ledgers: Ledgers,
     pub hierarchy: bool,
     pub cost: Cost,
     pub budget: Option<(Amount, WindowLit)>,
@@ -67,7 +102,8 @@ pub struct Model {
     pub krate: TokenStream,
     /// The value the body produces (for async_trait methods: the future's output).
     pub output: Type,
-    /// Whether `output` is a `Result` (last path segment `Result`).
+    /// Soft mode only: whether `output` is spelled as a `Result` (last path
+    /// segment `Result`). Hard mode needs a `Result` and checks it by type.
     pub output_is_result: bool,
 }
 
@@ -83,6 +119,7 @@ pub fn validate(
     output: Option<&Type>,
 ) -> syn::Result<Model> {
     let name = kind.name();
+    let krate = crate_path(&args);
     if let Some(constness) = &sig.constness {
         return err(
             constness.span(),
@@ -103,7 +140,7 @@ pub fn validate(
         |key| format!("`{key}` belongs to #[rate_limit]; put a #[rate_limit(..)] beside #[{name}]"),
     )?;
     let (ledgers, hierarchy) = match (args.ledger, args.ledgers) {
-        (Some(one), None) => (vec![one.value], false),
+        (Some(one), None) => (Ledgers::One(one.value), false),
         (None, Some(many)) => {
             for (key, span) in [
                 ("max_spend", args.max_spend.as_ref().map(|k| k.key)),
@@ -113,7 +150,7 @@ pub fn validate(
                     return err(span, format!("`{key}` cannot go with `ledgers`: each ledger of a hierarchy has its own budget, registered on the engine"));
                 }
             }
-            (many.value, true)
+            (Ledgers::Many(many.value), true)
         }
         (Some(_), Some(many)) => {
             return err(
@@ -215,7 +252,7 @@ pub fn validate(
         ..
     } = &cost
     {
-        if !output_is_result {
+        if soft && !output_is_result {
             return err(
                 output_span,
                 "`on_error` needs a function returning `Result<T, E>`: it says what an `Err` costs",
@@ -229,14 +266,11 @@ pub fn validate(
         );
     }
 
-    let krate = args.krate.map_or_else(
-        || quote!(::budgetgate),
-        |k| {
-            let path = k.value;
-            quote!(#path)
-        },
-    );
+    if let (Cost::Bounded { .. }, Some(engine)) = (&cost, &args.engine) {
+        check_engine_borrow(sig, &engine.value)?;
+    }
     Ok(Model {
+        kind,
         soft,
         ledgers,
         hierarchy,
@@ -268,6 +302,7 @@ fn check_output(
     output: Option<&Type>,
 ) -> syn::Result<(Type, Span, bool)> {
     let name = kind.name();
+    let has_output = output.is_some();
     let (output, output_span) = match output {
         Some(t) => (t.clone(), t.span()),
         None => match &sig.output {
@@ -275,8 +310,10 @@ fn check_output(
             ReturnType::Default => (syn::parse_quote!(()), sig.ident.span()),
         },
     };
+    // Hard mode: whether the type is a `Result` is left to the type checker
+    // (`GuardReturn` & co.), so aliases work; `()` is certainly not one.
     let output_is_result = is_result(&output);
-    if !soft && !output_is_result {
+    if !soft && matches!(sig.output, ReturnType::Default) && !has_output {
         let (error, soft_name) = if kind.is_rate() {
             ("RateLimited", "rate_limit_result")
         } else {
@@ -397,7 +434,8 @@ fn validate_rate(
     Ok(Model {
         soft,
         krate,
-        ledgers: vec![gate.value],
+        kind,
+        ledgers: Ledgers::One(gate.value),
         hierarchy: false,
         cost: Cost::Rate(RateLit {
             max_calls,
@@ -411,8 +449,66 @@ fn validate_rate(
     })
 }
 
+/// `engine = &self.engine` on a `&mut self` method: the reservation holds
+/// that borrow of `self` while the body needs `self` mutably. Refused here,
+/// with the fix, rather than as a borrow error inside the expansion.
+fn check_engine_borrow(sig: &Signature, engine: &Expr) -> syn::Result<()> {
+    let mut_self = sig.inputs.first().is_some_and(|arg| {
+        matches!(arg, syn::FnArg::Receiver(r) if r.mutability.is_some() && r.reference.is_some())
+    });
+    if !mut_self || !borrows_self(engine) {
+        return Ok(());
+    }
+    let text = quote!(#engine)
+        .to_string()
+        .replace(" . ", ".")
+        .replace("& ", "&");
+    let owned = field_path(engine).unwrap_or_else(|| "self.engine".to_owned());
+    Err(syn::Error::new_spanned(
+        engine,
+        format!("`engine = {text}` borrows `self` for the whole call (the reservation holds it), but this method takes `&mut self`; use an owned handle: `engine = {owned}.clone()` (an `Engine` or `Arc<Engine>` clone is cheap)"),
+    ))
+}
+
+/// `self.a.b`, `&self.a`, `&*self.a`, `(self.a)`: a place inside `self`.
+fn borrows_self(expr: &Expr) -> bool {
+    match expr {
+        Expr::Reference(r) => borrows_self(&r.expr),
+        Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Deref(_),
+            expr,
+            ..
+        }) => borrows_self(expr),
+        Expr::Paren(p) => borrows_self(&p.expr),
+        Expr::Field(f) => field_path(&f.base).is_some(),
+        _ => false,
+    }
+}
+
+/// `self.a.b` as text, if `expr` is such a field path rooted at `self`.
+fn field_path(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Path(p) if p.path.is_ident("self") => Some("self".to_owned()),
+        Expr::Field(f) => {
+            let member = match &f.member {
+                syn::Member::Named(i) => i.to_string(),
+                syn::Member::Unnamed(i) => i.index.to_string(),
+            };
+            field_path(&f.base).map(|base| format!("{base}.{member}"))
+        }
+        Expr::Reference(r) => field_path(&r.expr),
+        Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Deref(_),
+            expr,
+            ..
+        }) => field_path(expr),
+        Expr::Paren(p) => field_path(&p.expr),
+        _ => None,
+    }
+}
+
 /// `Result<..>`, `io::Result<..>`, `anyhow::Result<..>`: judged by the last
-/// path segment, as a macro cannot resolve aliases.
+/// path segment (soft mode, where a non-`Result` is also allowed).
 pub fn is_result(ty: &Type) -> bool {
     match ty {
         Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),

@@ -449,3 +449,12 @@ impl<T, D: Blocking> Guarded<T, D> {
         }
     }
 }
+
+/// Lets a function returning `io::Result<T>` carry a guard: a block is an
+/// `io::ErrorKind::Other` error holding the `BudgetExceeded` (get it back
+/// with `get_ref()` and `downcast_ref`).
+impl From<BudgetExceeded> for std::io::Error {
+    fn from(blocked: BudgetExceeded) -> Self {
+        std::io::Error::other(blocked)
+    }
+}

@@ -106,6 +106,18 @@ pub struct EngineBuilder {
     commit_attempts: Option<u32>,
 }
 
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("store", &self.store)
+            .field("default_policy", &self.default_policy)
+            .field("listeners", &self.listeners.len())
+            .field("reservation_ttl", &self.reservation_ttl)
+            .field("commit_attempts", &self.commit_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
 impl EngineBuilder {
     /// The store (default: a new [`MemoryStore`]).
     pub fn store(mut self, store: impl Store) -> Self {

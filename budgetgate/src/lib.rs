@@ -116,11 +116,18 @@
 //! println!("{}", blocked.decision().message());
 //! ```
 //!
-//! **Keys**: `ledger = (namespace, resource, principal)`; `cost` / `estimate`
+//! **Keys** (each attribute's own documentation lists the keys it takes):
+//! `ledger = (namespace, resource, principal)` — each part a string or an
+//! integer (`ledger = ("llm", "gpt-4o", user_id)`; for other types
+//! `format!(..)`) — or `ledger = EXPR` of type `Ledger` / `&Ledger`;
+//! `ledgers = [..]` (tuples or `Ledger` expressions) or `ledgers = EXPR`, any
+//! `IntoIterator<Item = Ledger>` such as a `Vec<Ledger>` (each distinct ledger
+//! charged once); `cost` / `estimate`
 //! (a string or integer literal, or any expression of type `Decimal` or
 //! `Result<Decimal, E>` — an `Err` blocks the call with reason
 //! `InvalidAmount`); `actual` (a closure over `&T` returning either; an `Err`
-//! commits the estimate and logs the error);
+//! commits the estimate and logs the error, a panic commits the estimate and
+//! is resumed);
 //! `on_error` (`release` — the default —, `estimate`, or a closure over `&E`);
 //! `max_spend` and `window` (`"30s"`, `"15m"`, `"1h"`, `"7d"`, `"unbounded"`)
 //! for a call-site budget, which wins over a budget registered on the engine
@@ -133,8 +140,12 @@
 //! arguments and `where` clauses; docs, attributes and visibility are kept.
 //! For an `async fn` the ledger and amount are evaluated and the reservation
 //! made when the future is first polled; a future dropped before that reserves
-//! nothing. A `Result` return type is recognised by its last path segment
-//! (`Result`, `io::Result`, `anyhow::Result`).
+//! nothing. In hard mode the return type must be a `Result` *by type*: an
+//! alias (`io::Result<T>`, `type ToolResult<T> = Result<T, ToolError>`, an
+//! `anyhow`-style `Result<T>`) works, and anything else is a compile error at
+//! the return type that suggests the soft form. In soft mode
+//! (`#[guard_result]`), where any type is allowed, a return type is treated as
+//! a `Result` (for `actual` and `on_error`) when it is spelled `…Result<..>`.
 //!
 //! **Composition**: attributes expand from the outside in, so the one
 //! written *nearest the function* wraps the others and runs first at run

@@ -19,29 +19,37 @@ use crate::reservation::Reservation;
 pub use crate::global::global;
 
 /// Anything an `engine = …` expression may name.
+#[diagnostic::on_unimplemented(
+    message = "`engine = …` needs a `budgetgate::Engine`, found `{Self}`",
+    label = "expected an `Engine`, a `&Engine` or an `Arc<Engine>`"
+)]
 pub trait AsEngine {
     /// The engine.
     fn as_engine(&self) -> &Engine;
 }
 
+#[diagnostic::do_not_recommend]
 impl AsEngine for Engine {
     fn as_engine(&self) -> &Engine {
         self
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl AsEngine for Arc<Engine> {
     fn as_engine(&self) -> &Engine {
         self
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: AsEngine + ?Sized> AsEngine for &T {
     fn as_engine(&self) -> &Engine {
         (**self).as_engine()
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: AsEngine> AsEngine for std::sync::LazyLock<T> {
     fn as_engine(&self) -> &Engine {
         (**self).as_engine()
@@ -54,14 +62,192 @@ pub fn engine<E: AsEngine + ?Sized>(engine: &E) -> &Engine {
     engine.as_engine()
 }
 
-/// Builds the ledger from the attribute's three expressions.
+/// One part of a ledger or gate tuple: a string (moved, not copied, when it
+/// is an owned `String`) or an integer. There is no blanket impl over
+/// `Display` (it would overlap the string impls without specialization): for
+/// other types write `format!(..)` or `.to_string()`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a part of a ledger",
+    label = "expected a string or an integer",
+    note = "ledger parts are strings (`&str`, `String`, `Cow<str>`, …) or integers; for another type write `format!(\"user:{{id}}\")` or `id.to_string()`"
+)]
+pub trait LedgerPart {
+    /// The part as an owned string.
+    fn into_part(self) -> String;
+}
+
+#[diagnostic::do_not_recommend]
+impl LedgerPart for String {
+    #[inline]
+    fn into_part(self) -> String {
+        self
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl LedgerPart for &str {
+    #[inline]
+    fn into_part(self) -> String {
+        self.to_owned()
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl LedgerPart for &String {
+    #[inline]
+    fn into_part(self) -> String {
+        self.clone()
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl LedgerPart for &&str {
+    #[inline]
+    fn into_part(self) -> String {
+        (*self).to_owned()
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl LedgerPart for std::borrow::Cow<'_, str> {
+    #[inline]
+    fn into_part(self) -> String {
+        self.into_owned()
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl LedgerPart for Box<str> {
+    #[inline]
+    fn into_part(self) -> String {
+        self.into_string()
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl LedgerPart for Arc<str> {
+    #[inline]
+    fn into_part(self) -> String {
+        (*self).to_owned()
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl LedgerPart for char {
+    #[inline]
+    fn into_part(self) -> String {
+        self.to_string()
+    }
+}
+
+macro_rules! integer_parts {
+    ($($t:ty),*) => {$(
+        #[diagnostic::do_not_recommend]
+        impl LedgerPart for $t {
+            #[inline]
+            fn into_part(self) -> String {
+                self.to_string()
+            }
+        }
+        #[diagnostic::do_not_recommend]
+        impl LedgerPart for &$t {
+            #[inline]
+            fn into_part(self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+
+integer_parts!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+/// Builds the ledger from the attribute's three parts (see [`LedgerPart`]).
 #[inline]
-pub fn ledger(
-    namespace: impl Into<String>,
-    resource: impl Into<String>,
-    principal: impl Into<String>,
-) -> Ledger {
+pub fn ledger(namespace: String, resource: String, principal: String) -> Ledger {
     Ledger::new(namespace, resource, principal)
+}
+
+/// What `ledger = EXPR` may name: a [`Ledger`] or a `&Ledger`.
+#[diagnostic::on_unimplemented(
+    message = "`ledger = …` needs a `budgetgate::Ledger`, found `{Self}`",
+    label = "expected a `Ledger`, a `&Ledger`, or a tuple `(namespace, resource, principal)`"
+)]
+pub trait IntoLedger {
+    /// The ledger.
+    fn into_ledger(self) -> Ledger;
+}
+
+#[diagnostic::do_not_recommend]
+impl IntoLedger for Ledger {
+    #[inline]
+    fn into_ledger(self) -> Ledger {
+        self
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl IntoLedger for &Ledger {
+    #[inline]
+    fn into_ledger(self) -> Ledger {
+        self.clone()
+    }
+}
+
+/// What `ledgers = EXPR` may name: anything iterable over ledgers
+/// (`Vec<Ledger>`, `[Ledger; N]`, `&[Ledger]`, an iterator).
+#[diagnostic::on_unimplemented(
+    message = "`ledgers = …` needs ledgers to iterate over, found `{Self}`",
+    label = "expected an `IntoIterator<Item = Ledger>` (a `Vec<Ledger>`, an array, …) or a list of tuples `[(ns, res, principal), ..]`"
+)]
+pub trait IntoLedgers {
+    /// The ledgers, in order.
+    fn into_ledgers(self) -> Vec<Ledger>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<I> IntoLedgers for I
+where
+    I: IntoIterator,
+    I::Item: IntoLedger,
+{
+    /// In order, each distinct ledger once (a chain computed at run time
+    /// may name one ledger twice, e.g. a user who is their own org).
+    #[inline]
+    fn into_ledgers(self) -> Vec<Ledger> {
+        let mut ledgers: Vec<Ledger> = Vec::new();
+        for ledger in self.into_iter().map(IntoLedger::into_ledger) {
+            if !ledgers.contains(&ledger) {
+                ledgers.push(ledger);
+            }
+        }
+        ledgers
+    }
+}
+
+/// What `gate = EXPR` may name: a [`Gate`] or a `&Gate`.
+#[diagnostic::on_unimplemented(
+    message = "`gate = …` needs a `budgetgate::Gate`, found `{Self}`",
+    label = "expected a `Gate`, a `&Gate`, or a tuple `(namespace, action, principal)`"
+)]
+pub trait IntoGate {
+    /// The gate.
+    fn into_gate(self) -> Gate;
+}
+
+#[diagnostic::do_not_recommend]
+impl IntoGate for Gate {
+    #[inline]
+    fn into_gate(self) -> Gate {
+        self
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl IntoGate for &Gate {
+    #[inline]
+    fn into_gate(self) -> Gate {
+        self.clone()
+    }
 }
 
 /// A decimal from a literal the macro validated (≤ 9 places, ≥ 0, in range).
@@ -104,12 +290,14 @@ pub trait IntoAmount {
     fn into_amount(self) -> Result<Decimal, String>;
 }
 
+#[diagnostic::do_not_recommend]
 impl IntoAmount for Decimal {
     fn into_amount(self) -> Result<Decimal, String> {
         Ok(self)
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<E: std::fmt::Display> IntoAmount for Result<Decimal, E> {
     fn into_amount(self) -> Result<Decimal, String> {
         self.map_err(|e| e.to_string())
@@ -124,17 +312,100 @@ pub fn amount(amount: impl IntoAmount) -> Result<Decimal, String> {
 
 // ----- hard mode -------------------------------------------------------------
 
-/// The return type of a hard-mode guarded function: a `Result` whose error
-/// can carry the blocking error `B` ([`BudgetExceeded`] or [`RateLimited`]).
-pub trait HardReturn<B> {
-    /// What the function returns when the call is blocked.
-    fn blocked(blocked: B) -> Self;
+/// The return types of the hard-mode attributes, one trait per attribute so
+/// that a wrong return type is explained in that attribute's words. They are
+/// implemented for `Result<T, E>` only, and are checked by type, not by
+/// spelling: an alias (`io::Result<T>`, `type ToolResult<T> = Result<T,
+/// ToolError>`, an `anyhow`-style `Result<T>`) is a `Result`.
+macro_rules! hard_return {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        pub trait $name {
+            /// The success value (what `actual` receives, by reference).
+            type Ok;
+            /// The error.
+            type Err;
+            /// `Err(error)`.
+            fn from_err(error: Self::Err) -> Self;
+            /// The value, by reference.
+            fn split(&self) -> Result<&Self::Ok, &Self::Err>;
+        }
+
+        #[diagnostic::do_not_recommend]
+        impl<T, E> $name for Result<T, E> {
+            type Ok = T;
+            type Err = E;
+            #[inline]
+            fn from_err(error: E) -> Self {
+                Err(error)
+            }
+            #[inline]
+            fn split(&self) -> Result<&T, &E> {
+                self.as_ref()
+            }
+        }
+    };
 }
 
-impl<T, E: From<B>, B> HardReturn<B> for Result<T, E> {
-    fn blocked(blocked: B) -> Self {
-        Err(blocked.into())
+hard_return!(
+    /// `#[guard]`'s return type.
+    #[diagnostic::on_unimplemented(
+        message = "#[guard] needs a function returning `Result<T, E>`, but it returns `{Self}`",
+        label = "a blocked call returns `Err(BudgetExceeded.into())`, so this must be a `Result`",
+        note = "for other return types use #[guard_result], which returns `budgetgate::Guarded<{Self}>`"
+    )]
+    GuardReturn
+);
+
+hard_return!(
+    /// `#[guard_bounded]`'s return type.
+    #[diagnostic::on_unimplemented(
+        message = "#[guard_bounded] needs a function returning `Result<T, E>`, but it returns `{Self}`",
+        label = "a blocked call returns `Err(BudgetExceeded.into())`, so this must be a `Result`",
+        note = "for other return types use #[guard_result], which returns `budgetgate::Guarded<{Self}>`"
+    )]
+    GuardBoundedReturn
+);
+
+hard_return!(
+    /// `#[rate_limit]`'s return type.
+    #[diagnostic::on_unimplemented(
+        message = "#[rate_limit] needs a function returning `Result<T, E>`, but it returns `{Self}`",
+        label = "a limited call returns `Err(RateLimited.into())`, so this must be a `Result`",
+        note = "for other return types use #[rate_limit_result], which returns `budgetgate::Guarded<{Self}, RateDecision>`"
+    )]
+    RateLimitReturn
+);
+
+/// The error type of a hard-mode guarded function: it must hold the blocking
+/// error `B` ([`BudgetExceeded`] or [`RateLimited`]).
+#[diagnostic::on_unimplemented(
+    message = "the error type `{Self}` cannot hold a `{B}`",
+    label = "a blocked call returns `Err({B}.into())`: `{Self}` needs `impl From<{B}>`",
+    note = "add `impl From<{B}> for {Self}` (or use an error type that has one, e.g. `Box<dyn Error>`)"
+)]
+pub trait HoldsBlock<B> {
+    /// The blocking error as `Self`.
+    fn hold(blocked: B) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: From<B>, B> HoldsBlock<B> for E {
+    #[inline]
+    fn hold(blocked: B) -> Self {
+        blocked.into()
     }
+}
+
+/// A panic payload, caught around an `actual` / `on_error` closure.
+pub type Panic = Box<dyn std::any::Any + Send + 'static>;
+
+/// Runs an `actual` / `on_error` closure's result through [`IntoAmount`]
+/// (the closure itself was called by the expansion, which fixes its
+/// parameter type).
+#[inline]
+pub fn caught<A: IntoAmount>(result: Result<A, Panic>) -> Result<Result<Decimal, String>, Panic> {
+    result.map(IntoAmount::into_amount)
 }
 
 /// `#[guard]`: check-and-record the cost.
@@ -232,16 +503,6 @@ pub async fn reserve_all_async<'e>(
     engine.reserve_all_async(ledgers, estimate).await
 }
 
-/// Calls the `actual` closure with its parameter type fixed by this
-/// signature (so `|r| r.cost()` needs no annotation).
-#[inline]
-pub fn actual<T: ?Sized, A: IntoAmount>(
-    value: &T,
-    f: impl FnOnce(&T) -> A,
-) -> Result<Decimal, String> {
-    f(value).into_amount()
-}
-
 /// What a bounded call's error costs (`on_error = …`).
 pub enum ErrorCost {
     /// Release the reservation: nothing is charged (the default).
@@ -252,9 +513,9 @@ pub enum ErrorCost {
     Amount(Result<Decimal, String>),
 }
 
-/// Calls an `on_error` closure with its parameter type fixed.
-pub fn error_cost<E: ?Sized, A: IntoAmount>(error: &E, f: impl FnOnce(&E) -> A) -> ErrorCost {
-    ErrorCost::Amount(f(error).into_amount())
+/// An `on_error` closure's result (see [`commit_caught`] for a panic).
+pub fn error_cost(amount: Result<Decimal, String>) -> ErrorCost {
+    ErrorCost::Amount(amount)
 }
 
 /// The amount to commit: the actual, or — when it could not be computed —
@@ -281,6 +542,65 @@ pub fn commit(reservation: Reservation<'_>, actual: Result<Decimal, String>) {
 pub async fn commit_async(reservation: Reservation<'_>, actual: Result<Decimal, String>) {
     let actual = committable(&reservation, actual);
     let _reported = reservation.commit_async(actual).await;
+}
+
+/// Commits what an `actual` closure returned; if it panicked, commits the
+/// estimate (the call ran: its money was spent) and resumes the panic.
+pub fn commit_caught(reservation: Reservation<'_>, actual: Result<Result<Decimal, String>, Panic>) {
+    match actual {
+        Ok(actual) => commit(reservation, actual),
+        Err(panic) => {
+            let estimate = reservation.estimate();
+            commit(reservation, Ok(estimate));
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// Async [`commit_caught`].
+pub async fn commit_caught_async(
+    reservation: Reservation<'_>,
+    actual: Result<Result<Decimal, String>, Panic>,
+) {
+    match actual {
+        Ok(actual) => commit_async(reservation, actual).await,
+        Err(panic) => {
+            let estimate = reservation.estimate();
+            commit_async(reservation, Ok(estimate)).await;
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// The cost of an error from an `on_error` closure; a panicking closure
+/// costs the estimate (and the panic is resumed after the commit, see
+/// [`settle_error_caught`]).
+pub fn error_cost_caught(
+    amount: Result<Result<Decimal, String>, Panic>,
+) -> (ErrorCost, Option<Panic>) {
+    match amount {
+        Ok(amount) => (ErrorCost::Amount(amount), None),
+        Err(panic) => (ErrorCost::Estimate, Some(panic)),
+    }
+}
+
+/// Settles an error, then resumes a panic of its `on_error` closure.
+pub fn settle_error_caught(reservation: Reservation<'_>, cost: (ErrorCost, Option<Panic>)) {
+    settle_error(reservation, cost.0);
+    if let Some(panic) = cost.1 {
+        std::panic::resume_unwind(panic)
+    }
+}
+
+/// Async [`settle_error_caught`].
+pub async fn settle_error_caught_async(
+    reservation: Reservation<'_>,
+    cost: (ErrorCost, Option<Panic>),
+) {
+    settle_error_async(reservation, cost.0).await;
+    if let Some(panic) = cost.1 {
+        std::panic::resume_unwind(panic)
+    }
 }
 
 /// Settles a reservation whose call returned an error.
@@ -313,12 +633,9 @@ pub async fn settle_error_async(reservation: Reservation<'_>, cost: ErrorCost) {
 
 // ----- rate limits ---------------------------------------------------------------
 
-/// Builds the gate from the attribute's three expressions.
-pub fn gate(
-    namespace: impl Into<String>,
-    action: impl Into<String>,
-    principal: impl Into<String>,
-) -> Gate {
+/// Builds the gate from the attribute's three parts (see [`LedgerPart`]).
+#[inline]
+pub fn gate(namespace: String, action: String, principal: String) -> Gate {
     Gate::new(namespace, action, principal)
 }
 

@@ -441,6 +441,14 @@ impl RateLimited {
     }
 }
 
+/// Lets a function returning `io::Result<T>` carry `#[rate_limit]`: a limited
+/// call is an `io::ErrorKind::Other` error holding the `RateLimited`.
+impl From<RateLimited> for std::io::Error {
+    fn from(blocked: RateLimited) -> Self {
+        std::io::Error::other(blocked)
+    }
+}
+
 /// What a store is asked to check and record for one call.
 #[derive(Debug, Clone, Copy)]
 pub struct RateRequest<'a> {
