@@ -9,12 +9,16 @@
 //!   (`#[guard_bounded]`);
 //! - `embed`: soft mode — a block is a value, not an error (`#[guard_result]`).
 //!
-//! Every decision is printed as JSON by a listener on the global engine.
-//! Runs with no setup on the in-memory store:
+//! A listener on the global engine prints every decision and every commit
+//! (what was reserved, what was really spent). Runs with no setup on the
+//! in-memory store — or, with `BUDGETGATE_REDIS_URL` set, on Redis, shared
+//! by every copy of the agent:
 //!
 //! ```sh
 //! cargo run --example agent_tools
 //! ```
+
+use std::time::Duration;
 
 use budgetgate::pricing::{self, Usage};
 use budgetgate::{
@@ -94,34 +98,39 @@ fn embed(user: u64, text: &str) -> Vec<f32> {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() {
-    // Print every decision (allow and block) as JSON.
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Print every decision, and every commit of a bounded call.
     Engine::builder()
-        .listener(|event: &Event<'_>| {
-            if let Event::Decision(d) = event {
-                println!(
-                    "  decision {}",
-                    serde_json::to_string(d).unwrap_or_default()
-                );
-            }
+        .listener(|event: &Event<'_>| match event {
+            Event::Decision(d) => println!("  decision: {d}"),
+            Event::Committed {
+                ledger,
+                estimate,
+                actual,
+                ..
+            } => println!("  committed {actual} on {ledger} (reserved {estimate})"),
+            _ => {}
         })
-        .install_global()
-        .expect("first install");
+        .try_install_global()?; // refuses a BUDGETGATE_REDIS_URL it cannot use
 
     let user = 42;
-    for step in 1.. {
+    'agent: for step in 1.. {
         println!("step {step}");
         let hits = loop {
             match web_search(user, &format!("topic {step}")) {
                 Ok(hits) => break hits,
+                Err(ToolError::Rate(e)) if e.is_store_error() => {
+                    println!("search unavailable: {e}");
+                    return Ok(());
+                }
                 Err(ToolError::Rate(e)) => {
-                    let wait = e.retry_after().unwrap_or_default();
+                    let wait = e.retry_after().unwrap_or(Duration::from_millis(250));
                     println!("  search rate limited (not charged); retrying in {wait:?}");
                     tokio::time::sleep(wait).await;
                 }
                 Err(ToolError::Budget(e)) => {
                     println!("search blocked: {e}");
-                    return;
+                    break 'agent;
                 }
             }
         };
@@ -131,7 +140,7 @@ async fn main() {
             None => println!("  embedding skipped: {}", vector.decision().message()),
         }
         match ask_llm(user, format!("summarise {}", hits[0])).await {
-            Ok(c) => println!("  llm: {} (usage {})", c.text, c.usage),
+            Ok(c) => println!("  llm: {}", c.text),
             Err(ToolError::Budget(e)) => {
                 println!("llm blocked: {e}");
                 break;
@@ -139,4 +148,13 @@ async fn main() {
             Err(ToolError::Rate(e)) => println!("llm rate limited: {e}"),
         }
     }
+    let ledger = budgetgate::Ledger::new("openai", MODEL, format!("user:{user}"));
+    let hourly = budgetgate::Budget::rolling(budgetgate::dec!(0.10), Duration::from_secs(3600))?;
+    let status = budgetgate::global().status_with(&ledger, &hourly)?;
+    println!(
+        "{ledger}: {} committed this hour, {} remaining",
+        status.committed(),
+        status.remaining()
+    );
+    Ok(())
 }

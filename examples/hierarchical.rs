@@ -1,17 +1,18 @@
 //! Hierarchical daily budgets, stacked caps, soft-limit warnings and the kill
 //! switch.
 //!
-//! Each call is charged to its user (10/day), its project (500/day) and the
-//! whole organisation (5,000/day), all or nothing. The run shows a user
-//! blocked while the project still has money, a warning at 80 % of the
-//! user's day, and a paused namespace. No setup needed:
+//! Each call is charged to its user (10/day and 200/month, every `user:*`),
+//! its project (500/day) and the whole organisation (5,000/day), all or
+//! nothing. The run shows warnings at 50 % and 80 % of the user's day (each
+//! once), a user blocked while the project still has money, a paused
+//! namespace, and when each cap resets. No setup needed:
 //!
 //! ```sh
 //! cargo run --example hierarchical
 //! ```
 
 use budgetgate::dec;
-use budgetgate::{guard, Budget, BudgetExceeded, Engine, Event, Ledger, PauseScope, Window};
+use budgetgate::{guard, Budget, BudgetExceeded, Engine, Event, Ledger, PauseScope};
 
 #[derive(Debug)]
 enum ToolError {
@@ -38,36 +39,47 @@ fn chat(user: &str, project: &str) -> Result<&'static str, ToolError> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let daily = |max| Budget::new(max, Window::daily());
     let engine = Engine::builder()
         .listener(|event: &Event<'_>| {
             if let Event::SoftLimit {
                 ledger,
+                budget,
                 threshold,
                 spent_in_window,
                 ..
             } = event
             {
-                println!("  WARNING {ledger}: {spent_in_window} spent today, past {threshold}");
+                println!(
+                    "  WARNING {ledger} reached {threshold} of its {} {} budget ({spent_in_window} spent)",
+                    budget.max_spend(),
+                    budget.window()
+                );
             }
         })
         .install_global()?;
-    // Every user: 10 per day (warn at 80 %) and 200 per month, stacked.
-    engine.set_budgets_per_principal(
+    // Every user (and only users): 10 per day, warned at 50 % and 80 %, and
+    // 200 per month, stacked. The project and the organisation have their own.
+    engine.set_budgets_matching(
         "llm",
         "chat",
+        "user:*",
         [
-            daily(dec!(10))?.warn_at(dec!(0.8))?,
-            Budget::new(dec!(200), Window::monthly())?,
+            Budget::daily(dec!(10))?
+                .warn_at(dec!(0.5))?
+                .warn_at(dec!(0.8))?,
+            Budget::monthly(dec!(200))?,
         ],
     );
     engine.set_budget(
         &Ledger::new("llm", "chat", "project:apollo"),
-        daily(dec!(500))?,
+        Budget::daily(dec!(500))?,
     );
-    engine.set_budget(&Ledger::new("llm", "chat", "org"), daily(dec!(5000))?);
+    engine.set_budget(
+        &Ledger::new("llm", "chat", "org"),
+        Budget::daily(dec!(5000))?,
+    );
 
-    println!("alice calls until her day is spent:");
+    println!("alice calls until her day is spent (4.00 a call):");
     for n in 1.. {
         match chat("alice", "apollo") {
             Ok(_) => println!("  call {n}: allowed"),
@@ -84,36 +96,54 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         project.remaining(),
         project.budget().max_spend()
     );
-    println!(
-        "bob, same project: {:?}",
-        chat("bob", "apollo").map(|_| "allowed")
-    );
+    match chat("bob", "apollo") {
+        Ok(_) => println!("bob, same project: allowed"),
+        Err(ToolError::Budget(e)) => println!("bob, same project: {e}"),
+    }
 
     println!("pausing the whole llm namespace:");
     engine.pause(&PauseScope::Namespace("llm".into()))?;
     if let Err(ToolError::Budget(e)) = chat("bob", "apollo") {
-        println!("  bob: {}", e.decision().message());
+        println!("  bob: {e}");
     }
     engine.resume(&PauseScope::Namespace("llm".into()))?;
-    println!(
-        "resumed: bob {:?}",
-        chat("bob", "apollo").map(|_| "allowed")
-    );
+    match chat("bob", "apollo") {
+        Ok(_) => println!("resumed: bob allowed"),
+        Err(ToolError::Budget(e)) => println!("resumed: {e}"),
+    }
 
     let alice = engine.status(&Ledger::new("llm", "chat", "user:alice"))?;
     for cap in alice.caps() {
-        let resets_in = cap
-            .resets_at()
-            .and_then(|at| at.duration_since(std::time::SystemTime::now()).ok())
-            .map(|d| format!("in {} h", d.as_secs() / 3600))
-            .unwrap_or_default();
         println!(
-            "alice {}: spent {} of {}, resets {resets_in}",
+            "alice, {} cap: {} committed of {}, resets {}",
             cap.budget().window(),
             cap.committed(),
             cap.budget().max_spend(),
+            cap.resets_at()
+                .map_or_else(|| "never".to_owned(), resets_in)
         );
     }
-    println!("active ledgers: {:?}", engine.active_ledgers(100)?);
+    println!("active ledgers:");
+    for ledger in engine.active_ledgers(100)? {
+        let status = engine.status(&ledger)?;
+        println!(
+            "  {ledger}: {} committed, {} remaining",
+            status.committed(),
+            status.remaining()
+        );
+    }
     Ok(())
+}
+
+/// "in 3 d 4 h 5 min" until `at`.
+fn resets_in(at: std::time::SystemTime) -> String {
+    let secs = at
+        .duration_since(std::time::SystemTime::now())
+        .map_or(0, |d| d.as_secs());
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    if d > 0 {
+        format!("in {d} d {h} h {m} min")
+    } else {
+        format!("in {h} h {m} min")
+    }
 }

@@ -1,9 +1,12 @@
-//! Quickstart: a small budget, a few calls, allow → block. No setup needed.
+//! Quickstart: a budget, fixed-cost calls, a bounded call reserved and then
+//! committed at its true cost, a block, and the ledger's status. No setup
+//! needed:
 //!
-//! Run with `cargo run --example quickstart`.
+//! ```sh
+//! cargo run --example quickstart
+//! ```
 
-use budgetgate::dec;
-use budgetgate::{Budget, Engine, Ledger};
+use budgetgate::{dec, Budget, Engine, Ledger};
 use std::time::Duration;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,41 +18,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Budget::rolling(dec!(1.00), Duration::from_secs(3600))?,
     );
 
-    // Fixed-cost calls: 0.30 each, checked and recorded atomically.
-    for call in 1..=4 {
+    // Fixed-cost calls: 0.30 each, checked and recorded in one atomic step.
+    for call in 1..=2 {
         let decision = engine.check(&ledger, dec!(0.30));
-        println!("fixed call {call}: {}", serde_json::to_string(&decision)?);
+        println!("fixed call {call}: {decision}");
     }
 
-    // A bounded call: reserve the worst case, commit what it really cost.
-    match engine.reserve(&ledger, dec!(0.50)) {
-        Ok(reservation) => {
-            println!(
-                "reserve: {}",
-                serde_json::to_string(reservation.decision())?
-            );
-            reservation.commit(dec!(0.05))?;
-        }
-        Err(blocked) => println!(
-            "reserve blocked: {}",
-            serde_json::to_string(blocked.decision())?
-        ),
-    }
-    let small = engine.reserve(&ledger, dec!(0.10))?;
-    println!("reserve: {}", serde_json::to_string(small.decision())?);
-    let commit = small.commit(dec!(0.04))?;
+    // A bounded call: reserve the worst case (0.35) before calling the model…
+    let reservation = engine.reserve(&ledger, dec!(0.35))?;
+    println!("reserved:     {}", reservation.decision());
+    // …call the model; the response's usage says it cost 0.05: commit that.
+    let commit = reservation.commit(dec!(0.05))?;
     println!(
-        "committed {} of {} reserved",
+        "committed {} of the {} reserved; the other {} is free again",
         commit.actual(),
-        commit.estimate()
+        commit.estimate(),
+        commit.estimate() - commit.actual()
     );
+
+    // 0.65 spent: a 0.50 call no longer fits, and nothing is charged for it.
+    let blocked = engine.check(&ledger, dec!(0.50));
+    println!("blocked:      {blocked}");
+    println!("as JSON:      {}", serde_json::to_string(&blocked)?);
 
     let status = engine.status(&ledger)?;
     println!(
-        "status: spent {} reserved {} remaining {}",
+        "status: committed {}, reserved {}, remaining {} of {} per {}",
         status.committed(),
         status.reserved(),
-        status.remaining()
+        status.remaining(),
+        status.budget().max_spend(),
+        status.budget().window()
     );
     Ok(())
 }

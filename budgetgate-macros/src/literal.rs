@@ -111,7 +111,7 @@ pub fn window(lit: &LitStr) -> syn::Result<WindowLit> {
         return Ok(WindowLit::Monthly);
     }
     let expected =
-        "expected a positive duration such as \"30s\", \"15m\", \"1h\", \"7d\", or \"unbounded\"";
+        "expected \"daily\", \"monthly\", \"unbounded\", or a positive duration such as \"30s\", \"15m\", \"1h\", \"7d\"";
     let split = t
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| err(expected))?;
@@ -181,12 +181,12 @@ pub fn decimal_parts(input: TokenStream) -> syn::Result<TokenStream> {
         v.scale() as usize == places
     });
     let Some(value) = value.filter(|_| exact) else {
-        return Err(syn::Error::new(
-            span,
-            format!(
-                "{text:?} is not a decimal number that fits a Decimal exactly (at most 28 digits)"
-            ),
-        ));
+        let why = if text.contains(['e', 'E']) {
+            format!("dec! takes a number written out, without an exponent: {text:?} cannot be read exactly")
+        } else {
+            format!("{text:?} is not a decimal number that fits a Decimal exactly (digits with an optional point, at most 28 of them)")
+        };
+        return Err(syn::Error::new(span, why));
     };
     let m = value.mantissa();
     let lo = (m & 0xFFFF_FFFF) as u32;

@@ -82,7 +82,7 @@ impl fmt::Display for BlockReason {
 
 /// The outcome of one evaluation, with everything needed to explain it.
 ///
-/// Serializes to the JSON of SPEC §11 (amounts as decimal strings):
+/// Serializes to JSON, amounts as decimal strings:
 ///
 /// ```
 /// use budgetgate::{Budget, Engine, Ledger};

@@ -193,7 +193,7 @@
 //!   per ledger, so concurrent callers can never push committed + reserved
 //!   spend past `max_spend` (only an actual cost above its estimate can, and
 //!   that overrun is recorded in full and reported).
-//! - **Deterministic** (SPEC §3): `spent` is committed spend plus open
+//! - **Deterministic**: `spent` is committed spend plus open
 //!   reservations within the window; `spent + requested > max_spend` blocks,
 //!   equality allows.
 //! - **Fail-closed** by default: a store that errors blocks with reason
@@ -202,12 +202,24 @@
 //!   recorded at the commit's time and reported as late; a commit the store
 //!   cannot record after retries is returned as [`CommitError::Unrecorded`] and
 //!   logged at error level.
-//! - **Observable**: every decision goes to [`Listener`]s and `tracing`.
+//! - **Observable**: every decision, commit and release goes to
+//!   [`Listener`]s ([`Event`]) and to `tracing`.
+//! - **Distinct ledgers**: a ledger listed twice in one hierarchy is charged
+//!   once.
 //!
-//! ## Choices where the contract is silent
+//! ## Choices made where it matters
 //!
 //! - A ledger with no budget is **denied** ([`BlockReason::NoBudget`]) unless
-//!   the engine has a [`DefaultPolicy::Budget`].
+//!   the engine has a [`DefaultPolicy::Budget`]. Which budget applies: the
+//!   ledger's own, else the most specific principal pattern
+//!   ([`Engine::set_budget_matching`]), else the default policy.
+//! - Every [`Engine::builder()`] takes what it was not told — store, default
+//!   policy, reservation TTL — from the environment (`BUDGETGATE_REDIS_URL`,
+//!   see [`global`](mod@global)); [`Engine::in_memory`] reads nothing.
+//! - Soft-limit thresholds ([`Budget::warn_at`]) are reported once per
+//!   window each.
+//! - A panicking or failing `actual` closure commits the estimate: the body
+//!   ran, so the money was spent.
 //! - Reservations are held for [`DEFAULT_RESERVATION_TTL`] (10 minutes) unless
 //!   configured otherwise; the TTL applies to unbounded windows too.
 //! - An invalid *actual* cost commits the estimate and returns
@@ -217,10 +229,12 @@
 //!
 //! ## Modules
 //!
-//! [`ledger`], [`budget`], [`decision`], [`engine`], [`reservation`],
-//! [`pricing`] (token usage → exact costs and safe estimates),
-//! [`event`], [`store`] (with [`store::memory`] and, with the default `redis`
-//! feature, `store::redis`), [`clock`], [`amount`], [`global`](mod@global).
+//! [`ledger`], [`budget`], [`caps`], [`decision`], [`engine`],
+//! [`reservation`], [`rate`] (call-rate gates), [`pause`] (the kill switch),
+//! [`pricing`] (token usage → exact costs and safe estimates), [`event`],
+//! [`store`] (with [`store::memory`] and, with the default `redis` feature,
+//! `store::redis`), [`clock`], [`amount`], [`global`](mod@global) (the
+//! default engine and the environment).
 //!
 //! ## Feature flags
 //!

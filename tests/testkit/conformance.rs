@@ -1,4 +1,4 @@
-//! The store conformance suite (SPEC §3–§6, §11), written once.
+//! The store conformance suite (decision logic, costs, atomicity, failures, observability), written once.
 //!
 //! Each check takes a [`StoreFactory`] that builds the store under test on a
 //! [`ManualClock`]; [`conformance_tests!`](crate::conformance_tests) turns the

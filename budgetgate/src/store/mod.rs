@@ -1,6 +1,6 @@
 //! The [`Store`] contract: where spend state lives.
 //!
-//! A store does the arithmetic of SPEC §3 atomically, one call per operation
+//! A store does the decision arithmetic atomically, one call per operation
 //! (one round trip for a networked store):
 //!
 //! - [`Store::charge`] — prune what left each window, compare
