@@ -36,6 +36,7 @@ const POWERS_OF_TEN: [i128; SCALE as usize + 1] = {
 
 /// Why an amount was refused. Carries the offending value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AmountError {
     /// Costs, estimates, actuals and budgets are never negative.
     #[error("amount {value} is negative; costs and budgets must be >= 0")]

@@ -241,6 +241,7 @@
 //! - `redis` (default): the Redis store, and `BUDGETGATE_REDIS_URL` support.
 //! - `redis-tls`: `rediss://` URLs (rustls).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
