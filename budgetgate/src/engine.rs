@@ -93,7 +93,7 @@ impl std::fmt::Debug for Engine {
 
 /// Builds an [`Engine`]. What it is not told — the store, the default
 /// policy, the reservation TTL — comes from the environment when it is
-/// built (`BUDGETGATE_REDIS_URL` and friends, see [`crate::global`]), so the
+/// built (`BUDGETGATE_REDIS_URL` and friends, see [`crate::global`](mod@crate::global)), so the
 /// same code shares its budgets through Redis when that variable is set.
 #[must_use]
 #[derive(Default)]
@@ -198,7 +198,7 @@ impl EngineBuilder {
         self
     }
 
-    /// Fills what was not set from the environment (see [`crate::global`]).
+    /// Fills what was not set from the environment (see [`crate::global`](mod@crate::global)).
     pub(crate) fn with_env(mut self, strict: bool) -> Result<Self, crate::global::ConfigError> {
         let wanted = crate::global::Wanted {
             store: self.store.is_none(),
@@ -216,7 +216,7 @@ impl EngineBuilder {
     }
 
     /// The engine. Settings not given come from the environment; an unusable
-    /// variable is logged and the safe choice made (see [`crate::global`]).
+    /// variable is logged and the safe choice made (see [`crate::global`](mod@crate::global)).
     /// [`EngineBuilder::try_build`] refuses it instead.
     pub fn build(self) -> Engine {
         match self.with_env(false) {

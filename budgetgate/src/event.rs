@@ -18,9 +18,10 @@ use crate::store::{ReservationId, StoreError};
 pub enum Event<'a> {
     /// A check or reservation was decided.
     Decision(&'a Decision),
-    /// A charge took a budget's window across its soft-limit threshold
-    /// ([`Budget::warn_at`](crate::Budget::warn_at)). Reported once per
-    /// crossing, by the one call that crossed.
+    /// A charge took a budget's window across one of its soft-limit
+    /// thresholds ([`Budget::warn_at`](crate::Budget::warn_at)). Each
+    /// threshold is reported once per window (calendar period, rolling
+    /// window length, or lifetime), by the one call that crossed it first.
     SoftLimit {
         /// The ledger.
         ledger: &'a Ledger,

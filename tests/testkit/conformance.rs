@@ -924,6 +924,25 @@ pub fn hierarchy_ledger_listed_twice(f: &dyn StoreFactory) {
     }
 }
 
+/// A status and a decision count the same money under the same names:
+/// `spent_in_window` is committed plus reserved in both.
+pub fn status_and_decision_agree(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let l = fresh_ledger("p");
+    s.engine.set_budget(&l, lifetime(dec!(10)));
+    assert!(s.engine.check(&l, dec!(2)).is_allowed());
+    let r = s.engine.reserve(&l, dec!(3)).expect("fits");
+    let status = s.engine.status(&l).unwrap();
+    assert_eq!(status.committed(), dec!(2));
+    assert_eq!(status.reserved(), dec!(3));
+    assert_eq!(status.spent_in_window(), dec!(5));
+    assert_eq!(r.decision().spent_in_window(), status.spent_in_window());
+    let blocked = s.engine.check(&l, dec!(6));
+    assert_eq!(blocked.spent_in_window(), status.spent_in_window());
+    assert_eq!(blocked.remaining(), status.remaining());
+    drop(r);
+}
+
 /// Releasing a reservation that already expired says so, unlike a real
 /// release.
 pub fn release_after_expiry_is_reported(f: &dyn StoreFactory) {
@@ -1415,6 +1434,14 @@ pub fn rate_store_failures(f: &dyn StoreFactory) {
         (d.status(), d.reason()),
         (Status::Block, Some(RateReason::StoreError))
     );
+    // A store failure is not a rate limit: its own kind, a message that
+    // says so, and a retry_after a retry loop can sleep on.
+    let limited = d.clone().into_result().unwrap_err();
+    assert!(limited.is_store_error());
+    assert!(limited.retry_after().is_some_and(|w| !w.is_zero()));
+    let message = limited.to_string();
+    assert!(message.contains("store failed"), "{message}");
+    assert!(!message.contains("Some("), "{message}");
     let d = engine.rate_check(&g, &policy.fail_open());
     assert_eq!(
         (d.status(), d.reason()),
@@ -1437,7 +1464,7 @@ macro_rules! conformance_tests {
             decision_json, no_budget_denied, daily_resets_at_midnight,
             monthly_resets_on_the_first, stacked_caps, a_cap_added_later, kill_switch,
             soft_limit_warnings, soft_limit_once_per_window,
-            hierarchy_ledger_listed_twice, release_after_expiry_is_reported,
+            hierarchy_ledger_listed_twice, release_after_expiry_is_reported, status_and_decision_agree,
             rate_extreme_policies, rate_status_peeks, principal_patterns,
             hierarchy_all_or_nothing, hierarchy_default_path, hierarchy_threads_consistent,
             hierarchy_threads_default_path,
