@@ -183,6 +183,11 @@ impl Decision {
     /// path do not format strings).
     pub fn message(&self) -> String {
         let max = self.budget().map(|b| b.max_spend());
+        let verb = if self.is_allowed() {
+            "allowed"
+        } else {
+            "blocked"
+        };
         match (self.status, self.reason) {
             (Status::Allow, None) => format!(
                 "allowed {} on {}: {} of {} spent in window",
@@ -207,12 +212,7 @@ impl Decision {
                 self.ledger
             ),
             (status, Some(BlockReason::StoreError)) => format!(
-                "{} {} on {}: the store failed, so the budget {}: {}",
-                if status == Status::Allow {
-                    "allowed"
-                } else {
-                    "blocked"
-                },
+                "{verb} {} on {}: the store failed, so the budget {}: {}",
                 self.requested(),
                 self.ledger,
                 if status == Status::Allow {
@@ -227,13 +227,8 @@ impl Decision {
                 self.ledger,
                 self.detail.as_deref().unwrap_or("no detail")
             ),
-            (status, reason) => format!(
-                "{} {} on {}{}{}{}",
-                if status == Status::Allow {
-                    "allowed"
-                } else {
-                    "blocked"
-                },
+            (_, reason) => format!(
+                "{verb} {} on {}{}{}{}",
                 self.requested(),
                 self.ledger,
                 reason.map_or_else(String::new, |r| format!(" ({r})")),
