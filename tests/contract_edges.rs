@@ -191,8 +191,9 @@ fn dec_reads_the_literal_exactly() {
 fn commits_and_releases_are_events() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
+    let clock = budgetgate::clock::ManualClock::new(1_700_000_000_000_000);
     let engine = Engine::builder()
-        .store(budgetgate::MemoryStore::new())
+        .store(budgetgate::MemoryStore::with_clock(clock.clone()))
         .listener(move |e: &Event<'_>| {
             let line = match e {
                 Event::Committed {
@@ -212,7 +213,7 @@ fn commits_and_releases_are_events() {
             };
             sink.lock().unwrap().push(line);
         })
-        .reservation_ttl(Duration::from_millis(1))
+        .reservation_ttl(Duration::from_secs(1))
         .build();
     let user = Ledger::new("llm", "chat", "user:1");
     let org = Ledger::new("llm", "chat", "org");
@@ -232,7 +233,7 @@ fn commits_and_releases_are_events() {
         .unwrap();
     both.commit(dec!(1.5)).unwrap();
     let expired = engine.reserve(&user, dec!(1)).unwrap();
-    std::thread::sleep(Duration::from_millis(5));
+    clock.advance(Duration::from_secs(2));
     assert_eq!(expired.release().unwrap(), Release::NotHeld);
     let seen = seen.lock().unwrap().clone();
     assert_eq!(
@@ -301,4 +302,38 @@ impl tracing::Subscriber for Recorder {
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn durations_at_their_extremes_are_refused_or_clamped() {
+    assert!(matches!(
+        Budget::rolling(dec!(1), Duration::MAX),
+        Err(BudgetError::WindowTooLong { .. })
+    ));
+    assert!(Budget::rolling(dec!(1), budgetgate::budget::MAX_DURATION).is_ok());
+    assert!("99999999999d"
+        .parse::<Window>()
+        .map_or(true, |w| Budget::new(dec!(1), w).is_err()));
+    for ttl in [Duration::ZERO, Duration::from_nanos(1), Duration::MAX] {
+        let engine = Engine::builder()
+            .store(budgetgate::MemoryStore::new())
+            .reservation_ttl(ttl)
+            .build();
+        let ttl_used = engine.reservation_ttl();
+        assert!(
+            ttl_used >= Duration::from_secs(1),
+            "{ttl:?} -> {ttl_used:?}"
+        );
+        assert!(
+            ttl_used <= budgetgate::budget::MAX_DURATION,
+            "{ttl:?} -> {ttl_used:?}"
+        );
+        // A reservation is held, not lost at once: 10 of 10, no more.
+        let l = Ledger::new("ttl", "r", format!("{ttl:?}"));
+        engine.set_budget(&l, Budget::lifetime(dec!(10)).unwrap());
+        let held: Vec<_> = (0..12)
+            .filter_map(|_| engine.reserve(&l, dec!(1)).ok())
+            .collect();
+        assert_eq!(held.len(), 10, "{ttl:?}");
+    }
 }

@@ -127,6 +127,9 @@ pub fn window(lit: &LitStr) -> syn::Result<WindowLit> {
     };
     match n.checked_mul(per) {
         Some(0) => Err(err("a window must be longer than zero")),
+        Some(ms) if ms > 100 * 365 * 86_400_000 => Err(err(
+            "a rolling window may be at most 100 years (for a lifetime cap use \"unbounded\")",
+        )),
         Some(ms) => Ok(WindowLit::RollingMillis(ms)),
         None => Err(err("too long")),
     }

@@ -150,6 +150,17 @@ pub struct WindowParseError {
     pub input: String,
 }
 
+/// The longest duration anything in budgetgate holds — a rolling window, a
+/// reservation TTL, a store's retention: 100 years. Longer is refused
+/// (windows) or clamped (settings), so no store ever computes an overflowed
+/// or negative time; a lifetime cap is [`Window::Unbounded`].
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// `d` clamped to `[min, MAX_DURATION]`.
+pub(crate) fn clamp_duration(d: Duration, min: Duration) -> Duration {
+    d.clamp(min, MAX_DURATION)
+}
+
 /// The largest shift of a calendar window from UTC, in minutes (24 hours).
 pub const MAX_UTC_OFFSET_MINUTES: i16 = 1440;
 
@@ -449,6 +460,14 @@ pub enum BudgetError {
     /// A rolling window must be longer than zero.
     #[error("a rolling window must be longer than zero")]
     EmptyWindow,
+    /// A rolling window longer than [`MAX_DURATION`] (100 years).
+    #[error("a rolling window may be at most 100 years ({max:?}); got {window:?} (for a lifetime cap use the unbounded window)")]
+    WindowTooLong {
+        /// The refused window.
+        window: Duration,
+        /// The longest allowed.
+        max: Duration,
+    },
     /// A calendar window's shift from UTC is beyond ±24 hours.
     #[error("a daily or monthly window's UTC offset must be within ±{max} minutes (24 h); got {minutes}")]
     UtcOffset {
@@ -482,6 +501,12 @@ impl Budget {
         let max_nanos = amount::to_nanos(max_spend)?;
         match window {
             Window::Rolling(d) if d.is_zero() => return Err(BudgetError::EmptyWindow),
+            Window::Rolling(d) if d > MAX_DURATION => {
+                return Err(BudgetError::WindowTooLong {
+                    window: d,
+                    max: MAX_DURATION,
+                })
+            }
             Window::Daily { utc_offset_minutes } | Window::Monthly { utc_offset_minutes }
                 if utc_offset_minutes.unsigned_abs() > MAX_UTC_OFFSET_MINUTES.unsigned_abs() =>
             {

@@ -30,6 +30,10 @@ use crate::store::{
 /// Default time a reservation is held if nobody commits or releases it.
 pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(600);
 
+/// The shortest reservation TTL an engine uses (shorter settings are raised
+/// to it).
+pub const MIN_RESERVATION_TTL: Duration = Duration::from_secs(1);
+
 /// What applies to a ledger that has no registered budget and no budget in
 /// the attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -186,9 +190,12 @@ impl EngineBuilder {
     }
 
     /// How long an unsettled reservation is held (default 10 minutes). Applies
-    /// to every window, unbounded ones included.
+    /// to every window, unbounded ones included. At least one second (a hold
+    /// that lapses before its call can finish lets concurrent calls spend
+    /// past the budget) and at most [`MAX_DURATION`](crate::budget::MAX_DURATION):
+    /// other values are clamped.
     pub fn reservation_ttl(mut self, ttl: Duration) -> Self {
-        self.reservation_ttl = Some(ttl);
+        self.reservation_ttl = Some(crate::budget::clamp_duration(ttl, MIN_RESERVATION_TTL));
         self
     }
 

@@ -135,7 +135,12 @@ pub(crate) fn read_env(wanted: Wanted, strict: bool) -> Result<EnvSettings, Conf
     if wanted.reservation_ttl {
         if let Some(ttl) = var("BUDGETGATE_RESERVATION_TTL") {
             match ttl.parse::<Window>() {
-                Ok(Window::Rolling(d)) => settings.reservation_ttl = Some(d),
+                Ok(Window::Rolling(d)) => {
+                    settings.reservation_ttl = Some(crate::budget::clamp_duration(
+                        d,
+                        crate::engine::MIN_RESERVATION_TTL,
+                    ))
+                }
                 _ => lenient(invalid(
                     "BUDGETGATE_RESERVATION_TTL",
                     &ttl,

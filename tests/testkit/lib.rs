@@ -2,6 +2,7 @@
 //! (written once, run against every store) and a fault-injecting wrapper.
 
 pub mod conformance;
+pub mod fault_proxy;
 pub mod faulty;
 pub mod redis_server;
 

@@ -15,6 +15,8 @@ pub struct RedisServer {
     /// TLS: the directory holding `ca.pem` and the server's `cert.pem` /
     /// `key.pem` (for 127.0.0.1), made with the `openssl` command.
     tls: Option<std::path::PathBuf>,
+    /// More `redis-server` arguments (kept across restarts).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -32,6 +34,21 @@ impl RedisServer {
             child: None,
             password: password.map(str::to_owned),
             tls: None,
+            extra: Vec::new(),
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts a server with more `redis-server` arguments (e.g.
+    /// `["--maxmemory", "2mb"]`), kept when it is restarted.
+    pub fn start_with_args(args: &[&str]) -> Self {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            password: None,
+            tls: None,
+            extra: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         server.spawn();
         server
@@ -117,6 +134,7 @@ impl RedisServer {
             child: None,
             password: None,
             tls: Some(dir),
+            extra: Vec::new(),
         };
         server.spawn();
         server
@@ -170,6 +188,8 @@ impl RedisServer {
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p]);
         }
+        // Later arguments win: these may override the ones above.
+        cmd.args(&self.extra);
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -242,6 +262,11 @@ impl RedisServer {
     /// The port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `redis+unix://` to the server's Unix socket.
+    pub fn unix_url(&self) -> String {
+        format!("redis+unix://{}", self.socket_path().display())
     }
 
     /// `redis://127.0.0.1:port` (with the password, if any).

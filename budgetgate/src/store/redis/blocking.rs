@@ -36,9 +36,10 @@ impl Conn {
         &mut self,
         request: &[u8],
         count: usize,
+        deadline: Instant,
     ) -> Result<Vec<Reply>, ConnError> {
         match self {
-            Conn::Resp(con) => con.exchange(request, count),
+            Conn::Resp(con) => con.exchange(request, count, deadline),
             Conn::Redis(con) => Ok(con
                 .req_packed_commands(request, 0, count)?
                 .into_iter()
@@ -88,11 +89,14 @@ impl BlockingPool {
 
     /// Sends a packed request of `count` commands and reads their replies.
     pub(super) fn exchange(&self, request: &[u8], count: usize) -> Result<Vec<Reply>, StoreError> {
-        self.run(|con| con.exchange(request, count))
+        self.run(|con, deadline| con.exchange(request, count, deadline))
     }
 
     /// Runs `f` on a connection, within the timeout.
-    fn run<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, ConnError>) -> Result<T, StoreError> {
+    fn run<T>(
+        &self,
+        f: impl FnOnce(&mut Conn, Instant) -> Result<T, ConnError>,
+    ) -> Result<T, StoreError> {
         let deadline = Instant::now() + self.timeout;
         // A pooled connection's reads and writes already time out after the
         // whole timeout (set when it was made), and it was taken just now:
@@ -106,14 +110,14 @@ impl BlockingPool {
             self.left(deadline)
                 .map_err(|_| ConnError::Io(std::io::ErrorKind::TimedOut.into()))
                 .and_then(|left| con.set_timeout(left))
-                .and_then(|()| f(&mut con))
+                .and_then(|()| f(&mut con, deadline))
                 // Kept for reuse with the full timeout.
                 .and_then(|value| {
                     con.set_timeout(self.timeout)?;
                     Ok(value)
                 })
         } else {
-            f(&mut con)
+            f(&mut con, deadline)
         };
         match result {
             Ok(value) => {

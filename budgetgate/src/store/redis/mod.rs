@@ -205,9 +205,10 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// The bound on every operation, connecting included (default 500 ms).
+    /// The bound on every operation, connecting included (default 500 ms;
+    /// clamped to 1 ms ..= 1 hour).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.clamp(Duration::from_millis(1), Duration::from_secs(3600));
         self
     }
 
@@ -216,14 +217,16 @@ impl RedisStoreBuilder {
     /// their longest window (a day, a month) plus a margin of at least a day
     /// and the reservation TTL, then disappear.
     pub fn idle_ttl(mut self, ttl: Duration) -> Self {
-        self.idle_ttl = ttl;
+        // Clamped to 1 s ..= 100 years: the scripts add it to the time.
+        self.idle_ttl = crate::budget::clamp_duration(ttl, Duration::from_secs(1));
         self
     }
 
     /// How long a settled reservation id is remembered, so a retried commit is
     /// recognised (default 1 hour).
     pub fn settled_retention(mut self, retention: Duration) -> Self {
-        self.settled_retention = retention;
+        // Clamped to 1 s ..= 100 years.
+        self.settled_retention = crate::budget::clamp_duration(retention, Duration::from_secs(1));
         self
     }
 
@@ -1411,7 +1414,7 @@ fn wid(window: Window) -> String {
 /// unbounded, -1 calendar.
 fn window_us(window: Window) -> i64 {
     match window.rolling_micros() {
-        Some(us) => us.max(1),
+        Some(us) => us.clamp(1, micros(crate::budget::MAX_DURATION)),
         None if window.is_calendar() => -1,
         None => 0,
     }
@@ -1420,11 +1423,17 @@ fn window_us(window: Window) -> i64 {
 /// How long TTLs must cover beyond a window: a day, or the reservation TTL,
 /// plus an hour.
 fn margin_ms(ttl: Duration) -> u128 {
-    ttl.as_millis().max(86_400_000) + 3_600_000
+    crate::budget::clamp_duration(ttl, Duration::ZERO)
+        .as_millis()
+        .max(86_400_000)
+        + 3_600_000
 }
 
+/// A duration for the scripts, in µs, at most
+/// [`MAX_DURATION`](crate::budget::MAX_DURATION): they add it to the time
+/// and keep every number an exact integer below 2^53.
 fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+    i64::try_from(crate::budget::clamp_duration(d, Duration::ZERO).as_micros()).unwrap_or(i64::MAX)
 }
 
 fn count(n: usize) -> i64 {

@@ -189,6 +189,14 @@ impl Stream {
         }
     }
 
+    fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(Some(timeout)),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.set_read_timeout(Some(timeout)),
+        }
+    }
+
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.write_all(bytes),
@@ -212,6 +220,10 @@ pub(super) struct RespConnection {
     /// Read buffer: `buf[..filled]` holds bytes not yet parsed.
     buf: Vec<u8>,
     filled: usize,
+    /// The socket's read/write timeout between exchanges.
+    timeout: Duration,
+    /// An exchange shortened the read timeout (restored when it ends).
+    stream_timeout_changed: bool,
 }
 
 impl RespConnection {
@@ -225,7 +237,7 @@ impl RespConnection {
         let stream = match info.addr() {
             ConnectionAddr::Tcp(host, port) => tcp(host, *port, deadline).map(Stream::Tcp),
             #[cfg(unix)]
-            ConnectionAddr::Unix(path) => UnixStream::connect(path).map(Stream::Unix),
+            ConnectionAddr::Unix(path) => unix(path, deadline).map(Stream::Unix),
             _ => return None,
         };
         Some(stream.map_err(ConnError::Io).and_then(|stream| {
@@ -233,14 +245,16 @@ impl RespConnection {
                 stream,
                 buf: vec![0; 4096],
                 filled: 0,
+                timeout: Duration::ZERO,
+                stream_timeout_changed: false,
             };
             con.set_timeout(left(deadline)?)?;
-            con.handshake(info)?;
+            con.handshake(info, deadline)?;
             Ok(con)
         }))
     }
 
-    fn handshake(&mut self, info: &ConnectionInfo) -> Result<(), ConnError> {
+    fn handshake(&mut self, info: &ConnectionInfo, deadline: Instant) -> Result<(), ConnError> {
         let settings = info.redis_settings();
         let mut request = Request::new();
         if let Some(password) = settings.password() {
@@ -258,7 +272,7 @@ impl RespConnection {
         if request.commands() == 0 {
             return Ok(());
         }
-        for reply in self.exchange(request.bytes(), request.commands())? {
+        for reply in self.exchange(request.bytes(), request.commands(), deadline)? {
             if let Reply::Error(message) = reply {
                 // The server's words (e.g. WRONGPASS …), never the password.
                 return Err(ConnError::Protocol(format!("handshake refused: {message}")));
@@ -267,8 +281,11 @@ impl RespConnection {
         Ok(())
     }
 
-    pub(super) fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
-        self.stream.set_timeout(timeout)
+    /// The socket's read and write timeout between exchanges.
+    pub(super) fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.stream.set_timeout(timeout)?;
+        self.timeout = timeout;
+        Ok(())
     }
 
     /// The socket, after the handshake (its read buffer is empty then), for
@@ -277,15 +294,37 @@ impl RespConnection {
         self.stream
     }
 
-    /// Sends `request` and reads `count` replies.
+    /// Sends `request` and reads `count` replies, all by `deadline`.
+    ///
+    /// The socket's timeout bounds one system call, so a reply that
+    /// trickles in would otherwise take a timeout per read: every read after
+    /// the first waits at most what is left until the deadline. (The first
+    /// needs no system call to set it: the socket's timeout is the whole
+    /// operation's, and a pooled connection starts its operation now.)
     pub(super) fn exchange(
         &mut self,
         request: &[u8],
         count: usize,
+        deadline: Instant,
+    ) -> Result<Vec<Reply>, ConnError> {
+        let result = self.exchange_within(request, count, deadline);
+        if self.stream_timeout_changed {
+            self.stream_timeout_changed = false;
+            self.stream.set_timeout(self.timeout)?;
+        }
+        result
+    }
+
+    fn exchange_within(
+        &mut self,
+        request: &[u8],
+        count: usize,
+        deadline: Instant,
     ) -> Result<Vec<Reply>, ConnError> {
         self.stream.write_all(request)?;
         let mut replies = Vec::with_capacity(count);
         let mut at = 0;
+        let mut reads = 0u32;
         while replies.len() < count {
             match parse(&self.buf[at..self.filled], 0)? {
                 Some((reply, used)) => {
@@ -301,6 +340,11 @@ impl RespConnection {
                         let grown = self.buf.len() * 2;
                         self.buf.resize(grown, 0);
                     }
+                    if reads > 0 {
+                        self.stream.set_read_timeout(left(deadline)?)?;
+                        self.stream_timeout_changed = true;
+                    }
+                    reads += 1;
                     let n = self.stream.read(&mut self.buf[self.filled..])?;
                     if n == 0 {
                         return Err(ConnError::Io(io::ErrorKind::UnexpectedEof.into()));
@@ -323,6 +367,28 @@ fn left(deadline: Instant) -> io::Result<Duration> {
         return Err(io::ErrorKind::TimedOut.into());
     }
     Ok(left)
+}
+
+/// A Unix-socket connection within `deadline`. std's `connect` has no
+/// timeout, and a frozen Redis whose accept queue is full blocks it until
+/// Redis runs again: the connect is made non-blocking and waited for
+/// (`socket2`, already in the build through tokio).
+#[cfg(unix)]
+fn unix(path: &std::path::Path, deadline: Instant) -> io::Result<UnixStream> {
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    let address = socket2::SockAddr::unix(path)?;
+    match socket.connect_timeout(&address, left(deadline)?) {
+        Ok(()) => {}
+        // A full accept queue: the server is not taking connections.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the Redis server's Unix socket is not accepting connections",
+            ))
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(socket.into())
 }
 
 fn tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream> {
