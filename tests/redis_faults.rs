@@ -175,3 +175,205 @@ fn durations_at_their_extremes_neither_panic_nor_overspend() {
         assert_eq!(held.len(), 10, "{d:?}");
     }
 }
+
+/// Waits up to `limit` for `done`.
+fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Redis frozen (SIGSTOP) for three timeouts under 4 threads reserving and
+/// committing: every call returns within the timeout (fail-closed), and once
+/// Redis runs again the holds of the timed-out reservations — made late or
+/// not — are gone within seconds, not after the 10-minute TTL; commits that
+/// were not confirmed land once.
+#[test]
+fn a_frozen_redis_bounds_every_call_and_gives_the_headroom_back() {
+    let server = RedisServer::start();
+    let engine = engine(&server.url(), TIMEOUT);
+    let l = ledger("frozen");
+    engine.set_budget(&l, Budget::lifetime(dec!(45)).unwrap());
+    let committed = std::sync::Mutex::new(dec!(0));
+    let worst = std::sync::Mutex::new(Duration::ZERO);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let (r, took) = timed(|| engine.reserve(&l, dec!(0.5)));
+                    let mut w = worst.lock().unwrap();
+                    *w = (*w).max(took);
+                    drop(w);
+                    if let Ok(r) = r {
+                        match r.commit(dec!(0.01)) {
+                            Ok(_) | Err(budgetgate::CommitError::Unknown { .. }) => {
+                                *committed.lock().unwrap() += dec!(0.01)
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        server.freeze();
+        std::thread::sleep(TIMEOUT * 3);
+        server.thaw();
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let worst = *worst.lock().unwrap();
+    assert!(worst <= TIMEOUT + SLACK, "slowest reserve: {worst:?}");
+    let committed = *committed.lock().unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "holds released, commits landed",
+        || {
+            let status = engine.status(&l).expect("status");
+            status.reserved() == dec!(0) && status.committed() == committed
+        },
+    );
+    // A fresh client sees the whole remaining budget.
+    let fresh = self::engine(&server.url(), TIMEOUT);
+    fresh.set_budget(&l, Budget::lifetime(dec!(45)).unwrap());
+    assert_eq!(fresh.status(&l).unwrap().remaining(), dec!(45) - committed);
+}
+
+/// Connections refused for 100 ms while a commit is made: the commit is
+/// recorded (its retries are spread over the commit deadline).
+#[test]
+fn a_commit_during_a_short_outage_is_recorded() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port());
+    let engine = engine(&proxy.url(), TIMEOUT);
+    let l = ledger("outage");
+    engine.set_budget(&l, Budget::lifetime(dec!(10)).unwrap());
+    for round in 0..3 {
+        let r = engine.reserve(&l, dec!(1)).expect("fits");
+        std::thread::scope(|s| {
+            s.spawn(|| proxy.outage(Duration::from_millis(100)));
+            std::thread::sleep(Duration::from_millis(10));
+            let commit = r.commit(dec!(0.25));
+            assert!(commit.is_ok(), "round {round}: {commit:?}");
+        });
+    }
+    let status = engine.status(&l).unwrap();
+    assert_eq!(
+        (status.committed(), status.reserved()),
+        (dec!(0.75), dec!(0))
+    );
+}
+
+/// Against a Redis whose replies are lost, a commit that did land is never
+/// reported as unrecorded: it is `Unknown`, retried by id in the
+/// background, and counted once.
+#[test]
+fn a_commit_whose_reply_is_lost_is_unknown_and_counted_once() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port());
+    let landed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = landed.clone();
+    let store = RedisStore::builder(&proxy.url())
+        .timeout(TIMEOUT)
+        .build()
+        .unwrap();
+    let engine = Engine::builder()
+        .store(store)
+        .commit_deadline(Duration::from_millis(600))
+        .listener(move |e: &budgetgate::Event<'_>| {
+            if matches!(e, budgetgate::Event::Committed { .. }) {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+        .build();
+    let l = ledger("lost-reply");
+    engine.set_budget(&l, Budget::lifetime(dec!(10)).unwrap());
+    let r = engine.reserve(&l, dec!(2)).expect("fits");
+    proxy.set(Fault::Drop);
+    let (commit, took) = timed(|| r.commit(dec!(1.5)));
+    assert!(
+        matches!(commit, Err(budgetgate::CommitError::Unknown { .. })),
+        "{commit:?}"
+    );
+    assert!(
+        took <= Duration::from_millis(600) + TIMEOUT + SLACK,
+        "{took:?}"
+    );
+    proxy.set(Fault::None);
+    eventually(
+        Duration::from_secs(10),
+        "the background commit's event",
+        || landed.load(std::sync::atomic::Ordering::SeqCst) == 1,
+    );
+    let status = engine.status(&l).unwrap();
+    assert_eq!(
+        (status.committed(), status.reserved()),
+        (dec!(1.5), dec!(0))
+    );
+}
+
+/// 10,000 async reservations cancelled at random points (before, during
+/// and after the store's answer): no hold is left behind within 5 s, and
+/// what is spent is exactly what the finished calls committed.
+#[test]
+fn ten_thousand_cancelled_async_calls_leave_no_hold() {
+    let server = RedisServer::start();
+    let engine = engine(&server.url(), Duration::from_secs(2));
+    let l = ledger("cancelled");
+    engine.set_budget(&l, Budget::lifetime(dec!(1000000)).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let committed = rt.block_on(async {
+        let mut sum = dec!(0);
+        // In waves of 100 concurrent calls, so the store answers within
+        // the cuts' range.
+        for wave in 0..100u64 {
+            let mut tasks = Vec::new();
+            for i in 0..100u64 {
+                let engine = engine.clone();
+                let l = l.clone();
+                tasks.push(tokio::spawn(async move {
+                    // 0 ..= 3 ms: some calls are cut before the reservation
+                    // is sent, some while Redis works on it, some after.
+                    let cut = Duration::from_micros(((wave * 100 + i) * 7919) % 3_000);
+                    let held = tokio::time::timeout(cut, async {
+                        let r = engine.reserve_async(&l, dec!(1)).await.expect("fits");
+                        tokio::task::yield_now().await; // the body
+                        r.into_owned()
+                    })
+                    .await;
+                    match held {
+                        Ok(r) => {
+                            r.commit_async(dec!(0.001)).await.expect("recorded");
+                            dec!(0.001)
+                        }
+                        Err(_) => dec!(0),
+                    }
+                }));
+            }
+            for t in tasks {
+                sum += t.await.unwrap();
+            }
+        }
+        sum
+    });
+    assert!(
+        committed > dec!(0),
+        "no call finished: the cuts are too short"
+    );
+    assert!(
+        committed < dec!(10),
+        "no call was cut: the cuts are too long"
+    );
+    eprintln!("{} of 10000 calls finished", committed * dec!(1000));
+    eventually(Duration::from_secs(5), "no hold left", || {
+        engine.status(&l).unwrap().reserved() == dec!(0)
+    });
+    assert_eq!(engine.status(&l).unwrap().committed(), committed);
+}

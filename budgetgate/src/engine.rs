@@ -22,6 +22,7 @@ use crate::pause::PauseScope;
 use crate::rate::{Gate, Policy, RateDecision, RateOutcome, RateReason, RateRequest};
 use crate::registry::{Budgets, Registry};
 use crate::reservation::Reservation;
+use crate::settler::Settler;
 use crate::store::{
     ChargeOutcome, ChargeRequest, Hold, ManyOutcome, MemoryStore, Nanos, ReservationId, Store,
     StoreError,
@@ -29,6 +30,9 @@ use crate::store::{
 
 /// Default time a reservation is held if nobody commits or releases it.
 pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(600);
+
+/// How long a commit keeps trying in the foreground by default.
+pub const DEFAULT_COMMIT_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The shortest reservation TTL an engine uses (shorter settings are raised
 /// to it).
@@ -81,7 +85,24 @@ struct Inner {
     listeners: Vec<Box<dyn Listener>>,
     listener_panics: AtomicU64,
     reservation_ttl: Duration,
-    commit_attempts: u32,
+    commit_deadline: Duration,
+    /// Finishes writes whose outcome was unknown (see [`crate::settler`]).
+    settler: Settler,
+}
+
+impl crate::settler::Reporter for Inner {
+    fn report(&self, event: &Event<'_>) {
+        emit_to(&self.listeners, &self.listener_panics, event);
+    }
+}
+
+/// Delivers an event to every listener, catching and counting panics.
+fn emit_to(listeners: &[Box<dyn Listener>], panics: &AtomicU64, event: &Event<'_>) {
+    for listener in listeners {
+        if catch_unwind(AssertUnwindSafe(|| listener.on_event(event))).is_err() {
+            panics.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -107,7 +128,8 @@ pub struct EngineBuilder {
     default_policy: Option<DefaultPolicy>,
     listeners: Vec<Box<dyn Listener>>,
     reservation_ttl: Option<Duration>,
-    commit_attempts: Option<u32>,
+    commit_deadline: Option<Duration>,
+    settle_horizon: Option<Duration>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -117,7 +139,7 @@ impl std::fmt::Debug for EngineBuilder {
             .field("default_policy", &self.default_policy)
             .field("listeners", &self.listeners.len())
             .field("reservation_ttl", &self.reservation_ttl)
-            .field("commit_attempts", &self.commit_attempts)
+            .field("commit_deadline", &self.commit_deadline)
             .finish_non_exhaustive()
     }
 }
@@ -199,9 +221,25 @@ impl EngineBuilder {
         self
     }
 
-    /// How many times a commit is tried when the store fails (default 3).
-    pub fn commit_attempts(mut self, attempts: u32) -> Self {
-        self.commit_attempts = Some(attempts.max(1));
+    /// How long a commit keeps trying before it returns when the store
+    /// fails (default 2 s; at most 1 minute). Attempts are spread over it
+    /// with backoff (10 ms doubling); a commit still unconfirmed then
+    /// returns [`CommitError::Unknown`](crate::CommitError::Unknown) and is
+    /// retried in the background (by id: a commit that did land is never
+    /// recorded twice) — its final outcome is an [`Event::Committed`] or
+    /// [`Event::UnrecordedSpend`].
+    pub fn commit_deadline(mut self, deadline: Duration) -> Self {
+        self.commit_deadline = Some(deadline.min(Duration::from_secs(60)));
+        self
+    }
+
+    /// How long writes whose outcome is unknown (commits, releases,
+    /// reservations that timed out or were dropped mid-flight) are retried
+    /// in the background (default [`SETTLE_HORIZON`](crate::settler::SETTLE_HORIZON),
+    /// 10 minutes; at most an hour, which a store's memory of settled ids
+    /// must exceed).
+    pub fn settle_horizon(mut self, horizon: Duration) -> Self {
+        self.settle_horizon = Some(horizon.min(Duration::from_secs(3600)));
         self
     }
 
@@ -241,15 +279,20 @@ impl EngineBuilder {
     }
 
     fn finish(self) -> Engine {
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let horizon = self
+            .settle_horizon
+            .unwrap_or(crate::settler::SETTLE_HORIZON);
         Engine {
             inner: Arc::new(Inner {
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                settler: Settler::new(store.clone(), horizon),
+                store,
                 budgets: Registry::new(self.budgets),
                 default_policy: self.default_policy.unwrap_or_default(),
                 listeners: self.listeners,
                 listener_panics: AtomicU64::new(0),
                 reservation_ttl: self.reservation_ttl.unwrap_or(DEFAULT_RESERVATION_TTL),
-                commit_attempts: self.commit_attempts.unwrap_or(3),
+                commit_deadline: self.commit_deadline.unwrap_or(DEFAULT_COMMIT_DEADLINE),
             }),
         }
     }
@@ -289,6 +332,39 @@ fn distinct(ledgers: &[Ledger]) -> std::borrow::Cow<'_, [Ledger]> {
         }
     }
     std::borrow::Cow::Owned(once)
+}
+
+/// Cancels a reservation request in flight if the future waiting for it is
+/// dropped (see [`Engine::reserve_async`]).
+struct CancelOnDrop<'a> {
+    engine: &'a Engine,
+    ledgers: &'a [Ledger],
+    preps: &'a [Prepared],
+    armed: bool,
+}
+
+impl<'a> CancelOnDrop<'a> {
+    fn new(engine: &'a Engine, ledgers: &'a [Ledger], preps: &'a [Prepared]) -> Self {
+        CancelOnDrop {
+            engine,
+            ledgers,
+            preps,
+            armed: true,
+        }
+    }
+
+    /// The store answered: whoever holds the answer settles.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.engine.cancel_holds(self.ledgers, self.preps);
+        }
+    }
 }
 
 /// A request that passed validation, ready for the store.
@@ -649,6 +725,9 @@ impl Engine {
         let p = self.prepare(ledger, budget, estimate, true)?;
         let result = self.inner.store.charge(&Self::request(ledger, &p));
         let backed = result.is_ok();
+        if !backed {
+            self.cancel_holds(std::slice::from_ref(ledger), std::slice::from_ref(&p));
+        }
         let (nanos, id) = (p.nanos, p.hold_id());
         let decision = self.conclude(ledger, p, result);
         self.reservation(nanos, id, decision, backed)
@@ -675,12 +754,19 @@ impl Engine {
         // If this future is dropped while the store works, the reservation may
         // still be made; it then expires after the TTL. The id is chosen here,
         // before sending, so stores can make the request idempotent.
+        // If this future is dropped while the store works, the hold may
+        // still be made: the guard cancels it by id in the background.
+        let guard = CancelOnDrop::new(self, std::slice::from_ref(ledger), std::slice::from_ref(&p));
         let result = self
             .inner
             .store
             .charge_async(Self::request(ledger, &p))
             .await;
+        guard.disarm();
         let backed = result.is_ok();
+        if !backed {
+            self.cancel_holds(std::slice::from_ref(ledger), std::slice::from_ref(&p));
+        }
         let (nanos, id) = (p.nanos, p.hold_id());
         let decision = self.conclude(ledger, p, result);
         self.reservation(nanos, id, decision, backed)
@@ -1131,6 +1217,9 @@ impl Engine {
             .store
             .charge_many(&Self::requests(ledgers, &preps));
         let backed = result.is_ok();
+        if !backed {
+            self.cancel_holds(ledgers, &preps);
+        }
         let (decision, primary) = self.conclude_all(ledgers, &preps, result);
         self.reservation_all(ledgers, preps, primary, decision, backed)
             .map(Reservation::released_on_this_thread)
@@ -1156,8 +1245,13 @@ impl Engine {
     ) -> Result<Reservation<'_>, BudgetExceeded> {
         let ledgers = &*distinct(ledgers);
         let preps = self.prepare_all(ledgers, estimate, true)?;
+        let guard = CancelOnDrop::new(self, ledgers, &preps);
         let result = self.charge_many_async(ledgers, &preps).await;
+        guard.disarm();
         let backed = result.is_ok();
+        if !backed {
+            self.cancel_holds(ledgers, &preps);
+        }
         let (decision, primary) = self.conclude_all(ledgers, &preps, result);
         self.reservation_all(ledgers, preps, primary, decision, backed)
     }
@@ -1360,14 +1454,45 @@ impl Engine {
 
     /// Delivers an event to every listener, catching and counting panics.
     pub(crate) fn emit(&self, event: &Event<'_>) {
-        for listener in &self.inner.listeners {
-            if catch_unwind(AssertUnwindSafe(|| listener.on_event(event))).is_err() {
-                self.inner.listener_panics.fetch_add(1, Ordering::Relaxed);
+        emit_to(&self.inner.listeners, &self.inner.listener_panics, event);
+    }
+
+    pub(crate) fn commit_deadline(&self) -> Duration {
+        self.inner.commit_deadline
+    }
+
+    /// Reservations whose outcome is unknown (the store failed, or the
+    /// caller stopped waiting): cancelled by id in the background, so a hold
+    /// that was made — or a request that arrives later — does not keep its
+    /// money for the whole TTL.
+    fn cancel_holds(&self, ledgers: &[Ledger], preps: &[Prepared]) {
+        for (ledger, p) in ledgers.iter().zip(preps) {
+            if let Some(hold) = p.hold {
+                self.settle_later(
+                    crate::settler::Job {
+                        kind: crate::settler::Kind::Cancel,
+                        ledger: ledger.clone(),
+                        limits: p.caps.limits().to_vec(),
+                        id: hold.id,
+                        reserved: p.nanos,
+                        actual: None,
+                        record_if_missing: false,
+                    },
+                    None,
+                );
             }
         }
     }
 
-    pub(crate) fn commit_attempts(&self) -> u32 {
-        self.inner.commit_attempts
+    /// Hands a write whose outcome is unknown to the settler; with
+    /// `wait_until`, the waiter learns its first outcome by then.
+    pub(crate) fn settle_later(
+        &self,
+        job: crate::settler::Job,
+        wait_until: Option<std::time::Instant>,
+    ) -> crate::settler::Waiter {
+        let reporter: std::sync::Weak<dyn crate::settler::Reporter> =
+            Arc::downgrade(&self.inner) as _;
+        self.inner.settler.submit(job, wait_until, &reporter)
     }
 }

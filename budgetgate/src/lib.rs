@@ -200,8 +200,13 @@
 //!   [`BlockReason::StoreError`]; [`StoreErrorMode::FailOpen`] allows instead.
 //! - **Never drops spent money**: a commit after the reservation expired is
 //!   recorded at the commit's time and reported as late; a commit the store
-//!   cannot record after retries is returned as [`CommitError::Unrecorded`] and
-//!   logged at error level.
+//!   does not confirm within the commit deadline is returned as
+//!   [`CommitError::Unknown`] and retried in the background by id (never
+//!   recorded twice) until it lands ([`Event::Committed`]) or is given up
+//!   ([`Event::UnrecordedSpend`], logged at error level). A reservation
+//!   whose outcome is unknown (a timeout, a dropped future) is cancelled by
+//!   id in the background, so its headroom comes back when the store
+//!   answers, not after its TTL.
 //! - **Observable**: every decision, commit and release goes to
 //!   [`Listener`]s ([`Event`]) and to `tracing`.
 //! - **Distinct ledgers**: a ledger listed twice in one hierarchy is charged
@@ -262,6 +267,7 @@ pub mod pricing;
 pub mod rate;
 mod registry;
 pub mod reservation;
+pub mod settler;
 pub mod store;
 
 #[doc(hidden)]

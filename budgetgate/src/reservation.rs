@@ -11,6 +11,7 @@ use crate::decision::Decision;
 use crate::engine::Engine;
 use crate::event::Event;
 use crate::ledger::Ledger;
+use crate::settler::{Job, Kind, Outcome};
 use crate::store::{Nanos, ReservationId, SettleOutcome, SettleRequest, StoreError};
 
 /// A held estimate. Commit it with the actual cost, release it, or drop it
@@ -116,20 +117,26 @@ pub enum CommitError {
         /// Why the actual was refused.
         source: AmountError,
     },
-    /// The store failed on every attempt: the money was spent but is not
-    /// recorded. The reservation's hold expires after its TTL.
-    #[error("UNRECORDED SPEND of {actual} on {ledger} (reservation {id}): {source}")]
-    Unrecorded {
+    /// The store did not confirm the commit within the engine's commit
+    /// deadline: it may or may not have landed. It is being retried in the
+    /// background by id (a commit that did land is never recorded twice);
+    /// the final outcome is an [`Event::Committed`] — or, if the store stays
+    /// unreachable past the settle horizon, an [`Event::UnrecordedSpend`]
+    /// and a `tracing` error. Do not record it again yourself.
+    #[error("the commit of {actual} on {ledger} (reservation {id}) is not confirmed yet and is retried in the background: {source}")]
+    Unknown {
         /// The ledger.
         ledger: Ledger,
         /// The reservation.
         id: ReservationId,
-        /// The spend that is missing from the store.
+        /// The spend being recorded.
         actual: Decimal,
         /// The last store error.
         source: StoreError,
     },
-    /// The store holds no such reservation and did not record the spend.
+    /// Definitely not recorded: the store answered that it holds no such
+    /// reservation (settled before by someone else, or an id that was never
+    /// this caller's) and recorded nothing.
     #[error("the store holds no reservation {id} on {ledger}")]
     UnknownReservation {
         /// The ledger.
@@ -257,21 +264,79 @@ impl<'e> Reservation<'e> {
     pub fn commit(mut self, actual: Decimal) -> Result<Commit, CommitError> {
         self.settled = true;
         let (nanos, actual, invalid) = self.validate(actual);
-        let mut last = None;
-        for _ in 0..self.engine.commit_attempts() {
-            match self
-                .engine
-                .store()
-                .settle(&self.settle_request(Some(nanos)))
+        let first = match self
+            .engine
+            .store()
+            .settle(&self.settle_request(Some(nanos)))
+        {
+            Ok(outcome) => outcome,
+            // Retried with backoff until the commit deadline (and after it,
+            // in the background).
+            Err(_) => match self
+                .commit_later(self.primary_job(Kind::Commit, Some(nanos)))
+                .wait()
             {
-                Ok(outcome) => {
-                    let outcome = self.settle_others(Some(nanos), outcome)?;
-                    return self.committed(actual, outcome, invalid);
+                Outcome::Settled(outcome) => outcome,
+                Outcome::Pending(source) => {
+                    return Err(self.unknown(actual, self.id, self.ledger(), source))
                 }
-                Err(error) => last = Some(error),
-            }
+            },
+        };
+        let outcome = self.settle_others(Some(nanos), first)?;
+        self.committed(actual, outcome, invalid)
+    }
+
+    /// Hands a commit to the settler, waiting for it until the deadline.
+    fn commit_later(&self, job: Job) -> crate::settler::Waiter {
+        let deadline = std::time::Instant::now() + self.engine.commit_deadline();
+        self.engine.settle_later(job, Some(deadline))
+    }
+
+    /// The settler's job for the first ledger.
+    fn primary_job(&self, kind: Kind, actual: Option<Nanos>) -> Job {
+        Job {
+            kind,
+            ledger: self.ledger().clone(),
+            limits: self.caps().limits().to_vec(),
+            id: self.id,
+            reserved: self.estimate,
+            actual,
+            record_if_missing: kind == Kind::Commit,
         }
-        Err(self.unrecorded(actual, last))
+    }
+
+    /// The settler's jobs for the other ledgers of a hierarchy.
+    fn others_jobs(&self, kind: Kind, actual: Option<Nanos>) -> Vec<Job> {
+        self.others
+            .iter()
+            .map(|part| Job {
+                kind,
+                ledger: part.ledger.clone(),
+                limits: part.caps.limits().to_vec(),
+                id: part.id,
+                reserved: self.estimate,
+                actual,
+                record_if_missing: kind == Kind::Commit,
+            })
+            .collect()
+    }
+
+    /// A commit whose outcome is not known yet (see [`CommitError::Unknown`]).
+    fn unknown(
+        &self,
+        actual: Decimal,
+        id: ReservationId,
+        ledger: &Ledger,
+        source: StoreError,
+    ) -> CommitError {
+        tracing::warn!(%ledger, %id, %actual, error = %source,
+            "commit not confirmed within the deadline; retrying it in the background");
+        CommitError::Unknown {
+            ledger: ledger.clone(),
+            id,
+            actual,
+            source,
+        }
     }
 
     /// The settle requests of a hierarchy's other ledgers.
@@ -285,6 +350,7 @@ impl<'e> Reservation<'e> {
                 reserved: self.estimate,
                 actual,
                 record_if_missing: actual.is_some(),
+                cancel: false,
             })
             .collect()
     }
@@ -299,15 +365,38 @@ impl<'e> Reservation<'e> {
         if self.others.is_empty() {
             return Ok(first);
         }
-        let requests = self.others_requests(actual);
-        let mut result = Err(StoreError::Backend("no attempt was made".into()));
-        for _ in 0..self.engine.commit_attempts() {
-            result = self.engine.store().settle_many(&requests);
-            if result.is_ok() {
-                break;
-            }
-        }
+        let result = match self
+            .engine
+            .store()
+            .settle_many(&self.others_requests(actual))
+        {
+            Ok(outcomes) => Ok(outcomes.into_iter().map(Outcome::from).collect()),
+            Err(_) => self
+                .others_later(actual)
+                .map(|w| w.into_iter().map(|w| w.wait()).collect()),
+        };
         self.others_settled(actual, first, result)
+    }
+
+    /// Hands the other ledgers' settles to the settler: commits waited for
+    /// until the deadline, releases not at all.
+    fn others_later(
+        &self,
+        actual: Option<Nanos>,
+    ) -> Result<Vec<crate::settler::Waiter>, SettleOutcome> {
+        let kind = if actual.is_some() {
+            Kind::Commit
+        } else {
+            Kind::Release
+        };
+        let jobs = self.others_jobs(kind, actual);
+        if kind == Kind::Release {
+            for job in jobs {
+                self.engine.settle_later(job, None);
+            }
+            return Err(SettleOutcome::Released);
+        }
+        Ok(jobs.into_iter().map(|job| self.commit_later(job)).collect())
     }
 
     /// Async [`Reservation::settle_others`].
@@ -319,73 +408,79 @@ impl<'e> Reservation<'e> {
         if self.others.is_empty() {
             return Ok(first);
         }
-        let mut result = Err(StoreError::Backend("no attempt was made".into()));
-        for _ in 0..self.engine.commit_attempts() {
-            result = self
-                .engine
-                .store()
-                .settle_many_async(self.others_requests(actual))
-                .await;
-            if result.is_ok() {
-                break;
-            }
-        }
+        let result = match self
+            .engine
+            .store()
+            .settle_many_async(self.others_requests(actual))
+            .await
+        {
+            Ok(outcomes) => Ok(outcomes.into_iter().map(Outcome::from).collect()),
+            Err(_) => match self.others_later(actual) {
+                Ok(waiters) => {
+                    let mut outcomes = Vec::with_capacity(waiters.len());
+                    for waiter in waiters {
+                        outcomes.push(waiter.await);
+                    }
+                    Ok(outcomes)
+                }
+                Err(released) => Err(released),
+            },
+        };
         self.others_settled(actual, first, result)
     }
 
+    /// The first ledger's outcome, combined with the others' (each settled
+    /// by the store, or still pending in the settler).
     fn others_settled(
         &self,
         actual: Option<Nanos>,
         first: SettleOutcome,
-        result: Result<Vec<SettleOutcome>, StoreError>,
+        result: Result<Vec<Outcome>, SettleOutcome>,
     ) -> Result<SettleOutcome, CommitError> {
-        match result {
-            Ok(outcomes) if outcomes.contains(&SettleOutcome::CommittedLate) => {
-                Ok(SettleOutcome::CommittedLate)
-            }
-            Ok(_) => Ok(first),
-            Err(source) if actual.is_some() => {
-                let actual = crate::amount::from_nanos(actual.unwrap_or_default());
-                for part in &self.others {
-                    tracing::error!(ledger = %part.ledger, id = %part.id, %actual, error = %source,
-                        "UNRECORDED SPEND: the store could not record a committed cost");
-                    self.engine.emit(&Event::UnrecordedSpend {
-                        ledger: &part.ledger,
-                        id: part.id,
-                        actual,
-                        error: &source,
-                    });
+        let Ok(outcomes) = result else {
+            return Ok(first); // releases continue in the background
+        };
+        let mut late = first == SettleOutcome::CommittedLate;
+        for (part, outcome) in self.others.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Settled(SettleOutcome::CommittedLate) => late = true,
+                Outcome::Settled(_) => {}
+                Outcome::Pending(source) if actual.is_some() => {
+                    let actual = crate::amount::from_nanos(actual.unwrap_or_default());
+                    return Err(self.unknown(actual, part.id, &part.ledger, source));
                 }
-                let part = &self.others[0];
-                Err(CommitError::Unrecorded {
-                    ledger: part.ledger.clone(),
-                    id: part.id,
-                    actual,
-                    source,
-                })
+                Outcome::Pending(_) => {}
             }
-            Err(_) => Ok(first), // releases that fail expire with their TTL
         }
+        Ok(if late {
+            SettleOutcome::CommittedLate
+        } else {
+            first
+        })
     }
 
-    /// Async [`Reservation::commit`].
+    /// Async [`Reservation::commit`]. Waiting for retries does not block
+    /// the executor (the settler's thread wakes this future).
     pub async fn commit_async(mut self, actual: Decimal) -> Result<Commit, CommitError> {
         // Marked settled before sending: if this future is dropped mid-flight
         // the commit may still land, and must not be followed by a release.
         self.settled = true;
         let (nanos, actual, invalid) = self.validate(actual);
-        let mut last = None;
-        for _ in 0..self.engine.commit_attempts() {
-            let request = self.settle_request(Some(nanos));
-            match self.engine.store().settle_async(request).await {
-                Ok(outcome) => {
-                    let outcome = self.settle_others_async(Some(nanos), outcome).await?;
-                    return self.committed(actual, outcome, invalid);
+        let request = self.settle_request(Some(nanos));
+        let first = match self.engine.store().settle_async(request).await {
+            Ok(outcome) => outcome,
+            Err(_) => match self
+                .commit_later(self.primary_job(Kind::Commit, Some(nanos)))
+                .await
+            {
+                Outcome::Settled(outcome) => outcome,
+                Outcome::Pending(source) => {
+                    return Err(self.unknown(actual, self.id, self.ledger(), source))
                 }
-                Err(error) => last = Some(error),
-            }
-        }
-        Err(self.unrecorded(actual, last))
+            },
+        };
+        let outcome = self.settle_others_async(Some(nanos), first).await?;
+        self.committed(actual, outcome, invalid)
     }
 
     /// Releases the hold: nothing is charged. Says whether the store still
@@ -414,8 +509,14 @@ impl<'e> Reservation<'e> {
             .settle(&self.settle_request(None))
             .map(release_of);
         let _ = self.settle_others(None, SettleOutcome::Released);
-        if let Ok(release) = result {
-            self.released(release);
+        match result {
+            Ok(release) => self.released(release),
+            // Retried in the background; if the store stays down, the hold
+            // expires after its TTL.
+            Err(_) => {
+                self.engine
+                    .settle_later(self.primary_job(Kind::Release, None), None);
+            }
         }
         result
     }
@@ -437,8 +538,12 @@ impl<'e> Reservation<'e> {
         let _ = self
             .settle_others_async(None, SettleOutcome::Released)
             .await;
-        if let Ok(release) = result {
-            self.released(release);
+        match result {
+            Ok(release) => self.released(release),
+            Err(_) => {
+                self.engine
+                    .settle_later(self.primary_job(Kind::Release, None), None);
+            }
         }
         result
     }
@@ -475,6 +580,7 @@ impl<'e> Reservation<'e> {
             // This value is the proof the reservation is unsettled: if the
             // store lost it, the spend must still be recorded.
             record_if_missing: true,
+            cancel: false,
         }
     }
 
@@ -537,24 +643,6 @@ impl<'e> Reservation<'e> {
             }),
         }
     }
-
-    fn unrecorded(&self, actual: Decimal, last: Option<StoreError>) -> CommitError {
-        let source = last.unwrap_or_else(|| StoreError::Backend("no attempt was made".into()));
-        tracing::error!(ledger = %self.ledger(), id = %self.id, %actual, error = %source,
-            "UNRECORDED SPEND: the store could not record a committed cost");
-        self.engine.emit(&Event::UnrecordedSpend {
-            ledger: self.ledger(),
-            id: self.id,
-            actual,
-            error: &source,
-        });
-        CommitError::Unrecorded {
-            ledger: self.ledger().clone(),
-            id: self.id,
-            actual,
-            source,
-        }
-    }
 }
 
 /// A settle's outcome as a release.
@@ -574,9 +662,11 @@ impl Drop for Reservation<'_> {
         if self.release_on_drop_thread {
             // Bounded by the store's timeout; if it fails the hold expires
             // after its TTL.
-            if let Err(error) = store.settle(&self.settle_request(None)) {
-                tracing::warn!(ledger = %self.ledger(), id = %self.id, %error,
-                    "could not release a dropped reservation; its headroom returns when it expires");
+            if store.settle(&self.settle_request(None)).is_err() {
+                // Retried in the background; the hold expires after its TTL
+                // if the store stays down.
+                self.engine
+                    .settle_later(self.primary_job(Kind::Release, None), None);
             }
             let _ = self.settle_others(None, SettleOutcome::Released);
             return;

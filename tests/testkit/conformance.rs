@@ -255,6 +255,7 @@ pub fn settle_twice_or_unknown(f: &dyn StoreFactory) {
         reserved: 600_000_000,
         actual,
         record_if_missing: false,
+        cancel: false,
     };
     let store = &s.store;
     assert_eq!(
@@ -373,29 +374,64 @@ pub fn store_failures(f: &dyn StoreFactory) {
     );
 }
 
-/// §6: a commit the store cannot take is reported as unrecorded, not dropped.
+/// A commit the store cannot take is not dropped: it is reported as
+/// unknown (being retried), lands when the store answers again — once — or,
+/// past the settle horizon, is reported as unrecorded spend.
 pub fn unrecorded_commit_reported(f: &dyn StoreFactory) {
     let clock = ManualClock::new(T0);
     let faulty = Faulty::new(f.store(&clock));
-    let unrecorded = Arc::new(AtomicUsize::new(0));
-    let count = unrecorded.clone();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
     let engine = Engine::builder()
         .store(faulty.clone())
-        .listener(move |e: &Event<'_>| {
-            if matches!(e, Event::UnrecordedSpend { .. }) {
-                count.fetch_add(1, Ordering::SeqCst);
+        .commit_deadline(Duration::from_millis(100))
+        .settle_horizon(Duration::from_millis(400))
+        .listener(move |e: &Event<'_>| match e {
+            Event::UnrecordedSpend { actual, .. } => {
+                sink.lock().unwrap().push(format!("unrecorded {actual}"))
             }
+            Event::Committed { actual, .. } => {
+                sink.lock().unwrap().push(format!("committed {actual}"))
+            }
+            _ => {}
         })
         .build();
+    let events = || events.lock().unwrap().clone();
     let l = fresh_ledger("p");
     engine.set_budget(&l, lifetime(dec!(1)));
+
+    // The store comes back: the commit lands in the background, once.
     let r = engine.reserve(&l, dec!(0.5)).expect("fits");
     faulty.set_failing(true);
     match r.commit(dec!(0.3)) {
-        Err(CommitError::Unrecorded { actual, .. }) => assert_eq!(actual, dec!(0.3)),
-        other => panic!("expected Unrecorded, got {other:?}"),
+        Err(CommitError::Unknown { actual, .. }) => assert_eq!(actual, dec!(0.3)),
+        other => panic!("expected Unknown, got {other:?}"),
     }
-    assert_eq!(unrecorded.load(Ordering::SeqCst), 1);
+    faulty.set_failing(false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !events().contains(&"committed 0.3".to_owned()) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", events());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = engine.status(&l).expect("status");
+    assert_eq!(
+        (status.committed(), status.reserved()),
+        (dec!(0.3), dec!(0))
+    );
+
+    // It never comes back: after the horizon, unrecorded spend is reported.
+    let r = engine.reserve(&l, dec!(0.5)).expect("fits");
+    faulty.set_failing(true);
+    assert!(matches!(
+        r.commit(dec!(0.2)),
+        Err(CommitError::Unknown { .. })
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !events().contains(&"unrecorded 0.2".to_owned()) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", events());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    faulty.set_failing(false);
 }
 
 /// §6: a reservation nobody settles expires after its TTL; a late commit is

@@ -222,6 +222,11 @@ pub struct SettleRequest<'a> {
     /// was spent. Set only by the owner of the reservation, which guarantees it
     /// settles once.
     pub record_if_missing: bool,
+    /// A release that also refuses, from now on, a hold with this id: the
+    /// reservation's outcome was unknown (a timeout, a dropped future) and
+    /// its request may still arrive. Stores whose writes cannot arrive late
+    /// (the in-memory store) treat it as a plain release.
+    pub cancel: bool,
 }
 
 /// What a settle did.
@@ -416,6 +421,7 @@ pub fn charge_in_order<S: Store + ?Sized>(
                 reserved: r.amount,
                 actual: None,
                 record_if_missing: false,
+                cancel: false,
             });
         }
     };
@@ -454,6 +460,7 @@ pub fn charge_in_order<S: Store + ?Sized>(
                 reserved: r.amount,
                 actual: Some(r.amount),
                 record_if_missing: true,
+                cancel: false,
             })?;
         }
     }

@@ -896,7 +896,11 @@ impl RedisStore {
         numbers
             .amount(request.reserved)
             .amount(actual)
-            .push(i64::from(request.actual.is_some()))
+            .push(match (request.actual, request.cancel) {
+                (Some(_), _) => 1,
+                (None, false) => 0,
+                (None, true) => 2,
+            })
             .push(i64::from(request.record_if_missing));
         call.args.extend([
             numbers.0,

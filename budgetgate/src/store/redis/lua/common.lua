@@ -402,6 +402,11 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
   if not record then return reply end
   if hold then
     if L.rec then return nil, 'reservation id ' .. id .. ' is already in use' end
+    -- Settled or cancelled before it arrived (a request whose outcome the
+    -- client gave up on): refused, so it cannot hold money for its TTL.
+    if redis.call('EXISTS', L.BASE .. ':d:' .. id) == 1 then
+      return nil, 'reservation id ' .. id .. ' was cancelled'
+    end
     local wids = {}
     for _, t in ipairs(L.tracks) do table.insert(wids, t.wid) end
     local rec = struct.pack(REC, au, an, now, now + ttl) .. table.concat(wids, ',')

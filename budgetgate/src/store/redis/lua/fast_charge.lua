@@ -16,7 +16,11 @@ do
     local rid = 'r:' .. id
     local v = redis.call('HMGET', KEYS[1], 'h', rid)
     local h = v[1]
-    -- The ledger counts in this one window only; a hold's id is new.
+    -- The ledger counts in this one window only; a hold's id is new (and
+    -- was not cancelled before it arrived: see settle.lua).
+    if hold and redis.call('EXISTS', string.sub(KEYS[1], 1, -5) .. 'd:' .. id) == 1 then
+      return redis.error_reply('reservation id ' .. id .. ' was cancelled')
+    end
     if win >= 0 and h and #h > 72 and string.sub(h, 73) == wid and not (hold and v[2]) then
       local last, minexp, exp, ren, cu, cn, ru, rn, old = struct.unpack('<i8i8i8i8i8i8i8i8i8', h)
       local now = NOW0

@@ -1,12 +1,15 @@
 -- settle: KEYS[1] = the ledger's meta hash, KEYS[2] = the reservation's
 -- tombstone. ARGV 3 = P (number of limits, each one's window_us,
--- reserved_u, reserved_n, actual_u, actual_n, commit (1) or release (0),
--- record_if_missing 0/1), 4 = id, 5 = reserved "u|n", 6 = actual "u|n",
--- 7 = retention_ms, 8.. = the limits' wids.
+-- reserved_u, reserved_n, actual_u, actual_n, commit (1), release (0) or
+-- cancel (2), record_if_missing 0/1), 4 = id, 5 = reserved "u|n", 6 =
+-- actual "u|n", 7 = retention_ms, 8.. = the limits' wids.
 -- Returns {outcome, now}: 1 committed, 2 committed late, 3 released, 4 unknown.
+-- The tombstone holds the outcome (5: cancelled before the hold arrived:
+-- charge refuses a hold whose id has a tombstone).
 local want, pos = read_windows(8)
 local eu, en, au, an, commit, rim = struct.unpack('<i8i8i8i8i8i8', ARGV[3], pos)
-local id, action, retention = ARGV[4], commit == 1 and 'c' or 'r', ARGV[7]
+local action = commit == 1 and 'c' or (commit == 2 and 'x' or 'r')
+local id, retention = ARGV[4], ARGV[7]
 rim = rim == 1
 local L = open_ledger(KEYS[1], NOW0, want, id)
 local now, tracks = L.now, L.tracks
@@ -29,11 +32,19 @@ if not held then
   -- Settled before: the owner retrying after a lost reply gets the same
   -- answer (nothing is charged twice); anyone else gets "unknown".
   local prev = redis.call('GET', K_DONE)
+  -- A commit after its reservation was cancelled (its outcome was unknown
+  -- and the call ran anyway, fail-open): the money was spent; record it.
+  if prev == '5' and action == 'c' and rim then prev = nil end
   if prev then
     if rim then return finish(tonumber(prev), false) end
     return finish(4, false)
   end
-  if action == 'r' or rec or not rim then return finish(4, false) end
+  if action == 'x' and not rec then
+    -- Nothing held yet: the reservation may still arrive; refuse it then.
+    redis.call('SET', K_DONE, '5', 'PX', retention)
+    return finish(4, false)
+  end
+  if action ~= 'c' or rec or not rim then return finish(4, false) end
   -- Expired or never made (fail-open): the money was spent; record it now.
   for _, w in ipairs(want) do L.ensure_track(w[1], w[2]) end
   for _, t in ipairs(tracks) do
@@ -44,7 +55,7 @@ if not held then
 end
 
 redis.call('HDEL', L.K_META, 'r:' .. id)
-if action == 'r' then
+if action ~= 'c' then
   L.drop_hold(id, u, n, ts, wids)
   return finish(3, true)
 end
