@@ -377,3 +377,148 @@ fn ten_thousand_cancelled_async_calls_leave_no_hold() {
     });
     assert_eq!(engine.status(&l).unwrap().committed(), committed);
 }
+
+/// A fresh directory for a server's files (AOF), removed at the end.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("budgetgate-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        TempDir(dir)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server that may evict keys is refused by default — sync and async,
+/// with a message naming the policy and the fix — and used when accepted.
+#[test]
+fn eviction_policies_are_refused_unless_accepted() {
+    for policy in ["allkeys-lru", "volatile-lru", "volatile-ttl"] {
+        let server =
+            RedisServer::start_with_args(&["--maxmemory", "64mb", "--maxmemory-policy", policy]);
+        let engine = engine(&server.url(), TIMEOUT);
+        let l = ledger(policy);
+        engine.set_budget(&l, Budget::lifetime(dec!(10)).unwrap());
+        let d = engine.check(&l, dec!(1));
+        assert!(d.is_blocked(), "{policy}: {d}");
+        assert_eq!(d.reason(), Some(budgetgate::BlockReason::StoreError));
+        let message = d.detail().unwrap_or_default().to_owned();
+        assert!(
+            message.contains(policy) && message.contains("noeviction"),
+            "{policy}: {message}"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let d = rt.block_on(engine.check_async(&l, dec!(1)));
+        assert!(
+            d.is_blocked() && d.detail().unwrap_or_default().contains(policy),
+            "{d}"
+        );
+
+        let store = RedisStore::builder(&server.url())
+            .timeout(TIMEOUT)
+            .accept_eviction()
+            .build()
+            .unwrap();
+        let accepted = Engine::builder().store(store).build();
+        accepted.set_budget(&l, Budget::lifetime(dec!(10)).unwrap());
+        assert!(
+            accepted.check(&l, dec!(1)).is_allowed(),
+            "{policy} accepted"
+        );
+    }
+}
+
+/// Redis restarted empty (no persistence) while engines run: they detect
+/// it and fail closed instead of granting the budget a second time — 4
+/// threads spending against a budget of 10 admit at most 10 plus one call
+/// in flight each. With AOF the data survives and nothing is refused; the
+/// first call after the restart succeeds (the dead pooled connection is
+/// replaced before the request is sent).
+#[test]
+fn a_reset_while_running_is_detected_and_fails_closed() {
+    let server = std::sync::Mutex::new(RedisServer::start());
+    let url = server.lock().unwrap().url();
+    let store = std::sync::Arc::new(RedisStore::builder(&url).timeout(TIMEOUT).build().unwrap());
+    let engine = Engine::builder().shared_store(store.clone()).build();
+    let l = ledger("reset");
+    engine.set_budget(&l, Budget::lifetime(dec!(10)).unwrap());
+    let admitted = std::sync::Mutex::new(dec!(0));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if engine.check(&l, dec!(0.5)).is_allowed() {
+                        *admitted.lock().unwrap() += dec!(0.5);
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        server.lock().unwrap().restart(); // SIGKILL, then a new, empty server
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let admitted = *admitted.lock().unwrap();
+    assert!(
+        admitted <= dec!(10) + dec!(2),
+        "admitted {admitted} of a budget of 10"
+    );
+    let d = engine.check(&l, dec!(0.5));
+    assert!(d.is_blocked(), "after the reset: {d}");
+    assert!(
+        d.detail()
+            .unwrap_or_default()
+            .contains("lost budgetgate's data"),
+        "{d}"
+    );
+    // An operator who decided to count from zero again says so.
+    store.accept_reset();
+    eventually(
+        Duration::from_secs(5),
+        "used again after accept_reset",
+        || engine.check(&l, dec!(0.5)).is_allowed(),
+    );
+}
+
+#[test]
+fn a_restart_with_aof_keeps_budgets_and_the_first_call_succeeds() {
+    let dir = TempDir::new("aof");
+    let mut server = RedisServer::start_with_args(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        dir.path(),
+    ]);
+    let engine = engine(&server.url(), TIMEOUT);
+    let l = ledger("aof");
+    engine.set_budget(&l, Budget::lifetime(dec!(10)).unwrap());
+    for _ in 0..8 {
+        assert!(engine.check(&l, dec!(1)).is_allowed());
+    }
+    server.restart();
+    let d = engine.check(&l, dec!(1));
+    assert!(d.is_allowed(), "the first call after the restart: {d}");
+    assert!(engine.check(&l, dec!(1)).is_allowed());
+    assert!(
+        engine.check(&l, dec!(1)).is_blocked(),
+        "10 of 10 spent, across the restart"
+    );
+    assert_eq!(engine.status(&l).unwrap().committed(), dec!(10));
+}

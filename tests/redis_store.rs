@@ -19,12 +19,19 @@ fn engine(server: &RedisServer, timeout: Duration) -> Engine {
 }
 
 /// Redis killed mid-run: StoreError decisions within the timeout (fail-closed
-/// blocks, fail-open allows), sync and async, no panic, no hang; restarted:
-/// the same engine works again.
+/// blocks, fail-open allows), sync and async, no panic, no hang; restarted
+/// (empty: these servers persist nothing): the store refuses to count from
+/// zero until told to, then the same engine works again.
 #[test]
 fn killed_and_restarted_server() {
     let mut server = RedisServer::start();
-    let engine = engine(&server, Duration::from_millis(300));
+    let store = Arc::new(
+        RedisStore::builder(&server.url())
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+    );
+    let engine = Engine::builder().shared_store(store.clone()).build();
     let closed = Ledger::new("faults", "api", "closed");
     let open = Ledger::new("faults", "api", "open");
     engine.set_budget(&closed, Budget::lifetime(dec!(100)).unwrap());
@@ -64,6 +71,21 @@ fn killed_and_restarted_server() {
     }
 
     server.restart();
+    // The restarted server lost every budget: refused, not counted anew.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = engine.check(&closed, dec!(1));
+        assert!(d.is_blocked(), "{d}");
+        if d.detail()
+            .unwrap_or_default()
+            .contains("lost budgetgate's data")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reset was not detected: {d}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    store.accept_reset();
     // Sync calls (blocking connections) and async calls (the shared async
     // connection) reconnect independently; each recovers.
     wait_until_allowed(&engine, &rt, &closed);
@@ -451,10 +473,19 @@ fn keys_share_a_hash_tag_and_expire() {
         ])
         .output()
         .expect("redis-cli (installed with redis-server)");
-    let keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
         .collect();
+    // The store's epoch (reset detection) is the one key that must never
+    // expire; it belongs to no ledger.
+    let epoch = keys.iter().position(|k| k == "budgetgate:epoch");
+    let epoch = keys.remove(epoch.expect("the epoch key"));
+    let ttl = std::process::Command::new("redis-cli")
+        .args(["-p", &server.port().to_string(), "PTTL", &epoch])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ttl.stdout).trim(), "-1");
     for kind in [":meta", ":e:r60000000", ":d:"] {
         assert!(
             keys.iter().any(|k| k.contains(kind)),

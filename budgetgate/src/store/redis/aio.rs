@@ -24,7 +24,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::checks::ServerChecks;
 use super::resp::{self, ConnError, Reply, RespConnection, Stream};
+use std::sync::Arc;
 
 type Replies = Result<Vec<Reply>, ConnError>;
 
@@ -49,6 +51,7 @@ impl Multiplexed {
     pub(super) fn start(
         info: ConnectionInfo,
         timeout: Duration,
+        checks: Arc<ServerChecks>,
         runtime: &tokio::runtime::Handle,
     ) -> Option<Multiplexed> {
         if !matches!(
@@ -58,7 +61,7 @@ impl Multiplexed {
             return None;
         }
         let (jobs, queue) = mpsc::unbounded_channel();
-        runtime.spawn(drive(info, timeout, queue));
+        runtime.spawn(drive(info, timeout, checks, queue));
         Some(Multiplexed { jobs })
     }
 
@@ -103,7 +106,12 @@ struct Connection {
 trait Socket: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for T {}
 
-async fn drive(info: ConnectionInfo, timeout: Duration, mut queue: mpsc::UnboundedReceiver<Job>) {
+async fn drive(
+    info: ConnectionInfo,
+    timeout: Duration,
+    checks: Arc<ServerChecks>,
+    mut queue: mpsc::UnboundedReceiver<Job>,
+) {
     let mut con: Option<Connection> = None;
     loop {
         let Some(c) = con.as_mut() else {
@@ -111,7 +119,7 @@ async fn drive(info: ConnectionInfo, timeout: Duration, mut queue: mpsc::Unbound
             let Some(job) = queue.recv().await else {
                 return;
             };
-            match connect(&info, timeout).await {
+            match connect(&info, timeout, &checks).await {
                 Ok(mut c) => {
                     if let Err(e) = c.send(job, &mut queue, timeout).await {
                         c.fail(&e);
@@ -152,14 +160,20 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-async fn connect(info: &ConnectionInfo, timeout: Duration) -> Result<Connection, ConnError> {
+async fn connect(
+    info: &ConnectionInfo,
+    timeout: Duration,
+    checks: &Arc<ServerChecks>,
+) -> Result<Connection, ConnError> {
     let info = info.clone();
+    let checks = checks.clone();
     let deadline = std::time::Instant::now() + timeout;
-    let stream = tokio::task::spawn_blocking(move || RespConnection::connect(&info, deadline))
-        .await
-        .map_err(|_| closed("the connecting thread failed"))?
-        .ok_or_else(|| closed("not a plain TCP or Unix address"))??
-        .into_stream();
+    let stream =
+        tokio::task::spawn_blocking(move || RespConnection::connect(&info, deadline, &checks))
+            .await
+            .map_err(|_| closed("the connecting thread failed"))?
+            .ok_or_else(|| closed("not a plain TCP or Unix address"))??
+            .into_stream();
     let socket: Box<dyn Socket> = match stream {
         Stream::Tcp(s) => {
             s.set_nonblocking(true)?;
@@ -260,5 +274,6 @@ fn copy(e: &ConnError) -> ConnError {
         ConnError::Io(e) => ConnError::Io(io::Error::new(e.kind(), e.to_string())),
         ConnError::Protocol(m) => ConnError::Protocol(m.clone()),
         ConnError::Redis(e) => ConnError::Protocol(e.to_string()),
+        ConnError::Refused(m) => ConnError::Refused(m.clone()),
     }
 }

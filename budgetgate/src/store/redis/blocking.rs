@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 
 use ::redis::{Client, Connection, ConnectionLike};
 
+use super::checks::ServerChecks;
 use super::resp::{ConnError, Reply, RespConnection};
 use super::store_error;
 use crate::store::StoreError;
+use std::sync::Arc;
 
 /// One blocking connection.
 pub(super) enum Conn {
@@ -60,7 +62,7 @@ impl Conn {
 
     fn is_open(&self) -> bool {
         match self {
-            Conn::Resp(_) => true,
+            Conn::Resp(con) => con.is_alive(),
             Conn::Redis(con) => con.is_open(),
         }
     }
@@ -72,15 +74,22 @@ const MAX_IDLE: usize = 64;
 
 pub(super) struct BlockingPool {
     client: Client,
+    checks: Arc<ServerChecks>,
     idle: Mutex<Vec<Conn>>,
     timeout: Duration,
     secret: Option<String>,
 }
 
 impl BlockingPool {
-    pub(super) fn new(client: Client, timeout: Duration, secret: Option<String>) -> Self {
+    pub(super) fn new(
+        client: Client,
+        checks: Arc<ServerChecks>,
+        timeout: Duration,
+        secret: Option<String>,
+    ) -> Self {
         BlockingPool {
             client,
+            checks,
             idle: Mutex::new(Vec::new()),
             timeout,
             secret,
@@ -150,7 +159,7 @@ impl BlockingPool {
 
     fn connect(&self, deadline: Instant) -> Result<Conn, StoreError> {
         let left = self.left(deadline)?;
-        match RespConnection::connect(self.client.get_connection_info(), deadline) {
+        match RespConnection::connect(self.client.get_connection_info(), deadline, &self.checks) {
             Some(con) => con.map(Conn::Resp).map_err(|e| self.error(e)),
             None => self
                 .client

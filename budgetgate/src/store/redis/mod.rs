@@ -64,6 +64,7 @@ use std::time::Duration;
 
 mod aio;
 mod blocking;
+mod checks;
 mod resp;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -186,6 +187,7 @@ pub struct RedisStoreBuilder {
     settled_retention: Duration,
     time: TimeSource,
     fast_paths: bool,
+    accept_eviction: bool,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -238,6 +240,15 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Accepts a server whose `maxmemory-policy` is not `noeviction`. By
+    /// default such a server is refused (every operation fails with a store
+    /// error naming the policy): under memory pressure it may delete a
+    /// ledger's keys and so grant its budget again.
+    pub fn accept_eviction(mut self) -> Self {
+        self.accept_eviction = true;
+        self
+    }
+
     /// Where time comes from (default: the server's `TIME`).
     pub fn time_source(mut self, time: TimeSource) -> Self {
         self.time = time;
@@ -284,9 +295,14 @@ impl RedisStoreBuilder {
             .enable_all()
             .build()
             .map_err(|e| RedisConfigError::Runtime(e.to_string()))?;
+        let checks = Arc::new(checks::ServerChecks::new(
+            &self.prefix,
+            self.accept_eviction,
+        ));
         let lean = aio::Multiplexed::start(
             client.get_connection_info().clone(),
             self.timeout,
+            checks.clone(),
             runtime.handle(),
         );
         let async_con = match lean {
@@ -309,7 +325,13 @@ impl RedisStoreBuilder {
         };
         Ok(RedisStore {
             async_con,
-            blocking: blocking::BlockingPool::new(client, self.timeout, secret.clone()),
+            blocking: blocking::BlockingPool::new(
+                client,
+                checks.clone(),
+                self.timeout,
+                secret.clone(),
+            ),
+            checks,
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             url: redacted,
@@ -347,6 +369,8 @@ pub struct RedisStore {
     async_con: AsyncConn,
     /// Sync operations: blocking connections on the calling thread.
     blocking: blocking::BlockingPool,
+    /// What every new connection checks about the server (`checks.rs`).
+    checks: Arc<checks::ServerChecks>,
     url: String,
     secret: Option<String>,
     prefix: String,
@@ -528,6 +552,7 @@ fn conn_error(e: resp::ConnError, secret: Option<&str>) -> StoreError {
         }
         ConnError::Io(e) => StoreError::Unavailable(scrub(&e.to_string(), secret)),
         ConnError::Protocol(message) => StoreError::Backend(scrub(&message, secret)),
+        ConnError::Refused(message) => StoreError::Unavailable(message),
     }
 }
 
@@ -584,6 +609,7 @@ impl RedisStore {
             settled_retention: Duration::from_secs(3_600),
             time: TimeSource::Server,
             fast_paths: true,
+            accept_eviction: false,
         }
     }
 
@@ -600,6 +626,14 @@ impl RedisStore {
     /// One `PING` through the store's connection (health checks, benchmarks).
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.run_async(self.ping_op()).await
+    }
+
+    /// Accepts the server's data as it is now, after this store detected
+    /// that it was lost (a restart without persistence, a failover to an
+    /// empty replica, `FLUSHALL`) and began failing closed. Call it once the
+    /// data is restored, or once you decided to count from zero again.
+    pub fn accept_reset(&self) {
+        self.checks.accept_reset();
     }
 
     /// Sync [`RedisStore::ping`] (through the connections sync calls use).

@@ -13,6 +13,7 @@
 //! user name if given) and `SELECT` for a database other than 0. Replies are
 //! RESP2: the connection never asks for RESP3.
 
+use super::checks::ServerChecks;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(unix)]
@@ -154,6 +155,8 @@ pub(super) enum ConnError {
     Protocol(String),
     /// An error of a redis-rs (TLS) connection.
     Redis(::redis::RedisError),
+    /// The server is not fit to hold budgets (see `checks.rs`).
+    Refused(String),
 }
 
 impl From<io::Error> for ConnError {
@@ -233,6 +236,7 @@ impl RespConnection {
     pub(super) fn connect(
         info: &ConnectionInfo,
         deadline: Instant,
+        checks: &ServerChecks,
     ) -> Option<Result<RespConnection, ConnError>> {
         let stream = match info.addr() {
             ConnectionAddr::Tcp(host, port) => tcp(host, *port, deadline).map(Stream::Tcp),
@@ -249,12 +253,19 @@ impl RespConnection {
                 stream_timeout_changed: false,
             };
             con.set_timeout(left(deadline)?)?;
-            con.handshake(info, deadline)?;
+            con.handshake(info, deadline, checks)?;
             Ok(con)
         }))
     }
 
-    fn handshake(&mut self, info: &ConnectionInfo, deadline: Instant) -> Result<(), ConnError> {
+    /// `AUTH` and `SELECT` as the URL asks, then the server checks
+    /// (`checks.rs`), in one round trip.
+    fn handshake(
+        &mut self,
+        info: &ConnectionInfo,
+        deadline: Instant,
+        checks: &ServerChecks,
+    ) -> Result<(), ConnError> {
         let settings = info.redis_settings();
         let mut request = Request::new();
         if let Some(password) = settings.password() {
@@ -269,16 +280,39 @@ impl RespConnection {
                 .arg("SELECT")
                 .arg(settings.db().to_string());
         }
-        if request.commands() == 0 {
-            return Ok(());
-        }
-        for reply in self.exchange(request.bytes(), request.commands(), deadline)? {
+        let setup = request.commands();
+        checks.add_to(&mut request);
+        let replies = self.exchange(request.bytes(), request.commands(), deadline)?;
+        for reply in &replies[..setup.min(replies.len())] {
             if let Reply::Error(message) = reply {
                 // The server's words (e.g. WRONGPASS …), never the password.
                 return Err(ConnError::Protocol(format!("handshake refused: {message}")));
             }
         }
-        Ok(())
+        checks.verify(&replies[setup.min(replies.len())..])
+    }
+
+    /// Whether a pooled connection is still open: a server that restarted
+    /// or closed it has left an end-of-file (or a reset) to read. Checked
+    /// before a request is sent, so a dead connection is replaced within
+    /// the same call instead of failing it.
+    pub(super) fn is_alive(&self) -> bool {
+        let socket = match &self.stream {
+            Stream::Tcp(s) => socket2::SockRef::from(s),
+            #[cfg(unix)]
+            Stream::Unix(s) => socket2::SockRef::from(s),
+        };
+        if socket.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        let alive = match socket.peek(&mut probe) {
+            // Nothing to read: open and idle, as it should be.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            // End of file, a reset, or bytes nobody asked for.
+            _ => false,
+        };
+        socket.set_nonblocking(false).is_ok() && alive
     }
 
     /// The socket's read and write timeout between exchanges.

@@ -1,0 +1,195 @@
+//! What a connection checks about the server before it is used: a Redis
+//! that can forget must not grant a second budget.
+//!
+//! Made in the handshake of every new connection (sync and async), in the
+//! same round trip as `AUTH`/`SELECT`:
+//!
+//! - **Eviction**: `maxmemory-policy` must be `noeviction`. Any other policy
+//!   lets Redis delete a ledger's keys under memory pressure (budgetgate's
+//!   keys carry TTLs, so under `volatile-*` they are the *only* candidates),
+//!   which would grant its budget again. Such a server is refused — every
+//!   operation fails with a store error naming the policy — unless the
+//!   builder accepted it ([`RedisStoreBuilder::accept_eviction`](super::RedisStoreBuilder::accept_eviction)).
+//! - **Persistence**: with `appendonly no` and no `save` schedule a restart
+//!   loses everything; warned once (the reset check below catches it).
+//! - **The store's epoch**: a random value under `prefix:epoch`, written
+//!   once (`SET NX`, no TTL) by the first connection and read by every
+//!   later one. If a later connection finds it missing or different, the
+//!   data was lost while this process ran — a restart without persistence,
+//!   a failover to an empty replica, `FLUSHALL` — and the store fails
+//!   closed from then on, instead of counting from zero again. (A process
+//!   started after the loss cannot know; the loss is caught by those that
+//!   were running.) The check runs on new connections, and every restart
+//!   or failover breaks them.
+//!
+//! A managed Redis may refuse `CONFIG`: then the policy and persistence
+//! cannot be checked, which is warned once; the epoch is checked anyway.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use super::resp::{ConnError, Reply, Request};
+
+/// The checks of one store, shared by all its connections.
+#[derive(Debug)]
+pub(super) struct ServerChecks {
+    accept_eviction: bool,
+    epoch_key: String,
+    /// The epoch this store saw first (and the one it proposes before that).
+    epoch: Mutex<(String, bool)>,
+    /// Set when a reset was found: the store refuses to operate.
+    reset: Mutex<Option<String>>,
+    warned_persistence: AtomicBool,
+    warned_config: AtomicBool,
+}
+
+impl ServerChecks {
+    pub(super) fn new(prefix: &str, accept_eviction: bool) -> Self {
+        let proposed = crate::store::ReservationId::new().to_string();
+        ServerChecks {
+            accept_eviction,
+            epoch_key: format!("{prefix}:epoch"),
+            epoch: Mutex::new((proposed, false)),
+            reset: Mutex::new(None),
+            warned_persistence: AtomicBool::new(false),
+            warned_config: AtomicBool::new(false),
+        }
+    }
+
+    /// Why the store refuses to operate (a reset was detected), if it does.
+    pub(super) fn refusal(&self) -> Option<String> {
+        self.reset.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Accepts the server's data as it is now (after an operator restored
+    /// it, or decided to start over): the next connection adopts the
+    /// current epoch.
+    pub(super) fn accept_reset(&self) {
+        *self.reset.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut epoch = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        epoch.0 = crate::store::ReservationId::new().to_string();
+        epoch.1 = false;
+    }
+
+    /// Appends the checks' commands to a handshake.
+    pub(super) fn add_to(&self, request: &mut Request) {
+        let (proposed, adopted) = self.epoch.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        request
+            .command(3)
+            .arg("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy");
+        request
+            .command(3)
+            .arg("CONFIG")
+            .arg("GET")
+            .arg("appendonly");
+        request.command(3).arg("CONFIG").arg("GET").arg("save");
+        // Until it knows the epoch, a store proposes one; after that it only
+        // reads it (writing it again would hide a reset).
+        if !adopted {
+            request
+                .command(4)
+                .arg("SET")
+                .arg(&self.epoch_key)
+                .arg(&proposed)
+                .arg("NX");
+        }
+        request.command(2).arg("GET").arg(&self.epoch_key);
+    }
+
+    /// Judges the checks' replies (what [`ServerChecks::add_to`] added).
+    pub(super) fn verify(&self, replies: &[Reply]) -> Result<(), ConnError> {
+        if let Some(why) = self.refusal() {
+            return Err(ConnError::Refused(why));
+        }
+        let (Some((epoch, rest)), true) = (replies.split_last(), replies.len() >= 4) else {
+            return Err(ConnError::Protocol(
+                "the server answered the handshake's checks with too few replies".into(),
+            ));
+        };
+        let [policy, appendonly, save, ..] = rest else {
+            return Err(ConnError::Protocol(
+                "the server answered the handshake's checks with too few replies".into(),
+            ));
+        };
+        match (
+            config_value(policy),
+            config_value(appendonly),
+            config_value(save),
+        ) {
+            (Some(policy), Some(appendonly), Some(save)) => {
+                if policy != "noeviction" && !self.accept_eviction {
+                    return Err(ConnError::Refused(format!(
+                        "the Redis server's maxmemory-policy is {policy:?}: it may evict budget ledgers and grant their money again. \
+                         Set `maxmemory-policy noeviction` (CONFIG SET maxmemory-policy noeviction, and in redis.conf), \
+                         or accept the risk with RedisStoreBuilder::accept_eviction()"
+                    )));
+                }
+                if appendonly == "no"
+                    && save.trim().is_empty()
+                    && !self.warned_persistence.swap(true, Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        "the Redis server persists nothing (appendonly no, no save schedule): a restart loses every \
+                         budget; running processes detect it and fail closed, processes started after it count from zero"
+                    );
+                }
+            }
+            _ => {
+                if !self.warned_config.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "the Redis server refuses CONFIG GET (a managed Redis?): its eviction policy and persistence \
+                         cannot be checked; make sure maxmemory-policy is noeviction"
+                    );
+                }
+            }
+        }
+        let current = match epoch {
+            Reply::Data(value) => String::from_utf8_lossy(value).into_owned(),
+            Reply::Nil => String::new(),
+            Reply::Error(message) => {
+                return Err(ConnError::Protocol(format!(
+                    "could not read the store's epoch: {message}"
+                )))
+            }
+            other => {
+                return Err(ConnError::Protocol(format!(
+                    "unexpected reply for the store's epoch: {other:?}"
+                )))
+            }
+        };
+        let mut known = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        if !known.1 {
+            // The first connection: adopt whatever the server holds (ours,
+            // or another process's).
+            *known = (current, true);
+            return Ok(());
+        }
+        if current == known.0 {
+            return Ok(());
+        }
+        let why = format!(
+            "the Redis server lost budgetgate's data while this process ran (its epoch key {} is {}): \
+             a restart without persistence, a failover to an empty replica or FLUSHALL. Refusing to count \
+             budgets from zero again: restore the data and call RedisStore::accept_reset(), or restart the program",
+            self.epoch_key,
+            if current.is_empty() { "gone" } else { "different" }
+        );
+        tracing::error!(reason = %why, "budget store reset detected; failing closed");
+        *self.reset.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+        Err(ConnError::Refused(why))
+    }
+}
+
+/// The value of a `CONFIG GET name` reply (`[name, value]`), `None` if the
+/// server refused it.
+fn config_value(reply: &Reply) -> Option<String> {
+    match reply {
+        Reply::Array(items) => match items.as_slice() {
+            [_, Reply::Data(value)] => Some(String::from_utf8_lossy(value).into_owned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
