@@ -522,3 +522,43 @@ fn a_restart_with_aof_keeps_budgets_and_the_first_call_succeeds() {
     );
     assert_eq!(engine.status(&l).unwrap().committed(), dec!(10));
 }
+
+/// A fail-open budget during an outage: the calls it admitted spent money,
+/// and that money is recorded by id when Redis answers again — the store
+/// ends up agreeing with what the callers did.
+#[test]
+fn fail_open_spend_during_an_outage_is_recorded_when_redis_returns() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port());
+    let engine = engine(&proxy.url(), Duration::from_millis(100));
+    let l = ledger("fail-open");
+    engine.set_budget(&l, Budget::lifetime(dec!(1000)).unwrap().fail_open());
+    let admitted = std::sync::Mutex::new((dec!(0), 0usize));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let d = engine.check(&l, dec!(0.1));
+                    if d.is_allowed() {
+                        let mut a = admitted.lock().unwrap();
+                        a.0 += dec!(0.1);
+                        if d.reason() == Some(budgetgate::BlockReason::StoreError) {
+                            a.1 += 1;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        proxy.outage(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let (admitted, during_outage) = *admitted.lock().unwrap();
+    assert!(during_outage > 0, "no call was admitted fail-open");
+    eventually(Duration::from_secs(10), "fail-open spend recorded", || {
+        engine.status(&l).unwrap().committed() == admitted
+    });
+}

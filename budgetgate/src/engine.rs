@@ -1104,9 +1104,36 @@ impl Engine {
                 self.soft_limits(ledger, &p, outcome);
             }
         }
+        let failed = result.is_err();
+        let fixed = (p.hold.is_none()).then(|| (p.caps.clone(), p.nanos));
         let decision = Self::decide(ledger, p, result);
+        if let (true, true, Some((caps, nanos))) = (failed, decision.is_allowed(), fixed) {
+            self.record_later(ledger, &caps, nanos);
+        }
         self.report(&decision);
         decision
+    }
+
+    /// A fixed cost admitted fail-open while the store failed: the call
+    /// runs and the money is spent, so it is recorded by id in the
+    /// background when the store answers again (reported as
+    /// [`Event::Committed`]), or reported as unrecorded spend if it never
+    /// does.
+    fn record_later(&self, ledger: &Ledger, caps: &Caps, nanos: Nanos) {
+        tracing::warn!(%ledger, amount = %from_nanos(nanos),
+            "admitted fail-open while the store failed; recording the cost when it answers again");
+        self.settle_later(
+            crate::settler::Job {
+                kind: crate::settler::Kind::Commit,
+                ledger: ledger.clone(),
+                limits: caps.limits().to_vec(),
+                id: ReservationId::new(),
+                reserved: nanos,
+                actual: Some(nanos),
+                record_if_missing: true,
+            },
+            None,
+        );
     }
 
     /// The decision for a store's answer (no side effects).
@@ -1344,10 +1371,16 @@ impl Engine {
                     .iter()
                     .position(|p| p.caps.on_store_error() == StoreErrorMode::FailClosed)
                     .unwrap_or(0);
-                (
-                    self.conclude(&ledgers[index], preps[index].clone(), Err(error)),
-                    index,
-                )
+                let decision = Self::decide(&ledgers[index], preps[index].clone(), Err(error));
+                if decision.is_allowed() {
+                    for (ledger, p) in ledgers.iter().zip(preps) {
+                        if p.hold.is_none() {
+                            self.record_later(ledger, &p.caps, p.nanos);
+                        }
+                    }
+                }
+                self.report(&decision);
+                (decision, index)
             }
         }
     }

@@ -225,7 +225,10 @@ impl RedisStoreBuilder {
     }
 
     /// How long a settled reservation id is remembered, so a retried commit is
-    /// recognised (default 1 hour).
+    /// recognised and a cancelled reservation that arrives late is refused
+    /// (default 15 minutes: longer than the engine's settle horizon, 10
+    /// minutes by default, within which retries happen; each remembered id
+    /// costs about 100 bytes of Redis memory).
     pub fn settled_retention(mut self, retention: Duration) -> Self {
         // Clamped to 1 s ..= 100 years.
         self.settled_retention = crate::budget::clamp_duration(retention, Duration::from_secs(1));
@@ -606,7 +609,7 @@ impl RedisStore {
             prefix: "budgetgate".to_owned(),
             timeout: Duration::from_millis(500),
             idle_ttl: Duration::from_secs(400 * 86_400),
-            settled_retention: Duration::from_secs(3_600),
+            settled_retention: Duration::from_secs(900),
             time: TimeSource::Server,
             fast_paths: true,
             accept_eviction: false,
