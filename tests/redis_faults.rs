@@ -562,3 +562,153 @@ fn fail_open_spend_during_an_outage_is_recorded_when_redis_returns() {
         engine.status(&l).unwrap().committed() == admitted
     });
 }
+
+fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &server.port().to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (installed with redis-server)");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn clock_engine(server: &RedisServer, clock: &budgetgate::clock::ManualClock) -> Engine {
+    let store = RedisStore::builder(&server.url())
+        .timeout(Duration::from_secs(2))
+        .time_source(budgetgate::store::redis::TimeSource::Clock(
+            std::sync::Arc::new(clock.clone()),
+        ))
+        .build()
+        .unwrap();
+    Engine::builder().store(store).build()
+}
+
+/// Each key of a rolling-window ledger deleted alone: the totals never go
+/// negative, the budget is never exceeded, and the ledger is not blocked
+/// for longer than its window.
+#[test]
+fn partial_key_loss_never_turns_into_money() {
+    let server = RedisServer::start();
+    let clock = budgetgate::clock::ManualClock::new(1_700_000_000_000_000);
+    let engine = clock_engine(&server, &clock);
+    let hour = Duration::from_secs(3600);
+    let budget = Budget::rolling(dec!(10), hour).unwrap();
+
+    // The totals (the meta hash) lost, the log kept: rebuilt from the log.
+    let l = Ledger::new("loss", "meta", "p");
+    engine.set_budget(&l, budget);
+    for _ in 0..8 {
+        assert!(engine.check(&l, dec!(1)).is_allowed());
+    }
+    let key = "budgetgate:{loss:meta:p}:meta";
+    assert_eq!(redis_cli(&server, &["DEL", key]), "1");
+    let status = engine.status(&l).unwrap();
+    assert_eq!(
+        status.committed(),
+        dec!(8),
+        "rebuilt from the log, not 0 or −8"
+    );
+    assert!(engine.check(&l, dec!(3)).is_blocked(), "8 + 3 > 10");
+    assert!(engine.check(&l, dec!(2)).is_allowed());
+    clock.advance(hour + Duration::from_secs(1));
+    assert_eq!(
+        engine.status(&l).unwrap().committed(),
+        dec!(0),
+        "never negative"
+    );
+
+    // The log lost, the totals kept: blocked at most until the window
+    // would have let the spend go, then empty — never negative.
+    let l = Ledger::new("loss", "log", "p");
+    engine.set_budget(&l, budget);
+    for _ in 0..8 {
+        assert!(engine.check(&l, dec!(1)).is_allowed());
+    }
+    let log = format!("budgetgate:{{loss:log:p}}:e:r{}", hour.as_micros());
+    assert_eq!(redis_cli(&server, &["DEL", &log]), "1");
+    assert!(
+        engine.check(&l, dec!(3)).is_blocked(),
+        "the totals still count"
+    );
+    clock.advance(hour + Duration::from_secs(1));
+    let d = engine.check(&l, dec!(10));
+    assert!(d.is_allowed(), "not blocked past the window: {d}");
+    assert_eq!(engine.status(&l).unwrap().committed(), dec!(10));
+}
+
+/// 100,000 spends leaving a rolling window at once: no single script runs
+/// 10 ms or more (read from Redis's SLOWLOG), another ledger's calls go on
+/// meanwhile, and the window empties over the next calls.
+#[test]
+fn a_mass_expiry_is_pruned_in_bounded_steps() {
+    let server = RedisServer::start();
+    let clock = budgetgate::clock::ManualClock::new(1_700_000_000_000_000);
+    let engine = clock_engine(&server, &clock);
+    let l = ledger("mass-expiry");
+    let other = ledger("bystander");
+    engine.set_budget(
+        &l,
+        Budget::rolling(dec!(1000000), Duration::from_secs(1)).unwrap(),
+    );
+    engine.set_budget(&other, Budget::lifetime(dec!(1000000)).unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for _ in 0..100 {
+            let calls: Vec<_> = (0..1000).map(|_| engine.check_async(&l, dec!(1))).collect();
+            for d in futures_join(calls).await {
+                assert!(d.is_allowed(), "{d}");
+            }
+        }
+    });
+    assert_eq!(engine.status(&l).unwrap().committed(), dec!(100000));
+    redis_cli(
+        &server,
+        &["CONFIG", "SET", "slowlog-log-slower-than", "10000"],
+    );
+    redis_cli(&server, &["SLOWLOG", "RESET"]);
+    clock.advance(Duration::from_secs(2)); // all 100,000 leave the window
+    let mut calls = 0;
+    while engine.status(&l).unwrap().committed() > dec!(0) {
+        assert!(engine.check(&l, dec!(0)).is_allowed());
+        assert!(
+            engine.check(&other, dec!(1)).is_allowed(),
+            "a bystander is served"
+        );
+        calls += 1;
+        assert!(calls <= 200, "the window does not empty");
+    }
+    assert_eq!(
+        redis_cli(&server, &["SLOWLOG", "LEN"]),
+        "0",
+        "scripts of 10 ms or more: {}",
+        redis_cli(&server, &["SLOWLOG", "GET", "5"])
+    );
+    assert!(calls >= 50, "pruned in steps, not at once ({calls} calls)");
+}
+
+/// Awaits every future, in order (no extra dependency for a join).
+async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|v| v.expect("ready")).collect()
+}

@@ -29,6 +29,8 @@
 -- earliest expiry has passed, and TTLs are renewed about once an hour, not
 -- on every call.
 local B = 1000000000
+-- The most log entries one call prunes from one window.
+local PRUNE_MAX = 1000
 local function norm(u, n)
   local c = math.floor(n / B)
   return u + c, n - c * B
@@ -172,6 +174,19 @@ local function open_ledger(K_META, now, want, rid)
       wid = wid, win = win, ent = win > 0 and BASE .. ':e:' .. wid or nil,
       cu = cu, cn = cn, ru = ru, rn = rn, old = old >= 0 and old or nil,
     }
+    if not value and win > 0 and not head and redis.call('EXISTS', t.ent) == 1 then
+      -- The ledger's totals were lost but its rolling log was not (a
+      -- partial key loss): rebuild the window from the log (once), so the
+      -- spend it holds still counts and pruning never goes below zero.
+      for _, m in ipairs(redis.call('ZRANGE', t.ent, 0, -1)) do
+        local _, u, n, kind = parse_member(m)
+        if kind == 'h' then t.ru, t.rn = norm(t.ru + u, t.rn + n)
+        else t.cu, t.cn = norm(t.cu + u, t.cn + n) end
+      end
+      local first = redis.call('ZRANGE', t.ent, 0, 0, 'WITHSCORES')
+      t.old = first[2] and tonumber(first[2]) or nil
+      redis.log(redis.LOG_WARNING, 'budgetgate: ' .. BASE .. ' lost its totals; window ' .. wid .. ' rebuilt from its log')
+    end
     if win < 0 then
       -- Calendar window: `old` is the current period's start; a new period
       -- starts from zero, exactly at the boundary.
@@ -218,18 +233,31 @@ local function open_ledger(K_META, now, want, rid)
   end
 
   -- Prune what left each rolling window: only when its oldest entry left,
-  -- and then only the leaving entries are read.
+  -- and then only the leaving entries are read — at most PRUNE_MAX per
+  -- call, so one call's work is bounded however much leaves at once; what
+  -- is not pruned yet stays counted (which can only block early) and the
+  -- next calls go on. Totals never go below zero: a log that lost entries
+  -- (a partial key loss) ends as an empty window, not a negative one.
   for _, t in ipairs(tracks) do
     if t.win > 0 and t.old ~= nil and t.old < now - t.win then
       local cutoff = '(' .. fmt(now - t.win)
-      for _, m in ipairs(redis.call('ZRANGEBYSCORE', t.ent, '-inf', cutoff)) do
+      local leaving = redis.call('ZRANGEBYSCORE', t.ent, '-inf', cutoff, 'LIMIT', 0, PRUNE_MAX)
+      for _, m in ipairs(leaving) do
         local _, u, n, kind = parse_member(m)
         if kind == 'h' then t.ru, t.rn = norm(t.ru - u, t.rn - n)
         else t.cu, t.cn = norm(t.cu - u, t.cn - n) end
       end
-      redis.call('ZREMRANGEBYSCORE', t.ent, '-inf', cutoff)
+      if #leaving > 0 then redis.call('ZREMRANGEBYRANK', t.ent, 0, #leaving - 1) end
       local first = redis.call('ZRANGE', t.ent, 0, 0, 'WITHSCORES')
       t.old = first[2] and tonumber(first[2]) or nil
+      local lost = t.cu < 0 or t.ru < 0 or (t.old == nil and (t.cu ~= 0 or t.cn ~= 0 or t.ru ~= 0 or t.rn ~= 0))
+      if lost then
+        -- Nothing left in the log, or less than the totals say: what the
+        -- log no longer holds cannot count.
+        redis.log(redis.LOG_WARNING, 'budgetgate: ' .. BASE .. ' window ' .. t.wid .. ' lost log entries; totals reset from the log')
+        if t.cu < 0 or t.old == nil then t.cu, t.cn = 0, 0 end
+        if t.ru < 0 or t.old == nil then t.ru, t.rn = 0, 0 end
+      end
     end
   end
 
