@@ -712,3 +712,55 @@ async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
     .await;
     out.into_iter().map(|v| v.expect("ready")).collect()
 }
+
+/// `noeviction` and a full memory: commits and releases still land (the
+/// spend is recorded, holds are released), new reservations are refused
+/// cleanly with Redis's OOM error.
+#[test]
+fn a_full_redis_still_takes_commits_and_releases() {
+    let server =
+        RedisServer::start_with_args(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]);
+    let engine = engine(&server.url(), Duration::from_secs(2));
+    let l = ledger("full");
+    engine.set_budget(&l, Budget::lifetime(dec!(100)).unwrap());
+    let held: Vec<_> = (0..4)
+        .map(|_| engine.reserve(&l, dec!(5)).unwrap())
+        .collect();
+    // Fill the memory past maxmemory with data of someone else's.
+    for i in 0..8 {
+        redis_cli(
+            &server,
+            &[
+                "EVAL",
+                "return redis.call('SET', KEYS[1], string.rep('x', 700000))",
+                "1",
+                &format!("ballast{i}"),
+            ],
+        );
+    }
+    let refused = engine.reserve(&l, dec!(1)).unwrap_err();
+    assert_eq!(
+        refused.decision().reason(),
+        Some(budgetgate::BlockReason::StoreError)
+    );
+    assert!(
+        refused
+            .decision()
+            .detail()
+            .unwrap_or_default()
+            .contains("OOM"),
+        "{refused}"
+    );
+    let mut held = held.into_iter();
+    for r in held.by_ref().take(2) {
+        r.commit(dec!(2)).expect("a commit lands on a full Redis");
+    }
+    for r in held {
+        assert_eq!(
+            r.release().expect("a release lands"),
+            budgetgate::Release::Released
+        );
+    }
+    let status = engine.status(&l).unwrap();
+    assert_eq!((status.committed(), status.reserved()), (dec!(4), dec!(0)));
+}

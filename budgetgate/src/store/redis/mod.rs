@@ -93,18 +93,18 @@ static CHARGE: LazyLock<Lua> = LazyLock::new(|| {
     )
 });
 static SETTLE: LazyLock<Lua> = LazyLock::new(|| {
-    script(
+    settle_script(script(
         include_str!("lua/fast_settle.lua"),
         include_str!("lua/settle.lua"),
-    )
+    ))
 });
 // The same without their fast paths: the equivalence tests compare the two.
 static CHARGE_GENERAL: LazyLock<Lua> =
     LazyLock::new(|| script(NO_FAST_PATH, include_str!("lua/charge.lua")));
 static SETTLE_GENERAL: LazyLock<Lua> =
-    LazyLock::new(|| script(NO_FAST_PATH, include_str!("lua/settle.lua")));
+    LazyLock::new(|| settle_script(script(NO_FAST_PATH, include_str!("lua/settle.lua"))));
 static STATUS: LazyLock<Lua> =
-    LazyLock::new(|| script(NO_FAST_PATH, include_str!("lua/status.lua")));
+    LazyLock::new(|| settle_script(script(NO_FAST_PATH, include_str!("lua/status.lua"))));
 static CHARGE_MANY: LazyLock<Lua> =
     LazyLock::new(|| script(NO_FAST_PATH, include_str!("lua/charge_many.lua")));
 static RATE: LazyLock<Lua> = LazyLock::new(|| {
@@ -129,6 +129,16 @@ impl Lua {
             code,
         }
     }
+}
+
+/// A settle script may write when Redis is out of memory (`noeviction` at
+/// `maxmemory`): money already spent must be recorded and holds released
+/// — both shrink what new calls may reserve, and new reservations (the
+/// charge scripts, without the flag) are refused with Redis's OOM error.
+/// Status reads may too (they prune). The flag needs the script's first
+/// line (Redis 7's shebang), hence Redis 7.0 or newer.
+fn settle_script(lua: Lua) -> Lua {
+    Lua::new(format!("#!lua flags=allow-oom\n{}", lua.code))
 }
 
 /// A script without a fast path.
