@@ -96,16 +96,22 @@ fn latency(c: &mut Criterion) {
     // compared with redis-rs's blocking PINGs and with PINGs on the store's
     // own connection (a leaner client, so a lower baseline).
     let mut blocking = client.get_connection().unwrap();
+    // A second ledger with a rolling 1 h window (entries in a sorted set).
+    let rolling = Ledger::new("bench", "latency", "rolling");
+    ENGINE.set_budget(
+        &rolling,
+        Budget::rolling(dec!(1000000000000), Duration::from_secs(3600)).unwrap(),
+    );
     const BLOCKS: usize = 8;
     const ROUNDS: usize = 400;
     let median = |v: &mut Vec<Duration>| {
         v.sort();
         v[v.len() / 2].as_secs_f64()
     };
-    let mut ratios: [Vec<f64>; 3] = Default::default();
+    let mut ratios: [Vec<f64>; 5] = Default::default();
     let mut levels = Vec::new();
     for _ in 0..BLOCKS {
-        let mut t: [Vec<Duration>; 5] = Default::default();
+        let mut t: [Vec<Duration>; 7] = Default::default();
         for _ in 0..ROUNDS {
             let start = Instant::now();
             let _: String = redis::cmd("PING").query(&mut blocking).unwrap();
@@ -119,6 +125,10 @@ fn latency(c: &mut Criterion) {
             let r = ENGINE.reserve(&ledger, dec!(0.00001)).unwrap();
             r.commit(dec!(0.000001)).unwrap();
             t[2].push(start.elapsed());
+            let start = Instant::now();
+            let r = ENGINE.reserve(&rolling, dec!(0.00001)).unwrap();
+            r.commit(dec!(0.000001)).unwrap();
+            t[5].push(start.elapsed());
             rt.block_on(async {
                 let mut con = direct.clone();
                 let start = Instant::now();
@@ -129,12 +139,18 @@ fn latency(c: &mut Criterion) {
                 let r = ENGINE.reserve_async(&ledger, dec!(0.00001)).await.unwrap();
                 r.commit_async(dec!(0.000001)).await.unwrap();
                 t[4].push(start.elapsed());
+                let start = Instant::now();
+                let r = ENGINE.reserve_async(&rolling, dec!(0.00001)).await.unwrap();
+                r.commit_async(dec!(0.000001)).await.unwrap();
+                t[6].push(start.elapsed());
             });
         }
         let m: Vec<f64> = t.iter_mut().map(median).collect();
         ratios[0].push(m[2] / m[0]);
         ratios[1].push(m[2] / m[1]);
         ratios[2].push(m[4] / m[3]);
+        ratios[3].push(m[5] / m[1]);
+        ratios[4].push(m[6] / m[3]);
         levels.push(m);
     }
     let summary = |v: &mut Vec<f64>| {
@@ -155,7 +171,8 @@ fn latency(c: &mut Criterion) {
         "redis_latency interleaved ({BLOCKS} blocks x {ROUNDS} rounds, median of block medians): \
          sync reserve+commit {:.1}us / two redis-rs blocking PINGs {:.1}us = {}; \
          / two PINGs on the store's own connection {:.1}us = {}; \
-         async reserve+commit {:.1}us / two multiplexed PINGs {:.1}us = {}",
+         async reserve+commit {:.1}us / two multiplexed PINGs {:.1}us = {}; \
+         rolling 1 h window: sync {:.1}us / store PINGs = {}, async {:.1}us / multiplexed PINGs = {}",
         us(2),
         us(0),
         summary(&mut ratios[0]),
@@ -164,6 +181,10 @@ fn latency(c: &mut Criterion) {
         us(4),
         us(3),
         summary(&mut ratios[2]),
+        us(5),
+        summary(&mut ratios[3]),
+        us(6),
+        summary(&mut ratios[4]),
     );
 }
 

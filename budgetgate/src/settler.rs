@@ -16,7 +16,7 @@
 //! reported as [`Event`]s: [`Event::Committed`] when a commit lands,
 //! [`Event::UnrecordedSpend`] (and a `tracing` error) when one is given up.
 //! A caller can wait for a job's first outcome (the foreground part of a
-//! commit) without blocking the settler: see [`Waiter`].
+//! commit) without blocking the settler, by blocking or as a future.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, Weak};

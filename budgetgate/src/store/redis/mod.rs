@@ -17,9 +17,24 @@
 //! - **TTLs on every key**; reservations expire after their TTL; settled
 //!   reservation ids are remembered for a while so a retried commit is never
 //!   charged twice.
-//! - **Bounded time**: every operation has a timeout (default 500 ms) and
-//!   fails as a [`StoreError`]; the connection reconnects by itself when
-//!   Redis comes back.
+//! - **Bounded time**: every operation — connect, send and reply together —
+//!   has one deadline (the timeout, default 500 ms) and fails as a
+//!   [`StoreError`]; the connection reconnects by itself when Redis comes
+//!   back, and a pooled connection found dead is replaced before a request
+//!   is sent on it.
+//! - **A Redis that forgets is refused** (`checks.rs`): every new
+//!   connection checks `maxmemory-policy` (only `noeviction` unless
+//!   [`RedisStoreBuilder::accept_eviction`]), warns once about missing
+//!   persistence, and compares the store's epoch key, so a reset while the
+//!   process runs fails closed ([`RedisStore::accept_reset`]).
+//! - **Unknown outcomes settle by id**: a cancelled reservation leaves a
+//!   tombstone, so a request that arrives after its cancellation is
+//!   refused; the settle and status scripts may write on a full
+//!   `noeviction` Redis (`allow-oom`), the charge scripts may not. Redis 7.0
+//!   or newer.
+//! - **Bounded work**: a call prunes at most 1,000 entries per window that
+//!   left it; a window whose totals or log were lost is rebuilt or emptied,
+//!   never negative.
 //! - **Sync and async**: a sync call is one blocking round trip on the
 //!   calling thread (a small pool of connections; no hand-over to another
 //!   thread), so it needs no async runtime and works inside one too. On
@@ -42,8 +57,10 @@
 //! read and written with Lua's `struct`, because parsing decimal text cost
 //! ten times more), `…:e:<w>`
 //! (the entries of rolling window `<w>` = `r<µs>`; other windows need none)
-//! and `…:d:<id>` (a settled reservation, kept for the retention). A
-//! ledger's keys expire together, renewed about hourly while it is used.
+//! and `…:d:<id>` (a settled or cancelled reservation, kept for the
+//! retention), `…:w:<w>:<threshold>` (a soft-limit threshold reported in
+//! this window). A ledger's keys expire together, renewed about hourly
+//! while it is used. `budgetgate:epoch` is the store's own (never expires).
 //! Scripts take their numbers the same way, packed into one argument.
 //!
 //! A script's cost is its set-up, its Redis calls and the Lua allocation
