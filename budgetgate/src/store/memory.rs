@@ -15,7 +15,11 @@
 //! - **Reservations expire** after their TTL: their headroom returns, and a
 //!   late commit still records the actual (at the commit's time).
 //!
-//! State lives as long as the store; ledgers are not evicted.
+//! - **Reclaimed**: a ledger with no open reservation and nothing counting
+//!   in any window is dropped when its shard is next swept (each time the
+//!   shard doubles), so one-off principals do not accumulate. Open
+//!   reservations expire through a heap by expiry: many abandoned holds
+//!   expiring one by one cost O(log n) each.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +41,34 @@ const SHARD_BITS: u32 = 6;
 /// One shard, padded to its own cache lines: threads locking neighbouring
 /// shards must not write the same line.
 #[repr(align(128))]
-struct Shard<T>(RwLock<HashMap<Ledger, Arc<Padded<T>>, Prehashed>>);
+struct Shard<T>(
+    RwLock<HashMap<Ledger, Arc<Padded<T>>, Prehashed>>,
+    /// Sweep for reclaimable entries when the map reaches this size.
+    std::sync::atomic::AtomicUsize,
+);
+
+/// State that may be dropped when it no longer holds anything.
+trait Reclaim {
+    /// Whether dropping it at `now` changes nothing.
+    fn reclaimable(&self, now: i64) -> bool;
+}
+
+impl Reclaim for LedgerState {
+    fn reclaimable(&self, now: i64) -> bool {
+        self.is_empty_at(now)
+    }
+}
+
+impl Reclaim for GateState {
+    /// Gates are kept: whether a gate's log, cooldown or bucket still
+    /// matters depends on its policy, which only callers know.
+    fn reclaimable(&self, _now: i64) -> bool {
+        false
+    }
+}
+
+/// The first size at which a shard is swept.
+const FIRST_SWEEP: usize = 1024;
 
 /// One ledger's (or gate's) lock and state on cache lines of its own: two
 /// entries allocated one after the other must not share a line, or threads
@@ -55,7 +86,10 @@ impl<T> std::ops::Deref for Padded<T> {
 
 impl<T> Default for Shard<T> {
     fn default() -> Self {
-        Shard(RwLock::new(HashMap::default()))
+        Shard(
+            RwLock::new(HashMap::default()),
+            std::sync::atomic::AtomicUsize::new(FIRST_SWEEP),
+        )
     }
 }
 
@@ -64,7 +98,12 @@ fn shards<T>() -> Box<[Shard<T>]> {
 }
 
 /// Runs `f` on the entry of `key` under its own lock (created on first use).
-fn with_entry<T: Default, R>(shards: &[Shard<T>], key: &Ledger, f: impl FnOnce(&mut T) -> R) -> R {
+fn with_entry<T: Default + Reclaim, R>(
+    shards: &[Shard<T>],
+    key: &Ledger,
+    now: i64,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
     let shard = &shards[(key.cached_hash() >> (64 - SHARD_BITS)) as usize];
     // A poisoned lock means a panic inside this module while holding it; the
     // state it guards is consistent at every step we take, so keep serving.
@@ -75,18 +114,37 @@ fn with_entry<T: Default, R>(shards: &[Shard<T>], key: &Ledger, f: impl FnOnce(&
             return f(&mut entry);
         }
     }
-    let entry = entry_arc(shards, key);
+    let entry = entry_arc(shards, key, now);
     let mut entry = entry.lock().unwrap_or_else(|e| e.into_inner());
     f(&mut entry)
 }
 
 /// The entry of `key` (created on first use), to lock several at once.
-fn entry_arc<T: Default>(shards: &[Shard<T>], key: &Ledger) -> Arc<Padded<T>> {
+///
+/// A shard that grew to twice its size after its last sweep is swept as an
+/// entry is added: entries nobody is using (only the map holds them) whose
+/// state holds nothing are dropped — one-off principals do not accumulate.
+/// The sweep visits the shard once per doubling: O(1) amortized per entry.
+fn entry_arc<T: Default + Reclaim>(shards: &[Shard<T>], key: &Ledger, now: i64) -> Arc<Padded<T>> {
     let shard = &shards[(key.cached_hash() >> (64 - SHARD_BITS)) as usize];
     if let Some(entry) = shard.0.read().unwrap_or_else(|e| e.into_inner()).get(key) {
         return entry.clone();
     }
     let mut map = shard.0.write().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= shard.1.load(Ordering::Relaxed) {
+        // Under the write lock nobody can reach an entry through the map;
+        // a count of one means nobody holds it either.
+        map.retain(|_, entry| {
+            Arc::strong_count(entry) > 1
+                || !entry
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .reclaimable(now)
+        });
+        shard
+            .1
+            .store((2 * map.len()).max(FIRST_SWEEP), Ordering::Relaxed);
+    }
     map.entry(key.clone()).or_default().clone()
 }
 
@@ -161,8 +219,13 @@ impl MemoryStore {
     }
 
     /// Runs `f` on the ledger's state under its own lock.
-    fn with_ledger<R>(&self, ledger: &Ledger, f: impl FnOnce(&mut LedgerState) -> R) -> R {
-        with_entry(&self.shards, ledger, f)
+    fn with_ledger<R>(
+        &self,
+        ledger: &Ledger,
+        now: i64,
+        f: impl FnOnce(&mut LedgerState) -> R,
+    ) -> R {
+        with_entry(&self.shards, ledger, now, f)
     }
 
     fn now(&self) -> i64 {
@@ -233,6 +296,12 @@ struct LedgerState {
     held: HashMap<ReservationIdKey, Held, Prehashed>,
     /// No open reservation expires before this (`i64::MAX`: none open).
     next_expiry: i64,
+    /// Open reservations by expiry, earliest first (holds made with one TTL
+    /// arrive in expiry order: pushed at the back in O(1)); settled ones are
+    /// left in and skipped when they come up, and the queue is compacted
+    /// once it holds twice the open ones — so expiring many abandoned holds
+    /// one by one costs O(1) each, not a scan of all of them.
+    expiries: VecDeque<(i64, u128)>,
 }
 
 impl Default for LedgerState {
@@ -242,6 +311,7 @@ impl Default for LedgerState {
             tracks: Vec::new(),
             held: HashMap::default(),
             next_expiry: i64::MAX,
+            expiries: VecDeque::new(),
         }
     }
 }
@@ -393,23 +463,63 @@ impl LedgerState {
 
     /// Removes every reservation whose TTL passed and finds the next bound.
     fn expire(&mut self, now: i64) {
-        let expired: Vec<ReservationIdKey> = self
-            .held
-            .iter()
-            .filter(|(_, h)| h.expires <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in expired {
-            if let Some(held) = self.held.remove(&key) {
-                self.drop_hold(&held);
+        while let Some(&(expires, raw)) = self.expiries.front() {
+            if expires > now {
+                break;
+            }
+            self.expiries.pop_front();
+            let key = ReservationIdKey(super::ReservationId::from_u128(raw));
+            // Skipped if settled since.
+            if self.held.get(&key).is_some_and(|h| h.expires == expires) {
+                if let Some(held) = self.held.remove(&key) {
+                    self.drop_hold(&held);
+                }
             }
         }
-        self.next_expiry = self
-            .held
-            .values()
-            .map(|h| h.expires)
-            .min()
-            .unwrap_or(i64::MAX);
+        self.next_expiry = self.expiries.front().map_or(i64::MAX, |(at, _)| *at);
+    }
+
+    /// Remembers a new hold's expiry (see `expiries`).
+    fn schedule_expiry(&mut self, key: ReservationIdKey, expires: i64) {
+        if self.expiries.len() >= 2 * self.held.len() + 64 {
+            let held = &self.held;
+            self.expiries.retain(|(at, raw)| {
+                held.get(&ReservationIdKey(super::ReservationId::from_u128(*raw)))
+                    .is_some_and(|h| h.expires == *at)
+            });
+        }
+        let entry = (expires, key.0.as_u128());
+        match self.expiries.back() {
+            Some(&(last, _)) if last > expires => {
+                // Another TTL (engines sharing the store): keep the order.
+                let at = self.expiries.partition_point(|&(t, _)| t <= expires);
+                self.expiries.insert(at, entry);
+            }
+            _ => self.expiries.push_back(entry),
+        }
+        self.next_expiry = self.next_expiry.min(expires);
+    }
+
+    /// Whether dropping this ledger's state changes nothing: no open
+    /// reservation, and nothing that counts in any window at `now`.
+    fn is_empty_at(&self, now: i64) -> bool {
+        self.held.is_empty()
+            && self.tracks.iter().all(|t| {
+                let counts = t.committed != 0 || t.reserved != 0;
+                match t.window {
+                    Window::Unbounded => !counts,
+                    Window::Daily { .. } | Window::Monthly { .. } => {
+                        !counts || t.window.period_start(now) != Some(t.period)
+                    }
+                    Window::Rolling(_) => {
+                        let length = t.window.rolling_micros().unwrap_or(i64::MAX);
+                        !counts
+                            || t.entries
+                                .back()
+                                .is_none_or(|e| e.at < now.saturating_sub(length))
+                    }
+                }
+            })
     }
 
     /// Index of the track for `window`, creating it if needed.
@@ -528,7 +638,7 @@ impl LedgerState {
                     more_slots,
                 },
             );
-            self.next_expiry = self.next_expiry.min(expires);
+            self.schedule_expiry(ReservationIdKey(hold.id), expires);
         }
         Ok(admitted)
     }
@@ -690,7 +800,7 @@ fn paused_outcome(at: i64) -> ChargeOutcome {
 impl Store for MemoryStore {
     fn rate(&self, request: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
         let now = self.now();
-        Ok(with_entry(&self.gates, request.gate.key(), |gate| {
+        Ok(with_entry(&self.gates, request.gate.key(), now, |gate| {
             gate.check(now, request.policy, request.record)
         }))
     }
@@ -700,12 +810,14 @@ impl Store for MemoryStore {
         if self.is_paused(request.ledger) {
             return Ok(paused_outcome(now));
         }
-        self.with_ledger(request.ledger, |state| state.charge(now, request, true))
+        self.with_ledger(request.ledger, now, |state| {
+            state.charge(now, request, true)
+        })
     }
 
     fn settle(&self, request: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError> {
         let now = self.now();
-        Ok(self.with_ledger(request.ledger, |state| state.settle(now, request)))
+        Ok(self.with_ledger(request.ledger, now, |state| state.settle(now, request)))
     }
 
     /// Atomic across the ledgers: all are locked (in one global order, so
@@ -715,7 +827,7 @@ impl Store for MemoryStore {
         let now = self.now();
         let entries: Vec<Arc<Padded<LedgerState>>> = requests
             .iter()
-            .map(|r| entry_arc(&self.shards, r.ledger))
+            .map(|r| entry_arc(&self.shards, r.ledger, now))
             .collect();
         let mut order: Vec<usize> = (0..requests.len()).collect();
         order.sort_by_key(|&i| Arc::as_ptr(&entries[i]) as usize);
@@ -789,7 +901,7 @@ impl Store for MemoryStore {
 
     fn status(&self, ledger: &Ledger, limits: &[Limit]) -> Result<Vec<WindowUsage>, StoreError> {
         let now = self.now();
-        Ok(self.with_ledger(ledger, |state| {
+        Ok(self.with_ledger(ledger, now, |state| {
             let at = state.advance(now);
             limits
                 .iter()
