@@ -352,3 +352,150 @@ fn pause_in_one_process_blocks_another() {
         .unwrap();
     assert_eq!(probe(&server, &principal), "Allow None");
 }
+
+/// The kill-and-restart test's budget: large enough that the kill comes
+/// while the workers are still spending.
+const AOF_BUDGET: Decimal = dec!(1000);
+
+/// A worker of the kill-and-restart test: 4 threads reserving 0.01 and
+/// committing through the Engine API while Redis is killed and restarted.
+/// Prints `LANDED <sum of Event::Committed> CONFIRMED <sum of Ok commits>
+/// UNKNOWN <sum of Unknown commits>`, after giving the background retries
+/// time to finish.
+#[test]
+fn aof_worker() {
+    if std::env::var("BUDGETGATE_TEST_ROLE").as_deref() != Ok("aof_worker") {
+        return;
+    }
+    let url = std::env::var("BUDGETGATE_TEST_URL").expect("url");
+    let principal = std::env::var("BUDGETGATE_TEST_PRINCIPAL").expect("principal");
+    let landed = std::sync::Arc::new(std::sync::Mutex::new(Decimal::ZERO));
+    let sink = landed.clone();
+    let store = RedisStore::builder(&url)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let engine = Engine::builder()
+        .store(store)
+        .listener(move |e: &budgetgate::Event<'_>| {
+            if let budgetgate::Event::Committed { actual, .. } = e {
+                *sink.lock().unwrap() += *actual;
+            }
+        })
+        .build();
+    let ledger = Ledger::new("xproc", "aof", principal);
+    engine.set_budget(&ledger, Budget::lifetime(AOF_BUDGET).unwrap());
+    let started = Instant::now();
+    let (confirmed, unknown) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (engine, ledger) = (&engine, &ledger);
+                s.spawn(move || {
+                    let (mut confirmed, mut unknown) = (Decimal::ZERO, Decimal::ZERO);
+                    let mut i = 0;
+                    while started.elapsed() < Duration::from_secs(3) {
+                        i += 1;
+                        let cost = Decimal::new(((i + t) % 10 + 1) as i64, 3);
+                        if let Ok(r) = engine.reserve(ledger, dec!(0.01)) {
+                            match r.commit(cost) {
+                                Ok(_) => confirmed += cost,
+                                Err(budgetgate::CommitError::Unknown { actual, .. }) => {
+                                    unknown += actual
+                                }
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    }
+                    (confirmed, unknown)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .fold((Decimal::ZERO, Decimal::ZERO), |(a, b), (c, d)| {
+                (a + c, b + d)
+            })
+    });
+    // Let unconfirmed commits land in the background before exiting.
+    assert!(
+        engine.wait_settled(Duration::from_secs(30)),
+        "{} writes still pending",
+        engine.pending_settles()
+    );
+    let landed = *landed.lock().unwrap();
+    println!("LANDED {landed} CONFIRMED {confirmed} UNKNOWN {unknown}");
+}
+
+/// Redis `kill -9`ed and restarted with its AOF under 4 processes × 4
+/// threads: the stored total equals what the clients saw land (confirmed
+/// commits plus the unknown ones that landed later), never above the
+/// budget, and the restarted Redis is not mistaken for a reset.
+#[test]
+fn kill_and_restart_with_aof_keeps_the_books() {
+    if std::env::var("BUDGETGATE_TEST_ROLE").is_ok() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("budgetgate-aof-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut server = RedisServer::start_with_args(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    let principal = format!("aof{}", std::process::id());
+    let workers: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "aof_worker", "--nocapture", "--test-threads=1"])
+                .env("BUDGETGATE_TEST_ROLE", "aof_worker")
+                .env("BUDGETGATE_TEST_URL", server.url())
+                .env("BUDGETGATE_TEST_PRINCIPAL", &principal)
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn worker")
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    server.kill(); // SIGKILL mid-run
+    std::thread::sleep(Duration::from_millis(500));
+    server.restart(); // from the AOF
+    let (mut landed, mut confirmed, mut unknown) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    for w in workers {
+        let out = w.wait_with_output().expect("worker output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "worker failed: {text}");
+        let report = text
+            .lines()
+            .find_map(|l| l.find("LANDED ").map(|i| &l[i..]))
+            .unwrap_or_else(|| panic!("no report in {text}"));
+        let parts: Vec<&str> = report.split_whitespace().collect();
+        landed += parts[1].parse::<Decimal>().unwrap();
+        confirmed += parts[3].parse::<Decimal>().unwrap();
+        unknown += parts[5].parse::<Decimal>().unwrap();
+    }
+    let store = RedisStore::connect(&server.url()).unwrap();
+    let status = Engine::new(store)
+        .status_with(
+            &Ledger::new("xproc", "aof", principal),
+            &Budget::lifetime(AOF_BUDGET).unwrap(),
+        )
+        .unwrap();
+    println!(
+        "stored {} landed {landed} confirmed {confirmed} unknown {unknown}",
+        status.committed()
+    );
+    assert_eq!(
+        status.committed(),
+        landed,
+        "the store agrees with the clients"
+    );
+    assert!(confirmed <= landed && landed <= confirmed + unknown);
+    assert!(landed <= AOF_BUDGET, "overspent: {landed}");
+    assert_eq!(status.reserved(), dec!(0), "no hold left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -653,6 +653,35 @@ impl Engine {
         self.inner.budgets.update(f);
     }
 
+    /// Writes whose outcome was unknown — commits not confirmed, failed
+    /// releases, cancelled reservations, fail-open spend — still being
+    /// retried in the background.
+    pub fn pending_settles(&self) -> usize {
+        self.inner.settler.pending()
+    }
+
+    /// Waits until no write is being retried in the background, at most
+    /// `limit`; says whether that happened. Call it before a process exits
+    /// (a graceful shutdown), so spend whose recording was still being
+    /// retried is not left to the reservation TTL or lost.
+    ///
+    /// ```
+    /// let engine = budgetgate::Engine::in_memory();
+    /// assert!(engine.wait_settled(std::time::Duration::from_secs(1)));
+    /// ```
+    pub fn wait_settled(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit.min(Duration::from_secs(3600));
+        loop {
+            if self.pending_settles() == 0 {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// How many listener calls panicked (each was caught).
     pub fn listener_panics(&self) -> u64 {
         self.inner.listener_panics.load(Ordering::Relaxed)
@@ -725,7 +754,7 @@ impl Engine {
         let p = self.prepare(ledger, budget, estimate, true)?;
         let result = self.inner.store.charge(&Self::request(ledger, &p));
         let backed = result.is_ok();
-        if !backed {
+        if result.as_ref().is_err_and(StoreError::may_have_applied) {
             self.cancel_holds(std::slice::from_ref(ledger), std::slice::from_ref(&p));
         }
         let (nanos, id) = (p.nanos, p.hold_id());
@@ -764,7 +793,7 @@ impl Engine {
             .await;
         guard.disarm();
         let backed = result.is_ok();
-        if !backed {
+        if result.as_ref().is_err_and(StoreError::may_have_applied) {
             self.cancel_holds(std::slice::from_ref(ledger), std::slice::from_ref(&p));
         }
         let (nanos, id) = (p.nanos, p.hold_id());
@@ -1244,7 +1273,7 @@ impl Engine {
             .store
             .charge_many(&Self::requests(ledgers, &preps));
         let backed = result.is_ok();
-        if !backed {
+        if result.as_ref().is_err_and(StoreError::may_have_applied) {
             self.cancel_holds(ledgers, &preps);
         }
         let (decision, primary) = self.conclude_all(ledgers, &preps, result);
@@ -1276,7 +1305,7 @@ impl Engine {
         let result = self.charge_many_async(ledgers, &preps).await;
         guard.disarm();
         let backed = result.is_ok();
-        if !backed {
+        if result.as_ref().is_err_and(StoreError::may_have_applied) {
             self.cancel_holds(ledgers, &preps);
         }
         let (decision, primary) = self.conclude_all(ledgers, &preps, result);

@@ -12,12 +12,13 @@
 //!
 //! One thread per engine, started on first use (an engine whose store never
 //! fails never starts it), retries each job with exponential backoff (50 ms
-//! doubling to 5 s) until it lands or its horizon passes. Outcomes are
+//! doubling to 2 s) until it lands or its horizon passes. Outcomes are
 //! reported as [`Event`]s: [`Event::Committed`] when a commit lands,
 //! [`Event::UnrecordedSpend`] (and a `tracing` error) when one is given up.
 //! A caller can wait for a job's first outcome (the foreground part of a
 //! commit) without blocking the settler, by blocking or as a future.
 
+use std::collections::BinaryHeap;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
@@ -34,7 +35,7 @@ use crate::store::{Nanos, ReservationId, SettleOutcome, SettleRequest, Store, St
 pub const SETTLE_HORIZON: Duration = Duration::from_secs(600);
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,16 +102,27 @@ struct Slot {
 pub(crate) struct Waiter(Arc<(Mutex<Slot>, Condvar)>);
 
 impl Waiter {
-    fn deliver(&self, outcome: Outcome) {
+    /// Delivers the first outcome; false if one was delivered before.
+    fn deliver(&self, outcome: Outcome) -> bool {
         let (slot, ready) = &*self.0;
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.outcome.is_none() {
-            slot.outcome = Some(outcome);
-            if let Some(waker) = slot.waker.take() {
-                waker.wake();
-            }
-            ready.notify_all();
+        if slot.outcome.is_some() {
+            return false;
         }
+        slot.outcome = Some(outcome);
+        if let Some(waker) = slot.waker.take() {
+            waker.wake();
+        }
+        ready.notify_all();
+        true
+    }
+
+    fn is_delivered(&self) -> bool {
+        let (slot, _) = &*self.0;
+        slot.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .outcome
+            .is_some()
     }
 
     /// Blocks until the outcome is known (at the latest at the deadline the
@@ -150,7 +162,26 @@ struct Queued {
     horizon: Instant,
     /// The foreground waiter and when it stops waiting.
     waiter: Option<(Waiter, Instant)>,
-    last: Option<StoreError>,
+    /// Breaks ties between jobs due at the same instant (first in, first out).
+    seq: u64,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    /// The earliest due is the greatest: `BinaryHeap` pops it first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.due, other.seq).cmp(&(self.due, self.seq))
+    }
 }
 
 /// Reports outcomes; implemented by the engine (a weak handle, so the
@@ -164,6 +195,10 @@ pub(crate) struct Settler {
     store: Arc<dyn Store>,
     horizon: Duration,
     queue: Mutex<Option<mpsc::Sender<Queued>>>,
+    /// Jobs submitted and not yet finished or given up.
+    pending: Arc<std::sync::atomic::AtomicUsize>,
+    /// Jobs ever submitted (their order).
+    submitted: std::sync::atomic::AtomicU64,
 }
 
 impl Settler {
@@ -172,7 +207,14 @@ impl Settler {
             store,
             horizon,
             queue: Mutex::new(None),
+            pending: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            submitted: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Jobs still being tried.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Queues `job` for its first attempt now. With `wait_until`, the
@@ -192,9 +234,13 @@ impl Settler {
             backoff: FIRST_BACKOFF,
             horizon: now + self.horizon,
             waiter: wait_until.map(|at| (waiter.clone(), at)),
-            last: None,
+            seq: self
+                .submitted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         };
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        self.pending
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Some(tx) = queue.as_ref() {
             match tx.send(queued) {
                 Ok(()) => return waiter,
@@ -205,9 +251,10 @@ impl Settler {
         let (tx, rx) = mpsc::channel();
         let store = self.store.clone();
         let reporter = reporter.clone();
+        let pending = self.pending.clone();
         let spawned = std::thread::Builder::new()
             .name("budgetgate-settler".into())
-            .spawn(move || run(store, rx, reporter));
+            .spawn(move || run(store, rx, reporter, pending));
         match spawned {
             Ok(_) => {
                 // The receiver is alive: it was just moved into the thread.
@@ -215,6 +262,8 @@ impl Settler {
                 *queue = Some(tx);
             }
             Err(error) => {
+                self.pending
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 tracing::error!(%error, ledger = %queued.job.ledger, id = %queued.job.id,
                     "could not start the settler thread; the write's outcome stays unknown");
                 if let Some((waiter, _)) = queued.waiter.take() {
@@ -230,20 +279,38 @@ impl Settler {
 
 /// One settler thread: runs due jobs, sleeps until the next is due or a new
 /// one arrives; ends when the engine is gone and nothing is left to do.
-fn run(store: Arc<dyn Store>, jobs: mpsc::Receiver<Queued>, reporter: Weak<dyn Reporter>) {
-    // A handful of jobs at most, outside outages: a list is enough.
-    let mut heap: Vec<Queued> = Vec::new();
+fn run(
+    store: Arc<dyn Store>,
+    jobs: mpsc::Receiver<Queued>,
+    reporter: Weak<dyn Reporter>,
+    pending: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let done = || {
+        pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    };
+    // Jobs by due time (an outage can queue thousands), and the deadlines
+    // of the callers waiting for a first outcome (one per waiting thread).
+    let mut heap: BinaryHeap<Queued> = BinaryHeap::new();
+    let mut deadlines: Vec<(Instant, Waiter)> = Vec::new();
     let mut open = true;
     loop {
         let now = Instant::now();
-        // The next thing to do: a due job, a waiter's deadline, or a new job.
-        let next = heap
-            .iter()
-            .map(|q| match &q.waiter {
-                Some((_, at)) => q.due.min(*at),
-                None => q.due,
-            })
-            .min();
+        // Callers whose deadline passed learn "still pending".
+        deadlines.retain(|(at, waiter)| {
+            if *at <= now {
+                waiter.deliver(Outcome::Pending(StoreError::Unavailable(
+                    "the store did not confirm it within the deadline".into(),
+                )));
+                false
+            } else {
+                !waiter.is_delivered()
+            }
+        });
+        let next_due = heap.peek().map(|q| q.due);
+        let next = match (next_due, deadlines.iter().map(|(at, _)| *at).min()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if open {
             let received = match next {
                 Some(at) if at <= now => jobs.try_recv().map_err(|e| match e {
@@ -257,6 +324,9 @@ fn run(store: Arc<dyn Store>, jobs: mpsc::Receiver<Queued>, reporter: Weak<dyn R
             };
             match received {
                 Ok(q) => {
+                    if let Some((waiter, at)) = &q.waiter {
+                        deadlines.push((*at, waiter.clone()));
+                    }
                     heap.push(q);
                     continue;
                 }
@@ -268,40 +338,29 @@ fn run(store: Arc<dyn Store>, jobs: mpsc::Receiver<Queued>, reporter: Weak<dyn R
         } else {
             return; // the engine is gone and nothing is pending
         }
-        let now = Instant::now();
-        // Waiters whose deadline passed learn "still pending".
-        for q in heap.iter_mut() {
-            if let Some((waiter, at)) = &q.waiter {
-                if *at <= now {
-                    waiter.deliver(Outcome::Pending(q.last.clone().unwrap_or(
-                        StoreError::Unavailable("no answer from the store yet".into()),
-                    )));
-                    q.waiter = None;
-                }
-            }
-        }
-        let due = (0..heap.len())
-            .filter(|&i| heap[i].due <= now)
-            .min_by_key(|&i| heap[i].due);
-        let Some(mut q) = due.map(|i| heap.swap_remove(i)) else {
+        if heap.peek().is_none_or(|q| q.due > Instant::now()) {
             continue;
-        };
+        }
+        let Some(mut q) = heap.pop() else { continue };
         match store.settle(&q.job.request()) {
             Ok(outcome) => {
-                if let Some((waiter, _)) = q.waiter.take() {
-                    waiter.deliver(Outcome::Settled(outcome));
-                } else {
+                let told = q
+                    .waiter
+                    .take()
+                    .is_some_and(|(waiter, _)| waiter.deliver(Outcome::Settled(outcome)));
+                if !told {
                     finished(&q.job, outcome, &reporter);
                 }
+                done();
             }
             Err(error) if Instant::now() >= q.horizon => {
                 if let Some((waiter, _)) = q.waiter.take() {
                     waiter.deliver(Outcome::Pending(error.clone()));
                 }
                 given_up(&q.job, &error, &reporter);
+                done();
             }
-            Err(error) => {
-                q.last = Some(error);
+            Err(_) => {
                 q.due = Instant::now() + q.backoff;
                 q.backoff = (q.backoff * 2).min(MAX_BACKOFF);
                 heap.push(q);

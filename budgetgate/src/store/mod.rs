@@ -270,6 +270,19 @@ pub enum StoreError {
     /// The store answered with an error or an unexpected reply.
     #[error("store error: {0}")]
     Backend(String),
+    /// Nothing was sent: the store could not be reached (the connection
+    /// was refused or its handshake failed), so the write certainly did not
+    /// happen and needs no settling.
+    #[error("store unreachable, nothing was sent: {0}")]
+    NotSent(String),
+}
+
+impl StoreError {
+    /// Whether the request may have reached the store (and so may have
+    /// been applied): false only for [`StoreError::NotSent`].
+    pub fn may_have_applied(&self) -> bool {
+        !matches!(self, StoreError::NotSent(_))
+    }
 }
 
 /// Where spend state lives. See the module docs for the contract.

@@ -128,7 +128,12 @@ async fn drive(
                     con = Some(c);
                 }
                 Err(e) => {
-                    let _ = job.reply.send(Err(e));
+                    // Not connected: this request was not sent.
+                    let not_sent = match e {
+                        ConnError::Refused(m) => ConnError::NotSent(m),
+                        other => ConnError::NotSent(super::conn_error(other, None).to_string()),
+                    };
+                    let _ = job.reply.send(Err(not_sent));
                 }
             }
             continue;
@@ -275,5 +280,6 @@ fn copy(e: &ConnError) -> ConnError {
         ConnError::Protocol(m) => ConnError::Protocol(m.clone()),
         ConnError::Redis(e) => ConnError::Protocol(e.to_string()),
         ConnError::Refused(m) => ConnError::Refused(m.clone()),
+        ConnError::NotSent(m) => ConnError::NotSent(m.clone()),
     }
 }

@@ -159,13 +159,15 @@ impl BlockingPool {
 
     fn connect(&self, deadline: Instant) -> Result<Conn, StoreError> {
         let left = self.left(deadline)?;
+        // A connection that could not be made sent nothing.
+        let not_sent = |e: StoreError| StoreError::NotSent(e.to_string());
         match RespConnection::connect(self.client.get_connection_info(), deadline, &self.checks) {
-            Some(con) => con.map(Conn::Resp).map_err(|e| self.error(e)),
+            Some(con) => con.map(Conn::Resp).map_err(|e| not_sent(self.error(e))),
             None => self
                 .client
                 .get_connection_with_timeout(left)
                 .map(Conn::Redis)
-                .map_err(|e| store_error(&e, self.secret.as_deref())),
+                .map_err(|e| not_sent(store_error(&e, self.secret.as_deref()))),
         }
     }
 

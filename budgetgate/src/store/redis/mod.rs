@@ -582,7 +582,7 @@ fn conn_error(e: resp::ConnError, secret: Option<&str>) -> StoreError {
         }
         ConnError::Io(e) => StoreError::Unavailable(scrub(&e.to_string(), secret)),
         ConnError::Protocol(message) => StoreError::Backend(scrub(&message, secret)),
-        ConnError::Refused(message) => StoreError::Unavailable(message),
+        ConnError::Refused(message) | ConnError::NotSent(message) => StoreError::NotSent(message),
     }
 }
 

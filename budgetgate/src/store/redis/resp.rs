@@ -157,6 +157,8 @@ pub(super) enum ConnError {
     Redis(::redis::RedisError),
     /// The server is not fit to hold budgets (see `checks.rs`).
     Refused(String),
+    /// No connection could be made: the request was not sent.
+    NotSent(String),
 }
 
 impl From<io::Error> for ConnError {
