@@ -11,7 +11,7 @@ use testkit::redis_server::RedisServer;
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 /// What a bounded call may take beyond its timeout.
-const SLACK: Duration = Duration::from_millis(150);
+const SLACK: Duration = Duration::from_millis(100);
 
 fn engine(url: &str, timeout: Duration) -> Engine {
     let store = RedisStore::builder(url)
@@ -83,6 +83,11 @@ fn every_call_is_bounded_when_replies_are_slow_trickled_or_lost() {
             assert!(Instant::now() < deadline, "{fault:?}: no recovery");
             std::thread::sleep(Duration::from_millis(50));
         }
+        // The reservations that timed out (and may have been made) leave
+        // no hold behind.
+        eventually(Duration::from_secs(5), "no hold left behind", || {
+            engine.status(&l).unwrap().reserved() == dec!(0)
+        });
     }
 }
 
@@ -226,6 +231,7 @@ fn a_frozen_redis_bounds_every_call_and_gives_the_headroom_back() {
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     let worst = *worst.lock().unwrap();
+    eprintln!("slowest reserve while frozen: {worst:?}");
     assert!(worst <= TIMEOUT + SLACK, "slowest reserve: {worst:?}");
     let committed = *committed.lock().unwrap();
     eventually(
@@ -299,7 +305,7 @@ fn a_commit_whose_reply_is_lost_is_unknown_and_counted_once() {
         "{commit:?}"
     );
     assert!(
-        took <= Duration::from_millis(600) + TIMEOUT + SLACK,
+        took <= Duration::from_millis(600) + SLACK,
         "{took:?}"
     );
     proxy.set(Fault::None);

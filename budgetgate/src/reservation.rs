@@ -263,6 +263,7 @@ impl<'e> Reservation<'e> {
     /// estimate is recorded in full and reported as an overrun.
     pub fn commit(mut self, actual: Decimal) -> Result<Commit, CommitError> {
         self.settled = true;
+        let deadline = std::time::Instant::now() + self.engine.commit_deadline();
         let (nanos, actual, invalid) = self.validate(actual);
         let first = match self
             .engine
@@ -273,8 +274,8 @@ impl<'e> Reservation<'e> {
             // Retried with backoff until the commit deadline (and after it,
             // in the background).
             Err(_) => match self
-                .commit_later(self.primary_job(Kind::Commit, Some(nanos)))
-                .wait()
+                .commit_later(self.primary_job(Kind::Commit, Some(nanos)), deadline)
+                .wait_until(deadline)
             {
                 Outcome::Settled(outcome) => outcome,
                 Outcome::Pending(source) => {
@@ -286,9 +287,8 @@ impl<'e> Reservation<'e> {
         self.committed(actual, outcome, invalid)
     }
 
-    /// Hands a commit to the settler, waiting for it until the deadline.
-    fn commit_later(&self, job: Job) -> crate::settler::Waiter {
-        let deadline = std::time::Instant::now() + self.engine.commit_deadline();
+    /// Hands a commit to the settler, which answers its waiter by `deadline`.
+    fn commit_later(&self, job: Job, deadline: std::time::Instant) -> crate::settler::Waiter {
         self.engine.settle_later(job, Some(deadline))
     }
 
@@ -371,9 +371,11 @@ impl<'e> Reservation<'e> {
             .settle_many(&self.others_requests(actual))
         {
             Ok(outcomes) => Ok(outcomes.into_iter().map(Outcome::from).collect()),
-            Err(_) => self
-                .others_later(actual)
-                .map(|w| w.into_iter().map(|w| w.wait()).collect()),
+            Err(_) => {
+                let deadline = std::time::Instant::now() + self.engine.commit_deadline();
+                self.others_later(actual, deadline)
+                    .map(|w| w.into_iter().map(|w| w.wait_until(deadline)).collect())
+            }
         };
         self.others_settled(actual, first, result)
     }
@@ -383,6 +385,7 @@ impl<'e> Reservation<'e> {
     fn others_later(
         &self,
         actual: Option<Nanos>,
+        deadline: std::time::Instant,
     ) -> Result<Vec<crate::settler::Waiter>, SettleOutcome> {
         let kind = if actual.is_some() {
             Kind::Commit
@@ -396,7 +399,10 @@ impl<'e> Reservation<'e> {
             }
             return Err(SettleOutcome::Released);
         }
-        Ok(jobs.into_iter().map(|job| self.commit_later(job)).collect())
+        Ok(jobs
+            .into_iter()
+            .map(|job| self.commit_later(job, deadline))
+            .collect())
     }
 
     /// Async [`Reservation::settle_others`].
@@ -415,7 +421,10 @@ impl<'e> Reservation<'e> {
             .await
         {
             Ok(outcomes) => Ok(outcomes.into_iter().map(Outcome::from).collect()),
-            Err(_) => match self.others_later(actual) {
+            Err(_) => match self.others_later(
+                actual,
+                std::time::Instant::now() + self.engine.commit_deadline(),
+            ) {
                 Ok(waiters) => {
                     let mut outcomes = Vec::with_capacity(waiters.len());
                     for waiter in waiters {
@@ -465,12 +474,13 @@ impl<'e> Reservation<'e> {
         // Marked settled before sending: if this future is dropped mid-flight
         // the commit may still land, and must not be followed by a release.
         self.settled = true;
+        let deadline = std::time::Instant::now() + self.engine.commit_deadline();
         let (nanos, actual, invalid) = self.validate(actual);
         let request = self.settle_request(Some(nanos));
         let first = match self.engine.store().settle_async(request).await {
             Ok(outcome) => outcome,
             Err(_) => match self
-                .commit_later(self.primary_job(Kind::Commit, Some(nanos)))
+                .commit_later(self.primary_job(Kind::Commit, Some(nanos)), deadline)
                 .await
             {
                 Outcome::Settled(outcome) => outcome,

@@ -125,16 +125,27 @@ impl Waiter {
             .is_some()
     }
 
-    /// Blocks until the outcome is known (at the latest at the deadline the
-    /// job was submitted with).
-    pub(crate) fn wait(&self) -> Outcome {
+    /// Blocks until the outcome is known, at the latest until `deadline`
+    /// (then: pending) — whatever the settler's thread is doing.
+    pub(crate) fn wait_until(&self, deadline: Instant) -> Outcome {
         let (slot, ready) = &*self.0;
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(outcome) = slot.outcome.clone() {
                 return outcome;
             }
-            slot = ready.wait(slot).unwrap_or_else(|e| e.into_inner());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let pending = Outcome::Pending(StoreError::Unavailable(
+                    "the store did not confirm it within the deadline".into(),
+                ));
+                slot.outcome = Some(pending.clone());
+                return pending;
+            }
+            slot = ready
+                .wait_timeout(slot, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }
