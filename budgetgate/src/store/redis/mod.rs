@@ -255,7 +255,8 @@ impl RedisStoreBuilder {
     /// recognised and a cancelled reservation that arrives late is refused
     /// (default 15 minutes: longer than the engine's settle horizon, 10
     /// minutes by default, within which retries happen; each remembered id
-    /// costs about 100 bytes of Redis memory).
+    /// costs about 180 bytes of Redis memory: at 1,000 commits a second,
+    /// about 160 MB).
     pub fn settled_retention(mut self, retention: Duration) -> Self {
         // Clamped to 1 s ..= 100 years.
         self.settled_retention = crate::budget::clamp_duration(retention, Duration::from_secs(1));
