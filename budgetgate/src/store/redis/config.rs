@@ -1,0 +1,255 @@
+//! Configuring a [`RedisStore`]: the builder, where time comes from, what
+//! cannot be built, and URLs shown without their password.
+
+use super::*;
+
+/// Where a [`RedisStore`] takes time from.
+#[derive(Debug, Clone, Default)]
+pub enum TimeSource {
+    /// The Redis server's `TIME` (the default: one clock for every client).
+    #[default]
+    Server,
+    /// A client clock, for tests that move time (a `ManualClock`).
+    Clock(Arc<dyn Clock>),
+}
+
+/// A Redis store that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisConfigError {
+    /// The URL could not be parsed (shown without its password).
+    #[error("invalid Redis URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL, password replaced by `***`.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A key prefix may not contain `{` or `}` (they delimit the hash tag).
+    #[error("invalid key prefix {0:?}: it may not contain '{{' or '}}'")]
+    InvalidPrefix(String),
+    /// The store's runtime could not start.
+    #[error("could not start the Redis store's runtime: {0}")]
+    Runtime(String),
+}
+
+/// Builds a [`RedisStore`].
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    #[cfg_attr(not(feature = "redis-tls"), allow(dead_code))]
+    root_certificate: Option<Vec<u8>>,
+    prefix: String,
+    timeout: Duration,
+    idle_ttl: Duration,
+    settled_retention: Duration,
+    time: TimeSource,
+    fast_paths: bool,
+    accept_eviction: bool,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The defaults, for `url` ([`RedisStore::builder`]).
+    pub(super) fn new(url: &str) -> Self {
+        RedisStoreBuilder {
+            url: url.to_owned(),
+            root_certificate: None,
+            prefix: "budgetgate".to_owned(),
+            timeout: Duration::from_millis(500),
+            idle_ttl: Duration::from_secs(400 * 86_400),
+            settled_retention: Duration::from_secs(900),
+            time: TimeSource::Server,
+            fast_paths: true,
+            accept_eviction: false,
+        }
+    }
+
+    /// Keys start with `prefix:` (default `budgetgate`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The bound on every operation, connecting included (default 500 ms;
+    /// clamped to 1 ms ..= 1 hour).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.clamp(Duration::from_millis(1), Duration::from_secs(3600));
+        self
+    }
+
+    /// How long an untouched ledger with a lifetime cap is kept (default 400
+    /// days). Ledgers with only rolling or calendar windows are kept for
+    /// their longest window (a day, a month) plus a margin of at least a day
+    /// and the reservation TTL, then disappear.
+    pub fn idle_ttl(mut self, ttl: Duration) -> Self {
+        // Clamped to 1 s ..= 100 years: the scripts add it to the time.
+        self.idle_ttl = crate::budget::clamp_duration(ttl, Duration::from_secs(1));
+        self
+    }
+
+    /// How long a settled reservation id is remembered, so a retried commit is
+    /// recognised and a cancelled reservation that arrives late is refused
+    /// (default 15 minutes: longer than the engine's settle horizon, 10
+    /// minutes by default, within which retries happen; each remembered id
+    /// costs about 180 bytes of Redis memory: at 1,000 commits a second,
+    /// about 160 MB).
+    pub fn settled_retention(mut self, retention: Duration) -> Self {
+        // Clamped to 1 s ..= 100 years.
+        self.settled_retention = crate::budget::clamp_duration(retention, Duration::from_secs(1));
+        self
+    }
+
+    /// For `rediss://`: trust this CA (PEM) instead of the public web roots —
+    /// for a Redis behind a private CA. Needs the `redis-tls` feature.
+    #[cfg(feature = "redis-tls")]
+    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificate = Some(pem.into());
+        self
+    }
+
+    /// Accepts a server whose `maxmemory-policy` is not `noeviction`. By
+    /// default such a server is refused (every operation fails with a store
+    /// error naming the policy): under memory pressure it may delete a
+    /// ledger's keys and so grant its budget again.
+    pub fn accept_eviction(mut self) -> Self {
+        self.accept_eviction = true;
+        self
+    }
+
+    /// Where time comes from (default: the server's `TIME`).
+    pub fn time_source(mut self, time: TimeSource) -> Self {
+        self.time = time;
+        self
+    }
+
+    /// Scripts without their fast paths (for tests that check the fast
+    /// paths give the same results as the general code).
+    #[doc(hidden)]
+    pub fn without_fast_paths(mut self) -> Self {
+        self.fast_paths = false;
+        self
+    }
+
+    fn client(&self) -> ::redis::RedisResult<::redis::Client> {
+        #[cfg(feature = "redis-tls")]
+        if let Some(root) = &self.root_certificate {
+            return ::redis::Client::build_with_tls(
+                self.url.as_str(),
+                ::redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root.clone()),
+                },
+            );
+        }
+        ::redis::Client::open(self.url.as_str())
+    }
+
+    /// Builds the store. It connects lazily: a Redis that is down now makes
+    /// operations fail (and budgets fail closed) until it is up.
+    pub fn build(self) -> Result<RedisStore, RedisConfigError> {
+        if self.prefix.contains(['{', '}']) {
+            return Err(RedisConfigError::InvalidPrefix(self.prefix));
+        }
+        let redacted = redact(&self.url);
+        let secret = password(&self.url);
+        let client = self.client().map_err(|e| RedisConfigError::InvalidUrl {
+            url: redacted.clone(),
+            reason: scrub(&e.to_string(), secret.as_deref()),
+        })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("budgetgate-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| RedisConfigError::Runtime(e.to_string()))?;
+        let checks = Arc::new(checks::ServerChecks::new(
+            &self.prefix,
+            self.accept_eviction,
+        ));
+        let lean = aio::Multiplexed::start(
+            client.get_connection_info().clone(),
+            self.timeout,
+            checks.clone(),
+            runtime.handle(),
+        );
+        let async_con = match lean {
+            Some(lean) => AsyncConn::Lean(lean),
+            None => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1)
+                    .set_min_delay(Duration::from_millis(10))
+                    .set_max_delay(Duration::from_millis(100));
+                let _context = runtime.enter();
+                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+                    .map_err(|e| RedisConfigError::InvalidUrl {
+                        url: redacted.clone(),
+                        reason: scrub(&e.to_string(), secret.as_deref()),
+                    })?;
+                AsyncConn::Manager(manager)
+            }
+        };
+        Ok(RedisStore {
+            async_con,
+            blocking: blocking::BlockingPool::new(
+                client,
+                checks.clone(),
+                self.timeout,
+                secret.clone(),
+            ),
+            checks,
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            url: redacted,
+            secret,
+            pause_key: format!("{}:paused", self.prefix),
+            prefix: self.prefix,
+            timeout: self.timeout,
+            idle_ttl: self.idle_ttl,
+            keep_default: keep_arg(self.idle_ttl, margin_ms(Duration::ZERO)),
+            retention_ms: self
+                .settled_retention
+                .as_millis()
+                .max(1)
+                .to_string()
+                .into_bytes(),
+            time: self.time,
+            fast_paths: self.fast_paths,
+        })
+    }
+}
+
+/// The password of a URL, if any (`redis://user:pass@…`, `redis://:pass@…`).
+pub(super) fn password(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?']).next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, pass) = userinfo.split_once(':')?;
+    (!pass.is_empty()).then(|| pass.to_owned())
+}
+
+/// The URL with its password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match password(url) {
+        Some(secret) => url.replacen(&format!(":{secret}@"), ":***@", 1),
+        None => url.to_owned(),
+    }
+}
+
+pub(super) fn scrub(message: &str, secret: Option<&str>) -> String {
+    match secret {
+        Some(s) if !s.is_empty() => message.replace(s, "***"),
+        _ => message.to_owned(),
+    }
+}
