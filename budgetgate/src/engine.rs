@@ -244,8 +244,8 @@ impl EngineBuilder {
     }
 
     /// Fills what was not set from the environment (see [`crate::global`](mod@crate::global)).
-    pub(crate) fn with_env(mut self, strict: bool) -> Result<Self, crate::global::ConfigError> {
-        let wanted = crate::global::Wanted {
+    pub(crate) fn with_env(mut self, strict: bool) -> Result<Self, crate::env::ConfigError> {
+        let wanted = crate::env::Wanted {
             store: self.store.is_none(),
             default_policy: self.default_policy.is_none(),
             reservation_ttl: self.reservation_ttl.is_none(),
@@ -253,10 +253,14 @@ impl EngineBuilder {
         if !(wanted.store || wanted.default_policy || wanted.reservation_ttl) {
             return Ok(self);
         }
-        let env = crate::global::read_env(wanted, strict)?;
+        let env = crate::env::read_env(wanted, strict)?;
         self.store = self.store.or(env.store);
-        self.default_policy = self.default_policy.or(env.default_policy);
-        self.reservation_ttl = self.reservation_ttl.or(env.reservation_ttl);
+        self.default_policy = self
+            .default_policy
+            .or(env.default_budget.map(DefaultPolicy::Budget));
+        self.reservation_ttl = self.reservation_ttl.or(env
+            .reservation_ttl
+            .map(|ttl| crate::budget::clamp_duration(ttl, MIN_RESERVATION_TTL)));
         Ok(self)
     }
 
@@ -274,7 +278,7 @@ impl EngineBuilder {
     /// The engine, or the first environment variable that cannot be used
     /// (a Redis URL that does not parse, a default budget that is not a
     /// decimal, …). Use it at start-up.
-    pub fn try_build(self) -> Result<Engine, crate::global::ConfigError> {
+    pub fn try_build(self) -> Result<Engine, crate::env::ConfigError> {
         Ok(self.with_env(true)?.finish())
     }
 
@@ -295,20 +299,6 @@ impl EngineBuilder {
                 commit_deadline: self.commit_deadline.unwrap_or(DEFAULT_COMMIT_DEADLINE),
             }),
         }
-    }
-
-    /// Builds the engine ([`EngineBuilder::build`]) and installs it as
-    /// [`global()`](crate::global()), which every attribute without
-    /// `engine = …` uses. Fails if the global engine was already installed
-    /// or used.
-    pub fn install_global(self) -> Result<&'static Engine, crate::global::AlreadyInstalled> {
-        crate::global::install(self.build())
-    }
-
-    /// [`EngineBuilder::try_build`], then installs it as
-    /// [`global()`](crate::global()).
-    pub fn try_install_global(self) -> Result<&'static Engine, crate::global::ConfigError> {
-        Ok(crate::global::install(self.try_build()?)?)
     }
 }
 

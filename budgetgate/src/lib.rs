@@ -259,6 +259,7 @@ pub mod caps;
 pub mod clock;
 pub mod decision;
 pub mod engine;
+mod env;
 pub mod event;
 pub mod global;
 pub mod ledger;

@@ -174,7 +174,7 @@ async fn connect(
     let checks = checks.clone();
     let deadline = std::time::Instant::now() + timeout;
     let stream =
-        tokio::task::spawn_blocking(move || RespConnection::connect(&info, deadline, &checks))
+        tokio::task::spawn_blocking(move || RespConnection::connect(&info, deadline, &*checks))
             .await
             .map_err(|_| closed("the connecting thread failed"))?
             .ok_or_else(|| closed("not a plain TCP or Unix address"))??

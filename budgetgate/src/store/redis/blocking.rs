@@ -161,7 +161,7 @@ impl BlockingPool {
         let left = self.left(deadline)?;
         // A connection that could not be made sent nothing.
         let not_sent = |e: StoreError| StoreError::NotSent(e.to_string());
-        match RespConnection::connect(self.client.get_connection_info(), deadline, &self.checks) {
+        match RespConnection::connect(self.client.get_connection_info(), deadline, &*self.checks) {
             Some(con) => con.map(Conn::Resp).map_err(|e| not_sent(self.error(e))),
             None => self
                 .client

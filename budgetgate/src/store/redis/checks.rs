@@ -28,7 +28,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use super::resp::{ConnError, Reply, Request};
+use super::resp::{ConnError, Handshake, Reply, Request};
 
 /// The checks of one store, shared by all its connections.
 #[derive(Debug)]
@@ -70,9 +70,11 @@ impl ServerChecks {
         epoch.0 = crate::store::ReservationId::new().to_string();
         epoch.1 = false;
     }
+}
 
+impl Handshake for ServerChecks {
     /// Appends the checks' commands to a handshake.
-    pub(super) fn add_to(&self, request: &mut Request) {
+    fn add_to(&self, request: &mut Request) {
         let (proposed, adopted) = self.epoch.lock().unwrap_or_else(|e| e.into_inner()).clone();
         request
             .command(3)
@@ -99,7 +101,7 @@ impl ServerChecks {
     }
 
     /// Judges the checks' replies (what [`ServerChecks::add_to`] added).
-    pub(super) fn verify(&self, replies: &[Reply]) -> Result<(), ConnError> {
+    fn verify(&self, replies: &[Reply]) -> Result<(), ConnError> {
         if let Some(why) = self.refusal() {
             return Err(ConnError::Refused(why));
         }

@@ -1,7 +1,16 @@
 //! The key layout: a ledger's encoded base (its hash tag), window ids,
 //! pause fields, and the numbers scripts receive (µs, limbs, TTL margins).
 
-use super::*;
+use std::time::Duration;
+
+use super::resp::push_i64;
+use crate::budget::Window;
+use crate::ledger::Ledger;
+use crate::pause::PauseScope;
+use crate::store::Nanos;
+
+/// Nano-units per whole unit.
+pub(super) const NANOS: i128 = 1_000_000_000;
 
 /// Percent-encodes every byte outside `[A-Za-z0-9._~-]`, so parts never
 /// contain `:` (the separator), `{`/`}` (hash tags), `*`, spaces or newlines.

@@ -97,30 +97,25 @@ mod replies;
 mod resp;
 mod scripts;
 
-use self::config::*;
 pub use self::config::{redact, RedisConfigError, RedisStoreBuilder, TimeSource};
 use self::keys::*;
 use self::replies::*;
 use self::scripts::*;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::Script;
 
-use self::resp::{push_i64, Reply, Request};
-use std::sync::LazyLock;
+use self::resp::{Reply, Request};
 
-use crate::budget::{Limit, Window};
+use crate::budget::Limit;
 use crate::clock::Clock;
 use crate::ledger::Ledger;
 use crate::pause::PauseScope;
-use crate::rate::{RateOutcome, RateReason, RateRequest};
+use crate::rate::{RateOutcome, RateRequest};
 
 use super::{
-    ChargeOutcome, ChargeRequest, ManyOutcome, Nanos, SettleOutcome, SettleRequest, Store,
-    StoreError, StoreFuture, WindowUsage,
+    ChargeOutcome, ChargeRequest, ManyOutcome, SettleOutcome, SettleRequest, Store, StoreError,
+    StoreFuture, WindowUsage,
 };
-
-const NANOS: i128 = 1_000_000_000;
 
 /// The Redis store. See the module docs.
 ///
@@ -568,6 +563,7 @@ impl Store for RedisStore {
 
 #[cfg(test)]
 mod tests {
+    use super::config::scrub;
     use super::*;
 
     #[test]

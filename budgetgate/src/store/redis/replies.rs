@@ -1,7 +1,14 @@
 //! Reading the scripts' replies — and turning connection failures — into
 //! outcomes and [`StoreError`]s (never showing a password).
 
-use super::*;
+use std::fmt;
+
+use super::config::scrub;
+use super::keys::NANOS;
+use super::resp::{self, Reply};
+use crate::budget::Limit;
+use crate::rate::{RateOutcome, RateReason};
+use crate::store::{ChargeOutcome, ManyOutcome, Nanos, SettleOutcome, StoreError, WindowUsage};
 
 /// A failed lean connection as a [`StoreError`] (never showing `secret`).
 pub(super) fn conn_error(e: resp::ConnError, secret: Option<&str>) -> StoreError {

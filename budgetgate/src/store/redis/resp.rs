@@ -13,7 +13,6 @@
 //! user name if given) and `SELECT` for a database other than 0. Replies are
 //! RESP2: the connection never asks for RESP3.
 
-use super::checks::ServerChecks;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(unix)]
@@ -219,6 +218,15 @@ impl Stream {
     }
 }
 
+/// What a new connection adds to its handshake and checks in its replies
+/// (`checks.rs`: whether the server is fit to hold budgets).
+pub(super) trait Handshake: Send + Sync {
+    /// Appends commands to the handshake request.
+    fn add_to(&self, request: &mut Request);
+    /// Judges their replies; an error fails the connection.
+    fn verify(&self, replies: &[Reply]) -> Result<(), ConnError>;
+}
+
 /// A blocking RESP2 connection.
 pub(super) struct RespConnection {
     stream: Stream,
@@ -238,7 +246,7 @@ impl RespConnection {
     pub(super) fn connect(
         info: &ConnectionInfo,
         deadline: Instant,
-        checks: &ServerChecks,
+        checks: &dyn Handshake,
     ) -> Option<Result<RespConnection, ConnError>> {
         let stream = match info.addr() {
             ConnectionAddr::Tcp(host, port) => tcp(host, *port, deadline).map(Stream::Tcp),
@@ -266,7 +274,7 @@ impl RespConnection {
         &mut self,
         info: &ConnectionInfo,
         deadline: Instant,
-        checks: &ServerChecks,
+        checks: &dyn Handshake,
     ) -> Result<(), ConnError> {
         let settings = info.redis_settings();
         let mut request = Request::new();

@@ -3,7 +3,15 @@
 //! fast path; a [`Call`] is one script's keys and packed arguments, sent as
 //! `EVALSHA` and again as `EVAL` when the server lost the script.
 
-use super::*;
+use std::sync::LazyLock;
+
+use ::redis::Script;
+
+use super::aio;
+use super::keys::limbs;
+use super::replies::{conn_error, strings};
+use super::resp::{Reply, Request};
+use crate::store::{Nanos, StoreError};
 
 pub(super) static CHARGE: LazyLock<Lua> = LazyLock::new(|| {
     script(
