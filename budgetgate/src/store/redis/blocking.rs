@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ::redis::{Client, Connection, ConnectionLike};
 
 use super::checks::ServerChecks;
-use super::resp::{ConnError, Reply, RespConnection};
+use super::resp::{ConnError, Handshake, Reply, RespConnection};
 use super::store_error;
 use crate::store::StoreError;
 use std::sync::Arc;
@@ -163,11 +163,23 @@ impl BlockingPool {
         let not_sent = |e: StoreError| StoreError::NotSent(e.to_string());
         match RespConnection::connect(self.client.get_connection_info(), deadline, &*self.checks) {
             Some(con) => con.map(Conn::Resp).map_err(|e| not_sent(self.error(e))),
-            None => self
-                .client
-                .get_connection_with_timeout(left)
-                .map(Conn::Redis)
-                .map_err(|e| not_sent(store_error(&e, self.secret.as_deref()))),
+            None => {
+                let mut con = self
+                    .client
+                    .get_connection_with_timeout(left)
+                    .map(Conn::Redis)
+                    .map_err(|e| not_sent(store_error(&e, self.secret.as_deref())))?;
+                // The same server checks as the lean connection's handshake.
+                let mut request = super::resp::Request::new();
+                self.checks.add_to(&mut request);
+                let replies = con
+                    .exchange(request.bytes(), request.commands(), deadline)
+                    .map_err(|e| not_sent(self.error(e)))?;
+                self.checks
+                    .verify(&replies)
+                    .map_err(|e| not_sent(self.error(e)))?;
+                Ok(con)
+            }
         }
     }
 

@@ -2,7 +2,9 @@
 //! that can forget must not grant a second budget.
 //!
 //! Made in the handshake of every new connection (sync and async), in the
-//! same round trip as `AUTH`/`SELECT`:
+//! same round trip as `AUTH`/`SELECT` — on `rediss://` right after
+//! redis-rs connects, for sync connections only (its async connection
+//! manager reconnects by itself, out of reach):
 //!
 //! - **Eviction**: `maxmemory-policy` must be `noeviction`. Any other policy
 //!   lets Redis delete a ledger's keys under memory pressure (budgetgate's
