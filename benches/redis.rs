@@ -27,6 +27,16 @@ static STORE: LazyLock<Arc<RedisStore>> = LazyLock::new(|| {
 });
 static ENGINE: LazyLock<Engine> =
     LazyLock::new(|| Engine::builder().shared_store(STORE.clone()).build());
+/// The same store on redis-rs's connections (blocking and multiplexed), to
+/// weigh the lean client against the well-kept crate in the same run.
+static RS_ENGINE: LazyLock<Engine> = LazyLock::new(|| {
+    let store = RedisStore::builder(&SERVER.url())
+        .timeout(Duration::from_secs(5))
+        .redis_rs_connections()
+        .build()
+        .unwrap();
+    Engine::builder().store(store).build()
+});
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -108,10 +118,11 @@ fn latency(c: &mut Criterion) {
         v.sort();
         v[v.len() / 2].as_secs_f64()
     };
-    let mut ratios: [Vec<f64>; 5] = Default::default();
+    let mut ratios: [Vec<f64>; 7] = Default::default();
+    RS_ENGINE.set_budget(&ledger, budget);
     let mut levels = Vec::new();
     for _ in 0..BLOCKS {
-        let mut t: [Vec<Duration>; 7] = Default::default();
+        let mut t: [Vec<Duration>; 9] = Default::default();
         for _ in 0..ROUNDS {
             let start = Instant::now();
             let _: String = redis::cmd("PING").query(&mut blocking).unwrap();
@@ -129,6 +140,10 @@ fn latency(c: &mut Criterion) {
             let r = ENGINE.reserve(&rolling, dec!(0.00001)).unwrap();
             r.commit(dec!(0.000001)).unwrap();
             t[5].push(start.elapsed());
+            let start = Instant::now();
+            let r = RS_ENGINE.reserve(&ledger, dec!(0.00001)).unwrap();
+            r.commit(dec!(0.000001)).unwrap();
+            t[7].push(start.elapsed());
             rt.block_on(async {
                 let mut con = direct.clone();
                 let start = Instant::now();
@@ -143,6 +158,13 @@ fn latency(c: &mut Criterion) {
                 let r = ENGINE.reserve_async(&rolling, dec!(0.00001)).await.unwrap();
                 r.commit_async(dec!(0.000001)).await.unwrap();
                 t[6].push(start.elapsed());
+                let start = Instant::now();
+                let r = RS_ENGINE
+                    .reserve_async(&ledger, dec!(0.00001))
+                    .await
+                    .unwrap();
+                r.commit_async(dec!(0.000001)).await.unwrap();
+                t[8].push(start.elapsed());
             });
         }
         let m: Vec<f64> = t.iter_mut().map(median).collect();
@@ -151,6 +173,8 @@ fn latency(c: &mut Criterion) {
         ratios[2].push(m[4] / m[3]);
         ratios[3].push(m[5] / m[1]);
         ratios[4].push(m[6] / m[3]);
+        ratios[5].push(m[7] / m[2]);
+        ratios[6].push(m[8] / m[4]);
         levels.push(m);
     }
     let summary = |v: &mut Vec<f64>| {
@@ -172,7 +196,8 @@ fn latency(c: &mut Criterion) {
          sync reserve+commit {:.1}us / two redis-rs blocking PINGs {:.1}us = {}; \
          / two PINGs on the store's own connection {:.1}us = {}; \
          async reserve+commit {:.1}us / two multiplexed PINGs {:.1}us = {}; \
-         rolling 1 h window: sync {:.1}us / store PINGs = {}, async {:.1}us / multiplexed PINGs = {}",
+         rolling 1 h window: sync {:.1}us / store PINGs = {}, async {:.1}us / multiplexed PINGs = {}; \
+         on redis-rs's connections: sync {:.1}us = {} of the lean client's, async {:.1}us = {}",
         us(2),
         us(0),
         summary(&mut ratios[0]),
@@ -185,6 +210,10 @@ fn latency(c: &mut Criterion) {
         summary(&mut ratios[3]),
         us(6),
         summary(&mut ratios[4]),
+        us(7),
+        summary(&mut ratios[5]),
+        us(8),
+        summary(&mut ratios[6]),
     );
 }
 

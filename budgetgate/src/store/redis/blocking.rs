@@ -75,6 +75,8 @@ const MAX_IDLE: usize = 64;
 pub(super) struct BlockingPool {
     client: Client,
     checks: Arc<ServerChecks>,
+    /// redis-rs's connections even where the lean client could serve.
+    redis_rs: bool,
     idle: Mutex<Vec<Conn>>,
     timeout: Duration,
     secret: Option<String>,
@@ -86,10 +88,12 @@ impl BlockingPool {
         checks: Arc<ServerChecks>,
         timeout: Duration,
         secret: Option<String>,
+        redis_rs: bool,
     ) -> Self {
         BlockingPool {
             client,
             checks,
+            redis_rs,
             idle: Mutex::new(Vec::new()),
             timeout,
             secret,
@@ -161,7 +165,12 @@ impl BlockingPool {
         let left = self.left(deadline)?;
         // A connection that could not be made sent nothing.
         let not_sent = |e: StoreError| StoreError::NotSent(e.to_string());
-        match RespConnection::connect(self.client.get_connection_info(), deadline, &*self.checks) {
+        let lean = if self.redis_rs {
+            None
+        } else {
+            RespConnection::connect(self.client.get_connection_info(), deadline, &*self.checks)
+        };
+        match lean {
             Some(con) => con.map(Conn::Resp).map_err(|e| not_sent(self.error(e))),
             None => {
                 let mut con = self

@@ -46,6 +46,7 @@ pub struct RedisStoreBuilder {
     time: TimeSource,
     fast_paths: bool,
     accept_eviction: bool,
+    redis_rs: bool,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -71,6 +72,7 @@ impl RedisStoreBuilder {
             time: TimeSource::Server,
             fast_paths: true,
             accept_eviction: false,
+            redis_rs: false,
         }
     }
 
@@ -140,6 +142,16 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// redis-rs's connections on `redis://` too, instead of the store's own
+    /// RESP2 client (for benchmarks comparing the two; the fault handling of
+    /// this module — one deadline per operation, bounded Unix connects,
+    /// dead pooled connections replaced — is the lean client's).
+    #[doc(hidden)]
+    pub fn redis_rs_connections(mut self) -> Self {
+        self.redis_rs = true;
+        self
+    }
+
     fn client(&self) -> ::redis::RedisResult<::redis::Client> {
         #[cfg(feature = "redis-tls")]
         if let Some(root) = &self.root_certificate {
@@ -176,12 +188,16 @@ impl RedisStoreBuilder {
             &self.prefix,
             self.accept_eviction,
         ));
-        let lean = aio::Multiplexed::start(
-            client.get_connection_info().clone(),
-            self.timeout,
-            checks.clone(),
-            runtime.handle(),
-        );
+        let lean = if self.redis_rs {
+            None
+        } else {
+            aio::Multiplexed::start(
+                client.get_connection_info().clone(),
+                self.timeout,
+                checks.clone(),
+                runtime.handle(),
+            )
+        };
         let async_con = match lean {
             Some(lean) => AsyncConn::Lean(lean),
             None => {
@@ -207,6 +223,7 @@ impl RedisStoreBuilder {
                 checks.clone(),
                 self.timeout,
                 secret.clone(),
+                self.redis_rs,
             ),
             checks,
             handle: runtime.handle().clone(),
