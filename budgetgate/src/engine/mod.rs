@@ -476,11 +476,9 @@ impl Engine {
         estimate: Decimal,
     ) -> Result<Reservation<'_>, BudgetExceeded> {
         let p = self.prepare(ledger, budget, estimate, true)?;
-        // If this future is dropped while the store works, the reservation may
-        // still be made; it then expires after the TTL. The id is chosen here,
-        // before sending, so stores can make the request idempotent.
         // If this future is dropped while the store works, the hold may
-        // still be made: the guard cancels it by id in the background.
+        // still be made: the guard cancels it by id (chosen here, before
+        // sending) in the background.
         let guard = CancelOnDrop::new(self, std::slice::from_ref(ledger), std::slice::from_ref(&p));
         let result = self
             .inner

@@ -9,13 +9,7 @@ impl Engine {
     pub fn rate_check(&self, gate: &Gate, policy: &Policy) -> RateDecision {
         match policy.validate() {
             Ok(()) => {
-                let request = RateRequest {
-                    gate,
-                    policy,
-                    call_id: ReservationId::new(),
-                    record: true,
-                };
-                let result = self.inner.store.rate(&request);
+                let result = self.inner.store.rate(&rate_request(gate, policy, true));
                 self.conclude_rate(gate, policy, result)
             }
             Err(e) => self.invalid_policy(gate, e),
@@ -43,13 +37,7 @@ impl Engine {
         if let Err(e) = policy.validate() {
             return self.invalid_policy(gate, e);
         }
-        let request = RateRequest {
-            gate,
-            policy,
-            call_id: ReservationId::new(),
-            record: false,
-        };
-        let result = self.inner.store.rate(&request);
+        let result = self.inner.store.rate(&rate_request(gate, policy, false));
         Self::rate_decision(gate, policy, result)
     }
 
@@ -57,12 +45,7 @@ impl Engine {
     pub async fn rate_check_async(&self, gate: &Gate, policy: &Policy) -> RateDecision {
         match policy.validate() {
             Ok(()) => {
-                let request = RateRequest {
-                    gate,
-                    policy,
-                    call_id: ReservationId::new(),
-                    record: true,
-                };
+                let request = rate_request(gate, policy, true);
                 let result = self.inner.store.rate_async(request).await;
                 self.conclude_rate(gate, policy, result)
             }
@@ -138,5 +121,16 @@ impl Engine {
         }
         self.emit(&Event::Rate(&decision));
         decision
+    }
+}
+
+/// One call's request to a store: a fresh id, recorded if admitted (or not:
+/// [`Engine::rate_status`]).
+fn rate_request<'a>(gate: &'a Gate, policy: &'a Policy, record: bool) -> RateRequest<'a> {
+    RateRequest {
+        gate,
+        policy,
+        call_id: ReservationId::new(),
+        record,
     }
 }
