@@ -1,7 +1,9 @@
 //! Pricing: exact costs worked out by hand, safe estimates, LiteLLM files and
 //! provider usage JSON.
 
-use budgetgate::pricing::{self, ModelPrice, PriceTable, PricingError, Usage};
+use budgetgate::pricing::{
+    self, ModelPrice, PriceTable, PricingError, SkipReason, TierPrice, Usage,
+};
 use budgetgate::{guard_bounded, BlockReason, Budget, Decimal, Engine, Ledger};
 use proptest::prelude::*;
 use rust_decimal_macros::dec;
@@ -14,9 +16,21 @@ fn fixture() -> PriceTable {
         "/fixtures/litellm_prices.json"
     ))
     .unwrap();
-    // sample_spec (the schema's description), dall-e-3 and whisper-1 (no
-    // token prices) are skipped.
-    assert_eq!((report.loaded, report.skipped), (5, 3), "{report:?}");
+    assert_eq!(report.loaded, 9, "{report:?}");
+    let skipped: Vec<&str> = report.skipped.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(
+        skipped,
+        [
+            "broken/gapped-tiers",
+            "broken/string-price",
+            "chatgpt/gpt-4o",
+            "dall-e-3",
+            "github_copilot/gpt-4o",
+            "gpt-3-gone",
+            "sample_spec",
+            "whisper-1"
+        ]
+    );
     assert!(table.price("sample_spec").is_err());
     table
 }
@@ -46,7 +60,7 @@ fn exact_costs_by_hand() {
         input_tokens: 4_000,
         output_tokens: 500,
         cached_input_tokens: 3_000,
-        cache_creation_input_tokens: 0,
+        ..Usage::default()
     };
     assert_eq!(t.cost("gpt-4o", &usage).unwrap(), dec!(0.01125));
     // claude sonnet 4: 100 plain × 0.000003 = 0.0003; 2,000 read × 0.0000003
@@ -57,6 +71,7 @@ fn exact_costs_by_hand() {
         output_tokens: 800,
         cached_input_tokens: 2_000,
         cache_creation_input_tokens: 1_000,
+        ..Usage::default()
     };
     assert_eq!(
         t.cost("anthropic/claude-sonnet-4-20250514", &usage)
@@ -100,11 +115,17 @@ fn costs_round_up_to_the_store_scale() {
 #[test]
 fn aliases_and_provider_prefixes() {
     let t = PriceTable::builtin();
-    let gpt = *t.price("gpt-4o").unwrap();
+    let gpt = t.price("gpt-4o").unwrap().clone();
     assert_eq!(*t.price("openai/gpt-4o").unwrap(), gpt);
     assert_eq!(*t.price("gpt-4o-2024-08-06").unwrap(), gpt);
     assert_eq!(*t.price("openai/gpt-4o-2024-08-06").unwrap(), gpt);
     assert_eq!(*t.price("GPT-4o").unwrap(), gpt);
+    assert_eq!(*t.price("OpenAI/GPT-4o").unwrap(), gpt);
+    // Only a model's own API provider's prefix is dropped.
+    assert_eq!(
+        t.price("azure/gpt-4o"),
+        Err(PricingError::UnknownModel("azure/gpt-4o".into()))
+    );
     assert_eq!(
         t.price("anthropic/claude-sonnet-4-20250514").unwrap().input,
         dec!(0.000003)
@@ -182,7 +203,7 @@ fn openai_usage_json() {
             input_tokens: 1200,
             output_tokens: 300,
             cached_input_tokens: 1000,
-            cache_creation_input_tokens: 0
+            ..Usage::default()
         }
     );
     // The Responses API spelling.
@@ -211,7 +232,8 @@ fn anthropic_usage_json() {
             input_tokens: 3100,
             output_tokens: 800,
             cached_input_tokens: 2000,
-            cache_creation_input_tokens: 1000
+            cache_creation_input_tokens: 1000,
+            ..Usage::default()
         }
     );
     assert_eq!(
@@ -245,12 +267,281 @@ proptest! {
             output_tokens: max_output * output_share / 100,
             cached_input_tokens: cached,
             cache_creation_input_tokens: written,
+            ..Usage::default()
         };
         let cost = t.cost(model, &usage).unwrap();
         let estimate = t.estimate(model, input, max_output).unwrap();
         prop_assert!(estimate >= cost, "{model}: estimate {estimate} < cost {cost} for {usage:?}");
         prop_assert!(budgetgate::amount::to_nanos(cost).is_ok());
     }
+}
+
+// ----- long-context tiers ---------------------------------------------------------
+
+/// gemini-2.5-pro-like: 1.25 / 10 per million, 2.50 / 15 above 200k prompt
+/// tokens (cached 0.31 / 0.625), for the whole request.
+fn gemini_pro() -> ModelPrice {
+    ModelPrice::per_million(dec!(1.25), dec!(10))
+        .cached_per_million(dec!(0.31))
+        .above_input_tokens(
+            200_000,
+            TierPrice::per_million(dec!(2.50), dec!(15)).cached_per_million(dec!(0.625)),
+        )
+}
+
+#[test]
+fn a_tier_applies_one_token_over_its_threshold() {
+    let mut built = PriceTable::new();
+    built.insert("pro", gemini_pro());
+    for t in [built, fixture()] {
+        let m = if t.price("pro").is_ok() {
+            "pro"
+        } else {
+            "gemini/gemini-2.5-pro"
+        };
+        // Exactly 200,000: 200,000 × 0.00000125 = 0.25; 1,000 out × 0.00001
+        // = 0.01. Total 0.26.
+        assert_eq!(t.cost(m, &Usage::new(200_000, 1_000)).unwrap(), dec!(0.26));
+        // 200,001: every token at the tier. 200,001 × 0.0000025 = 0.5000025;
+        // 1,000 × 0.000015 = 0.015. Total 0.5150025.
+        assert_eq!(
+            t.cost(m, &Usage::new(200_001, 1_000)).unwrap(),
+            dec!(0.5150025)
+        );
+        // Cached tokens too: 100,001 × 0.0000025 = 0.2500025; 100,000 cached
+        // × 0.000000625 = 0.0625; 1,000 × 0.000015 = 0.015. Total 0.3275025.
+        let usage = Usage {
+            input_tokens: 200_001,
+            output_tokens: 1_000,
+            cached_input_tokens: 100_000,
+            ..Usage::default()
+        };
+        assert_eq!(t.cost(m, &usage).unwrap(), dec!(0.3275025));
+        // The estimate: the tiers the prompt can reach. At 200,000 the base
+        // (0.26); at 200,001 the tier (0.5150025 > base 0.26000125).
+        assert_eq!(t.estimate(m, 200_000, 1_000).unwrap(), dec!(0.26));
+        assert_eq!(t.estimate(m, 200_001, 1_000).unwrap(), dec!(0.5150025));
+    }
+    // The built-in gemini-2.5-pro has the tier.
+    let b = PriceTable::builtin();
+    assert_eq!(
+        b.cost("gemini-2.5-pro", &Usage::new(200_001, 1_000))
+            .unwrap(),
+        dec!(0.5150025)
+    );
+}
+
+#[test]
+fn litellm_flat_tier_keys() {
+    let t = fixture();
+    let p = t.price("gemini/gemini-2.5-pro").unwrap();
+    // The `_priority` variant is a service tier, not a context tier.
+    assert_eq!(p.tiers.len(), 1);
+    assert_eq!(p.tiers[0].above_input_tokens, 200_000);
+    assert_eq!(p.tiers[0].price.cached_input, Some(dec!(0.000000625)));
+    // gpt-4.1-long: 2/8 per million; above 128k input 4 (output stays 8);
+    // above 272k 6/12.
+    let m = "gpt-4.1-long";
+    // 128,000 × 0.000002 = 0.256; 10 × 0.000008 = 0.00008.
+    assert_eq!(t.cost(m, &Usage::new(128_000, 10)).unwrap(), dec!(0.25608));
+    // 128,001 × 0.000004 = 0.512004; 10 × 0.000008 = 0.00008.
+    assert_eq!(t.cost(m, &Usage::new(128_001, 10)).unwrap(), dec!(0.512084));
+    // 272,001 × 0.000006 = 1.632006; 10 × 0.000012 = 0.00012.
+    assert_eq!(t.cost(m, &Usage::new(272_001, 10)).unwrap(), dec!(1.632126));
+    assert_eq!(t.estimate(m, 272_001, 10).unwrap(), dec!(1.632126));
+}
+
+#[test]
+fn litellm_tiered_pricing_arrays() {
+    let t = fixture();
+    let m = "dashscope/qwen-plus";
+    // [0, 256000]: 256,000 × 0.0000004 = 0.1024; 100 × 0.0000012 = 0.00012.
+    assert_eq!(t.cost(m, &Usage::new(256_000, 100)).unwrap(), dec!(0.10252));
+    // (256000, 1000000]: 256,001 × 0.0000012 = 0.3072012; 100 × 0.0000036
+    // = 0.00036.
+    assert_eq!(
+        t.cost(m, &Usage::new(256_001, 100)).unwrap(),
+        dec!(0.3075612)
+    );
+    // Above the last range: the last tier (as LiteLLM). 1,000,001 × 0.0000012
+    // = 1.2000012.
+    assert_eq!(
+        t.cost(m, &Usage::new(1_000_001, 0)).unwrap(),
+        dec!(1.2000012)
+    );
+    // The tier's own cache price: 1 plain × 0.0000012 + 256,000 cached ×
+    // 0.00000024 = 0.0000012 + 0.06144.
+    let usage = Usage {
+        input_tokens: 256_001,
+        cached_input_tokens: 256_000,
+        ..Usage::default()
+    };
+    assert_eq!(t.cost(m, &usage).unwrap(), dec!(0.0614412));
+    // No prices outside the array: the first tier is the base. 100 out ×
+    // 0.0000012.
+    assert_eq!(t.cost(m, &Usage::new(0, 100)).unwrap(), dec!(0.00012));
+}
+
+// ----- exact numbers ----------------------------------------------------------------
+
+#[test]
+fn litellm_prices_are_the_files_text_exactly() {
+    let t = fixture();
+    let p = t.price("exact/odd-price").unwrap();
+    // Not 0.00000095 (the nearest short decimal): the file's digits.
+    assert_eq!(p.input, dec!(0.0000009499999999999999));
+    // Costs round up to 10⁻⁹: 3 × 0.0000009499999999999999 =
+    // 0.0000028499999999999997 → 0.00000285.
+    assert_eq!(
+        t.cost("exact/odd-price", &Usage::new(3, 0)).unwrap(),
+        dec!(0.00000285)
+    );
+    // 1,000,000 × … = 0.9499999999999999 → 0.95 (up, not down to 0.949999999).
+    assert_eq!(
+        t.cost("exact/odd-price", &Usage::new(1_000_000, 0))
+            .unwrap(),
+        dec!(0.95)
+    );
+    // Number texts in every JSON spelling.
+    for (text, want) in [
+        ("2.5e-06", dec!(0.0000025)),
+        ("2.5E-6", dec!(0.0000025)),
+        ("1.25e+2", dec!(125)),
+        ("3e2", dec!(300)),
+        ("0.000001", dec!(0.000001)),
+        ("0", dec!(0)),
+        ("0.0", dec!(0)),
+    ] {
+        let json =
+            format!(r#"{{"m": {{"input_cost_per_token": {text}, "output_cost_per_token": 0}}}}"#);
+        let (t, _) = PriceTable::from_litellm_json(&json).unwrap();
+        assert_eq!(t.price("m").unwrap().input, want, "{text}");
+    }
+    // More digits than a decimal holds, or a negative price: skipped, said why.
+    for text in [
+        "1e-40",
+        "0.00000000000000000000000000000001",
+        "-1e-06",
+        "1e40",
+    ] {
+        let json =
+            format!(r#"{{"m": {{"input_cost_per_token": {text}, "output_cost_per_token": 0}}}}"#);
+        let (t, report) = PriceTable::from_litellm_json(&json).unwrap();
+        assert!(
+            matches!(&report.skipped[..], [(m, SkipReason::BadPrice { key, .. })] if m == "m" && key == "input_cost_per_token"),
+            "{text}: {report:?}"
+        );
+        assert!(matches!(t.price("m"), Err(PricingError::Unpriced { .. })));
+    }
+}
+
+// ----- the loader's report, aliases, no silent prefix fallback ----------------------
+
+#[test]
+fn loader_reports_what_it_skipped_and_why() {
+    let (t, report) = PriceTable::from_litellm_path(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/litellm_prices.json"
+    ))
+    .unwrap();
+    let why = |m: &str| {
+        report
+            .skipped
+            .iter()
+            .find(|(name, _)| name == m)
+            .map(|(_, r)| r.clone())
+            .unwrap()
+    };
+    assert_eq!(why("sample_spec"), SkipReason::SchemaDescription);
+    assert_eq!(
+        why("dall-e-3"),
+        SkipReason::NoTokenPrice {
+            missing: "input_cost_per_token",
+            mode: Some("image_generation".into())
+        }
+    );
+    assert_eq!(
+        why("broken/string-price"),
+        SkipReason::BadPrice {
+            key: "input_cost_per_token".into(),
+            text: "\"3e-07\"".into(),
+            problem: "is not a number"
+        }
+    );
+    assert!(matches!(
+        why("broken/gapped-tiers"),
+        SkipReason::BadTiers(_)
+    ));
+    assert_eq!(
+        why("gpt-3-gone"),
+        SkipReason::AliasTargetMissing("gpt-3".into())
+    );
+    assert!(why("whisper-1").to_string().contains("audio_transcription"));
+    // alias_of entries, chains included, resolve to the priced entry.
+    assert_eq!(
+        report.aliased,
+        [
+            ("gpt-4o-latest".to_string(), "gpt-4o".to_string()),
+            ("gpt-4o-newest".to_string(), "gpt-4o".to_string())
+        ]
+    );
+    assert_eq!(
+        t.price("gpt-4o-newest").unwrap(),
+        t.price("gpt-4o").unwrap()
+    );
+    assert_eq!(
+        t.price("openai/gpt-4o-latest").unwrap(),
+        t.price("gpt-4o").unwrap()
+    );
+}
+
+#[test]
+fn entries_without_a_price_are_not_priced_as_another_model() {
+    let t = fixture();
+    for m in ["chatgpt/gpt-4o", "github_copilot/gpt-4o", "gpt-3-gone"] {
+        match t.cost(m, &Usage::new(1, 1)) {
+            Err(PricingError::Unpriced { model, reason }) => {
+                assert_eq!(model, m);
+                assert!(!reason.is_empty());
+            }
+            other => panic!("{m}: {other:?}"),
+        }
+        assert!(t.estimate(m, 1, 1).is_err());
+    }
+    // Merged over the built-in table, the entries still refuse; the prices
+    // they would have borrowed are there.
+    let mut merged = PriceTable::builtin();
+    merged.extend(t);
+    assert!(matches!(
+        merged.price("chatgpt/gpt-4o"),
+        Err(PricingError::Unpriced { .. })
+    ));
+    assert!(merged.price("openai/gpt-4o").is_ok());
+    // Not a known API provider, not in the table: unknown, not gpt-4o.
+    assert_eq!(
+        merged.price("some_reseller/gpt-4o"),
+        Err(PricingError::UnknownModel("some_reseller/gpt-4o".into()))
+    );
+    // Priced by hand, the name is priced.
+    merged.insert("chatgpt/gpt-4o", ModelPrice::default());
+    assert!(merged.price("chatgpt/gpt-4o").is_ok());
+}
+
+#[test]
+fn absurd_prices_are_an_error_not_a_panic() {
+    let mut t = PriceTable::new();
+    t.insert(
+        "huge",
+        ModelPrice {
+            input: Decimal::MAX,
+            ..ModelPrice::default()
+        },
+    );
+    assert_eq!(
+        t.cost("huge", &Usage::new(u64::MAX, 0)),
+        Err(PricingError::Overflow("huge".into()))
+    );
+    assert!(t.estimate("huge", u64::MAX, u64::MAX).is_err());
 }
 
 // ----- in attributes ---------------------------------------------------------------

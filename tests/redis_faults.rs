@@ -304,10 +304,7 @@ fn a_commit_whose_reply_is_lost_is_unknown_and_counted_once() {
         matches!(commit, Err(budgetgate::CommitError::Unknown { .. })),
         "{commit:?}"
     );
-    assert!(
-        took <= Duration::from_millis(600) + SLACK,
-        "{took:?}"
-    );
+    assert!(took <= Duration::from_millis(600) + SLACK, "{took:?}");
     proxy.set(Fault::None);
     eventually(
         Duration::from_secs(10),
