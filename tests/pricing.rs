@@ -2,7 +2,7 @@
 //! provider usage JSON.
 
 use budgetgate::pricing::{
-    self, ModelPrice, PriceTable, PricingError, SkipReason, TierPrice, Usage,
+    self, ModelPrice, PriceTable, PricingError, SkipReason, TierPrice, Usage, UsageError,
 };
 use budgetgate::{guard_bounded, BlockReason, Budget, Decimal, Engine, Ledger};
 use proptest::prelude::*;
@@ -191,31 +191,151 @@ fn builtin_covers_the_mainstream_providers() {
 
 #[test]
 fn openai_usage_json() {
+    // The openai SDK's CompletionUsage, model_dump()ed.
     let u = Usage::from_openai_json(&json!({
-        "prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
-        "prompt_tokens_details": {"cached_tokens": 1000, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 100}
+        "completion_tokens": 300, "prompt_tokens": 1200, "total_tokens": 1500,
+        "completion_tokens_details": {"accepted_prediction_tokens": 0, "audio_tokens": 0,
+                                      "reasoning_tokens": 100, "rejected_prediction_tokens": 0},
+        "prompt_tokens_details": {"audio_tokens": 0, "cached_tokens": 1000}
     }))
     .unwrap();
     assert_eq!(
-        u,
-        Usage {
-            input_tokens: 1200,
-            output_tokens: 300,
-            cached_input_tokens: 1000,
-            ..Usage::default()
+        (u.input_tokens, u.output_tokens, u.cached_input_tokens),
+        (1200, 300, 1000)
+    );
+    // Details the SDK leaves out are null.
+    let u = Usage::from_openai_json(&json!({
+        "completion_tokens": 3, "prompt_tokens": 4, "total_tokens": 7,
+        "completion_tokens_details": null, "prompt_tokens_details": null
+    }))
+    .unwrap();
+    assert_eq!(u, Usage::new(4, 3));
+    // Embeddings: no completion tokens, and the total says so.
+    let u = Usage::from_openai_json(&json!({"prompt_tokens": 8, "total_tokens": 8})).unwrap();
+    assert_eq!(u, Usage::new(8, 0));
+    let err = |v: serde_json::Value| match Usage::from_openai_json(&v) {
+        Err(PricingError::Usage(e)) => e,
+        other => panic!("{v}: {other:?}"),
+    };
+    assert!(matches!(
+        err(json!({"prompt_tokens": 8})),
+        UsageError::Missing {
+            field: "completion_tokens",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(json!({"completion_tokens": 3})),
+        UsageError::Missing {
+            field: "prompt_tokens",
+            ..
+        }
+    ));
+    assert_eq!(
+        err(json!({"prompt_tokens": 1, "completion_tokens": 0,
+                   "prompt_tokens_details": {"cached_tokens": 2}})),
+        UsageError::Exceeds {
+            parser: "OpenAI chat",
+            part: "prompt_tokens_details.cached_tokens".into(),
+            part_tokens: 2,
+            whole: "prompt_tokens".into(),
+            whole_tokens: 1
         }
     );
-    // The Responses API spelling.
-    let u = Usage::from_openai_json(&json!({"input_tokens": 5, "output_tokens": 6, "input_tokens_details": {"cached_tokens": 2}})).unwrap();
+    for bad in [json!(null), json!(-1), json!(1.5), json!("12")] {
+        assert!(matches!(
+            err(json!({"prompt_tokens": bad, "completion_tokens": 0})),
+            UsageError::NotACount { .. }
+        ));
+    }
+    assert!(matches!(
+        err(json!({"prompt_tokens": 1, "completion_tokens": 0, "prompt_tokens_details": 5})),
+        UsageError::NotACount { .. }
+    ));
+    assert!(matches!(err(json!([1, 2])), UsageError::NotAnObject { .. }));
+}
+
+/// What each reader says when given another provider's usage.
+#[test]
+fn usage_of_another_shape_is_refused_by_name() {
+    let chat = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
+    let responses = json!({"input_tokens": 10, "input_tokens_details": {"cached_tokens": 0},
+                           "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 0},
+                           "total_tokens": 15});
+    let anthropic = json!({"input_tokens": 10, "output_tokens": 5,
+                           "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
+    let anthropic_minimal = json!({"input_tokens": 10, "output_tokens": 5});
+    let gemini = json!({"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15});
+    type Reader = fn(&serde_json::Value) -> Result<Usage, PricingError>;
+    let readers: [(&str, Reader); 4] = [
+        ("chat", Usage::from_openai_json),
+        ("responses", Usage::from_openai_responses_json),
+        ("anthropic", Usage::from_anthropic_json),
+        ("gemini", Usage::from_gemini_json),
+    ];
+    let shapes = [
+        ("chat", &chat),
+        ("responses", &responses),
+        ("anthropic", &anthropic),
+        ("anthropic", &anthropic_minimal),
+        ("gemini", &gemini),
+    ];
+    for (reader, read) in readers {
+        for (shape, usage) in shapes {
+            let got = read(usage);
+            if reader == shape {
+                assert_eq!(got.unwrap(), Usage::new(10, 5), "{reader} on {usage}");
+            } else {
+                let e = got.expect_err(&format!("{reader} accepted {shape} usage {usage}"));
+                // The message names a key it saw or the one it needs.
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("looks like") || msg.contains("has no"),
+                    "{reader} on {shape}: {msg}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        Usage::from_openai_json(&anthropic).unwrap_err(),
+        PricingError::Usage(UsageError::WrongShape {
+            parser: "OpenAI chat",
+            key: "input_tokens",
+            looks_like: "Anthropic or OpenAI Responses"
+        })
+    );
+    // null is not 0 where a count is required.
+    assert_eq!(
+        Usage::from_anthropic_json(&json!({"input_tokens": null, "output_tokens": 1})).unwrap_err(),
+        PricingError::Usage(UsageError::NotACount {
+            parser: "Anthropic",
+            field: "input_tokens".into(),
+            value: "null".into()
+        })
+    );
+    assert!(Usage::from_anthropic_json(&json!({"output_tokens": 1})).is_err());
+}
+
+#[test]
+fn openai_responses_usage_json() {
+    // The openai SDK's ResponseUsage, model_dump()ed.
+    let u = Usage::from_openai_responses_json(&json!({
+        "input_tokens": 5000, "input_tokens_details": {"cached_tokens": 4000},
+        "output_tokens": 900, "output_tokens_details": {"reasoning_tokens": 600},
+        "total_tokens": 5900
+    }))
+    .unwrap();
     assert_eq!(
         (u.input_tokens, u.output_tokens, u.cached_input_tokens),
-        (5, 6, 2)
+        (5000, 900, 4000)
     );
-    assert!(Usage::from_openai_json(&json!({"completion_tokens": 3})).is_err());
-    assert!(Usage::from_openai_json(
-        &json!({"prompt_tokens": 1, "prompt_tokens_details": {"cached_tokens": 2}})
-    )
+    // o3 (built-in): 1,000 plain × 0.000002 = 0.002; 4,000 cached ×
+    // 0.0000005 = 0.002; 900 out × 0.000008 = 0.0072. Total 0.0112.
+    assert_eq!(PriceTable::builtin().cost("o3", &u).unwrap(), dec!(0.0112));
+    assert!(Usage::from_openai_responses_json(&json!({
+        "input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+        "output_tokens_details": {"reasoning_tokens": 2}
+    }))
     .is_err());
 }
 
@@ -242,7 +362,104 @@ fn anthropic_usage_json() {
             .unwrap(),
         dec!(0.01665)
     );
-    assert!(Usage::from_anthropic_json(&json!({"output_tokens": 1})).is_err());
+    // The anthropic SDK's Usage, model_dump()ed, with one-hour writes.
+    let u = Usage::from_anthropic_json(&json!({
+        "cache_creation": {"ephemeral_1h_input_tokens": 400, "ephemeral_5m_input_tokens": 600},
+        "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 2000,
+        "input_tokens": 100, "output_tokens": 800,
+        "server_tool_use": null, "service_tier": "standard"
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.cache_creation_input_tokens,
+            u.cache_creation_1h_input_tokens
+        ),
+        (3100, 1000, 400)
+    );
+    // 100 × 0.000003 = 0.0003; 2,000 read × 0.0000003 = 0.0006; 600 5-minute
+    // writes × 0.00000375 = 0.00225; 400 1-hour writes × 0.000006 = 0.0024;
+    // 800 out × 0.000015 = 0.012. Total 0.01755 (0.01665 + 400 × 0.00000225).
+    for t in [fixture(), PriceTable::builtin()] {
+        assert_eq!(
+            t.cost("anthropic/claude-sonnet-4-20250514", &u).unwrap(),
+            dec!(0.01755)
+        );
+    }
+    // cache_creation alone gives the writes.
+    let u = Usage::from_anthropic_json(&json!({
+        "cache_creation": {"ephemeral_1h_input_tokens": 7, "ephemeral_5m_input_tokens": 0},
+        "input_tokens": 1, "output_tokens": 1
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.cache_creation_input_tokens,
+            u.cache_creation_1h_input_tokens
+        ),
+        (8, 7, 7)
+    );
+    // SDK nulls for what a call did not use.
+    let u = Usage::from_anthropic_json(&json!({
+        "cache_creation": null, "cache_creation_input_tokens": null, "cache_read_input_tokens": null,
+        "input_tokens": 10, "output_tokens": 5, "server_tool_use": null, "service_tier": null
+    }))
+    .unwrap();
+    assert_eq!(u, Usage::new(10, 5));
+    // The durations must add up to the writes.
+    assert!(matches!(
+        Usage::from_anthropic_json(&json!({
+            "cache_creation": {"ephemeral_1h_input_tokens": 1, "ephemeral_5m_input_tokens": 1},
+            "cache_creation_input_tokens": 3, "input_tokens": 1, "output_tokens": 1
+        })),
+        Err(PricingError::Usage(UsageError::Inconsistent { .. }))
+    ));
+}
+
+#[test]
+fn gemini_usage_json() {
+    // A generateContent response (REST JSON).
+    let response = json!({
+        "candidates": [{"content": {"parts": [{"text": "…"}], "role": "model"}, "finishReason": "STOP"}],
+        "usageMetadata": {
+            "promptTokenCount": 250000, "candidatesTokenCount": 1000, "totalTokenCount": 254000,
+            "cachedContentTokenCount": 100000, "thoughtsTokenCount": 2000,
+            "toolUsePromptTokenCount": 1000,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 250000}]
+        },
+        "modelVersion": "gemini-2.5-pro"
+    });
+    let u = Usage::from_gemini_json(&response).unwrap();
+    assert_eq!(
+        u,
+        Usage::from_gemini_json(&response["usageMetadata"]).unwrap()
+    );
+    // Input: 250,000 prompt + 1,000 tool-use prompt; output: 1,000 + 2,000
+    // thoughts.
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.cached_input_tokens),
+        (251_000, 3_000, 100_000)
+    );
+    // gemini-2.5-pro above 200k: 151,000 plain × 0.0000025 = 0.3775;
+    // 100,000 cached × 0.000000625 = 0.0625; 3,000 out × 0.000015 = 0.045.
+    // Total 0.485.
+    assert_eq!(
+        PriceTable::builtin()
+            .cost("gemini/gemini-2.5-pro", &u)
+            .unwrap(),
+        dec!(0.485)
+    );
+    // No candidates (a blocked prompt): output 0.
+    let u = Usage::from_gemini_json(&json!({"promptTokenCount": 5, "totalTokenCount": 5})).unwrap();
+    assert_eq!(u, Usage::new(5, 0));
+    assert!(
+        Usage::from_gemini_json(&json!({"promptTokenCount": 5, "cachedContentTokenCount": 6}))
+            .is_err()
+    );
+    assert!(Usage::from_gemini_json(&json!({"promptTokenCount": null})).is_err());
+    assert!(Usage::from_gemini_json(&json!({"candidatesTokenCount": 5})).is_err());
 }
 
 proptest! {

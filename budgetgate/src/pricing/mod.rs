@@ -78,7 +78,7 @@ pub use builtin::BUILTIN_PRICES_AS_OF;
 pub use litellm::{LoadReport, SkipReason};
 pub use price::{ModelPrice, PriceTier, TierPrice};
 pub use table::{PriceTable, API_PROVIDER_PREFIXES};
-pub use usage::Usage;
+pub use usage::{Usage, UsageError};
 
 /// Why a price or a cost could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,9 +96,9 @@ pub enum PricingError {
         /// Why it has no price.
         reason: String,
     },
-    /// Usage JSON that cannot be read.
+    /// Usage that cannot be read or priced.
     #[error("invalid usage: {0}")]
-    Usage(String),
+    Usage(#[from] UsageError),
     /// A price file that cannot be read.
     #[error("invalid price table: {0}")]
     Table(String),
