@@ -16,7 +16,7 @@ fn fixture() -> PriceTable {
         "/fixtures/litellm_prices.json"
     ))
     .unwrap();
-    assert_eq!(report.loaded, 9, "{report:?}");
+    assert_eq!(report.loaded, 11, "{report:?}");
     let skipped: Vec<&str> = report.skipped.iter().map(|(m, _)| m.as_str()).collect();
     assert_eq!(
         skipped,
@@ -462,37 +462,6 @@ fn gemini_usage_json() {
     assert!(Usage::from_gemini_json(&json!({"candidatesTokenCount": 5})).is_err());
 }
 
-proptest! {
-    /// For any model and any usage whose output stays within the maximum, the
-    /// estimate is at least the cost, however the input splits into plain,
-    /// cached and cache-write tokens.
-    #[test]
-    fn estimate_bounds_cost(
-        model in prop::sample::select(vec!["gpt-4o", "o3", "claude-opus-4", "claude-3-5-haiku",
-                                            "gemini-2.5-flash", "deepseek-reasoner", "mistral-small-latest"]),
-        input in 0u64..2_000_000,
-        cached_share in 0u64..=100,
-        write_share in 0u64..=100,
-        max_output in 0u64..200_000,
-        output_share in 0u64..=100,
-    ) {
-        let t = PriceTable::builtin();
-        let cached = input * cached_share / 100;
-        let written = (input - cached) * write_share / 100;
-        let usage = Usage {
-            input_tokens: input,
-            output_tokens: max_output * output_share / 100,
-            cached_input_tokens: cached,
-            cache_creation_input_tokens: written,
-            ..Usage::default()
-        };
-        let cost = t.cost(model, &usage).unwrap();
-        let estimate = t.estimate(model, input, max_output).unwrap();
-        prop_assert!(estimate >= cost, "{model}: estimate {estimate} < cost {cost} for {usage:?}");
-        prop_assert!(budgetgate::amount::to_nanos(cost).is_ok());
-    }
-}
-
 // ----- long-context tiers ---------------------------------------------------------
 
 /// gemini-2.5-pro-like: 1.25 / 10 per million, 2.50 / 15 above 200k prompt
@@ -759,6 +728,140 @@ fn absurd_prices_are_an_error_not_a_panic() {
         Err(PricingError::Overflow("huge".into()))
     );
     assert!(t.estimate("huge", u64::MAX, u64::MAX).is_err());
+}
+
+// ----- reasoning and audio tokens ---------------------------------------------------
+
+#[test]
+fn audio_tokens_at_their_own_prices() {
+    let u = Usage::from_openai_json(&json!({
+        "prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,
+        "prompt_tokens_details": {"audio_tokens": 600, "cached_tokens": 0},
+        "completion_tokens_details": {"audio_tokens": 400, "reasoning_tokens": 0}
+    }))
+    .unwrap();
+    assert_eq!((u.audio_input_tokens, u.audio_output_tokens), (600, 400));
+    // 400 text in × 0.0000025 = 0.001; 600 audio in × 0.00004 = 0.024; 100
+    // text out × 0.00001 = 0.001; 400 audio out × 0.00008 = 0.032. Total 0.058.
+    let t = fixture();
+    assert_eq!(t.cost("gpt-4o-audio-preview", &u).unwrap(), dec!(0.058));
+    // The estimate prices every token at the dearest kind: 1,000 × 0.00004 +
+    // 500 × 0.00008 = 0.08.
+    assert_eq!(
+        t.estimate("gpt-4o-audio-preview", 1000, 500).unwrap(),
+        dec!(0.08)
+    );
+    // Without audio prices, audio is text: gpt-4o 1,000 × 0.0000025 + 500 ×
+    // 0.00001 = 0.0075.
+    assert_eq!(t.cost("gpt-4o", &u).unwrap(), dec!(0.0075));
+    // Gemini's audio modality, less its cached audio.
+    let u = Usage::from_gemini_json(&json!({
+        "promptTokenCount": 100, "candidatesTokenCount": 10, "cachedContentTokenCount": 30,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 40}, {"modality": "AUDIO", "tokenCount": 60}],
+        "cacheTokensDetails": [{"modality": "AUDIO", "tokenCount": 30}],
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 10}]
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.cached_input_tokens,
+            u.audio_input_tokens,
+            u.audio_output_tokens
+        ),
+        (30, 30, 0)
+    );
+    assert!(Usage::from_openai_json(&json!({
+        "prompt_tokens": 10, "completion_tokens": 1,
+        "completion_tokens_details": {"audio_tokens": 1, "reasoning_tokens": 1}
+    }))
+    .is_err());
+}
+
+#[test]
+fn reasoning_tokens_at_their_own_price() {
+    let u = Usage::from_gemini_json(&json!({
+        "promptTokenCount": 1000, "candidatesTokenCount": 200, "thoughtsTokenCount": 800
+    }))
+    .unwrap();
+    assert_eq!((u.output_tokens, u.reasoning_tokens), (1000, 800));
+    // 1,000 in × 0.00000015 = 0.00015; 200 out × 0.0000006 = 0.00012; 800
+    // reasoning × 0.0000035 = 0.0028. Total 0.00307.
+    let t = fixture();
+    assert_eq!(t.cost("gemini/gemini-thinking", &u).unwrap(), dec!(0.00307));
+    // Bound: 1,000 × 0.00000015 + 1,000 × 0.0000035 = 0.00365.
+    assert_eq!(
+        t.estimate("gemini/gemini-thinking", 1000, 1000).unwrap(),
+        dec!(0.00365)
+    );
+    // The Responses API's reasoning tokens.
+    let u = Usage::from_openai_responses_json(&json!({
+        "input_tokens": 10, "output_tokens": 9, "total_tokens": 19,
+        "output_tokens_details": {"reasoning_tokens": 7}
+    }))
+    .unwrap();
+    assert_eq!(u.reasoning_tokens, 7);
+    // Priced as output where there is no reasoning price: o3 10 × 0.000002 +
+    // 9 × 0.000008 = 0.000092.
+    assert_eq!(
+        PriceTable::builtin().cost("o3", &u).unwrap(),
+        dec!(0.000092)
+    );
+}
+
+fn every_priced_model() -> Vec<(PriceTable, String)> {
+    let mut all = Vec::new();
+    for t in [fixture(), PriceTable::builtin()] {
+        let mut names: Vec<String> = t.models().map(str::to_owned).collect();
+        names.sort();
+        all.extend(names.into_iter().map(|n| (t.clone(), n)));
+    }
+    all
+}
+
+proptest! {
+    /// For every priced entry of the fixture and of the built-in table, and
+    /// any usage within a request's limits (at most `prompt` input tokens,
+    /// however split into plain, cached, 5-minute and 1-hour cache writes and
+    /// audio; at most `max_output` output tokens, however split into plain,
+    /// reasoning and audio), the estimate is at least the cost — across
+    /// tiers too.
+    #[test]
+    fn estimate_bounds_cost(
+        prompt in prop_oneof![0u64..2_000_000, 127_990u64..128_010, 199_990u64..200_010,
+                              255_990u64..256_010, 271_990u64..272_010, 999_990u64..1_000_010],
+        input_share in 0u64..=100,
+        cached_share in 0u64..=100,
+        write_share in 0u64..=100,
+        h1_share in 0u64..=100,
+        audio_share in 0u64..=100,
+        max_output in 0u64..200_000,
+        output_share in 0u64..=100,
+        reasoning_share in 0u64..=100,
+        audio_out_share in 0u64..=100,
+    ) {
+        let input = prompt * input_share / 100;
+        let cached = input * cached_share / 100;
+        let written = (input - cached) * write_share / 100;
+        let audio = (input - cached - written) * audio_share / 100;
+        let output = max_output * output_share / 100;
+        let reasoning = output * reasoning_share / 100;
+        let usage = Usage {
+            input_tokens: input,
+            output_tokens: output,
+            cached_input_tokens: cached,
+            cache_creation_input_tokens: written,
+            cache_creation_1h_input_tokens: written * h1_share / 100,
+            reasoning_tokens: reasoning,
+            audio_input_tokens: audio,
+            audio_output_tokens: (output - reasoning) * audio_out_share / 100,
+        };
+        for (t, model) in every_priced_model() {
+            let cost = t.cost(&model, &usage).unwrap();
+            let estimate = t.estimate(&model, prompt, max_output).unwrap();
+            prop_assert!(estimate >= cost, "{model}: estimate {estimate} < cost {cost} for {usage:?}");
+            prop_assert!(budgetgate::amount::to_nanos(estimate).is_ok());
+        }
+    }
 }
 
 // ----- in attributes ---------------------------------------------------------------

@@ -4,7 +4,9 @@
 //!
 //! * base prices: `input_cost_per_token`, `output_cost_per_token`,
 //!   `cache_read_input_token_cost`, `cache_creation_input_token_cost`,
-//!   `cache_creation_input_token_cost_above_1hr`, `input_cost_per_request`;
+//!   `cache_creation_input_token_cost_above_1hr`,
+//!   `output_cost_per_reasoning_token`, `input_cost_per_audio_token`,
+//!   `output_cost_per_audio_token`, `input_cost_per_request`;
 //! * long-context tiers, either as flat keys — each of those names with
 //!   `_above_<N>k_tokens` / `_above_<N>_tokens` (e.g.
 //!   `input_cost_per_token_above_200k_tokens`; a price the tier does not name
@@ -82,8 +84,20 @@ const OUTPUT: &str = "output_cost_per_token";
 const CACHE_READ: &str = "cache_read_input_token_cost";
 const CACHE_WRITE: &str = "cache_creation_input_token_cost";
 const CACHE_WRITE_1H: &str = "cache_creation_input_token_cost_above_1hr";
+const REASONING: &str = "output_cost_per_reasoning_token";
+const AUDIO_IN: &str = "input_cost_per_audio_token";
+const AUDIO_OUT: &str = "output_cost_per_audio_token";
 /// The prices a flat `_above_<N>_tokens` key can tier.
-const TIERED_KEYS: &[&str] = &[INPUT, OUTPUT, CACHE_READ, CACHE_WRITE, CACHE_WRITE_1H];
+const TIERED_KEYS: &[&str] = &[
+    INPUT,
+    OUTPUT,
+    CACHE_READ,
+    CACHE_WRITE,
+    CACHE_WRITE_1H,
+    REASONING,
+    AUDIO_IN,
+    AUDIO_OUT,
+];
 
 type Entry = BTreeMap<String, Box<RawValue>>;
 
@@ -208,6 +222,9 @@ fn read_entry(model: &str, raw: &RawValue) -> Result<Read, SkipReason> {
         cached_input: price(CACHE_READ)?,
         cache_write: price(CACHE_WRITE)?,
         cache_write_1h: price(CACHE_WRITE_1H)?,
+        reasoning_output: price(REASONING)?,
+        audio_input: price(AUDIO_IN)?,
+        audio_output: price(AUDIO_OUT)?,
         per_request: price("input_cost_per_request")?,
         tiers: Vec::new(),
     };
@@ -240,6 +257,9 @@ fn flat_tiers(entry: &Entry, base: &ModelPrice) -> Result<Vec<PriceTier>, SkipRe
                 cached_input: at(CACHE_READ)?.or(b.cached_input),
                 cache_write: at(CACHE_WRITE)?.or(b.cache_write),
                 cache_write_1h: at(CACHE_WRITE_1H)?.or(b.cache_write_1h),
+                reasoning_output: at(REASONING)?.or(b.reasoning_output),
+                audio_input: at(AUDIO_IN)?.or(b.audio_input),
+                audio_output: at(AUDIO_OUT)?.or(b.audio_output),
             },
         });
     }
@@ -304,6 +324,9 @@ fn tiered_pricing(
                 cached_input: price(CACHE_READ)?,
                 cache_write: price(CACHE_WRITE)?,
                 cache_write_1h: price(CACHE_WRITE_1H)?,
+                reasoning_output: price(REASONING)?,
+                audio_input: price(AUDIO_IN)?,
+                audio_output: price(AUDIO_OUT)?,
             },
         });
     }
@@ -362,5 +385,56 @@ fn abbreviate(text: &str) -> String {
     match text.char_indices().nth(60) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn thresholds_from_key_names() {
+        assert_eq!(
+            split_threshold("input_cost_per_token_above_200k_tokens"),
+            Some(("input_cost_per_token", 200_000))
+        );
+        assert_eq!(
+            split_threshold("output_cost_per_token_above_128000_tokens"),
+            Some(("output_cost_per_token", 128_000))
+        );
+        assert_eq!(
+            split_threshold("cache_creation_input_token_cost_above_1hr_above_272k_tokens"),
+            Some(("cache_creation_input_token_cost_above_1hr", 272_000))
+        );
+        for not_a_tier in [
+            "cache_creation_input_token_cost_above_1hr",
+            "input_cost_per_token_above_200k_tokens_priority",
+            "input_cost_per_token_above_k_tokens",
+            "input_cost_per_token_above_99999999999999999999k_tokens",
+            "max_tokens",
+        ] {
+            assert_eq!(split_threshold(not_a_tier), None, "{not_a_tier}");
+        }
+    }
+
+    #[test]
+    fn decimals_from_number_text() {
+        for (text, want) in [
+            (
+                "9.499999999999999e-07",
+                Some(dec!(0.0000009499999999999999)),
+            ),
+            ("1e-05", Some(dec!(0.00001))),
+            ("1.5E+3", Some(dec!(1500))),
+            ("0.3", Some(dec!(0.3))),
+            ("12", Some(dec!(12))),
+            ("1e-29", None),
+            ("1e29", None),
+            ("1.2.3", None),
+            ("1e", None),
+        ] {
+            assert_eq!(exact_decimal(text), want, "{text}");
+        }
     }
 }

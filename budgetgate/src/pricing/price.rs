@@ -16,8 +16,9 @@ pub(crate) const MILLION: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 
 /// function does: with a 200k tier, 200,000 input tokens are billed at the
 /// base prices and 200,001 at the tier's.
 ///
-/// `None` prices fall back: cached input and cache writes to the input price,
-/// one-hour cache writes to the (five-minute) cache-write price.
+/// `None` prices fall back: cached input, cache writes and audio input to the
+/// input price, one-hour cache writes to the (five-minute) cache-write price,
+/// reasoning and audio output to the output price.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ModelPrice {
     /// Per input token.
@@ -31,6 +32,12 @@ pub struct ModelPrice {
     pub cache_write: Option<Decimal>,
     /// Per input token written to the one-hour cache (`None`: `cache_write`).
     pub cache_write_1h: Option<Decimal>,
+    /// Per reasoning (thinking) output token (`None`: the output price).
+    pub reasoning_output: Option<Decimal>,
+    /// Per audio input token (`None`: the input price).
+    pub audio_input: Option<Decimal>,
+    /// Per audio output token (`None`: the output price).
+    pub audio_output: Option<Decimal>,
     /// Per request, where a provider charges one (never tiered).
     pub per_request: Option<Decimal>,
     /// Long-context tiers, in any order; the one with the highest threshold
@@ -60,6 +67,12 @@ pub struct TierPrice {
     pub cache_write: Option<Decimal>,
     /// Per one-hour cache-write token (`None`: this tier's `cache_write`).
     pub cache_write_1h: Option<Decimal>,
+    /// Per reasoning output token (`None`: this tier's output price).
+    pub reasoning_output: Option<Decimal>,
+    /// Per audio input token (`None`: this tier's input price).
+    pub audio_input: Option<Decimal>,
+    /// Per audio output token (`None`: this tier's output price).
+    pub audio_output: Option<Decimal>,
 }
 
 impl TierPrice {
@@ -98,6 +111,9 @@ impl TierPrice {
             cached: self.cached_input.unwrap_or(self.input),
             write_5m: write,
             write_1h: self.cache_write_1h.unwrap_or(write),
+            reasoning: self.reasoning_output.unwrap_or(self.output),
+            audio_in: self.audio_input.unwrap_or(self.input),
+            audio_out: self.audio_output.unwrap_or(self.output),
         }
     }
 }
@@ -110,19 +126,24 @@ struct Rates {
     cached: Decimal,
     write_5m: Decimal,
     write_1h: Decimal,
+    reasoning: Decimal,
+    audio_in: Decimal,
+    audio_out: Decimal,
 }
 
 impl Rates {
-    /// The most one input token can cost (plain, cached or cache write).
+    /// The most one input token can cost (plain, cached, cache write, audio).
     fn max_input(&self) -> Decimal {
-        [self.cached, self.write_5m, self.write_1h]
+        [self.cached, self.write_5m, self.write_1h, self.audio_in]
             .into_iter()
             .fold(self.input, Decimal::max)
     }
 
-    /// The most one output token can cost.
+    /// The most one output token can cost (plain, reasoning, audio).
     fn max_output(&self) -> Decimal {
-        self.output
+        [self.reasoning, self.audio_out]
+            .into_iter()
+            .fold(self.output, Decimal::max)
     }
 }
 
@@ -195,6 +216,9 @@ impl ModelPrice {
             cached_input: self.cached_input,
             cache_write: self.cache_write,
             cache_write_1h: self.cache_write_1h,
+            reasoning_output: self.reasoning_output,
+            audio_input: self.audio_input,
+            audio_output: self.audio_output,
         }
     }
 
@@ -218,7 +242,10 @@ impl ModelPrice {
             (parts.cached, r.cached),
             (parts.write_5m, r.write_5m),
             (parts.write_1h, r.write_1h),
+            (parts.audio_input, r.audio_in),
             (parts.plain_output, r.output),
+            (parts.reasoning, r.reasoning),
+            (parts.audio_output, r.audio_out),
         ];
         let mut total = self.per_request.unwrap_or_default();
         for (tokens, rate) in terms {

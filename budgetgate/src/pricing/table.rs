@@ -63,6 +63,11 @@ impl PriceTable {
         self.models.len()
     }
 
+    /// The names with a price (no aliases), in no particular order.
+    pub fn models(&self) -> impl Iterator<Item = &str> {
+        self.models.keys().map(String::as_str)
+    }
+
     /// Whether the table has no price at all.
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()

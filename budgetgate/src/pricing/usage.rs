@@ -8,7 +8,9 @@ use super::PricingError;
 /// `cached_input_tokens` and `cache_creation_input_tokens` are the parts of it
 /// read from and written to the prompt cache, and
 /// `cache_creation_1h_input_tokens` the part of the writes that went to the
-/// one-hour cache. The constructors from provider JSON normalize the
+/// one-hour cache; `audio_input_tokens` the audio part of the input, apart
+/// from the cached and cache-write parts. `reasoning_tokens` and
+/// `audio_output_tokens` are parts of `output_tokens`. The constructors from provider JSON normalize the
 /// providers' different conventions to this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
@@ -25,6 +27,15 @@ pub struct Usage {
     /// Of `cache_creation_input_tokens`, those written to the one-hour cache.
     #[serde(default)]
     pub cache_creation_1h_input_tokens: u64,
+    /// Of `output_tokens`, reasoning (thinking) tokens.
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+    /// Of `input_tokens`, audio tokens (counted as not cached).
+    #[serde(default)]
+    pub audio_input_tokens: u64,
+    /// Of `output_tokens`, audio tokens.
+    #[serde(default)]
+    pub audio_output_tokens: u64,
 }
 
 /// A usage split into parts billed at one rate each.
@@ -33,7 +44,10 @@ pub(crate) struct Parts {
     pub cached: u64,
     pub write_5m: u64,
     pub write_1h: u64,
+    pub audio_input: u64,
     pub plain_output: u64,
+    pub reasoning: u64,
+    pub audio_output: u64,
 }
 
 impl Usage {
@@ -57,17 +71,31 @@ impl Usage {
                 whole_tokens: of,
             })
         };
-        let special = self
-            .cached_input_tokens
-            .checked_add(self.cache_creation_input_tokens)
+        let part_sum = |parts: &[u64]| parts.iter().try_fold(0u64, |a, b| a.checked_add(*b));
+        let special_parts = [
+            self.cached_input_tokens,
+            self.cache_creation_input_tokens,
+            self.audio_input_tokens,
+        ];
+        let special = part_sum(&special_parts)
             .filter(|s| *s <= self.input_tokens)
             .ok_or_else(|| {
                 exceeds(
-                    "cached_input_tokens + cache_creation_input_tokens",
-                    self.cached_input_tokens
-                        .saturating_add(self.cache_creation_input_tokens),
+                    "cached_input_tokens + cache_creation_input_tokens + audio_input_tokens",
+                    special_parts.iter().fold(0u64, |a, b| a.saturating_add(*b)),
                     "input_tokens",
                     self.input_tokens,
+                )
+            })?;
+        let output_parts = [self.reasoning_tokens, self.audio_output_tokens];
+        let special_output = part_sum(&output_parts)
+            .filter(|s| *s <= self.output_tokens)
+            .ok_or_else(|| {
+                exceeds(
+                    "reasoning_tokens + audio_output_tokens",
+                    output_parts.iter().fold(0u64, |a, b| a.saturating_add(*b)),
+                    "output_tokens",
+                    self.output_tokens,
                 )
             })?;
         if self.cache_creation_1h_input_tokens > self.cache_creation_input_tokens {
@@ -83,13 +111,18 @@ impl Usage {
             cached: self.cached_input_tokens,
             write_5m: self.cache_creation_input_tokens - self.cache_creation_1h_input_tokens,
             write_1h: self.cache_creation_1h_input_tokens,
-            plain_output: self.output_tokens,
+            audio_input: self.audio_input_tokens,
+            plain_output: self.output_tokens - special_output,
+            reasoning: self.reasoning_tokens,
+            audio_output: self.audio_output_tokens,
         })
     }
 
     /// OpenAI Chat Completions' `usage`: `prompt_tokens` (cached included)
     /// and `completion_tokens` (reasoning included) are required,
-    /// `prompt_tokens_details.cached_tokens` is read. Embeddings' usage (no
+    /// `prompt_tokens_details.cached_tokens` / `audio_tokens` and
+    /// `completion_tokens_details.reasoning_tokens` / `audio_tokens` are read.
+    /// Embeddings' usage (no
     /// `completion_tokens`, `total_tokens` = `prompt_tokens`) is accepted.
     ///
     /// Strict: usage of another shape (`input_tokens`: Anthropic or the
@@ -119,10 +152,28 @@ impl Usage {
             input,
             "prompt_tokens",
         )?;
+        let audio_in = r.optional("prompt_tokens_details.audio_tokens")?;
+        r.part_of(
+            r.sum(&[cached, audio_in], "cached + audio tokens")?,
+            "cached + audio prompt tokens",
+            input,
+            "prompt_tokens",
+        )?;
+        let reasoning = r.optional("completion_tokens_details.reasoning_tokens")?;
+        let audio_out = r.optional("completion_tokens_details.audio_tokens")?;
+        r.part_of(
+            r.sum(&[reasoning, audio_out], "reasoning + audio tokens")?,
+            "reasoning + audio completion tokens",
+            output,
+            "completion_tokens",
+        )?;
         Ok(Usage {
             input_tokens: input,
             output_tokens: output,
             cached_input_tokens: cached,
+            reasoning_tokens: reasoning,
+            audio_input_tokens: audio_in,
+            audio_output_tokens: audio_out,
             ..Usage::default()
         })
     }
@@ -130,7 +181,8 @@ impl Usage {
     /// OpenAI Responses API's `usage`: `input_tokens` (cached included),
     /// `output_tokens` (reasoning included) and `total_tokens` are required
     /// (`total_tokens` is what tells it from Anthropic's usage);
-    /// `input_tokens_details.cached_tokens` is read. Strict as
+    /// `input_tokens_details.cached_tokens` and
+    /// `output_tokens_details.reasoning_tokens` are read. Strict as
     /// [`Usage::from_openai_json`].
     pub fn from_openai_responses_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
         let r = Reader::new("OpenAI Responses", usage)?;
@@ -163,6 +215,7 @@ impl Usage {
             input_tokens: input,
             output_tokens: output,
             cached_input_tokens: cached,
+            reasoning_tokens: reasoning,
             ..Usage::default()
         })
     }
@@ -212,6 +265,7 @@ impl Usage {
             cached_input_tokens: read,
             cache_creation_input_tokens: write,
             cache_creation_1h_input_tokens: h1,
+            ..Usage::default()
         })
     }
 
@@ -220,7 +274,10 @@ impl Usage {
     /// `candidatesTokenCount`, `thoughtsTokenCount` (billed as output),
     /// `cachedContentTokenCount` and `toolUsePromptTokenCount` (billed as
     /// input) are read. Input is prompt + tool-use prompt tokens; output is
-    /// candidates + thoughts. Strict as [`Usage::from_openai_json`].
+    /// candidates + thoughts (the thoughts also as `reasoning_tokens`). The
+    /// `AUDIO` entries of `promptTokensDetails` / `candidatesTokensDetails`
+    /// are the audio tokens (less the cached ones of `cacheTokensDetails`,
+    /// priced as cached). Strict as [`Usage::from_openai_json`].
     pub fn from_gemini_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
         let usage = usage.get("usageMetadata").unwrap_or(usage);
         let r = Reader::new("Gemini", usage)?;
@@ -243,10 +300,37 @@ impl Usage {
         )?;
         let candidates = r.optional("candidatesTokenCount")?;
         let thoughts = r.optional("thoughtsTokenCount")?;
+        let (audio, cached_audio) = (
+            r.modality("promptTokensDetails", "AUDIO")?,
+            r.modality("cacheTokensDetails", "AUDIO")?,
+        );
+        r.part_of(
+            cached_audio,
+            "cacheTokensDetails AUDIO",
+            audio,
+            "promptTokensDetails AUDIO",
+        )?;
+        let audio_in = audio - cached_audio;
+        let audio_out = r.modality("candidatesTokensDetails", "AUDIO")?;
+        r.part_of(
+            audio_in,
+            "promptTokensDetails AUDIO",
+            prompt - cached,
+            "uncached promptTokenCount",
+        )?;
+        r.part_of(
+            audio_out,
+            "candidatesTokensDetails AUDIO",
+            candidates,
+            "candidatesTokenCount",
+        )?;
         Ok(Usage {
             input_tokens: r.sum(&[prompt, tool], "input tokens")?,
             output_tokens: r.sum(&[candidates, thoughts], "output tokens")?,
             cached_input_tokens: cached,
+            reasoning_tokens: thoughts,
+            audio_input_tokens: audio_in,
+            audio_output_tokens: audio_out,
             ..Usage::default()
         })
     }
@@ -391,6 +475,29 @@ impl<'a> Reader<'a> {
             None => Err(self.missing(field)),
             Some(v) => self.count(field, v),
         }
+    }
+
+    /// The `tokenCount` of `modality` in a `[{modality, tokenCount}]` list.
+    fn modality(&self, list: &str, modality: &str) -> Result<u64, UsageError> {
+        let Some(items) = self.optional_raw(list) else {
+            return Ok(0);
+        };
+        let bad = || UsageError::NotACount {
+            parser: self.parser,
+            field: list.to_owned(),
+            value: abbreviate(items),
+        };
+        let mut total = 0u64;
+        for item in items.as_array().ok_or_else(bad)? {
+            if item.get("modality").and_then(|m| m.as_str()) == Some(modality) {
+                let n = match item.get("tokenCount") {
+                    None | Some(serde_json::Value::Null) => 0,
+                    Some(v) => v.as_u64().ok_or_else(bad)?,
+                };
+                total = total.checked_add(n).ok_or_else(bad)?;
+            }
+        }
+        Ok(total)
     }
 
     fn missing(&self, field: &'static str) -> UsageError {
