@@ -566,6 +566,44 @@ fn litellm_tiered_pricing_arrays() {
     // No prices outside the array: the first tier is the base. 100 out ×
     // 0.0000012.
     assert_eq!(t.cost(m, &Usage::new(0, 100)).unwrap(), dec!(0.00012));
+    // Ranges written as floats or 1e6, an open last end, a tier without an
+    // output price (the entry's).
+    let (t, report) = PriceTable::from_litellm_json(
+        r#"{"q": {"output_cost_per_token": 2e-06, "tiered_pricing": [
+            {"range": [0.0, 32000.0], "input_cost_per_token": 1e-06},
+            {"range": [32000, 1e6], "input_cost_per_token": 2e-06, "output_cost_per_token": 4e-06},
+            {"range": [1e6, null], "input_cost_per_token": 3e-06, "output_cost_per_token": 6e-06}]}}"#,
+    )
+    .unwrap();
+    assert!(report.skipped.is_empty(), "{report:?}");
+    // 32,000 × 0.000001 + 10 × 0.000002 = 0.03202.
+    assert_eq!(t.cost("q", &Usage::new(32_000, 10)).unwrap(), dec!(0.03202));
+    // 32,001 × 0.000002 + 10 × 0.000004 = 0.064042.
+    assert_eq!(
+        t.cost("q", &Usage::new(32_001, 10)).unwrap(),
+        dec!(0.064042)
+    );
+    // 1,000,001 × 0.000003 + 10 × 0.000006 = 3.000063.
+    assert_eq!(
+        t.cost("q", &Usage::new(1_000_001, 10)).unwrap(),
+        dec!(3.000063)
+    );
+    for bad in [
+        r#"[0.5, 10]"#,
+        r#"[-1, 10]"#,
+        r#"[0]"#,
+        r#"[10, 5]"#,
+        r#""0-10""#,
+    ] {
+        let json = format!(
+            r#"{{"q": {{"tiered_pricing": [{{"range": {bad}, "input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06}}]}}}}"#
+        );
+        let (_, report) = PriceTable::from_litellm_json(&json).unwrap();
+        assert!(
+            matches!(&report.skipped[..], [(_, SkipReason::BadTiers(_))]),
+            "{bad}: {report:?}"
+        );
+    }
 }
 
 // ----- exact numbers ----------------------------------------------------------------

@@ -297,10 +297,9 @@ fn tiered_pricing(
     let mut out = Vec::new();
     let mut next_start = Some(0u64);
     for (i, tier) in tiers.iter().enumerate() {
-        let range: Vec<Option<u64>> = tier
+        let range = tier
             .get("range")
-            .and_then(|r| serde_json::from_str(r.get()).ok())
-            .filter(|r: &Vec<Option<u64>>| r.len() == 2)
+            .and_then(|r| token_range(r))
             .ok_or_else(|| bad(format!("tier {i}: no [start, end] range of token counts")))?;
         let (Some(start), end) = (range[0], range[1]) else {
             return Err(bad(format!("tier {i}: no start")));
@@ -331,6 +330,26 @@ fn tiered_pricing(
         });
     }
     Ok(out)
+}
+
+/// `[start, end]` as token counts (integral numbers, `1e6` and `256000.0`
+/// included); `end` may be `null`.
+fn token_range(raw: &RawValue) -> Option<[Option<u64>; 2]> {
+    let items: Vec<Box<RawValue>> = serde_json::from_str(raw.get()).ok()?;
+    let [start, end] = items.as_slice() else {
+        return None;
+    };
+    let count = |r: &RawValue| -> Option<Option<u64>> {
+        if r.get() == "null" {
+            return Some(None);
+        }
+        let d = exact_decimal(r.get())?;
+        (d.fract().is_zero() && !d.is_sign_negative())
+            .then(|| u64::try_from(d.trunc()).ok())
+            .flatten()
+            .map(Some)
+    };
+    Some([count(start)?, count(end)?])
 }
 
 fn price_in(entry: &Entry, key: &str) -> Result<Option<Decimal>, SkipReason> {
