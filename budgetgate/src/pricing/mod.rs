@@ -52,12 +52,18 @@
 //! and install it with [`set_table`].
 //!
 //! Covered: input, output, cached-input, cache-write (five-minute and
-//! one-hour) and per-request prices; long-context tiers (a request with more
+//! one-hour), reasoning, audio input and audio output prices, and per-request
+//! prices; long-context tiers (a request with more
 //! input tokens than a tier's threshold pays that tier's prices for all its
 //! tokens, e.g. Gemini 2.5 Pro above 200k), which [`cost`] applies by the
 //! usage's input tokens and [`estimate`] bounds by every tier the request can
 //! reach. Model names resolve as [`PriceTable::price`] says; a name a loaded
 //! file lists without a price is refused, never priced as another name.
+//! Usage comes from [`Usage::from_openai_json`] (Chat Completions),
+//! [`Usage::from_openai_responses_json`], [`Usage::from_anthropic_json`] and
+//! [`Usage::from_gemini_json`], each refusing any other shape
+//! ([`UsageError`]). Not covered: service tiers (priority, flex, batch),
+//! per-image, per-second and per-character prices, off-peak prices.
 //!
 //! The parts: `price` (the price model and the arithmetic), `usage` (token
 //! counts and the provider JSON readers), `table` (names and resolution),
