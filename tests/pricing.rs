@@ -535,6 +535,21 @@ fn litellm_flat_tier_keys() {
     // 272,001 × 0.000006 = 1.632006; 10 × 0.000012 = 0.00012.
     assert_eq!(t.cost(m, &Usage::new(272_001, 10)).unwrap(), dec!(1.632126));
     assert_eq!(t.estimate(m, 272_001, 10).unwrap(), dec!(1.632126));
+    // xAI bills the tier from the threshold itself (LiteLLM's inclusive
+    // threshold for xai): 128,000 × 0.000004 = 0.512.
+    let (t, _) = PriceTable::from_litellm_json(
+        r#"{"xai/grok-4": {"litellm_provider": "xai", "input_cost_per_token": 2e-06,
+            "output_cost_per_token": 8e-06, "input_cost_per_token_above_128k_tokens": 4e-06}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        t.cost("xai/grok-4", &Usage::new(127_999, 0)).unwrap(),
+        dec!(0.255998)
+    );
+    assert_eq!(
+        t.cost("xai/grok-4", &Usage::new(128_000, 0)).unwrap(),
+        dec!(0.512)
+    );
 }
 
 #[test]

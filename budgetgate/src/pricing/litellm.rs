@@ -15,7 +15,7 @@
 //!   from 0; the last end may be `null`; a tier's cache prices default to its
 //!   input price, its output price to the entry's). When both are present,
 //!   `tiered_pricing` wins, as in LiteLLM. A threshold is the tier's start:
-//!   the tier applies above it.
+//!   the tier applies above it (for `xai` entries, from it on, as LiteLLM).
 //! * `alias_of`: an entry without prices of its own that names the entry it
 //!   is priced as.
 //!
@@ -236,7 +236,15 @@ fn read_entry(model: &str, raw: &RawValue) -> Result<Read, SkipReason> {
 }
 
 /// The `_above_<N>_tokens` tiers: one per threshold any tiered key names.
+///
+/// xAI bills the higher tier once the prompt *reaches* the threshold
+/// (LiteLLM's `threshold_is_inclusive` for `litellm_provider` `xai`): its
+/// tiers apply above N − 1.
 fn flat_tiers(entry: &Entry, base: &ModelPrice) -> Result<Vec<PriceTier>, SkipReason> {
+    let inclusive = entry
+        .get("litellm_provider")
+        .and_then(|p| serde_json::from_str::<String>(p.get()).ok())
+        .is_some_and(|p| p == "xai");
     let mut thresholds = BTreeSet::new();
     for key in entry.keys() {
         if let Some((base_key, n)) = split_threshold(key) {
@@ -250,7 +258,7 @@ fn flat_tiers(entry: &Entry, base: &ModelPrice) -> Result<Vec<PriceTier>, SkipRe
         let at = |key: &str| price_in(entry, &format!("{key}{suffix}"));
         let b = base.base();
         tiers.push(PriceTier {
-            above_input_tokens: n,
+            above_input_tokens: if inclusive { n.saturating_sub(1) } else { n },
             price: TierPrice {
                 input: at(INPUT)?.unwrap_or(b.input),
                 output: at(OUTPUT)?.unwrap_or(b.output),
