@@ -1,7 +1,9 @@
 //! Pricing: exact costs worked out by hand, safe estimates, LiteLLM files and
 //! provider usage JSON.
 
-use budgetgate::pricing::{self, ModelPrice, PriceTable, PricingError, Usage};
+use budgetgate::pricing::{
+    self, ModelPrice, PriceTable, PricingError, SkipReason, TierPrice, Usage, UsageError,
+};
 use budgetgate::{guard_bounded, BlockReason, Budget, Decimal, Engine, Ledger};
 use proptest::prelude::*;
 use rust_decimal_macros::dec;
@@ -14,9 +16,21 @@ fn fixture() -> PriceTable {
         "/fixtures/litellm_prices.json"
     ))
     .unwrap();
-    // sample_spec (the schema's description), dall-e-3 and whisper-1 (no
-    // token prices) are skipped.
-    assert_eq!((report.loaded, report.skipped), (5, 3), "{report:?}");
+    assert_eq!(report.loaded, 11, "{report:?}");
+    let skipped: Vec<&str> = report.skipped.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(
+        skipped,
+        [
+            "broken/gapped-tiers",
+            "broken/string-price",
+            "chatgpt/gpt-4o",
+            "dall-e-3",
+            "github_copilot/gpt-4o",
+            "gpt-3-gone",
+            "sample_spec",
+            "whisper-1"
+        ]
+    );
     assert!(table.price("sample_spec").is_err());
     table
 }
@@ -46,7 +60,7 @@ fn exact_costs_by_hand() {
         input_tokens: 4_000,
         output_tokens: 500,
         cached_input_tokens: 3_000,
-        cache_creation_input_tokens: 0,
+        ..Usage::default()
     };
     assert_eq!(t.cost("gpt-4o", &usage).unwrap(), dec!(0.01125));
     // claude sonnet 4: 100 plain × 0.000003 = 0.0003; 2,000 read × 0.0000003
@@ -57,6 +71,7 @@ fn exact_costs_by_hand() {
         output_tokens: 800,
         cached_input_tokens: 2_000,
         cache_creation_input_tokens: 1_000,
+        ..Usage::default()
     };
     assert_eq!(
         t.cost("anthropic/claude-sonnet-4-20250514", &usage)
@@ -100,11 +115,17 @@ fn costs_round_up_to_the_store_scale() {
 #[test]
 fn aliases_and_provider_prefixes() {
     let t = PriceTable::builtin();
-    let gpt = *t.price("gpt-4o").unwrap();
+    let gpt = t.price("gpt-4o").unwrap().clone();
     assert_eq!(*t.price("openai/gpt-4o").unwrap(), gpt);
     assert_eq!(*t.price("gpt-4o-2024-08-06").unwrap(), gpt);
     assert_eq!(*t.price("openai/gpt-4o-2024-08-06").unwrap(), gpt);
     assert_eq!(*t.price("GPT-4o").unwrap(), gpt);
+    assert_eq!(*t.price("OpenAI/GPT-4o").unwrap(), gpt);
+    // Only a model's own API provider's prefix is dropped.
+    assert_eq!(
+        t.price("azure/gpt-4o"),
+        Err(PricingError::UnknownModel("azure/gpt-4o".into()))
+    );
     assert_eq!(
         t.price("anthropic/claude-sonnet-4-20250514").unwrap().input,
         dec!(0.000003)
@@ -170,31 +191,151 @@ fn builtin_covers_the_mainstream_providers() {
 
 #[test]
 fn openai_usage_json() {
+    // The openai SDK's CompletionUsage, model_dump()ed.
     let u = Usage::from_openai_json(&json!({
-        "prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
-        "prompt_tokens_details": {"cached_tokens": 1000, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 100}
+        "completion_tokens": 300, "prompt_tokens": 1200, "total_tokens": 1500,
+        "completion_tokens_details": {"accepted_prediction_tokens": 0, "audio_tokens": 0,
+                                      "reasoning_tokens": 100, "rejected_prediction_tokens": 0},
+        "prompt_tokens_details": {"audio_tokens": 0, "cached_tokens": 1000}
     }))
     .unwrap();
     assert_eq!(
-        u,
-        Usage {
-            input_tokens: 1200,
-            output_tokens: 300,
-            cached_input_tokens: 1000,
-            cache_creation_input_tokens: 0
+        (u.input_tokens, u.output_tokens, u.cached_input_tokens),
+        (1200, 300, 1000)
+    );
+    // Details the SDK leaves out are null.
+    let u = Usage::from_openai_json(&json!({
+        "completion_tokens": 3, "prompt_tokens": 4, "total_tokens": 7,
+        "completion_tokens_details": null, "prompt_tokens_details": null
+    }))
+    .unwrap();
+    assert_eq!(u, Usage::new(4, 3));
+    // Embeddings: no completion tokens, and the total says so.
+    let u = Usage::from_openai_json(&json!({"prompt_tokens": 8, "total_tokens": 8})).unwrap();
+    assert_eq!(u, Usage::new(8, 0));
+    let err = |v: serde_json::Value| match Usage::from_openai_json(&v) {
+        Err(PricingError::Usage(e)) => e,
+        other => panic!("{v}: {other:?}"),
+    };
+    assert!(matches!(
+        err(json!({"prompt_tokens": 8})),
+        UsageError::Missing {
+            field: "completion_tokens",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(json!({"completion_tokens": 3})),
+        UsageError::Missing {
+            field: "prompt_tokens",
+            ..
+        }
+    ));
+    assert_eq!(
+        err(json!({"prompt_tokens": 1, "completion_tokens": 0,
+                   "prompt_tokens_details": {"cached_tokens": 2}})),
+        UsageError::Exceeds {
+            parser: "OpenAI chat",
+            part: "prompt_tokens_details.cached_tokens".into(),
+            part_tokens: 2,
+            whole: "prompt_tokens".into(),
+            whole_tokens: 1
         }
     );
-    // The Responses API spelling.
-    let u = Usage::from_openai_json(&json!({"input_tokens": 5, "output_tokens": 6, "input_tokens_details": {"cached_tokens": 2}})).unwrap();
+    for bad in [json!(null), json!(-1), json!(1.5), json!("12")] {
+        assert!(matches!(
+            err(json!({"prompt_tokens": bad, "completion_tokens": 0})),
+            UsageError::NotACount { .. }
+        ));
+    }
+    assert!(matches!(
+        err(json!({"prompt_tokens": 1, "completion_tokens": 0, "prompt_tokens_details": 5})),
+        UsageError::NotACount { .. }
+    ));
+    assert!(matches!(err(json!([1, 2])), UsageError::NotAnObject { .. }));
+}
+
+/// What each reader says when given another provider's usage.
+#[test]
+fn usage_of_another_shape_is_refused_by_name() {
+    let chat = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
+    let responses = json!({"input_tokens": 10, "input_tokens_details": {"cached_tokens": 0},
+                           "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 0},
+                           "total_tokens": 15});
+    let anthropic = json!({"input_tokens": 10, "output_tokens": 5,
+                           "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
+    let anthropic_minimal = json!({"input_tokens": 10, "output_tokens": 5});
+    let gemini = json!({"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15});
+    type Reader = fn(&serde_json::Value) -> Result<Usage, PricingError>;
+    let readers: [(&str, Reader); 4] = [
+        ("chat", Usage::from_openai_json),
+        ("responses", Usage::from_openai_responses_json),
+        ("anthropic", Usage::from_anthropic_json),
+        ("gemini", Usage::from_gemini_json),
+    ];
+    let shapes = [
+        ("chat", &chat),
+        ("responses", &responses),
+        ("anthropic", &anthropic),
+        ("anthropic", &anthropic_minimal),
+        ("gemini", &gemini),
+    ];
+    for (reader, read) in readers {
+        for (shape, usage) in shapes {
+            let got = read(usage);
+            if reader == shape {
+                assert_eq!(got.unwrap(), Usage::new(10, 5), "{reader} on {usage}");
+            } else {
+                let e = got.expect_err(&format!("{reader} accepted {shape} usage {usage}"));
+                // The message names a key it saw or the one it needs.
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("looks like") || msg.contains("has no"),
+                    "{reader} on {shape}: {msg}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        Usage::from_openai_json(&anthropic).unwrap_err(),
+        PricingError::Usage(UsageError::WrongShape {
+            parser: "OpenAI chat",
+            key: "input_tokens",
+            looks_like: "Anthropic or OpenAI Responses"
+        })
+    );
+    // null is not 0 where a count is required.
+    assert_eq!(
+        Usage::from_anthropic_json(&json!({"input_tokens": null, "output_tokens": 1})).unwrap_err(),
+        PricingError::Usage(UsageError::NotACount {
+            parser: "Anthropic",
+            field: "input_tokens".into(),
+            value: "null".into()
+        })
+    );
+    assert!(Usage::from_anthropic_json(&json!({"output_tokens": 1})).is_err());
+}
+
+#[test]
+fn openai_responses_usage_json() {
+    // The openai SDK's ResponseUsage, model_dump()ed.
+    let u = Usage::from_openai_responses_json(&json!({
+        "input_tokens": 5000, "input_tokens_details": {"cached_tokens": 4000},
+        "output_tokens": 900, "output_tokens_details": {"reasoning_tokens": 600},
+        "total_tokens": 5900
+    }))
+    .unwrap();
     assert_eq!(
         (u.input_tokens, u.output_tokens, u.cached_input_tokens),
-        (5, 6, 2)
+        (5000, 900, 4000)
     );
-    assert!(Usage::from_openai_json(&json!({"completion_tokens": 3})).is_err());
-    assert!(Usage::from_openai_json(
-        &json!({"prompt_tokens": 1, "prompt_tokens_details": {"cached_tokens": 2}})
-    )
+    // o3 (built-in): 1,000 plain × 0.000002 = 0.002; 4,000 cached ×
+    // 0.0000005 = 0.002; 900 out × 0.000008 = 0.0072. Total 0.0112.
+    assert_eq!(PriceTable::builtin().cost("o3", &u).unwrap(), dec!(0.0112));
+    assert!(Usage::from_openai_responses_json(&json!({
+        "input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+        "output_tokens_details": {"reasoning_tokens": 2}
+    }))
     .is_err());
 }
 
@@ -211,7 +352,8 @@ fn anthropic_usage_json() {
             input_tokens: 3100,
             output_tokens: 800,
             cached_input_tokens: 2000,
-            cache_creation_input_tokens: 1000
+            cache_creation_input_tokens: 1000,
+            ..Usage::default()
         }
     );
     assert_eq!(
@@ -220,36 +362,558 @@ fn anthropic_usage_json() {
             .unwrap(),
         dec!(0.01665)
     );
-    assert!(Usage::from_anthropic_json(&json!({"output_tokens": 1})).is_err());
+    // The anthropic SDK's Usage, model_dump()ed, with one-hour writes.
+    let u = Usage::from_anthropic_json(&json!({
+        "cache_creation": {"ephemeral_1h_input_tokens": 400, "ephemeral_5m_input_tokens": 600},
+        "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 2000,
+        "input_tokens": 100, "output_tokens": 800,
+        "server_tool_use": null, "service_tier": "standard"
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.cache_creation_input_tokens,
+            u.cache_creation_1h_input_tokens
+        ),
+        (3100, 1000, 400)
+    );
+    // 100 × 0.000003 = 0.0003; 2,000 read × 0.0000003 = 0.0006; 600 5-minute
+    // writes × 0.00000375 = 0.00225; 400 1-hour writes × 0.000006 = 0.0024;
+    // 800 out × 0.000015 = 0.012. Total 0.01755 (0.01665 + 400 × 0.00000225).
+    for t in [fixture(), PriceTable::builtin()] {
+        assert_eq!(
+            t.cost("anthropic/claude-sonnet-4-20250514", &u).unwrap(),
+            dec!(0.01755)
+        );
+    }
+    // cache_creation alone gives the writes.
+    let u = Usage::from_anthropic_json(&json!({
+        "cache_creation": {"ephemeral_1h_input_tokens": 7, "ephemeral_5m_input_tokens": 0},
+        "input_tokens": 1, "output_tokens": 1
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.cache_creation_input_tokens,
+            u.cache_creation_1h_input_tokens
+        ),
+        (8, 7, 7)
+    );
+    // SDK nulls for what a call did not use.
+    let u = Usage::from_anthropic_json(&json!({
+        "cache_creation": null, "cache_creation_input_tokens": null, "cache_read_input_tokens": null,
+        "input_tokens": 10, "output_tokens": 5, "server_tool_use": null, "service_tier": null
+    }))
+    .unwrap();
+    assert_eq!(u, Usage::new(10, 5));
+    // The durations must add up to the writes.
+    assert!(matches!(
+        Usage::from_anthropic_json(&json!({
+            "cache_creation": {"ephemeral_1h_input_tokens": 1, "ephemeral_5m_input_tokens": 1},
+            "cache_creation_input_tokens": 3, "input_tokens": 1, "output_tokens": 1
+        })),
+        Err(PricingError::Usage(UsageError::Inconsistent { .. }))
+    ));
+}
+
+#[test]
+fn gemini_usage_json() {
+    // A generateContent response (REST JSON).
+    let response = json!({
+        "candidates": [{"content": {"parts": [{"text": "…"}], "role": "model"}, "finishReason": "STOP"}],
+        "usageMetadata": {
+            "promptTokenCount": 250000, "candidatesTokenCount": 1000, "totalTokenCount": 254000,
+            "cachedContentTokenCount": 100000, "thoughtsTokenCount": 2000,
+            "toolUsePromptTokenCount": 1000,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 250000}]
+        },
+        "modelVersion": "gemini-2.5-pro"
+    });
+    let u = Usage::from_gemini_json(&response).unwrap();
+    assert_eq!(
+        u,
+        Usage::from_gemini_json(&response["usageMetadata"]).unwrap()
+    );
+    // Input: 250,000 prompt + 1,000 tool-use prompt; output: 1,000 + 2,000
+    // thoughts.
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.cached_input_tokens),
+        (251_000, 3_000, 100_000)
+    );
+    // gemini-2.5-pro above 200k: 151,000 plain × 0.0000025 = 0.3775;
+    // 100,000 cached × 0.000000625 = 0.0625; 3,000 out × 0.000015 = 0.045.
+    // Total 0.485.
+    assert_eq!(
+        PriceTable::builtin()
+            .cost("gemini/gemini-2.5-pro", &u)
+            .unwrap(),
+        dec!(0.485)
+    );
+    // No candidates (a blocked prompt): output 0.
+    let u = Usage::from_gemini_json(&json!({"promptTokenCount": 5, "totalTokenCount": 5})).unwrap();
+    assert_eq!(u, Usage::new(5, 0));
+    assert!(
+        Usage::from_gemini_json(&json!({"promptTokenCount": 5, "cachedContentTokenCount": 6}))
+            .is_err()
+    );
+    assert!(Usage::from_gemini_json(&json!({"promptTokenCount": null})).is_err());
+    assert!(Usage::from_gemini_json(&json!({"candidatesTokenCount": 5})).is_err());
+}
+
+// ----- long-context tiers ---------------------------------------------------------
+
+/// gemini-2.5-pro-like: 1.25 / 10 per million, 2.50 / 15 above 200k prompt
+/// tokens (cached 0.31 / 0.625), for the whole request.
+fn gemini_pro() -> ModelPrice {
+    ModelPrice::per_million(dec!(1.25), dec!(10))
+        .cached_per_million(dec!(0.31))
+        .above_input_tokens(
+            200_000,
+            TierPrice::per_million(dec!(2.50), dec!(15)).cached_per_million(dec!(0.625)),
+        )
+}
+
+#[test]
+fn a_tier_applies_one_token_over_its_threshold() {
+    let mut built = PriceTable::new();
+    built.insert("pro", gemini_pro());
+    for t in [built, fixture()] {
+        let m = if t.price("pro").is_ok() {
+            "pro"
+        } else {
+            "gemini/gemini-2.5-pro"
+        };
+        // Exactly 200,000: 200,000 × 0.00000125 = 0.25; 1,000 out × 0.00001
+        // = 0.01. Total 0.26.
+        assert_eq!(t.cost(m, &Usage::new(200_000, 1_000)).unwrap(), dec!(0.26));
+        // 200,001: every token at the tier. 200,001 × 0.0000025 = 0.5000025;
+        // 1,000 × 0.000015 = 0.015. Total 0.5150025.
+        assert_eq!(
+            t.cost(m, &Usage::new(200_001, 1_000)).unwrap(),
+            dec!(0.5150025)
+        );
+        // Cached tokens too: 100,001 × 0.0000025 = 0.2500025; 100,000 cached
+        // × 0.000000625 = 0.0625; 1,000 × 0.000015 = 0.015. Total 0.3275025.
+        let usage = Usage {
+            input_tokens: 200_001,
+            output_tokens: 1_000,
+            cached_input_tokens: 100_000,
+            ..Usage::default()
+        };
+        assert_eq!(t.cost(m, &usage).unwrap(), dec!(0.3275025));
+        // The estimate: the tiers the prompt can reach. At 200,000 the base
+        // (0.26); at 200,001 the tier (0.5150025 > base 0.26000125).
+        assert_eq!(t.estimate(m, 200_000, 1_000).unwrap(), dec!(0.26));
+        assert_eq!(t.estimate(m, 200_001, 1_000).unwrap(), dec!(0.5150025));
+    }
+    // The built-in gemini-2.5-pro has the tier.
+    let b = PriceTable::builtin();
+    assert_eq!(
+        b.cost("gemini-2.5-pro", &Usage::new(200_001, 1_000))
+            .unwrap(),
+        dec!(0.5150025)
+    );
+}
+
+#[test]
+fn litellm_flat_tier_keys() {
+    let t = fixture();
+    let p = t.price("gemini/gemini-2.5-pro").unwrap();
+    // The `_priority` variant is a service tier, not a context tier.
+    assert_eq!(p.tiers.len(), 1);
+    assert_eq!(p.tiers[0].above_input_tokens, 200_000);
+    assert_eq!(p.tiers[0].price.cached_input, Some(dec!(0.000000625)));
+    // gpt-4.1-long: 2/8 per million; above 128k input 4 (output stays 8);
+    // above 272k 6/12.
+    let m = "gpt-4.1-long";
+    // 128,000 × 0.000002 = 0.256; 10 × 0.000008 = 0.00008.
+    assert_eq!(t.cost(m, &Usage::new(128_000, 10)).unwrap(), dec!(0.25608));
+    // 128,001 × 0.000004 = 0.512004; 10 × 0.000008 = 0.00008.
+    assert_eq!(t.cost(m, &Usage::new(128_001, 10)).unwrap(), dec!(0.512084));
+    // 272,001 × 0.000006 = 1.632006; 10 × 0.000012 = 0.00012.
+    assert_eq!(t.cost(m, &Usage::new(272_001, 10)).unwrap(), dec!(1.632126));
+    assert_eq!(t.estimate(m, 272_001, 10).unwrap(), dec!(1.632126));
+    // xAI bills the tier from the threshold itself (LiteLLM's inclusive
+    // threshold for xai): 128,000 × 0.000004 = 0.512.
+    let (t, _) = PriceTable::from_litellm_json(
+        r#"{"xai/grok-4": {"litellm_provider": "xai", "input_cost_per_token": 2e-06,
+            "output_cost_per_token": 8e-06, "input_cost_per_token_above_128k_tokens": 4e-06}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        t.cost("xai/grok-4", &Usage::new(127_999, 0)).unwrap(),
+        dec!(0.255998)
+    );
+    assert_eq!(
+        t.cost("xai/grok-4", &Usage::new(128_000, 0)).unwrap(),
+        dec!(0.512)
+    );
+}
+
+#[test]
+fn litellm_tiered_pricing_arrays() {
+    let t = fixture();
+    let m = "dashscope/qwen-plus";
+    // [0, 256000]: 256,000 × 0.0000004 = 0.1024; 100 × 0.0000012 = 0.00012.
+    assert_eq!(t.cost(m, &Usage::new(256_000, 100)).unwrap(), dec!(0.10252));
+    // (256000, 1000000]: 256,001 × 0.0000012 = 0.3072012; 100 × 0.0000036
+    // = 0.00036.
+    assert_eq!(
+        t.cost(m, &Usage::new(256_001, 100)).unwrap(),
+        dec!(0.3075612)
+    );
+    // Above the last range: the last tier (as LiteLLM). 1,000,001 × 0.0000012
+    // = 1.2000012.
+    assert_eq!(
+        t.cost(m, &Usage::new(1_000_001, 0)).unwrap(),
+        dec!(1.2000012)
+    );
+    // The tier's own cache price: 1 plain × 0.0000012 + 256,000 cached ×
+    // 0.00000024 = 0.0000012 + 0.06144.
+    let usage = Usage {
+        input_tokens: 256_001,
+        cached_input_tokens: 256_000,
+        ..Usage::default()
+    };
+    assert_eq!(t.cost(m, &usage).unwrap(), dec!(0.0614412));
+    // No prices outside the array: the first tier is the base. 100 out ×
+    // 0.0000012.
+    assert_eq!(t.cost(m, &Usage::new(0, 100)).unwrap(), dec!(0.00012));
+    // Ranges written as floats or 1e6, an open last end, a tier without an
+    // output price (the entry's).
+    let (t, report) = PriceTable::from_litellm_json(
+        r#"{"q": {"output_cost_per_token": 2e-06, "tiered_pricing": [
+            {"range": [0.0, 32000.0], "input_cost_per_token": 1e-06},
+            {"range": [32000, 1e6], "input_cost_per_token": 2e-06, "output_cost_per_token": 4e-06},
+            {"range": [1e6, null], "input_cost_per_token": 3e-06, "output_cost_per_token": 6e-06}]}}"#,
+    )
+    .unwrap();
+    assert!(report.skipped.is_empty(), "{report:?}");
+    // 32,000 × 0.000001 + 10 × 0.000002 = 0.03202.
+    assert_eq!(t.cost("q", &Usage::new(32_000, 10)).unwrap(), dec!(0.03202));
+    // 32,001 × 0.000002 + 10 × 0.000004 = 0.064042.
+    assert_eq!(
+        t.cost("q", &Usage::new(32_001, 10)).unwrap(),
+        dec!(0.064042)
+    );
+    // 1,000,001 × 0.000003 + 10 × 0.000006 = 3.000063.
+    assert_eq!(
+        t.cost("q", &Usage::new(1_000_001, 10)).unwrap(),
+        dec!(3.000063)
+    );
+    for bad in [
+        r#"[0.5, 10]"#,
+        r#"[-1, 10]"#,
+        r#"[0]"#,
+        r#"[10, 5]"#,
+        r#""0-10""#,
+    ] {
+        let json = format!(
+            r#"{{"q": {{"tiered_pricing": [{{"range": {bad}, "input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06}}]}}}}"#
+        );
+        let (_, report) = PriceTable::from_litellm_json(&json).unwrap();
+        assert!(
+            matches!(&report.skipped[..], [(_, SkipReason::BadTiers(_))]),
+            "{bad}: {report:?}"
+        );
+    }
+}
+
+// ----- exact numbers ----------------------------------------------------------------
+
+#[test]
+fn litellm_prices_are_the_files_text_exactly() {
+    let t = fixture();
+    let p = t.price("exact/odd-price").unwrap();
+    // Not 0.00000095 (the nearest short decimal): the file's digits.
+    assert_eq!(p.input, dec!(0.0000009499999999999999));
+    // Costs round up to 10⁻⁹: 3 × 0.0000009499999999999999 =
+    // 0.0000028499999999999997 → 0.00000285.
+    assert_eq!(
+        t.cost("exact/odd-price", &Usage::new(3, 0)).unwrap(),
+        dec!(0.00000285)
+    );
+    // 1,000,000 × … = 0.9499999999999999 → 0.95 (up, not down to 0.949999999).
+    assert_eq!(
+        t.cost("exact/odd-price", &Usage::new(1_000_000, 0))
+            .unwrap(),
+        dec!(0.95)
+    );
+    // Number texts in every JSON spelling.
+    for (text, want) in [
+        ("2.5e-06", dec!(0.0000025)),
+        ("2.5E-6", dec!(0.0000025)),
+        ("1.25e+2", dec!(125)),
+        ("3e2", dec!(300)),
+        ("0.000001", dec!(0.000001)),
+        ("0", dec!(0)),
+        ("0.0", dec!(0)),
+    ] {
+        let json =
+            format!(r#"{{"m": {{"input_cost_per_token": {text}, "output_cost_per_token": 0}}}}"#);
+        let (t, _) = PriceTable::from_litellm_json(&json).unwrap();
+        assert_eq!(t.price("m").unwrap().input, want, "{text}");
+    }
+    // More digits than a decimal holds, or a negative price: skipped, said why.
+    for text in [
+        "1e-40",
+        "0.00000000000000000000000000000001",
+        "-1e-06",
+        "1e40",
+    ] {
+        let json =
+            format!(r#"{{"m": {{"input_cost_per_token": {text}, "output_cost_per_token": 0}}}}"#);
+        let (t, report) = PriceTable::from_litellm_json(&json).unwrap();
+        assert!(
+            matches!(&report.skipped[..], [(m, SkipReason::BadPrice { key, .. })] if m == "m" && key == "input_cost_per_token"),
+            "{text}: {report:?}"
+        );
+        assert!(matches!(t.price("m"), Err(PricingError::Unpriced { .. })));
+    }
+}
+
+// ----- the loader's report, aliases, no silent prefix fallback ----------------------
+
+#[test]
+fn loader_reports_what_it_skipped_and_why() {
+    let (t, report) = PriceTable::from_litellm_path(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/litellm_prices.json"
+    ))
+    .unwrap();
+    let why = |m: &str| {
+        report
+            .skipped
+            .iter()
+            .find(|(name, _)| name == m)
+            .map(|(_, r)| r.clone())
+            .unwrap()
+    };
+    assert_eq!(why("sample_spec"), SkipReason::SchemaDescription);
+    assert_eq!(
+        why("dall-e-3"),
+        SkipReason::NoTokenPrice {
+            missing: "input_cost_per_token",
+            mode: Some("image_generation".into())
+        }
+    );
+    assert_eq!(
+        why("broken/string-price"),
+        SkipReason::BadPrice {
+            key: "input_cost_per_token".into(),
+            text: "\"3e-07\"".into(),
+            problem: "is not a number"
+        }
+    );
+    assert!(matches!(
+        why("broken/gapped-tiers"),
+        SkipReason::BadTiers(_)
+    ));
+    assert_eq!(
+        why("gpt-3-gone"),
+        SkipReason::AliasTargetMissing("gpt-3".into())
+    );
+    assert!(why("whisper-1").to_string().contains("audio_transcription"));
+    // alias_of entries, chains included, resolve to the priced entry.
+    assert_eq!(
+        report.aliased,
+        [
+            ("gpt-4o-latest".to_string(), "gpt-4o".to_string()),
+            ("gpt-4o-newest".to_string(), "gpt-4o".to_string())
+        ]
+    );
+    assert_eq!(
+        t.price("gpt-4o-newest").unwrap(),
+        t.price("gpt-4o").unwrap()
+    );
+    assert_eq!(
+        t.price("openai/gpt-4o-latest").unwrap(),
+        t.price("gpt-4o").unwrap()
+    );
+}
+
+#[test]
+fn entries_without_a_price_are_not_priced_as_another_model() {
+    let t = fixture();
+    for m in ["chatgpt/gpt-4o", "github_copilot/gpt-4o", "gpt-3-gone"] {
+        match t.cost(m, &Usage::new(1, 1)) {
+            Err(PricingError::Unpriced { model, reason }) => {
+                assert_eq!(model, m);
+                assert!(!reason.is_empty());
+            }
+            other => panic!("{m}: {other:?}"),
+        }
+        assert!(t.estimate(m, 1, 1).is_err());
+    }
+    // Merged over the built-in table, the entries still refuse; the prices
+    // they would have borrowed are there.
+    let mut merged = PriceTable::builtin();
+    merged.extend(t);
+    assert!(matches!(
+        merged.price("chatgpt/gpt-4o"),
+        Err(PricingError::Unpriced { .. })
+    ));
+    assert!(merged.price("openai/gpt-4o").is_ok());
+    // Not a known API provider, not in the table: unknown, not gpt-4o.
+    assert_eq!(
+        merged.price("some_reseller/gpt-4o"),
+        Err(PricingError::UnknownModel("some_reseller/gpt-4o".into()))
+    );
+    // Priced by hand, the name is priced.
+    merged.insert("chatgpt/gpt-4o", ModelPrice::default());
+    assert!(merged.price("chatgpt/gpt-4o").is_ok());
+}
+
+#[test]
+fn absurd_prices_are_an_error_not_a_panic() {
+    let mut t = PriceTable::new();
+    t.insert(
+        "huge",
+        ModelPrice {
+            input: Decimal::MAX,
+            ..ModelPrice::default()
+        },
+    );
+    assert_eq!(
+        t.cost("huge", &Usage::new(u64::MAX, 0)),
+        Err(PricingError::Overflow("huge".into()))
+    );
+    assert!(t.estimate("huge", u64::MAX, u64::MAX).is_err());
+}
+
+// ----- reasoning and audio tokens ---------------------------------------------------
+
+#[test]
+fn audio_tokens_at_their_own_prices() {
+    let u = Usage::from_openai_json(&json!({
+        "prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,
+        "prompt_tokens_details": {"audio_tokens": 600, "cached_tokens": 0},
+        "completion_tokens_details": {"audio_tokens": 400, "reasoning_tokens": 0}
+    }))
+    .unwrap();
+    assert_eq!((u.audio_input_tokens, u.audio_output_tokens), (600, 400));
+    // 400 text in × 0.0000025 = 0.001; 600 audio in × 0.00004 = 0.024; 100
+    // text out × 0.00001 = 0.001; 400 audio out × 0.00008 = 0.032. Total 0.058.
+    let t = fixture();
+    assert_eq!(t.cost("gpt-4o-audio-preview", &u).unwrap(), dec!(0.058));
+    // The estimate prices every token at the dearest kind: 1,000 × 0.00004 +
+    // 500 × 0.00008 = 0.08.
+    assert_eq!(
+        t.estimate("gpt-4o-audio-preview", 1000, 500).unwrap(),
+        dec!(0.08)
+    );
+    // Without audio prices, audio is text: gpt-4o 1,000 × 0.0000025 + 500 ×
+    // 0.00001 = 0.0075.
+    assert_eq!(t.cost("gpt-4o", &u).unwrap(), dec!(0.0075));
+    // Gemini's audio modality, less its cached audio.
+    let u = Usage::from_gemini_json(&json!({
+        "promptTokenCount": 100, "candidatesTokenCount": 10, "cachedContentTokenCount": 30,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 40}, {"modality": "AUDIO", "tokenCount": 60}],
+        "cacheTokensDetails": [{"modality": "AUDIO", "tokenCount": 30}],
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 10}]
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.cached_input_tokens,
+            u.audio_input_tokens,
+            u.audio_output_tokens
+        ),
+        (30, 30, 0)
+    );
+    assert!(Usage::from_openai_json(&json!({
+        "prompt_tokens": 10, "completion_tokens": 1,
+        "completion_tokens_details": {"audio_tokens": 1, "reasoning_tokens": 1}
+    }))
+    .is_err());
+}
+
+#[test]
+fn reasoning_tokens_at_their_own_price() {
+    let u = Usage::from_gemini_json(&json!({
+        "promptTokenCount": 1000, "candidatesTokenCount": 200, "thoughtsTokenCount": 800
+    }))
+    .unwrap();
+    assert_eq!((u.output_tokens, u.reasoning_tokens), (1000, 800));
+    // 1,000 in × 0.00000015 = 0.00015; 200 out × 0.0000006 = 0.00012; 800
+    // reasoning × 0.0000035 = 0.0028. Total 0.00307.
+    let t = fixture();
+    assert_eq!(t.cost("gemini/gemini-thinking", &u).unwrap(), dec!(0.00307));
+    // Bound: 1,000 × 0.00000015 + 1,000 × 0.0000035 = 0.00365.
+    assert_eq!(
+        t.estimate("gemini/gemini-thinking", 1000, 1000).unwrap(),
+        dec!(0.00365)
+    );
+    // The Responses API's reasoning tokens.
+    let u = Usage::from_openai_responses_json(&json!({
+        "input_tokens": 10, "output_tokens": 9, "total_tokens": 19,
+        "output_tokens_details": {"reasoning_tokens": 7}
+    }))
+    .unwrap();
+    assert_eq!(u.reasoning_tokens, 7);
+    // Priced as output where there is no reasoning price: o3 10 × 0.000002 +
+    // 9 × 0.000008 = 0.000092.
+    assert_eq!(
+        PriceTable::builtin().cost("o3", &u).unwrap(),
+        dec!(0.000092)
+    );
+}
+
+fn every_priced_model() -> Vec<(PriceTable, String)> {
+    let mut all = Vec::new();
+    for t in [fixture(), PriceTable::builtin()] {
+        let mut names: Vec<String> = t.models().map(str::to_owned).collect();
+        names.sort();
+        all.extend(names.into_iter().map(|n| (t.clone(), n)));
+    }
+    all
 }
 
 proptest! {
-    /// For any model and any usage whose output stays within the maximum, the
-    /// estimate is at least the cost, however the input splits into plain,
-    /// cached and cache-write tokens.
+    /// For every priced entry of the fixture and of the built-in table, and
+    /// any usage within a request's limits (at most `prompt` input tokens,
+    /// however split into plain, cached, 5-minute and 1-hour cache writes and
+    /// audio; at most `max_output` output tokens, however split into plain,
+    /// reasoning and audio), the estimate is at least the cost — across
+    /// tiers too.
     #[test]
     fn estimate_bounds_cost(
-        model in prop::sample::select(vec!["gpt-4o", "o3", "claude-opus-4", "claude-3-5-haiku",
-                                            "gemini-2.5-flash", "deepseek-reasoner", "mistral-small-latest"]),
-        input in 0u64..2_000_000,
+        prompt in prop_oneof![0u64..2_000_000, 127_990u64..128_010, 199_990u64..200_010,
+                              255_990u64..256_010, 271_990u64..272_010, 999_990u64..1_000_010],
+        input_share in 0u64..=100,
         cached_share in 0u64..=100,
         write_share in 0u64..=100,
+        h1_share in 0u64..=100,
+        audio_share in 0u64..=100,
         max_output in 0u64..200_000,
         output_share in 0u64..=100,
+        reasoning_share in 0u64..=100,
+        audio_out_share in 0u64..=100,
     ) {
-        let t = PriceTable::builtin();
+        let input = prompt * input_share / 100;
         let cached = input * cached_share / 100;
         let written = (input - cached) * write_share / 100;
+        let audio = (input - cached - written) * audio_share / 100;
+        let output = max_output * output_share / 100;
+        let reasoning = output * reasoning_share / 100;
         let usage = Usage {
             input_tokens: input,
-            output_tokens: max_output * output_share / 100,
+            output_tokens: output,
             cached_input_tokens: cached,
             cache_creation_input_tokens: written,
+            cache_creation_1h_input_tokens: written * h1_share / 100,
+            reasoning_tokens: reasoning,
+            audio_input_tokens: audio,
+            audio_output_tokens: (output - reasoning) * audio_out_share / 100,
         };
-        let cost = t.cost(model, &usage).unwrap();
-        let estimate = t.estimate(model, input, max_output).unwrap();
-        prop_assert!(estimate >= cost, "{model}: estimate {estimate} < cost {cost} for {usage:?}");
-        prop_assert!(budgetgate::amount::to_nanos(cost).is_ok());
+        for (t, model) in every_priced_model() {
+            let cost = t.cost(&model, &usage).unwrap();
+            let estimate = t.estimate(&model, prompt, max_output).unwrap();
+            prop_assert!(estimate >= cost, "{model}: estimate {estimate} < cost {cost} for {usage:?}");
+            prop_assert!(budgetgate::amount::to_nanos(estimate).is_ok());
+        }
     }
 }
 

@@ -1,0 +1,143 @@
+//! Pricing: from token usage to exact costs, and from a request to a safe
+//! estimate — so `estimate = …` and `actual = …` are one-liners.
+//!
+//! ```
+//! use budgetgate::pricing::{self, Usage};
+//! use budgetgate::dec;
+//!
+//! // gpt-4o: $2.50 per million input tokens, $1.25 cached, $10.00 output.
+//! let usage = Usage::from_openai_json(&serde_json::json!({
+//!     "prompt_tokens": 1200,
+//!     "completion_tokens": 300,
+//!     "prompt_tokens_details": { "cached_tokens": 1000 }
+//! }))?;
+//! assert_eq!(pricing::cost("openai/gpt-4o", &usage)?, dec!(0.00475));
+//!
+//! // The most 1,200 input and up to 500 output tokens can cost.
+//! assert_eq!(pricing::estimate("gpt-4o", 1200, 500)?, dec!(0.008));
+//! # Ok::<(), pricing::PricingError>(())
+//! ```
+//!
+//! In an attribute, the `Result`s are accepted as they are: an unknown model
+//! blocks the call (reason `INVALID_AMOUNT`, with the error) — it is never
+//! priced at zero.
+//!
+//! ```
+//! use budgetgate::{guard_bounded, pricing::{self, Usage}, BudgetExceeded};
+//!
+//! struct Completion { usage: Usage }
+//! #[derive(Debug)]
+//! struct Blocked(BudgetExceeded);
+//! impl From<BudgetExceeded> for Blocked {
+//!     fn from(e: BudgetExceeded) -> Self { Blocked(e) }
+//! }
+//!
+//! #[guard_bounded(
+//!     ledger = ("openai", "gpt-4o", "user:1"),
+//!     estimate = pricing::estimate("gpt-4o", prompt.len() as u64 / 3, 1_000),
+//!     actual = |c: &Completion| pricing::cost("gpt-4o", &c.usage),
+//!     max_spend = "5",
+//! )]
+//! fn ask(prompt: &str) -> Result<Completion, Blocked> {
+//!     Ok(Completion { usage: Usage::new(prompt.len() as u64 / 3, 200) })
+//! }
+//!
+//! assert!(ask("hello there, model").is_ok());
+//! ```
+//!
+//! The built-in table ([`PriceTable::builtin`]) covers mainstream OpenAI,
+//! Anthropic, Google, Mistral and DeepSeek models at the prices published on
+//! [`BUILTIN_PRICES_AS_OF`]; override entries, or load LiteLLM's
+//! `model_prices_and_context_window.json` ([`PriceTable::from_litellm_json`]),
+//! and install it with [`set_table`].
+//!
+//! Covered: input, output, cached-input, cache-write (five-minute and
+//! one-hour), reasoning, audio input and audio output prices, and per-request
+//! prices; long-context tiers (a request with more
+//! input tokens than a tier's threshold pays that tier's prices for all its
+//! tokens, e.g. Gemini 2.5 Pro above 200k), which [`cost`] applies by the
+//! usage's input tokens and [`estimate`] bounds by every tier the request can
+//! reach. Model names resolve as [`PriceTable::price`] says; a name a loaded
+//! file lists without a price is refused, never priced as another name.
+//! Usage comes from [`Usage::from_openai_json`] (Chat Completions),
+//! [`Usage::from_openai_responses_json`], [`Usage::from_anthropic_json`] and
+//! [`Usage::from_gemini_json`], each refusing any other shape
+//! ([`UsageError`]). Not covered: service tiers (priority, flex, batch),
+//! per-image, per-second and per-character prices, off-peak prices.
+//!
+//! The parts: `price` (the price model and the arithmetic), `usage` (token
+//! counts and the provider JSON readers), `table` (names and resolution),
+//! `litellm` (the LiteLLM loader), `builtin` (the built-in table).
+
+mod builtin;
+mod litellm;
+mod price;
+mod table;
+mod usage;
+
+use std::sync::{Arc, LazyLock};
+
+use arc_swap::ArcSwap;
+use rust_decimal::Decimal;
+
+pub use builtin::BUILTIN_PRICES_AS_OF;
+pub use litellm::{LoadReport, SkipReason};
+pub use price::{ModelPrice, PriceTier, TierPrice};
+pub use table::{PriceTable, API_PROVIDER_PREFIXES};
+pub use usage::{Usage, UsageError};
+
+/// Why a price or a cost could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PricingError {
+    /// No price for this model (never priced at zero).
+    #[error("no price for model {0:?}; add it to the price table")]
+    UnknownModel(String),
+    /// The table knows this name but has no price for it (e.g. an entry of a
+    /// LiteLLM file without token prices); it is not priced as another name.
+    #[error("model {model:?} has no usable price ({reason}); add one to the price table")]
+    Unpriced {
+        /// The name as the table knows it.
+        model: String,
+        /// Why it has no price.
+        reason: String,
+    },
+    /// Usage that cannot be read or priced.
+    #[error("invalid usage: {0}")]
+    Usage(#[from] UsageError),
+    /// A price file that cannot be read.
+    #[error("invalid price table: {0}")]
+    Table(String),
+    /// A cost too large for a decimal (absurd prices or token counts).
+    #[error("the cost for model {0:?} overflows")]
+    Overflow(String),
+}
+
+static TABLE: LazyLock<ArcSwap<PriceTable>> =
+    LazyLock::new(|| ArcSwap::from_pointee(PriceTable::builtin()));
+
+/// The table [`cost`] and [`estimate`] use (the built-in one until [`set_table`]).
+pub fn table() -> Arc<PriceTable> {
+    TABLE.load_full()
+}
+
+/// Replaces the process-wide table.
+pub fn set_table(table: PriceTable) {
+    TABLE.store(Arc::new(table));
+}
+
+/// [`PriceTable::cost`] on the process-wide table.
+pub fn cost(model: &str, usage: &Usage) -> Result<Decimal, PricingError> {
+    TABLE.load().cost(model, usage)
+}
+
+/// [`PriceTable::estimate`] on the process-wide table.
+pub fn estimate(
+    model: &str,
+    input_tokens: u64,
+    max_output_tokens: u64,
+) -> Result<Decimal, PricingError> {
+    TABLE
+        .load()
+        .estimate(model, input_tokens, max_output_tokens)
+}

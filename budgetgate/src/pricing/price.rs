@@ -1,0 +1,293 @@
+//! The price model and the cost / estimate arithmetic.
+
+use rust_decimal::Decimal;
+
+use super::{PricingError, Usage};
+use crate::amount::round_up;
+
+pub(crate) const MILLION: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
+/// Prices of one model, per token (not per million), as exact decimals.
+///
+/// The fields are the base prices; [`ModelPrice::tiers`] holds long-context
+/// tiers. A tier applies to the *whole* request (every input, cached, cache
+/// write and output token) once its input tokens — cached and cache-write ones
+/// included — are strictly more than the tier's threshold, as LiteLLM's cost
+/// function does: with a 200k tier, 200,000 input tokens are billed at the
+/// base prices and 200,001 at the tier's.
+///
+/// `None` prices fall back: cached input, cache writes and audio input to the
+/// input price, one-hour cache writes to the (five-minute) cache-write price,
+/// reasoning and audio output to the output price.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModelPrice {
+    /// Per input token.
+    pub input: Decimal,
+    /// Per output token.
+    pub output: Decimal,
+    /// Per input token read from the prompt cache (`None`: the input price).
+    pub cached_input: Option<Decimal>,
+    /// Per input token written to the prompt cache, Anthropic's default
+    /// five-minute cache (`None`: the input price).
+    pub cache_write: Option<Decimal>,
+    /// Per input token written to the one-hour cache (`None`: `cache_write`).
+    pub cache_write_1h: Option<Decimal>,
+    /// Per reasoning (thinking) output token (`None`: the output price).
+    pub reasoning_output: Option<Decimal>,
+    /// Per audio input token (`None`: the input price).
+    pub audio_input: Option<Decimal>,
+    /// Per audio output token (`None`: the output price).
+    pub audio_output: Option<Decimal>,
+    /// Per request, where a provider charges one (never tiered).
+    pub per_request: Option<Decimal>,
+    /// Long-context tiers, in any order; the one with the highest threshold
+    /// below the request's input tokens applies.
+    pub tiers: Vec<PriceTier>,
+}
+
+/// The prices that apply to a whole request above a number of input tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriceTier {
+    /// The tier applies when a request has strictly more input tokens.
+    pub above_input_tokens: u64,
+    /// Its prices (`None`s fall back within the tier, as in [`ModelPrice`]).
+    pub price: TierPrice,
+}
+
+/// Per-token prices of one tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TierPrice {
+    /// Per input token.
+    pub input: Decimal,
+    /// Per output token.
+    pub output: Decimal,
+    /// Per cached input token (`None`: this tier's input price).
+    pub cached_input: Option<Decimal>,
+    /// Per cache-write token (`None`: this tier's input price).
+    pub cache_write: Option<Decimal>,
+    /// Per one-hour cache-write token (`None`: this tier's `cache_write`).
+    pub cache_write_1h: Option<Decimal>,
+    /// Per reasoning output token (`None`: this tier's output price).
+    pub reasoning_output: Option<Decimal>,
+    /// Per audio input token (`None`: this tier's input price).
+    pub audio_input: Option<Decimal>,
+    /// Per audio output token (`None`: this tier's output price).
+    pub audio_output: Option<Decimal>,
+}
+
+impl TierPrice {
+    /// From prices per million tokens.
+    pub fn per_million(input: Decimal, output: Decimal) -> Self {
+        TierPrice {
+            input: input / MILLION,
+            output: output / MILLION,
+            ..TierPrice::default()
+        }
+    }
+
+    /// With a price per million cached input tokens.
+    pub fn cached_per_million(mut self, cached: Decimal) -> Self {
+        self.cached_input = Some(cached / MILLION);
+        self
+    }
+
+    /// With a price per million cache-write tokens.
+    pub fn cache_write_per_million(mut self, write: Decimal) -> Self {
+        self.cache_write = Some(write / MILLION);
+        self
+    }
+
+    /// With a price per million one-hour cache-write tokens.
+    pub fn cache_write_1h_per_million(mut self, write: Decimal) -> Self {
+        self.cache_write_1h = Some(write / MILLION);
+        self
+    }
+
+    fn rates(&self) -> Rates {
+        let write = self.cache_write.unwrap_or(self.input);
+        Rates {
+            input: self.input,
+            output: self.output,
+            cached: self.cached_input.unwrap_or(self.input),
+            write_5m: write,
+            write_1h: self.cache_write_1h.unwrap_or(write),
+            reasoning: self.reasoning_output.unwrap_or(self.output),
+            audio_in: self.audio_input.unwrap_or(self.input),
+            audio_out: self.audio_output.unwrap_or(self.output),
+        }
+    }
+}
+
+/// Resolved per-token rates of one tier (no fallbacks left).
+#[derive(Debug, Clone, Copy)]
+struct Rates {
+    input: Decimal,
+    output: Decimal,
+    cached: Decimal,
+    write_5m: Decimal,
+    write_1h: Decimal,
+    reasoning: Decimal,
+    audio_in: Decimal,
+    audio_out: Decimal,
+}
+
+impl Rates {
+    /// The most one input token can cost (plain, cached, cache write, audio).
+    fn max_input(&self) -> Decimal {
+        [self.cached, self.write_5m, self.write_1h, self.audio_in]
+            .into_iter()
+            .fold(self.input, Decimal::max)
+    }
+
+    /// The most one output token can cost (plain, reasoning, audio).
+    fn max_output(&self) -> Decimal {
+        [self.reasoning, self.audio_out]
+            .into_iter()
+            .fold(self.output, Decimal::max)
+    }
+}
+
+impl ModelPrice {
+    /// From prices per million tokens, as providers publish them.
+    ///
+    /// ```
+    /// use budgetgate::pricing::ModelPrice;
+    /// use budgetgate::dec;
+    /// let p = ModelPrice::per_million(dec!(2.50), dec!(10.00));
+    /// assert_eq!(p.input, dec!(0.0000025));
+    /// ```
+    pub fn per_million(input: Decimal, output: Decimal) -> Self {
+        ModelPrice {
+            input: input / MILLION,
+            output: output / MILLION,
+            ..ModelPrice::default()
+        }
+    }
+
+    /// With a price per million cached input tokens.
+    pub fn cached_per_million(mut self, cached: Decimal) -> Self {
+        self.cached_input = Some(cached / MILLION);
+        self
+    }
+
+    /// With a price per million cache-write input tokens.
+    pub fn cache_write_per_million(mut self, write: Decimal) -> Self {
+        self.cache_write = Some(write / MILLION);
+        self
+    }
+
+    /// With a price per million one-hour cache-write input tokens.
+    pub fn cache_write_1h_per_million(mut self, write: Decimal) -> Self {
+        self.cache_write_1h = Some(write / MILLION);
+        self
+    }
+
+    /// With a price per request.
+    pub fn per_request(mut self, price: Decimal) -> Self {
+        self.per_request = Some(price);
+        self
+    }
+
+    /// With a long-context tier: `price` for requests of more than
+    /// `input_tokens` input tokens.
+    ///
+    /// ```
+    /// use budgetgate::pricing::{ModelPrice, TierPrice};
+    /// use budgetgate::dec;
+    /// // gemini-2.5-pro: 1.25 / 10 per million, 2.50 / 15 above 200k.
+    /// let p = ModelPrice::per_million(dec!(1.25), dec!(10))
+    ///     .above_input_tokens(200_000, TierPrice::per_million(dec!(2.50), dec!(15)));
+    /// assert_eq!(p.tier_for(200_000).input, dec!(0.00000125));
+    /// assert_eq!(p.tier_for(200_001).input, dec!(0.0000025));
+    /// ```
+    pub fn above_input_tokens(mut self, input_tokens: u64, price: TierPrice) -> Self {
+        self.tiers.push(PriceTier {
+            above_input_tokens: input_tokens,
+            price,
+        });
+        self
+    }
+
+    /// The base prices, as a tier.
+    pub fn base(&self) -> TierPrice {
+        TierPrice {
+            input: self.input,
+            output: self.output,
+            cached_input: self.cached_input,
+            cache_write: self.cache_write,
+            cache_write_1h: self.cache_write_1h,
+            reasoning_output: self.reasoning_output,
+            audio_input: self.audio_input,
+            audio_output: self.audio_output,
+        }
+    }
+
+    /// The prices a request with `input_tokens` input tokens pays: the tier
+    /// with the highest threshold strictly below `input_tokens`, else the base.
+    pub fn tier_for(&self, input_tokens: u64) -> TierPrice {
+        self.tiers
+            .iter()
+            .filter(|t| input_tokens > t.above_input_tokens)
+            .max_by_key(|t| t.above_input_tokens)
+            .map_or_else(|| self.base(), |t| t.price)
+    }
+
+    /// The exact cost of `usage`, rounded up to 10⁻⁹.
+    pub(crate) fn cost(&self, model: &str, usage: &Usage) -> Result<Decimal, PricingError> {
+        let parts = usage.parts()?;
+        let r = self.tier_for(usage.input_tokens).rates();
+        let overflow = || PricingError::Overflow(model.to_owned());
+        let terms = [
+            (parts.plain_input, r.input),
+            (parts.cached, r.cached),
+            (parts.write_5m, r.write_5m),
+            (parts.write_1h, r.write_1h),
+            (parts.audio_input, r.audio_in),
+            (parts.plain_output, r.output),
+            (parts.reasoning, r.reasoning),
+            (parts.audio_output, r.audio_out),
+        ];
+        let mut total = self.per_request.unwrap_or_default();
+        for (tokens, rate) in terms {
+            total = Decimal::from(tokens)
+                .checked_mul(rate)
+                .and_then(|c| total.checked_add(c))
+                .ok_or_else(overflow)?;
+        }
+        Ok(round_up(total))
+    }
+
+    /// The most a request with `input_tokens` input tokens (at most) and at
+    /// most `max_output_tokens` output tokens can cost, however its input
+    /// splits into plain, cached and cache-write tokens, and whichever tier
+    /// it reaches: the amount to reserve.
+    pub(crate) fn estimate(
+        &self,
+        model: &str,
+        input_tokens: u64,
+        max_output_tokens: u64,
+    ) -> Result<Decimal, PricingError> {
+        let overflow = || PricingError::Overflow(model.to_owned());
+        // Every tier a request of up to `input_tokens` can be billed at.
+        let reachable = std::iter::once(self.base()).chain(
+            self.tiers
+                .iter()
+                .filter(|t| input_tokens > t.above_input_tokens)
+                .map(|t| t.price),
+        );
+        let mut most = Decimal::ZERO;
+        for tier in reachable {
+            let r = tier.rates();
+            let cost = Decimal::from(input_tokens)
+                .checked_mul(r.max_input())
+                .zip(Decimal::from(max_output_tokens).checked_mul(r.max_output()))
+                .and_then(|(i, o)| i.checked_add(o))
+                .ok_or_else(overflow)?;
+            most = most.max(cost);
+        }
+        let total = most
+            .checked_add(self.per_request.unwrap_or_default())
+            .ok_or_else(overflow)?;
+        Ok(round_up(total))
+    }
+}

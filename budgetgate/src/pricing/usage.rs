@@ -1,0 +1,542 @@
+//! Token usage of one call, and its readers from provider JSON.
+
+use super::PricingError;
+
+/// Token counts of one call.
+///
+/// `input_tokens` is every input token, cached and cache-write ones included;
+/// `cached_input_tokens` and `cache_creation_input_tokens` are the parts of it
+/// read from and written to the prompt cache, and
+/// `cache_creation_1h_input_tokens` the part of the writes that went to the
+/// one-hour cache; `audio_input_tokens` the audio part of the input, apart
+/// from the cached and cache-write parts. `reasoning_tokens` and
+/// `audio_output_tokens` are parts of `output_tokens`. The constructors from provider JSON normalize the
+/// providers' different conventions to this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    /// All input tokens.
+    pub input_tokens: u64,
+    /// Output tokens (reasoning tokens included).
+    pub output_tokens: u64,
+    /// Input tokens read from the prompt cache.
+    #[serde(default)]
+    pub cached_input_tokens: u64,
+    /// Input tokens written to the prompt cache (both durations).
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+    /// Of `cache_creation_input_tokens`, those written to the one-hour cache.
+    #[serde(default)]
+    pub cache_creation_1h_input_tokens: u64,
+    /// Of `output_tokens`, reasoning (thinking) tokens.
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+    /// Of `input_tokens`, audio tokens (counted as not cached).
+    #[serde(default)]
+    pub audio_input_tokens: u64,
+    /// Of `output_tokens`, audio tokens.
+    #[serde(default)]
+    pub audio_output_tokens: u64,
+}
+
+/// A usage split into parts billed at one rate each.
+pub(crate) struct Parts {
+    pub plain_input: u64,
+    pub cached: u64,
+    pub write_5m: u64,
+    pub write_1h: u64,
+    pub audio_input: u64,
+    pub plain_output: u64,
+    pub reasoning: u64,
+    pub audio_output: u64,
+}
+
+impl Usage {
+    /// Plain input and output tokens.
+    pub fn new(input_tokens: u64, output_tokens: u64) -> Self {
+        Usage {
+            input_tokens,
+            output_tokens,
+            ..Usage::default()
+        }
+    }
+
+    /// The parts, or an error if a part is more than its whole.
+    pub(crate) fn parts(&self) -> Result<Parts, PricingError> {
+        let exceeds = |part: &str, tokens: u64, whole: &str, of: u64| {
+            PricingError::Usage(UsageError::Exceeds {
+                parser: "Usage",
+                part: part.to_owned(),
+                part_tokens: tokens,
+                whole: whole.to_owned(),
+                whole_tokens: of,
+            })
+        };
+        let part_sum = |parts: &[u64]| parts.iter().try_fold(0u64, |a, b| a.checked_add(*b));
+        let special_parts = [
+            self.cached_input_tokens,
+            self.cache_creation_input_tokens,
+            self.audio_input_tokens,
+        ];
+        let special = part_sum(&special_parts)
+            .filter(|s| *s <= self.input_tokens)
+            .ok_or_else(|| {
+                exceeds(
+                    "cached_input_tokens + cache_creation_input_tokens + audio_input_tokens",
+                    special_parts.iter().fold(0u64, |a, b| a.saturating_add(*b)),
+                    "input_tokens",
+                    self.input_tokens,
+                )
+            })?;
+        let output_parts = [self.reasoning_tokens, self.audio_output_tokens];
+        let special_output = part_sum(&output_parts)
+            .filter(|s| *s <= self.output_tokens)
+            .ok_or_else(|| {
+                exceeds(
+                    "reasoning_tokens + audio_output_tokens",
+                    output_parts.iter().fold(0u64, |a, b| a.saturating_add(*b)),
+                    "output_tokens",
+                    self.output_tokens,
+                )
+            })?;
+        if self.cache_creation_1h_input_tokens > self.cache_creation_input_tokens {
+            return Err(exceeds(
+                "cache_creation_1h_input_tokens",
+                self.cache_creation_1h_input_tokens,
+                "cache_creation_input_tokens",
+                self.cache_creation_input_tokens,
+            ));
+        }
+        Ok(Parts {
+            plain_input: self.input_tokens - special,
+            cached: self.cached_input_tokens,
+            write_5m: self.cache_creation_input_tokens - self.cache_creation_1h_input_tokens,
+            write_1h: self.cache_creation_1h_input_tokens,
+            audio_input: self.audio_input_tokens,
+            plain_output: self.output_tokens - special_output,
+            reasoning: self.reasoning_tokens,
+            audio_output: self.audio_output_tokens,
+        })
+    }
+
+    /// OpenAI Chat Completions' `usage`: `prompt_tokens` (cached included)
+    /// and `completion_tokens` (reasoning included) are required,
+    /// `prompt_tokens_details.cached_tokens` / `audio_tokens` and
+    /// `completion_tokens_details.reasoning_tokens` / `audio_tokens` are read.
+    /// Embeddings' usage (no
+    /// `completion_tokens`, `total_tokens` = `prompt_tokens`) is accepted.
+    ///
+    /// Strict: usage of another shape (`input_tokens`: Anthropic or the
+    /// Responses API; `promptTokenCount`: Gemini), a required count that is
+    /// missing or `null`, or a part larger than its whole, is an error naming
+    /// what it saw. Optional counts may be absent or `null` (0), as SDKs
+    /// serialize them.
+    pub fn from_openai_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
+        let r = Reader::new("OpenAI chat", usage)?;
+        r.refuse(&[
+            ("input_tokens", "Anthropic or OpenAI Responses"),
+            ("output_tokens", "Anthropic or OpenAI Responses"),
+            ("cache_read_input_tokens", "Anthropic"),
+            ("promptTokenCount", "Gemini"),
+        ])?;
+        let input = r.required("prompt_tokens")?;
+        let output = match r.optional_raw("completion_tokens") {
+            Some(_) => r.required("completion_tokens")?,
+            // Embeddings: no completion, and the total says so.
+            None if r.optional("total_tokens")? == input && r.has("total_tokens") => 0,
+            None => return Err(r.missing("completion_tokens").into()),
+        };
+        let cached = r.optional("prompt_tokens_details.cached_tokens")?;
+        r.part_of(
+            cached,
+            "prompt_tokens_details.cached_tokens",
+            input,
+            "prompt_tokens",
+        )?;
+        let audio_in = r.optional("prompt_tokens_details.audio_tokens")?;
+        r.part_of(
+            r.sum(&[cached, audio_in], "cached + audio tokens")?,
+            "cached + audio prompt tokens",
+            input,
+            "prompt_tokens",
+        )?;
+        let reasoning = r.optional("completion_tokens_details.reasoning_tokens")?;
+        let audio_out = r.optional("completion_tokens_details.audio_tokens")?;
+        r.part_of(
+            r.sum(&[reasoning, audio_out], "reasoning + audio tokens")?,
+            "reasoning + audio completion tokens",
+            output,
+            "completion_tokens",
+        )?;
+        Ok(Usage {
+            input_tokens: input,
+            output_tokens: output,
+            cached_input_tokens: cached,
+            reasoning_tokens: reasoning,
+            audio_input_tokens: audio_in,
+            audio_output_tokens: audio_out,
+            ..Usage::default()
+        })
+    }
+
+    /// OpenAI Responses API's `usage`: `input_tokens` (cached included),
+    /// `output_tokens` (reasoning included) and `total_tokens` are required
+    /// (`total_tokens` is what tells it from Anthropic's usage);
+    /// `input_tokens_details.cached_tokens` and
+    /// `output_tokens_details.reasoning_tokens` are read. Strict as
+    /// [`Usage::from_openai_json`].
+    pub fn from_openai_responses_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
+        let r = Reader::new("OpenAI Responses", usage)?;
+        r.refuse(&[
+            ("prompt_tokens", "OpenAI chat"),
+            ("completion_tokens", "OpenAI chat"),
+            ("cache_read_input_tokens", "Anthropic"),
+            ("cache_creation_input_tokens", "Anthropic"),
+            ("cache_creation", "Anthropic"),
+            ("promptTokenCount", "Gemini"),
+        ])?;
+        let input = r.required("input_tokens")?;
+        let output = r.required("output_tokens")?;
+        r.required("total_tokens")?;
+        let cached = r.optional("input_tokens_details.cached_tokens")?;
+        r.part_of(
+            cached,
+            "input_tokens_details.cached_tokens",
+            input,
+            "input_tokens",
+        )?;
+        let reasoning = r.optional("output_tokens_details.reasoning_tokens")?;
+        r.part_of(
+            reasoning,
+            "output_tokens_details.reasoning_tokens",
+            output,
+            "output_tokens",
+        )?;
+        Ok(Usage {
+            input_tokens: input,
+            output_tokens: output,
+            cached_input_tokens: cached,
+            reasoning_tokens: reasoning,
+            ..Usage::default()
+        })
+    }
+
+    /// Anthropic's `usage`: `input_tokens` (cache reads and writes *not*
+    /// included) and `output_tokens` are required; `cache_read_input_tokens`,
+    /// `cache_creation_input_tokens` and `cache_creation` (its
+    /// `ephemeral_5m_input_tokens` / `ephemeral_1h_input_tokens`, which must
+    /// add up to `cache_creation_input_tokens` when both are given) are read.
+    /// One-hour writes are priced at the one-hour cache-write price. Strict as
+    /// [`Usage::from_openai_json`].
+    pub fn from_anthropic_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
+        let r = Reader::new("Anthropic", usage)?;
+        r.refuse(&[
+            ("prompt_tokens", "OpenAI chat"),
+            ("completion_tokens", "OpenAI chat"),
+            ("total_tokens", "OpenAI Responses"),
+            ("input_tokens_details", "OpenAI Responses"),
+            ("promptTokenCount", "Gemini"),
+        ])?;
+        let plain = r.required("input_tokens")?;
+        let output = r.required("output_tokens")?;
+        let read = r.optional("cache_read_input_tokens")?;
+        let (m5, h1) = (
+            r.optional("cache_creation.ephemeral_5m_input_tokens")?,
+            r.optional("cache_creation.ephemeral_1h_input_tokens")?,
+        );
+        let by_duration = r.sum(&[m5, h1], "cache_creation")?;
+        let write = if r.has("cache_creation_input_tokens") {
+            let total = r.optional("cache_creation_input_tokens")?;
+            if r.has("cache_creation") && by_duration != total {
+                return Err(UsageError::Inconsistent {
+                    parser: "Anthropic",
+                    detail: format!(
+                        "cache_creation has {m5} + {h1} tokens but cache_creation_input_tokens is {total}"
+                    ),
+                }
+                .into());
+            }
+            total
+        } else {
+            by_duration
+        };
+        Ok(Usage {
+            input_tokens: r.sum(&[plain, read, write], "input_tokens")?,
+            output_tokens: output,
+            cached_input_tokens: read,
+            cache_creation_input_tokens: write,
+            cache_creation_1h_input_tokens: h1,
+            ..Usage::default()
+        })
+    }
+
+    /// Gemini's `usageMetadata` (or a response holding one):
+    /// `promptTokenCount` (cached included) is required;
+    /// `candidatesTokenCount`, `thoughtsTokenCount` (billed as output),
+    /// `cachedContentTokenCount` and `toolUsePromptTokenCount` (billed as
+    /// input) are read. Input is prompt + tool-use prompt tokens; output is
+    /// candidates + thoughts (the thoughts also as `reasoning_tokens`). The
+    /// `AUDIO` entries of `promptTokensDetails` / `candidatesTokensDetails`
+    /// are the audio tokens (less the cached ones of `cacheTokensDetails`,
+    /// priced as cached). Strict as [`Usage::from_openai_json`].
+    pub fn from_gemini_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
+        let usage = usage.get("usageMetadata").unwrap_or(usage);
+        let r = Reader::new("Gemini", usage)?;
+        r.refuse(&[
+            ("prompt_tokens", "OpenAI chat"),
+            ("input_tokens", "Anthropic or OpenAI Responses"),
+            (
+                "prompt_token_count",
+                "Gemini in snake_case (use the REST camelCase)",
+            ),
+        ])?;
+        let prompt = r.required("promptTokenCount")?;
+        let tool = r.optional("toolUsePromptTokenCount")?;
+        let cached = r.optional("cachedContentTokenCount")?;
+        r.part_of(
+            cached,
+            "cachedContentTokenCount",
+            prompt,
+            "promptTokenCount",
+        )?;
+        let candidates = r.optional("candidatesTokenCount")?;
+        let thoughts = r.optional("thoughtsTokenCount")?;
+        let (audio, cached_audio) = (
+            r.modality("promptTokensDetails", "AUDIO")?,
+            r.modality("cacheTokensDetails", "AUDIO")?,
+        );
+        r.part_of(
+            cached_audio,
+            "cacheTokensDetails AUDIO",
+            audio,
+            "promptTokensDetails AUDIO",
+        )?;
+        let audio_in = audio - cached_audio;
+        let audio_out = r.modality("candidatesTokensDetails", "AUDIO")?;
+        r.part_of(
+            audio_in,
+            "promptTokensDetails AUDIO",
+            prompt - cached,
+            "uncached promptTokenCount",
+        )?;
+        r.part_of(
+            audio_out,
+            "candidatesTokensDetails AUDIO",
+            candidates,
+            "candidatesTokenCount",
+        )?;
+        Ok(Usage {
+            input_tokens: r.sum(&[prompt, tool], "input tokens")?,
+            output_tokens: r.sum(&[candidates, thoughts], "output tokens")?,
+            cached_input_tokens: cached,
+            reasoning_tokens: thoughts,
+            audio_input_tokens: audio_in,
+            audio_output_tokens: audio_out,
+            ..Usage::default()
+        })
+    }
+}
+
+/// Why usage JSON was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// Not a JSON object.
+    #[error("{parser} usage must be a JSON object, not {found}")]
+    NotAnObject {
+        /// The reader.
+        parser: &'static str,
+        /// What it was given (abbreviated).
+        found: String,
+    },
+    /// A required count is absent.
+    #[error("{parser} usage has no {field} (its keys: {keys:?})")]
+    Missing {
+        /// The reader.
+        parser: &'static str,
+        /// The count it needs.
+        field: &'static str,
+        /// The keys the object has.
+        keys: Vec<String>,
+    },
+    /// A key of another provider's usage.
+    #[error("{parser} usage has {key}: this looks like {looks_like} usage")]
+    WrongShape {
+        /// The reader.
+        parser: &'static str,
+        /// The key that gives it away.
+        key: &'static str,
+        /// Whose usage has it.
+        looks_like: &'static str,
+    },
+    /// A count that is not a non-negative integer (`null` included, where it
+    /// is required).
+    #[error("{parser} usage: {field} is not a token count: {value}")]
+    NotACount {
+        /// The reader.
+        parser: &'static str,
+        /// The (dotted) field.
+        field: String,
+        /// Its JSON (abbreviated).
+        value: String,
+    },
+    /// A part larger than its whole.
+    #[error("{parser} usage: {part} ({part_tokens}) exceeds {whole} ({whole_tokens})")]
+    Exceeds {
+        /// The reader (or `Usage`).
+        parser: &'static str,
+        /// The part.
+        part: String,
+        /// Its tokens.
+        part_tokens: u64,
+        /// The whole.
+        whole: String,
+        /// Its tokens.
+        whole_tokens: u64,
+    },
+    /// Counts that contradict each other.
+    #[error("{parser} usage: {detail}")]
+    Inconsistent {
+        /// The reader.
+        parser: &'static str,
+        /// How.
+        detail: String,
+    },
+}
+
+struct Reader<'a> {
+    parser: &'static str,
+    obj: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(parser: &'static str, usage: &'a serde_json::Value) -> Result<Self, UsageError> {
+        let obj = usage.as_object().ok_or_else(|| UsageError::NotAnObject {
+            parser,
+            found: abbreviate(usage),
+        })?;
+        Ok(Reader { parser, obj })
+    }
+
+    fn refuse(&self, keys: &[(&'static str, &'static str)]) -> Result<(), UsageError> {
+        match keys.iter().find(|(k, _)| self.obj.contains_key(*k)) {
+            Some((key, looks_like)) => Err(UsageError::WrongShape {
+                parser: self.parser,
+                key,
+                looks_like,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn has(&self, field: &str) -> bool {
+        self.obj.contains_key(field)
+    }
+
+    /// The value at a dotted path; `None` if it or a parent is absent or null.
+    fn optional_raw(&self, path: &str) -> Option<&'a serde_json::Value> {
+        let mut parts = path.split('.');
+        let mut v = self.obj.get(parts.next()?)?;
+        for p in parts {
+            v = v.as_object()?.get(p)?;
+        }
+        (!v.is_null()).then_some(v)
+    }
+
+    fn count(&self, path: &str, v: &serde_json::Value) -> Result<u64, UsageError> {
+        v.as_u64().ok_or_else(|| UsageError::NotACount {
+            parser: self.parser,
+            field: path.to_owned(),
+            value: abbreviate(v),
+        })
+    }
+
+    /// An optional count: absent or null is 0; a parent that is not an
+    /// object, or a value that is not a count, is an error.
+    fn optional(&self, path: &str) -> Result<u64, UsageError> {
+        if let Some((parent, _)) = path.rsplit_once('.') {
+            if let Some(p) = self.optional_raw(parent) {
+                if !p.is_object() {
+                    return Err(UsageError::NotACount {
+                        parser: self.parser,
+                        field: parent.to_owned(),
+                        value: abbreviate(p),
+                    });
+                }
+            }
+        }
+        self.optional_raw(path)
+            .map_or(Ok(0), |v| self.count(path, v))
+    }
+
+    /// A required top-level count: absent is [`UsageError::Missing`], null
+    /// [`UsageError::NotACount`].
+    fn required(&self, field: &'static str) -> Result<u64, UsageError> {
+        match self.obj.get(field) {
+            None => Err(self.missing(field)),
+            Some(v) => self.count(field, v),
+        }
+    }
+
+    /// The `tokenCount` of `modality` in a `[{modality, tokenCount}]` list.
+    fn modality(&self, list: &str, modality: &str) -> Result<u64, UsageError> {
+        let Some(items) = self.optional_raw(list) else {
+            return Ok(0);
+        };
+        let bad = || UsageError::NotACount {
+            parser: self.parser,
+            field: list.to_owned(),
+            value: abbreviate(items),
+        };
+        let mut total = 0u64;
+        for item in items.as_array().ok_or_else(bad)? {
+            if item.get("modality").and_then(|m| m.as_str()) == Some(modality) {
+                let n = match item.get("tokenCount") {
+                    None | Some(serde_json::Value::Null) => 0,
+                    Some(v) => v.as_u64().ok_or_else(bad)?,
+                };
+                total = total.checked_add(n).ok_or_else(bad)?;
+            }
+        }
+        Ok(total)
+    }
+
+    fn missing(&self, field: &'static str) -> UsageError {
+        UsageError::Missing {
+            parser: self.parser,
+            field,
+            keys: self.obj.keys().cloned().collect(),
+        }
+    }
+
+    fn part_of(&self, part: u64, name: &str, whole: u64, of: &str) -> Result<(), UsageError> {
+        if part > whole {
+            return Err(UsageError::Exceeds {
+                parser: self.parser,
+                part: name.to_owned(),
+                part_tokens: part,
+                whole: of.to_owned(),
+                whole_tokens: whole,
+            });
+        }
+        Ok(())
+    }
+
+    fn sum(&self, counts: &[u64], what: &str) -> Result<u64, UsageError> {
+        counts
+            .iter()
+            .try_fold(0u64, |a, b| a.checked_add(*b))
+            .ok_or_else(|| UsageError::NotACount {
+                parser: self.parser,
+                field: what.to_owned(),
+                value: format!("{counts:?} add up past u64"),
+            })
+    }
+}
+
+fn abbreviate(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(60) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text,
+    }
+}
