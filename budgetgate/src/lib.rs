@@ -254,6 +254,7 @@
 extern crate self as budgetgate;
 
 pub mod amount;
+pub mod attribute;
 pub mod budget;
 pub mod caps;
 pub mod clock;
