@@ -238,7 +238,9 @@
 //! [`reservation`], [`rate`] (call-rate gates), [`pause`] (the kill switch),
 //! [`pricing`] (token usage → exact costs and safe estimates), [`event`],
 //! [`store`] (with [`store::memory`] and, with the default `redis` feature,
-//! `store::redis`), [`clock`], [`amount`], [`global`](mod@global) (the
+//! `store::redis`), [`settler`] (writes whose outcome was unknown, settled
+//! by id in the background), [`attribute`] (what the attributes require of
+//! a guarded function), [`clock`], [`amount`], [`global`](mod@global) (the
 //! default engine and the environment).
 //!
 //! ## Feature flags
