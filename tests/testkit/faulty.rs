@@ -35,7 +35,7 @@ impl Faulty {
 
     fn gate(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable("injected fault".into()))
+            Err(StoreError::NotSent("injected fault".into()))
         } else {
             Ok(())
         }

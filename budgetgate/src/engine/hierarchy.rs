@@ -203,11 +203,13 @@ impl Engine {
                     .iter()
                     .position(|p| p.caps.on_store_error() == StoreErrorMode::FailClosed)
                     .unwrap_or(0);
+                let unsent = matches!(error, StoreError::NotSent(_));
+                let uncertain = error.may_have_applied();
                 let decision = Self::decide(&ledgers[index], preps[index].clone(), Err(error));
                 if decision.is_allowed() {
                     for (ledger, p) in ledgers.iter().zip(preps) {
                         if p.hold.is_none() {
-                            self.record_later(ledger, &p.caps, p.nanos);
+                            self.fail_open_spend(ledger, &p.caps, p.nanos, unsent, uncertain);
                         }
                     }
                 }

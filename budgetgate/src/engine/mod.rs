@@ -625,18 +625,39 @@ impl Engine {
                 self.soft_limits(ledger, &p, outcome);
             }
         }
-        let failed = result.is_err();
+        let unsent = matches!(result, Err(StoreError::NotSent(_)));
+        let uncertain = result.as_ref().is_err_and(StoreError::may_have_applied);
         let fixed = (p.hold.is_none()).then(|| (p.caps.clone(), p.nanos));
         let decision = Self::decide(ledger, p, result);
-        if let (true, true, Some((caps, nanos))) = (failed, decision.is_allowed(), fixed) {
-            self.record_later(ledger, &caps, nanos);
+        if let (true, Some((caps, nanos))) = (decision.is_allowed(), fixed) {
+            self.fail_open_spend(ledger, &caps, nanos, unsent, uncertain);
         }
         self.report(&decision);
         decision
     }
 
-    /// A fixed cost admitted fail-open while the store failed: the call
-    /// runs and the money is spent, so it is recorded by id in the
+    /// A fixed cost admitted fail-open while the store failed. If the
+    /// request never left ([`StoreError::NotSent`]) the cost is recorded
+    /// later; if it may have been applied, recording it again could count it
+    /// twice, so it is reported (a `tracing` warning with the amount) instead.
+    pub(super) fn fail_open_spend(
+        &self,
+        ledger: &Ledger,
+        caps: &Caps,
+        nanos: Nanos,
+        unsent: bool,
+        uncertain: bool,
+    ) {
+        if unsent {
+            self.record_later(ledger, caps, nanos);
+        } else if uncertain {
+            tracing::warn!(%ledger, amount = %from_nanos(nanos),
+                "admitted fail-open after a store failure: the store may or may not have recorded this cost");
+        }
+    }
+
+    /// A fixed cost admitted fail-open when nothing reached the store: the
+    /// call runs and the money is spent, so it is recorded by id in the
     /// background when the store answers again (reported as
     /// [`Event::Committed`]), or reported as unrecorded spend if it never
     /// does.

@@ -72,12 +72,17 @@ impl Conn {
 /// and close them afterwards.
 const MAX_IDLE: usize = 64;
 
+/// How old a pooled connection's last check of the store's epoch may be
+/// before its next request re-checks it.
+pub(super) const EPOCH_RECHECK: Duration = Duration::from_secs(1);
+
 pub(super) struct BlockingPool {
     client: Client,
     checks: Arc<ServerChecks>,
     /// redis-rs's connections even where the lean client could serve.
     redis_rs: bool,
-    idle: Mutex<Vec<Conn>>,
+    /// Idle connections and when each last checked the store's epoch.
+    idle: Mutex<Vec<(Conn, Instant)>>,
     timeout: Duration,
     secret: Option<String>,
 }
@@ -101,42 +106,60 @@ impl BlockingPool {
     }
 
     /// Sends a packed request of `count` commands and reads their replies.
+    ///
+    /// On a pooled connection whose last check of the store's epoch is
+    /// older than [`EPOCH_RECHECK`], a `GET` of the epoch goes first, in the
+    /// same write: a store flushed while connections stayed open (`FLUSHALL`)
+    /// is caught within that time, at the cost of one command per
+    /// connection per interval.
     pub(super) fn exchange(&self, request: &[u8], count: usize) -> Result<Vec<Reply>, StoreError> {
-        self.run(|con, deadline| con.exchange(request, count, deadline))
+        self.run(|con, deadline, probe| {
+            if !probe {
+                return con.exchange(request, count, deadline);
+            }
+            let mut probed = self.checks.epoch_probe().into_bytes();
+            probed.extend_from_slice(request);
+            let mut replies = con.exchange(&probed, count + 1, deadline)?;
+            let epoch = replies.remove(0);
+            self.checks.verify_epoch(&epoch)?;
+            Ok(replies)
+        })
     }
 
     /// Runs `f` on a connection, within the timeout.
     fn run<T>(
         &self,
-        f: impl FnOnce(&mut Conn, Instant) -> Result<T, ConnError>,
+        f: impl FnOnce(&mut Conn, Instant, bool) -> Result<T, ConnError>,
     ) -> Result<T, StoreError> {
-        let deadline = Instant::now() + self.timeout;
+        let started = Instant::now();
+        let deadline = started + self.timeout;
         // A pooled connection's reads and writes already time out after the
         // whole timeout (set when it was made), and it was taken just now:
         // no system call needed. A new one is bounded by what is left after
-        // connecting.
-        let (mut con, fresh) = match self.take() {
-            Some(con) => (con, false),
-            None => (self.connect(deadline)?, true),
+        // connecting (and has just checked the epoch in its handshake).
+        let (mut con, fresh, checked) = match self.take() {
+            Some((con, checked)) => (con, false, checked),
+            None => (self.connect(deadline)?, true, started),
         };
+        let probe = !fresh && started.saturating_duration_since(checked) >= EPOCH_RECHECK;
         let result = if fresh {
             self.left(deadline)
                 .map_err(|_| ConnError::Io(std::io::ErrorKind::TimedOut.into()))
                 .and_then(|left| con.set_timeout(left))
-                .and_then(|()| f(&mut con, deadline))
+                .and_then(|()| f(&mut con, deadline, false))
                 // Kept for reuse with the full timeout.
                 .and_then(|value| {
                     con.set_timeout(self.timeout)?;
                     Ok(value)
                 })
         } else {
-            f(&mut con, deadline)
+            f(&mut con, deadline, probe)
         };
         match result {
             Ok(value) => {
                 // Error replies (e.g. a script's error) arrive as values: the
                 // connection is in step and can be used again.
-                self.put(con);
+                self.put(con, if probe { started } else { checked });
                 Ok(value)
             }
             Err(e) => {
@@ -192,20 +215,20 @@ impl BlockingPool {
         }
     }
 
-    fn take(&self) -> Option<Conn> {
+    fn take(&self) -> Option<(Conn, Instant)> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(con) = idle.pop() {
+        while let Some((con, checked)) = idle.pop() {
             if con.is_open() {
-                return Some(con);
+                return Some((con, checked));
             }
         }
         None
     }
 
-    fn put(&self, con: Conn) {
+    fn put(&self, con: Conn, checked: Instant) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE {
-            idle.push(con);
+            idle.push((con, checked));
         }
     }
 }

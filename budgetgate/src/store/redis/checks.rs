@@ -21,8 +21,10 @@
 //!   a failover to an empty replica, `FLUSHALL` — and the store fails
 //!   closed from then on, instead of counting from zero again. (A process
 //!   started after the loss cannot know; the loss is caught by those that
-//!   were running.) The check runs on new connections, and every restart
-//!   or failover breaks them.
+//!   were running.) The check runs on new connections — every restart or
+//!   failover breaks the old ones — and, on the sync path's pooled
+//!   connections, again at least once a second, ahead of a request in the
+//!   same write, so a `FLUSHALL` is caught too.
 //!
 //! A managed Redis may refuse `CONFIG`: then the policy and persistence
 //! cannot be checked, which is warned once; the epoch is checked anyway.
@@ -148,6 +150,24 @@ impl Handshake for ServerChecks {
                     );
                 }
             }
+        }
+        self.verify_epoch(epoch)
+    }
+}
+
+impl ServerChecks {
+    /// `GET` of the epoch key, to send before a request on a connection
+    /// whose last check is old (a `FLUSHALL` does not break connections).
+    pub(super) fn epoch_probe(&self) -> Request {
+        let mut request = Request::new();
+        request.command(2).arg("GET").arg(&self.epoch_key);
+        request
+    }
+
+    /// Judges the epoch key's value (see the module docs).
+    pub(super) fn verify_epoch(&self, epoch: &Reply) -> Result<(), ConnError> {
+        if let Some(why) = self.refusal() {
+            return Err(ConnError::Refused(why));
         }
         let current = match epoch {
             Reply::Data(value) => String::from_utf8_lossy(value).into_owned(),
