@@ -255,6 +255,120 @@ fn openai_usage_json() {
     assert!(matches!(err(json!([1, 2])), UsageError::NotAnObject { .. }));
 }
 
+#[test]
+fn openai_chat_cache_writes_at_the_cache_write_price() {
+    // Chat Completions usage with cache writes (as OpenRouter returns for
+    // Anthropic models): 3,100 prompt tokens of which 2,000 read from and
+    // 1,000 written to the cache.
+    let u = Usage::from_openai_json(&json!({
+        "completion_tokens": 800, "prompt_tokens": 3100, "total_tokens": 3900,
+        "completion_tokens_details": {"reasoning_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": 2000, "cache_write_tokens": 1000,
+                                  "audio_tokens": 0}
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.cached_input_tokens,
+            u.cache_creation_input_tokens
+        ),
+        (3100, 2000, 1000)
+    );
+    // claude sonnet 4 (fixture, cache_creation_input_token_cost 3.75e-06):
+    // 100 plain × 0.000003 = 0.0003; 2,000 read × 0.0000003 = 0.0006; 1,000
+    // written × 0.00000375 = 0.00375; 800 out × 0.000015 = 0.012. Total 0.01665.
+    assert_eq!(
+        fixture()
+            .cost("anthropic/claude-sonnet-4-20250514", &u)
+            .unwrap(),
+        dec!(0.01665)
+    );
+    assert_eq!(
+        Usage::from_openai_json(&json!({
+            "prompt_tokens": 10, "completion_tokens": 0,
+            "prompt_tokens_details": {"cached_tokens": 6, "cache_write_tokens": 5}
+        })),
+        Err(PricingError::Usage(UsageError::Exceeds {
+            parser: "OpenAI chat",
+            part: "cached + cache write + audio prompt tokens".into(),
+            part_tokens: 11,
+            whole: "prompt_tokens".into(),
+            whole_tokens: 10
+        }))
+    );
+    assert!(matches!(
+        Usage::from_openai_json(&json!({
+            "prompt_tokens": 10, "completion_tokens": 0,
+            "prompt_tokens_details": {"cache_write_tokens": "5"}
+        })),
+        Err(PricingError::Usage(UsageError::NotACount { .. }))
+    ));
+}
+
+#[test]
+fn deepseek_cache_hits_are_cached_input() {
+    // DeepSeek's usage: its own hit / miss counts beside the OpenAI ones.
+    let json = json!({
+        "completion_tokens": 100, "prompt_tokens": 1000, "total_tokens": 1100,
+        "prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 200,
+        "prompt_tokens_details": {"cached_tokens": 800},
+        "completion_tokens_details": {"reasoning_tokens": 0}
+    });
+    let u = Usage::from_openai_json(&json).unwrap();
+    assert_eq!((u.input_tokens, u.cached_input_tokens), (1000, 800));
+    // deepseek-chat (built in: 0.27 / 0.07 cached / 1.10 per million): 200
+    // missed × 0.00000027 = 0.000054; 800 hits × 0.00000007 = 0.000056; 100
+    // out × 0.0000011 = 0.00011. Total 0.00022 (not 0.00038, hits as input).
+    let t = PriceTable::builtin();
+    assert_eq!(t.cost("deepseek/deepseek-chat", &u).unwrap(), dec!(0.00022));
+    // Without prompt_tokens_details (older DeepSeek responses) the same.
+    let u2 = Usage::from_openai_json(&json!({
+        "completion_tokens": 100, "prompt_tokens": 1000,
+        "prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 200
+    }))
+    .unwrap();
+    assert_eq!(u2, u);
+    let err = |v: serde_json::Value| match Usage::from_openai_json(&v) {
+        Err(PricingError::Usage(e)) => e,
+        other => panic!("{v}: {other:?}"),
+    };
+    assert_eq!(
+        err(json!({"prompt_tokens": 1000, "completion_tokens": 1,
+                   "prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 300})),
+        UsageError::Inconsistent {
+            parser: "OpenAI chat",
+            detail: "prompt_cache_hit_tokens (800) + prompt_cache_miss_tokens (300) \
+                     is not prompt_tokens (1000)"
+                .into()
+        }
+    );
+    assert_eq!(
+        err(json!({"prompt_tokens": 1000, "completion_tokens": 1,
+                   "prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 200,
+                   "prompt_tokens_details": {"cached_tokens": 700}})),
+        UsageError::Inconsistent {
+            parser: "OpenAI chat",
+            detail: "prompt_tokens_details.cached_tokens (700) is not \
+                     prompt_cache_hit_tokens (800)"
+                .into()
+        }
+    );
+    assert!(matches!(
+        err(json!({"prompt_tokens": 1000, "completion_tokens": 1,
+                   "prompt_cache_hit_tokens": 800})),
+        UsageError::Missing {
+            field: "prompt_cache_miss_tokens",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(json!({"prompt_tokens": 1000, "completion_tokens": 1,
+                   "prompt_cache_hit_tokens": null, "prompt_cache_miss_tokens": 1000})),
+        UsageError::NotACount { .. }
+    ));
+}
+
 /// What each reader says when given another provider's usage.
 #[test]
 fn usage_of_another_shape_is_refused_by_name() {

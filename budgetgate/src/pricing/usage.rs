@@ -120,8 +120,16 @@ impl Usage {
 
     /// OpenAI Chat Completions' `usage`: `prompt_tokens` (cached included)
     /// and `completion_tokens` (reasoning included) are required,
-    /// `prompt_tokens_details.cached_tokens` / `audio_tokens` and
+    /// `prompt_tokens_details.cached_tokens` / `cache_write_tokens` (priced at
+    /// the cache-write price) / `audio_tokens` and
     /// `completion_tokens_details.reasoning_tokens` / `audio_tokens` are read.
+    ///
+    /// DeepSeek's native `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens`
+    /// are read too: the hits are the cached input. When either is present
+    /// both must be, and they must add up to `prompt_tokens`; a
+    /// `prompt_tokens_details.cached_tokens` given beside them must equal the
+    /// hits ([`UsageError::Inconsistent`] otherwise).
+    ///
     /// Embeddings' usage (no
     /// `completion_tokens`, `total_tokens` = `prompt_tokens`) is accepted.
     ///
@@ -145,17 +153,48 @@ impl Usage {
             None if r.optional("total_tokens")? == input && r.has("total_tokens") => 0,
             None => return Err(r.missing("completion_tokens").into()),
         };
-        let cached = r.optional("prompt_tokens_details.cached_tokens")?;
+        let mut cached = r.optional("prompt_tokens_details.cached_tokens")?;
         r.part_of(
             cached,
             "prompt_tokens_details.cached_tokens",
             input,
             "prompt_tokens",
         )?;
+        if r.has("prompt_cache_hit_tokens") || r.has("prompt_cache_miss_tokens") {
+            // DeepSeek: the hits are billed as cached input.
+            let hit = r.required("prompt_cache_hit_tokens")?;
+            let miss = r.required("prompt_cache_miss_tokens")?;
+            let inconsistent = |detail: String| UsageError::Inconsistent {
+                parser: "OpenAI chat",
+                detail,
+            };
+            if hit.checked_add(miss) != Some(input) {
+                return Err(inconsistent(format!(
+                    "prompt_cache_hit_tokens ({hit}) + prompt_cache_miss_tokens ({miss}) \
+                     is not prompt_tokens ({input})"
+                ))
+                .into());
+            }
+            if r.optional_raw("prompt_tokens_details.cached_tokens")
+                .is_some()
+                && cached != hit
+            {
+                return Err(inconsistent(format!(
+                    "prompt_tokens_details.cached_tokens ({cached}) is not \
+                     prompt_cache_hit_tokens ({hit})"
+                ))
+                .into());
+            }
+            cached = hit;
+        }
+        let write = r.optional("prompt_tokens_details.cache_write_tokens")?;
         let audio_in = r.optional("prompt_tokens_details.audio_tokens")?;
         r.part_of(
-            r.sum(&[cached, audio_in], "cached + audio tokens")?,
-            "cached + audio prompt tokens",
+            r.sum(
+                &[cached, write, audio_in],
+                "cached + cache write + audio tokens",
+            )?,
+            "cached + cache write + audio prompt tokens",
             input,
             "prompt_tokens",
         )?;
@@ -171,6 +210,7 @@ impl Usage {
             input_tokens: input,
             output_tokens: output,
             cached_input_tokens: cached,
+            cache_creation_input_tokens: write,
             reasoning_tokens: reasoning,
             audio_input_tokens: audio_in,
             audio_output_tokens: audio_out,
