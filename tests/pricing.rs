@@ -380,10 +380,15 @@ fn usage_of_another_shape_is_refused_by_name() {
                            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
     let anthropic_minimal = json!({"input_tokens": 10, "output_tokens": 5});
     let gemini = json!({"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15});
+    let realtime = json!({"input_tokens": 10, "output_tokens": 5, "total_tokens": 15,
+                          "input_token_details": {"cached_tokens": 0, "text_tokens": 10,
+                                                  "audio_tokens": 0},
+                          "output_token_details": {"text_tokens": 5, "audio_tokens": 0}});
     type Reader = fn(&serde_json::Value) -> Result<Usage, PricingError>;
-    let readers: [(&str, Reader); 4] = [
+    let readers: [(&str, Reader); 5] = [
         ("chat", Usage::from_openai_json),
         ("responses", Usage::from_openai_responses_json),
+        ("realtime", Usage::from_openai_realtime_json),
         ("anthropic", Usage::from_anthropic_json),
         ("gemini", Usage::from_gemini_json),
     ];
@@ -393,6 +398,7 @@ fn usage_of_another_shape_is_refused_by_name() {
         ("anthropic", &anthropic),
         ("anthropic", &anthropic_minimal),
         ("gemini", &gemini),
+        ("realtime", &realtime),
     ];
     for (reader, read) in readers {
         for (shape, usage) in shapes {
@@ -451,6 +457,135 @@ fn openai_responses_usage_json() {
         "output_tokens_details": {"reasoning_tokens": 2}
     }))
     .is_err());
+}
+
+fn gpt_realtime() -> ModelPrice {
+    // gpt-realtime: text 4 / 0.40 cached / 16, audio 32 in / 64 out per million.
+    ModelPrice {
+        audio_input: Some(dec!(0.000032)),
+        audio_output: Some(dec!(0.000064)),
+        ..ModelPrice::per_million(dec!(4), dec!(16)).cached_per_million(dec!(0.40))
+    }
+}
+
+#[test]
+fn openai_realtime_usage_json() {
+    // The openai SDK's realtime response usage (response.done), model_dump()ed.
+    let u = Usage::from_openai_realtime_json(&json!({
+        "total_tokens": 1500, "input_tokens": 1000, "output_tokens": 500,
+        "input_token_details": {"cached_tokens": 300, "text_tokens": 400, "audio_tokens": 600,
+                                "image_tokens": 0,
+                                "cached_tokens_details": {"text_tokens": 100, "audio_tokens": 200,
+                                                          "image_tokens": 0}},
+        "output_token_details": {"text_tokens": 100, "audio_tokens": 400}
+    }))
+    .unwrap();
+    assert_eq!(
+        u,
+        Usage {
+            input_tokens: 1000,
+            output_tokens: 500,
+            cached_input_tokens: 300,
+            audio_input_tokens: 400,
+            audio_output_tokens: 400,
+            ..Usage::default()
+        }
+    );
+    let mut t = PriceTable::new();
+    t.insert("gpt-realtime", gpt_realtime());
+    // 300 text in × 0.000004 = 0.0012; 300 cached × 0.0000004 = 0.00012; 400
+    // uncached audio in × 0.000032 = 0.0128; 100 text out × 0.000016 =
+    // 0.0016; 400 audio out × 0.000064 = 0.0256. Total 0.04132.
+    assert_eq!(t.cost("gpt-realtime", &u).unwrap(), dec!(0.04132));
+    // Without cached_tokens_details the cached tokens are taken as text: 600
+    // audio in × 0.000032 = 0.0192, 100 text in × 0.000004 = 0.0004, the rest
+    // as above: 0.0192 + 0.0004 + 0.00012 + 0.0272 = 0.04692.
+    let u = Usage::from_openai_realtime_json(&json!({
+        "total_tokens": 1500, "input_tokens": 1000, "output_tokens": 500,
+        "input_token_details": {"cached_tokens": 300, "text_tokens": 400, "audio_tokens": 600},
+        "output_token_details": {"text_tokens": 100, "audio_tokens": 400}
+    }))
+    .unwrap();
+    assert_eq!(u.audio_input_tokens, 600);
+    assert_eq!(t.cost("gpt-realtime", &u).unwrap(), dec!(0.04692));
+    // ... as far as the counts allow: 90 audio of 100, 50 cached: 50 uncached audio.
+    let u = Usage::from_openai_realtime_json(&json!({
+        "total_tokens": 101, "input_tokens": 100, "output_tokens": 1,
+        "input_token_details": {"cached_tokens": 50, "text_tokens": 10, "audio_tokens": 90},
+        "output_token_details": null
+    }))
+    .unwrap();
+    assert_eq!((u.cached_input_tokens, u.audio_input_tokens), (50, 50));
+    let err = |v: serde_json::Value| match Usage::from_openai_realtime_json(&v) {
+        Err(PricingError::Usage(e)) => e,
+        other => panic!("{v}: {other:?}"),
+    };
+    // Responses usage is refused by its key, and so is the converse.
+    assert_eq!(
+        err(
+            json!({"input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+                   "input_tokens_details": {"cached_tokens": 0}})
+        ),
+        UsageError::WrongShape {
+            parser: "OpenAI Realtime",
+            key: "input_tokens_details",
+            looks_like: "OpenAI Responses"
+        }
+    );
+    assert_eq!(
+        Usage::from_openai_responses_json(&json!({
+            "input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+            "input_token_details": {"cached_tokens": 0}
+        })),
+        Err(PricingError::Usage(UsageError::WrongShape {
+            parser: "OpenAI Responses",
+            key: "input_token_details",
+            looks_like: "OpenAI Realtime"
+        }))
+    );
+    assert!(matches!(
+        err(json!({"input_tokens": 1, "output_tokens": 1, "total_tokens": 2})),
+        UsageError::Missing {
+            field: "input_token_details",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(
+            json!({"input_tokens": null, "output_tokens": 1, "total_tokens": 2,
+                   "input_token_details": {}})
+        ),
+        UsageError::NotACount { .. }
+    ));
+    assert_eq!(
+        err(
+            json!({"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+                   "input_token_details": {"text_tokens": 5, "audio_tokens": 6}})
+        ),
+        UsageError::Exceeds {
+            parser: "OpenAI Realtime",
+            part: "input_token_details text + audio + image tokens".into(),
+            part_tokens: 11,
+            whole: "input_tokens".into(),
+            whole_tokens: 10
+        }
+    );
+    assert!(matches!(
+        err(
+            json!({"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+                   "input_token_details": {"cached_tokens": 4, "audio_tokens": 6,
+                                           "cached_tokens_details": {"audio_tokens": 7}}})
+        ),
+        UsageError::Exceeds { .. }
+    ));
+    assert!(matches!(
+        err(
+            json!({"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+                   "input_token_details": {},
+                   "output_token_details": {"text_tokens": 1, "audio_tokens": 1}})
+        ),
+        UsageError::Exceeds { .. }
+    ));
 }
 
 #[test]

@@ -59,8 +59,9 @@
 //! usage's input tokens and [`estimate`] bounds by every tier the request can
 //! reach. Model names resolve as [`PriceTable::price`] says; a name a loaded
 //! file lists without a price is refused, never priced as another name.
-//! Usage comes from [`Usage::from_openai_json`] (Chat Completions),
-//! [`Usage::from_openai_responses_json`], [`Usage::from_anthropic_json`] and
+//! Usage comes from [`Usage::from_openai_json`] (Chat Completions, DeepSeek's
+//! cache hit / miss counts included), [`Usage::from_openai_responses_json`],
+//! [`Usage::from_openai_realtime_json`], [`Usage::from_anthropic_json`] and
 //! [`Usage::from_gemini_json`], each refusing any other shape
 //! ([`UsageError`]). Not covered: service tiers (priority, flex, batch),
 //! per-image, per-second and per-character prices, off-peak prices.

@@ -232,6 +232,8 @@ impl Usage {
             ("cache_read_input_tokens", "Anthropic"),
             ("cache_creation_input_tokens", "Anthropic"),
             ("cache_creation", "Anthropic"),
+            ("input_token_details", "OpenAI Realtime"),
+            ("output_token_details", "OpenAI Realtime"),
             ("promptTokenCount", "Gemini"),
         ])?;
         let input = r.required("input_tokens")?;
@@ -256,6 +258,102 @@ impl Usage {
             output_tokens: output,
             cached_input_tokens: cached,
             reasoning_tokens: reasoning,
+            ..Usage::default()
+        })
+    }
+
+    /// OpenAI Realtime's `usage` (of `response.done`): `input_tokens`,
+    /// `output_tokens`, `total_tokens` and `input_token_details` are required
+    /// — `input_token_details` (not the Responses API's
+    /// `input_tokens_details`) is what tells it from Responses usage.
+    /// `input_token_details.cached_tokens` / `text_tokens` / `audio_tokens`
+    /// (with `cached_tokens_details.audio_tokens`, the cached audio) and
+    /// `output_token_details.text_tokens` / `audio_tokens` are read.
+    ///
+    /// Cached tokens, audio ones included, are priced as cached input; the
+    /// uncached audio at the audio input price. Without
+    /// `cached_tokens_details`, the split of the cached tokens is unknown and
+    /// the cached ones are taken to be text as far as the counts allow (never
+    /// under-charged: audio input is the dearer kind). Text, audio and image
+    /// details may not add up to more than their totals. Strict as
+    /// [`Usage::from_openai_json`].
+    pub fn from_openai_realtime_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
+        let r = Reader::new("OpenAI Realtime", usage)?;
+        r.refuse(&[
+            ("prompt_tokens", "OpenAI chat"),
+            ("completion_tokens", "OpenAI chat"),
+            ("input_tokens_details", "OpenAI Responses"),
+            ("output_tokens_details", "OpenAI Responses"),
+            ("cache_read_input_tokens", "Anthropic"),
+            ("cache_creation_input_tokens", "Anthropic"),
+            ("promptTokenCount", "Gemini"),
+        ])?;
+        let input = r.required("input_tokens")?;
+        let output = r.required("output_tokens")?;
+        r.required("total_tokens")?;
+        if !r.has("input_token_details") {
+            return Err(r.missing("input_token_details").into());
+        }
+        let cached = r.optional("input_token_details.cached_tokens")?;
+        r.part_of(
+            cached,
+            "input_token_details.cached_tokens",
+            input,
+            "input_tokens",
+        )?;
+        let text_in = r.optional("input_token_details.text_tokens")?;
+        let audio = r.optional("input_token_details.audio_tokens")?;
+        let image = r.optional("input_token_details.image_tokens")?;
+        r.part_of(
+            r.sum(&[text_in, audio, image], "input token details")?,
+            "input_token_details text + audio + image tokens",
+            input,
+            "input_tokens",
+        )?;
+        let audio_in = if r
+            .optional_raw("input_token_details.cached_tokens_details")
+            .is_some()
+        {
+            let cached_audio =
+                r.optional("input_token_details.cached_tokens_details.audio_tokens")?;
+            let cached_text =
+                r.optional("input_token_details.cached_tokens_details.text_tokens")?;
+            r.part_of(
+                cached_audio,
+                "input_token_details.cached_tokens_details.audio_tokens",
+                audio,
+                "input_token_details.audio_tokens",
+            )?;
+            r.part_of(
+                r.sum(&[cached_audio, cached_text], "cached token details")?,
+                "input_token_details.cached_tokens_details",
+                cached,
+                "input_token_details.cached_tokens",
+            )?;
+            audio - cached_audio
+        } else {
+            audio.min(input - cached)
+        };
+        r.part_of(
+            audio_in,
+            "uncached input_token_details.audio_tokens",
+            input - cached,
+            "uncached input_tokens",
+        )?;
+        let text_out = r.optional("output_token_details.text_tokens")?;
+        let audio_out = r.optional("output_token_details.audio_tokens")?;
+        r.part_of(
+            r.sum(&[text_out, audio_out], "output token details")?,
+            "output_token_details text + audio tokens",
+            output,
+            "output_tokens",
+        )?;
+        Ok(Usage {
+            input_tokens: input,
+            output_tokens: output,
+            cached_input_tokens: cached,
+            audio_input_tokens: audio_in,
+            audio_output_tokens: audio_out,
             ..Usage::default()
         })
     }
