@@ -2,7 +2,8 @@
 //! provider usage JSON.
 
 use budgetgate::pricing::{
-    self, ModelPrice, PriceTable, PricingError, SkipReason, TierPrice, Usage, UsageError,
+    self, ModelPrice, PriceTable, PricingError, ServiceTier, SkipReason, TierPrice, Usage,
+    UsageError,
 };
 use budgetgate::{guard_bounded, BlockReason, Budget, Decimal, Engine, Ledger};
 use proptest::prelude::*;
@@ -1032,6 +1033,159 @@ fn absurd_prices_are_an_error_not_a_panic() {
     assert!(t.estimate("huge", u64::MAX, u64::MAX).is_err());
 }
 
+// ----- web searches and service tiers ----------------------------------------------
+
+#[test]
+fn anthropic_web_searches_and_service_tiers() {
+    // The anthropic SDK's Usage, model_dump()ed, after three web searches.
+    let json = |tier: serde_json::Value| {
+        json!({
+            "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
+            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+            "input_tokens": 2000, "output_tokens": 500,
+            "server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 1},
+            "service_tier": tier
+        })
+    };
+    let u = Usage::from_anthropic_json(&json(json!("standard"))).unwrap();
+    assert_eq!(
+        (u.web_search_requests, u.service_tier),
+        (3, ServiceTier::Standard)
+    );
+    let t = fixture();
+    let sonnet = "anthropic/claude-sonnet-4-20250514";
+    assert_eq!(t.price(sonnet).unwrap().per_web_search, Some(dec!(0.01)));
+    // 2,000 in × 0.000003 = 0.006; 500 out × 0.000015 = 0.0075; 3 searches ×
+    // 0.01 = 0.03. Total 0.0435.
+    assert_eq!(t.cost(sonnet, &u).unwrap(), dec!(0.0435));
+    // Priority: the same prices.
+    let u = Usage::from_anthropic_json(&json(json!("priority"))).unwrap();
+    assert_eq!(u.service_tier, ServiceTier::Priority);
+    assert_eq!(t.cost(sonnet, &u).unwrap(), dec!(0.0435));
+    // Batch: half the token prices, the searches in full: 0.0135 / 2 + 0.03
+    // = 0.03675.
+    let u = Usage::from_anthropic_json(&json(json!("batch"))).unwrap();
+    assert_eq!(u.service_tier, ServiceTier::Batch);
+    assert_eq!(t.cost(sonnet, &u).unwrap(), dec!(0.03675));
+    // null or absent: standard, no searches.
+    let u = Usage::from_anthropic_json(&json!({
+        "input_tokens": 1, "output_tokens": 1, "service_tier": null, "server_tool_use": null
+    }))
+    .unwrap();
+    assert_eq!(u, Usage::new(1, 1));
+    assert_eq!(
+        Usage::from_anthropic_json(&json(json!("flex"))),
+        Err(PricingError::Usage(UsageError::UnknownValue {
+            parser: "Anthropic",
+            field: "service_tier".into(),
+            value: "\"flex\"".into()
+        }))
+    );
+    assert!(matches!(
+        Usage::from_anthropic_json(&json!({
+            "input_tokens": 1, "output_tokens": 1, "server_tool_use": {"web_search_requests": -1}
+        })),
+        Err(PricingError::Usage(UsageError::NotACount { .. }))
+    ));
+    // Searches on a model without a search price are refused, not free.
+    let searched = Usage {
+        web_search_requests: 1,
+        ..Usage::new(10, 10)
+    };
+    assert!(matches!(
+        t.cost("gpt-4o", &searched),
+        Err(PricingError::Unpriced { .. })
+    ));
+    // Older serialized usage reads with the new fields at their defaults.
+    let old: Usage =
+        serde_json::from_value(json!({"input_tokens": 1, "output_tokens": 2})).unwrap();
+    assert_eq!(old, Usage::new(1, 2));
+}
+
+#[test]
+fn estimates_with_web_searches() {
+    let t = PriceTable::builtin();
+    // claude-sonnet-4: the dearest input token is a one-hour cache write,
+    // 0.000006: 2,000 × 0.000006 = 0.012; 500 out × 0.000015 = 0.0075.
+    assert_eq!(
+        t.estimate("claude-sonnet-4", 2000, 500).unwrap(),
+        dec!(0.0195)
+    );
+    // Up to five searches at 0.01 each: 0.0195 + 0.05 = 0.0695.
+    assert_eq!(
+        t.estimate_with("claude-sonnet-4", 2000, 500, 5).unwrap(),
+        dec!(0.0695)
+    );
+    assert_eq!(
+        t.estimate_with("gpt-4o", 2000, 500, 0).unwrap(),
+        t.estimate("gpt-4o", 2000, 500).unwrap()
+    );
+    assert!(matches!(
+        t.estimate_with("gpt-4o", 2000, 500, 1),
+        Err(PricingError::Unpriced { .. })
+    ));
+    // A batch multiplier above one is still bounded: 1,000,000 × 0.000001 × 2.
+    let mut t = PriceTable::new();
+    t.insert(
+        "dear-batch",
+        ModelPrice::per_million(dec!(1), dec!(1)).batch_multiplier(dec!(2)),
+    );
+    let batch = Usage {
+        service_tier: ServiceTier::Batch,
+        ..Usage::new(1_000_000, 0)
+    };
+    assert_eq!(t.cost("dear-batch", &batch).unwrap(), dec!(2));
+    assert_eq!(t.estimate("dear-batch", 1_000_000, 0).unwrap(), dec!(2));
+}
+
+#[test]
+fn litellm_search_context_prices() {
+    let (t, report) = PriceTable::from_litellm_json(
+        r#"{
+        "three-sizes": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+            "search_context_cost_per_query": {"search_context_size_low": 0.005,
+                "search_context_size_medium": 0.01, "search_context_size_high": 0.025}},
+        "no-medium": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+            "search_context_cost_per_query": {"search_context_size_low": 0.005,
+                "search_context_size_high": 0.025}},
+        "no-search": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+            "search_context_cost_per_query": null},
+        "string-search": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+            "search_context_cost_per_query": {"search_context_size_medium": "0.01"}},
+        "flat-search": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+            "search_context_cost_per_query": 0.01}
+    }"#,
+    )
+    .unwrap();
+    assert_eq!(report.loaded, 3);
+    let search = |m: &str| t.price(m).unwrap().per_web_search;
+    // The medium price, as LiteLLM's cost function; without one, the highest.
+    assert_eq!(search("three-sizes"), Some(dec!(0.01)));
+    assert_eq!(search("no-medium"), Some(dec!(0.025)));
+    assert_eq!(search("no-search"), None);
+    assert_eq!(
+        report.skipped,
+        [
+            (
+                "flat-search".to_owned(),
+                SkipReason::BadPrice {
+                    key: "search_context_cost_per_query".into(),
+                    text: "0.01".into(),
+                    problem: "is not an object of prices per search context size"
+                }
+            ),
+            (
+                "string-search".to_owned(),
+                SkipReason::BadPrice {
+                    key: "search_context_cost_per_query.search_context_size_medium".into(),
+                    text: "\"0.01\"".into(),
+                    problem: "is not a number"
+                }
+            ),
+        ]
+    );
+}
+
 // ----- reasoning and audio tokens ---------------------------------------------------
 
 #[test]
@@ -1125,8 +1279,8 @@ proptest! {
     /// any usage within a request's limits (at most `prompt` input tokens,
     /// however split into plain, cached, 5-minute and 1-hour cache writes and
     /// audio; at most `max_output` output tokens, however split into plain,
-    /// reasoning and audio), the estimate is at least the cost — across
-    /// tiers too.
+    /// reasoning and audio; at most `max_searches` web searches, at any
+    /// service tier), the estimate is at least the cost — across tiers too.
     #[test]
     fn estimate_bounds_cost(
         prompt in prop_oneof![0u64..2_000_000, 127_990u64..128_010, 199_990u64..200_010,
@@ -1137,6 +1291,10 @@ proptest! {
         h1_share in 0u64..=100,
         audio_share in 0u64..=100,
         max_output in 0u64..200_000,
+        max_searches in 0u64..20,
+        search_share in 0u64..=100,
+        tier in prop_oneof![Just(ServiceTier::Standard), Just(ServiceTier::Priority),
+                            Just(ServiceTier::Batch)],
         output_share in 0u64..=100,
         reasoning_share in 0u64..=100,
         audio_out_share in 0u64..=100,
@@ -1156,10 +1314,19 @@ proptest! {
             reasoning_tokens: reasoning,
             audio_input_tokens: audio,
             audio_output_tokens: (output - reasoning) * audio_out_share / 100,
+            web_search_requests: 0,
+            service_tier: tier,
         };
         for (t, model) in every_priced_model() {
+            // Searches only where the model has a search price.
+            let max_searches = if t.price(&model).unwrap().per_web_search.is_some() {
+                max_searches
+            } else {
+                0
+            };
+            let usage = Usage { web_search_requests: max_searches * search_share / 100, ..usage };
             let cost = t.cost(&model, &usage).unwrap();
-            let estimate = t.estimate(&model, prompt, max_output).unwrap();
+            let estimate = t.estimate_with(&model, prompt, max_output, max_searches).unwrap();
             prop_assert!(estimate >= cost, "{model}: estimate {estimate} < cost {cost} for {usage:?}");
             prop_assert!(budgetgate::amount::to_nanos(estimate).is_ok());
         }

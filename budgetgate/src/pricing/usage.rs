@@ -36,6 +36,33 @@ pub struct Usage {
     /// Of `output_tokens`, audio tokens.
     #[serde(default)]
     pub audio_output_tokens: u64,
+    /// Web searches the model ran (priced per search, not per token).
+    #[serde(default)]
+    pub web_search_requests: u64,
+    /// The service tier the call was billed at.
+    #[serde(default)]
+    pub service_tier: ServiceTier,
+}
+
+/// The service tier a call was billed at (Anthropic's `service_tier`).
+///
+/// [`ServiceTier::Batch`] pays the token prices times the model's
+/// [`ModelPrice::batch_multiplier`](super::ModelPrice::batch_multiplier) (one
+/// half unless set); [`ServiceTier::Priority`] is priced as
+/// [`ServiceTier::Standard`] (explicit priority prices are not modelled).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ServiceTier {
+    /// The default.
+    #[default]
+    Standard,
+    /// Priority capacity (priced as standard).
+    Priority,
+    /// Batch processing (token prices times the batch multiplier).
+    Batch,
 }
 
 /// A usage split into parts billed at one rate each.
@@ -363,8 +390,12 @@ impl Usage {
     /// `cache_creation_input_tokens` and `cache_creation` (its
     /// `ephemeral_5m_input_tokens` / `ephemeral_1h_input_tokens`, which must
     /// add up to `cache_creation_input_tokens` when both are given) are read.
-    /// One-hour writes are priced at the one-hour cache-write price. Strict as
-    /// [`Usage::from_openai_json`].
+    /// One-hour writes are priced at the one-hour cache-write price.
+    /// `server_tool_use.web_search_requests` is the number of web searches
+    /// (priced per search; `web_fetch_requests` cost only their tokens), and
+    /// `service_tier` (`"standard"`, `"priority"` or `"batch"`; absent or
+    /// `null`: standard) the [`ServiceTier`]; another tier is
+    /// [`UsageError::UnknownValue`]. Strict as [`Usage::from_openai_json`].
     pub fn from_anthropic_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
         let r = Reader::new("Anthropic", usage)?;
         r.refuse(&[
@@ -397,12 +428,31 @@ impl Usage {
         } else {
             by_duration
         };
+        let searches = r.optional("server_tool_use.web_search_requests")?;
+        let service_tier = match r.optional_raw("service_tier") {
+            None => ServiceTier::Standard,
+            Some(v) => match v.as_str() {
+                Some("standard") => ServiceTier::Standard,
+                Some("priority") => ServiceTier::Priority,
+                Some("batch") => ServiceTier::Batch,
+                _ => {
+                    return Err(UsageError::UnknownValue {
+                        parser: "Anthropic",
+                        field: "service_tier".into(),
+                        value: abbreviate(v),
+                    }
+                    .into())
+                }
+            },
+        };
         Ok(Usage {
             input_tokens: r.sum(&[plain, read, write], "input_tokens")?,
             output_tokens: output,
             cached_input_tokens: read,
             cache_creation_input_tokens: write,
             cache_creation_1h_input_tokens: h1,
+            web_search_requests: searches,
+            service_tier,
             ..Usage::default()
         })
     }
@@ -530,6 +580,16 @@ pub enum UsageError {
         whole: String,
         /// Its tokens.
         whole_tokens: u64,
+    },
+    /// A value that is none of those the reader knows.
+    #[error("{parser} usage: {field} is not a known value: {value}")]
+    UnknownValue {
+        /// The reader.
+        parser: &'static str,
+        /// The (dotted) field.
+        field: String,
+        /// Its JSON (abbreviated).
+        value: String,
     },
     /// Counts that contradict each other.
     #[error("{parser} usage: {detail}")]
