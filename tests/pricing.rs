@@ -2,7 +2,8 @@
 //! provider usage JSON.
 
 use budgetgate::pricing::{
-    self, ModelPrice, PriceTable, PricingError, SkipReason, TierPrice, Usage, UsageError,
+    self, ModelPrice, PriceTable, PricingError, ServiceTier, SkipReason, TierPrice, Usage,
+    UsageError,
 };
 use budgetgate::{guard_bounded, BlockReason, Budget, Decimal, Engine, Ledger};
 use proptest::prelude::*;
@@ -255,6 +256,120 @@ fn openai_usage_json() {
     assert!(matches!(err(json!([1, 2])), UsageError::NotAnObject { .. }));
 }
 
+#[test]
+fn openai_chat_cache_writes_at_the_cache_write_price() {
+    // Chat Completions usage with cache writes (as OpenRouter returns for
+    // Anthropic models): 3,100 prompt tokens of which 2,000 read from and
+    // 1,000 written to the cache.
+    let u = Usage::from_openai_json(&json!({
+        "completion_tokens": 800, "prompt_tokens": 3100, "total_tokens": 3900,
+        "completion_tokens_details": {"reasoning_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": 2000, "cache_write_tokens": 1000,
+                                  "audio_tokens": 0}
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.cached_input_tokens,
+            u.cache_creation_input_tokens
+        ),
+        (3100, 2000, 1000)
+    );
+    // claude sonnet 4 (fixture, cache_creation_input_token_cost 3.75e-06):
+    // 100 plain × 0.000003 = 0.0003; 2,000 read × 0.0000003 = 0.0006; 1,000
+    // written × 0.00000375 = 0.00375; 800 out × 0.000015 = 0.012. Total 0.01665.
+    assert_eq!(
+        fixture()
+            .cost("anthropic/claude-sonnet-4-20250514", &u)
+            .unwrap(),
+        dec!(0.01665)
+    );
+    assert_eq!(
+        Usage::from_openai_json(&json!({
+            "prompt_tokens": 10, "completion_tokens": 0,
+            "prompt_tokens_details": {"cached_tokens": 6, "cache_write_tokens": 5}
+        })),
+        Err(PricingError::Usage(UsageError::Exceeds {
+            parser: "OpenAI chat",
+            part: "cached + cache write + audio prompt tokens".into(),
+            part_tokens: 11,
+            whole: "prompt_tokens".into(),
+            whole_tokens: 10
+        }))
+    );
+    assert!(matches!(
+        Usage::from_openai_json(&json!({
+            "prompt_tokens": 10, "completion_tokens": 0,
+            "prompt_tokens_details": {"cache_write_tokens": "5"}
+        })),
+        Err(PricingError::Usage(UsageError::NotACount { .. }))
+    ));
+}
+
+#[test]
+fn deepseek_cache_hits_are_cached_input() {
+    // DeepSeek's usage: its own hit / miss counts beside the OpenAI ones.
+    let json = json!({
+        "completion_tokens": 100, "prompt_tokens": 1000, "total_tokens": 1100,
+        "prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 200,
+        "prompt_tokens_details": {"cached_tokens": 800},
+        "completion_tokens_details": {"reasoning_tokens": 0}
+    });
+    let u = Usage::from_openai_json(&json).unwrap();
+    assert_eq!((u.input_tokens, u.cached_input_tokens), (1000, 800));
+    // deepseek-chat (built in: 0.27 / 0.07 cached / 1.10 per million): 200
+    // missed × 0.00000027 = 0.000054; 800 hits × 0.00000007 = 0.000056; 100
+    // out × 0.0000011 = 0.00011. Total 0.00022 (not 0.00038, hits as input).
+    let t = PriceTable::builtin();
+    assert_eq!(t.cost("deepseek/deepseek-chat", &u).unwrap(), dec!(0.00022));
+    // Without prompt_tokens_details (older DeepSeek responses) the same.
+    let u2 = Usage::from_openai_json(&json!({
+        "completion_tokens": 100, "prompt_tokens": 1000,
+        "prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 200
+    }))
+    .unwrap();
+    assert_eq!(u2, u);
+    let err = |v: serde_json::Value| match Usage::from_openai_json(&v) {
+        Err(PricingError::Usage(e)) => e,
+        other => panic!("{v}: {other:?}"),
+    };
+    assert_eq!(
+        err(json!({"prompt_tokens": 1000, "completion_tokens": 1,
+                   "prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 300})),
+        UsageError::Inconsistent {
+            parser: "OpenAI chat",
+            detail: "prompt_cache_hit_tokens (800) + prompt_cache_miss_tokens (300) \
+                     is not prompt_tokens (1000)"
+                .into()
+        }
+    );
+    assert_eq!(
+        err(json!({"prompt_tokens": 1000, "completion_tokens": 1,
+                   "prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 200,
+                   "prompt_tokens_details": {"cached_tokens": 700}})),
+        UsageError::Inconsistent {
+            parser: "OpenAI chat",
+            detail: "prompt_tokens_details.cached_tokens (700) is not \
+                     prompt_cache_hit_tokens (800)"
+                .into()
+        }
+    );
+    assert!(matches!(
+        err(json!({"prompt_tokens": 1000, "completion_tokens": 1,
+                   "prompt_cache_hit_tokens": 800})),
+        UsageError::Missing {
+            field: "prompt_cache_miss_tokens",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(json!({"prompt_tokens": 1000, "completion_tokens": 1,
+                   "prompt_cache_hit_tokens": null, "prompt_cache_miss_tokens": 1000})),
+        UsageError::NotACount { .. }
+    ));
+}
+
 /// What each reader says when given another provider's usage.
 #[test]
 fn usage_of_another_shape_is_refused_by_name() {
@@ -266,10 +381,15 @@ fn usage_of_another_shape_is_refused_by_name() {
                            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
     let anthropic_minimal = json!({"input_tokens": 10, "output_tokens": 5});
     let gemini = json!({"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15});
+    let realtime = json!({"input_tokens": 10, "output_tokens": 5, "total_tokens": 15,
+                          "input_token_details": {"cached_tokens": 0, "text_tokens": 10,
+                                                  "audio_tokens": 0},
+                          "output_token_details": {"text_tokens": 5, "audio_tokens": 0}});
     type Reader = fn(&serde_json::Value) -> Result<Usage, PricingError>;
-    let readers: [(&str, Reader); 4] = [
+    let readers: [(&str, Reader); 5] = [
         ("chat", Usage::from_openai_json),
         ("responses", Usage::from_openai_responses_json),
+        ("realtime", Usage::from_openai_realtime_json),
         ("anthropic", Usage::from_anthropic_json),
         ("gemini", Usage::from_gemini_json),
     ];
@@ -279,6 +399,7 @@ fn usage_of_another_shape_is_refused_by_name() {
         ("anthropic", &anthropic),
         ("anthropic", &anthropic_minimal),
         ("gemini", &gemini),
+        ("realtime", &realtime),
     ];
     for (reader, read) in readers {
         for (shape, usage) in shapes {
@@ -337,6 +458,135 @@ fn openai_responses_usage_json() {
         "output_tokens_details": {"reasoning_tokens": 2}
     }))
     .is_err());
+}
+
+fn gpt_realtime() -> ModelPrice {
+    // gpt-realtime: text 4 / 0.40 cached / 16, audio 32 in / 64 out per million.
+    ModelPrice {
+        audio_input: Some(dec!(0.000032)),
+        audio_output: Some(dec!(0.000064)),
+        ..ModelPrice::per_million(dec!(4), dec!(16)).cached_per_million(dec!(0.40))
+    }
+}
+
+#[test]
+fn openai_realtime_usage_json() {
+    // The openai SDK's realtime response usage (response.done), model_dump()ed.
+    let u = Usage::from_openai_realtime_json(&json!({
+        "total_tokens": 1500, "input_tokens": 1000, "output_tokens": 500,
+        "input_token_details": {"cached_tokens": 300, "text_tokens": 400, "audio_tokens": 600,
+                                "image_tokens": 0,
+                                "cached_tokens_details": {"text_tokens": 100, "audio_tokens": 200,
+                                                          "image_tokens": 0}},
+        "output_token_details": {"text_tokens": 100, "audio_tokens": 400}
+    }))
+    .unwrap();
+    assert_eq!(
+        u,
+        Usage {
+            input_tokens: 1000,
+            output_tokens: 500,
+            cached_input_tokens: 300,
+            audio_input_tokens: 400,
+            audio_output_tokens: 400,
+            ..Usage::default()
+        }
+    );
+    let mut t = PriceTable::new();
+    t.insert("gpt-realtime", gpt_realtime());
+    // 300 text in × 0.000004 = 0.0012; 300 cached × 0.0000004 = 0.00012; 400
+    // uncached audio in × 0.000032 = 0.0128; 100 text out × 0.000016 =
+    // 0.0016; 400 audio out × 0.000064 = 0.0256. Total 0.04132.
+    assert_eq!(t.cost("gpt-realtime", &u).unwrap(), dec!(0.04132));
+    // Without cached_tokens_details the cached tokens are taken as text: 600
+    // audio in × 0.000032 = 0.0192, 100 text in × 0.000004 = 0.0004, the rest
+    // as above: 0.0192 + 0.0004 + 0.00012 + 0.0272 = 0.04692.
+    let u = Usage::from_openai_realtime_json(&json!({
+        "total_tokens": 1500, "input_tokens": 1000, "output_tokens": 500,
+        "input_token_details": {"cached_tokens": 300, "text_tokens": 400, "audio_tokens": 600},
+        "output_token_details": {"text_tokens": 100, "audio_tokens": 400}
+    }))
+    .unwrap();
+    assert_eq!(u.audio_input_tokens, 600);
+    assert_eq!(t.cost("gpt-realtime", &u).unwrap(), dec!(0.04692));
+    // ... as far as the counts allow: 90 audio of 100, 50 cached: 50 uncached audio.
+    let u = Usage::from_openai_realtime_json(&json!({
+        "total_tokens": 101, "input_tokens": 100, "output_tokens": 1,
+        "input_token_details": {"cached_tokens": 50, "text_tokens": 10, "audio_tokens": 90},
+        "output_token_details": null
+    }))
+    .unwrap();
+    assert_eq!((u.cached_input_tokens, u.audio_input_tokens), (50, 50));
+    let err = |v: serde_json::Value| match Usage::from_openai_realtime_json(&v) {
+        Err(PricingError::Usage(e)) => e,
+        other => panic!("{v}: {other:?}"),
+    };
+    // Responses usage is refused by its key, and so is the converse.
+    assert_eq!(
+        err(
+            json!({"input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+                   "input_tokens_details": {"cached_tokens": 0}})
+        ),
+        UsageError::WrongShape {
+            parser: "OpenAI Realtime",
+            key: "input_tokens_details",
+            looks_like: "OpenAI Responses"
+        }
+    );
+    assert_eq!(
+        Usage::from_openai_responses_json(&json!({
+            "input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+            "input_token_details": {"cached_tokens": 0}
+        })),
+        Err(PricingError::Usage(UsageError::WrongShape {
+            parser: "OpenAI Responses",
+            key: "input_token_details",
+            looks_like: "OpenAI Realtime"
+        }))
+    );
+    assert!(matches!(
+        err(json!({"input_tokens": 1, "output_tokens": 1, "total_tokens": 2})),
+        UsageError::Missing {
+            field: "input_token_details",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(
+            json!({"input_tokens": null, "output_tokens": 1, "total_tokens": 2,
+                   "input_token_details": {}})
+        ),
+        UsageError::NotACount { .. }
+    ));
+    assert_eq!(
+        err(
+            json!({"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+                   "input_token_details": {"text_tokens": 5, "audio_tokens": 6}})
+        ),
+        UsageError::Exceeds {
+            parser: "OpenAI Realtime",
+            part: "input_token_details text + audio + image tokens".into(),
+            part_tokens: 11,
+            whole: "input_tokens".into(),
+            whole_tokens: 10
+        }
+    );
+    assert!(matches!(
+        err(
+            json!({"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+                   "input_token_details": {"cached_tokens": 4, "audio_tokens": 6,
+                                           "cached_tokens_details": {"audio_tokens": 7}}})
+        ),
+        UsageError::Exceeds { .. }
+    ));
+    assert!(matches!(
+        err(
+            json!({"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+                   "input_token_details": {},
+                   "output_token_details": {"text_tokens": 1, "audio_tokens": 1}})
+        ),
+        UsageError::Exceeds { .. }
+    ));
 }
 
 #[test]
@@ -783,6 +1033,159 @@ fn absurd_prices_are_an_error_not_a_panic() {
     assert!(t.estimate("huge", u64::MAX, u64::MAX).is_err());
 }
 
+// ----- web searches and service tiers ----------------------------------------------
+
+#[test]
+fn anthropic_web_searches_and_service_tiers() {
+    // The anthropic SDK's Usage, model_dump()ed, after three web searches.
+    let json = |tier: serde_json::Value| {
+        json!({
+            "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
+            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+            "input_tokens": 2000, "output_tokens": 500,
+            "server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 1},
+            "service_tier": tier
+        })
+    };
+    let u = Usage::from_anthropic_json(&json(json!("standard"))).unwrap();
+    assert_eq!(
+        (u.web_search_requests, u.service_tier),
+        (3, ServiceTier::Standard)
+    );
+    let t = fixture();
+    let sonnet = "anthropic/claude-sonnet-4-20250514";
+    assert_eq!(t.price(sonnet).unwrap().per_web_search, Some(dec!(0.01)));
+    // 2,000 in × 0.000003 = 0.006; 500 out × 0.000015 = 0.0075; 3 searches ×
+    // 0.01 = 0.03. Total 0.0435.
+    assert_eq!(t.cost(sonnet, &u).unwrap(), dec!(0.0435));
+    // Priority: the same prices.
+    let u = Usage::from_anthropic_json(&json(json!("priority"))).unwrap();
+    assert_eq!(u.service_tier, ServiceTier::Priority);
+    assert_eq!(t.cost(sonnet, &u).unwrap(), dec!(0.0435));
+    // Batch: half the token prices, the searches in full: 0.0135 / 2 + 0.03
+    // = 0.03675.
+    let u = Usage::from_anthropic_json(&json(json!("batch"))).unwrap();
+    assert_eq!(u.service_tier, ServiceTier::Batch);
+    assert_eq!(t.cost(sonnet, &u).unwrap(), dec!(0.03675));
+    // null or absent: standard, no searches.
+    let u = Usage::from_anthropic_json(&json!({
+        "input_tokens": 1, "output_tokens": 1, "service_tier": null, "server_tool_use": null
+    }))
+    .unwrap();
+    assert_eq!(u, Usage::new(1, 1));
+    assert_eq!(
+        Usage::from_anthropic_json(&json(json!("flex"))),
+        Err(PricingError::Usage(UsageError::UnknownValue {
+            parser: "Anthropic",
+            field: "service_tier".into(),
+            value: "\"flex\"".into()
+        }))
+    );
+    assert!(matches!(
+        Usage::from_anthropic_json(&json!({
+            "input_tokens": 1, "output_tokens": 1, "server_tool_use": {"web_search_requests": -1}
+        })),
+        Err(PricingError::Usage(UsageError::NotACount { .. }))
+    ));
+    // Searches on a model without a search price are refused, not free.
+    let searched = Usage {
+        web_search_requests: 1,
+        ..Usage::new(10, 10)
+    };
+    assert!(matches!(
+        t.cost("gpt-4o", &searched),
+        Err(PricingError::Unpriced { .. })
+    ));
+    // Older serialized usage reads with the new fields at their defaults.
+    let old: Usage =
+        serde_json::from_value(json!({"input_tokens": 1, "output_tokens": 2})).unwrap();
+    assert_eq!(old, Usage::new(1, 2));
+}
+
+#[test]
+fn estimates_with_web_searches() {
+    let t = PriceTable::builtin();
+    // claude-sonnet-4: the dearest input token is a one-hour cache write,
+    // 0.000006: 2,000 × 0.000006 = 0.012; 500 out × 0.000015 = 0.0075.
+    assert_eq!(
+        t.estimate("claude-sonnet-4", 2000, 500).unwrap(),
+        dec!(0.0195)
+    );
+    // Up to five searches at 0.01 each: 0.0195 + 0.05 = 0.0695.
+    assert_eq!(
+        t.estimate_with("claude-sonnet-4", 2000, 500, 5).unwrap(),
+        dec!(0.0695)
+    );
+    assert_eq!(
+        t.estimate_with("gpt-4o", 2000, 500, 0).unwrap(),
+        t.estimate("gpt-4o", 2000, 500).unwrap()
+    );
+    assert!(matches!(
+        t.estimate_with("gpt-4o", 2000, 500, 1),
+        Err(PricingError::Unpriced { .. })
+    ));
+    // A batch multiplier above one is still bounded: 1,000,000 × 0.000001 × 2.
+    let mut t = PriceTable::new();
+    t.insert(
+        "dear-batch",
+        ModelPrice::per_million(dec!(1), dec!(1)).batch_multiplier(dec!(2)),
+    );
+    let batch = Usage {
+        service_tier: ServiceTier::Batch,
+        ..Usage::new(1_000_000, 0)
+    };
+    assert_eq!(t.cost("dear-batch", &batch).unwrap(), dec!(2));
+    assert_eq!(t.estimate("dear-batch", 1_000_000, 0).unwrap(), dec!(2));
+}
+
+#[test]
+fn litellm_search_context_prices() {
+    let (t, report) = PriceTable::from_litellm_json(
+        r#"{
+        "three-sizes": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+            "search_context_cost_per_query": {"search_context_size_low": 0.005,
+                "search_context_size_medium": 0.01, "search_context_size_high": 0.025}},
+        "no-medium": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+            "search_context_cost_per_query": {"search_context_size_low": 0.005,
+                "search_context_size_high": 0.025}},
+        "no-search": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+            "search_context_cost_per_query": null},
+        "string-search": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+            "search_context_cost_per_query": {"search_context_size_medium": "0.01"}},
+        "flat-search": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+            "search_context_cost_per_query": 0.01}
+    }"#,
+    )
+    .unwrap();
+    assert_eq!(report.loaded, 3);
+    let search = |m: &str| t.price(m).unwrap().per_web_search;
+    // The medium price, as LiteLLM's cost function; without one, the highest.
+    assert_eq!(search("three-sizes"), Some(dec!(0.01)));
+    assert_eq!(search("no-medium"), Some(dec!(0.025)));
+    assert_eq!(search("no-search"), None);
+    assert_eq!(
+        report.skipped,
+        [
+            (
+                "flat-search".to_owned(),
+                SkipReason::BadPrice {
+                    key: "search_context_cost_per_query".into(),
+                    text: "0.01".into(),
+                    problem: "is not an object of prices per search context size"
+                }
+            ),
+            (
+                "string-search".to_owned(),
+                SkipReason::BadPrice {
+                    key: "search_context_cost_per_query.search_context_size_medium".into(),
+                    text: "\"0.01\"".into(),
+                    problem: "is not a number"
+                }
+            ),
+        ]
+    );
+}
+
 // ----- reasoning and audio tokens ---------------------------------------------------
 
 #[test]
@@ -876,8 +1279,8 @@ proptest! {
     /// any usage within a request's limits (at most `prompt` input tokens,
     /// however split into plain, cached, 5-minute and 1-hour cache writes and
     /// audio; at most `max_output` output tokens, however split into plain,
-    /// reasoning and audio), the estimate is at least the cost — across
-    /// tiers too.
+    /// reasoning and audio; at most `max_searches` web searches, at any
+    /// service tier), the estimate is at least the cost — across tiers too.
     #[test]
     fn estimate_bounds_cost(
         prompt in prop_oneof![0u64..2_000_000, 127_990u64..128_010, 199_990u64..200_010,
@@ -888,6 +1291,10 @@ proptest! {
         h1_share in 0u64..=100,
         audio_share in 0u64..=100,
         max_output in 0u64..200_000,
+        max_searches in 0u64..20,
+        search_share in 0u64..=100,
+        tier in prop_oneof![Just(ServiceTier::Standard), Just(ServiceTier::Priority),
+                            Just(ServiceTier::Batch)],
         output_share in 0u64..=100,
         reasoning_share in 0u64..=100,
         audio_out_share in 0u64..=100,
@@ -907,10 +1314,19 @@ proptest! {
             reasoning_tokens: reasoning,
             audio_input_tokens: audio,
             audio_output_tokens: (output - reasoning) * audio_out_share / 100,
+            web_search_requests: 0,
+            service_tier: tier,
         };
         for (t, model) in every_priced_model() {
+            // Searches only where the model has a search price.
+            let max_searches = if t.price(&model).unwrap().per_web_search.is_some() {
+                max_searches
+            } else {
+                0
+            };
+            let usage = Usage { web_search_requests: max_searches * search_share / 100, ..usage };
             let cost = t.cost(&model, &usage).unwrap();
-            let estimate = t.estimate(&model, prompt, max_output).unwrap();
+            let estimate = t.estimate_with(&model, prompt, max_output, max_searches).unwrap();
             prop_assert!(estimate >= cost, "{model}: estimate {estimate} < cost {cost} for {usage:?}");
             prop_assert!(budgetgate::amount::to_nanos(estimate).is_ok());
         }

@@ -100,6 +100,8 @@ impl PriceTable {
         ] {
             if let Some(p) = t.models.get_mut(model) {
                 p.cache_write_1h = Some(d(write_1h) / super::price::MILLION);
+                // Anthropic's web search: $10 per 1,000 searches.
+                p.per_web_search = Some(d("0.01"));
             }
         }
         // Gemini 2.5 Pro: prompts of more than 200k tokens pay more for all.

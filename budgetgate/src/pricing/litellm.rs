@@ -7,6 +7,11 @@
 //!   `cache_creation_input_token_cost_above_1hr`,
 //!   `output_cost_per_reasoning_token`, `input_cost_per_audio_token`,
 //!   `output_cost_per_audio_token`, `input_cost_per_request`;
+//! * the per-web-search price: `search_context_cost_per_query`, an object of
+//!   `search_context_size_low` / `_medium` / `_high` prices per search; its
+//!   `search_context_size_medium` price, as LiteLLM's cost function for
+//!   Anthropic's `web_search_requests` uses, or, without one, the highest
+//!   price it gives (never under-charged);
 //! * long-context tiers, either as flat keys — each of those names with
 //!   `_above_<N>k_tokens` / `_above_<N>_tokens` (e.g.
 //!   `input_cost_per_token_above_200k_tokens`; a price the tier does not name
@@ -139,7 +144,7 @@ fn load(entries: BTreeMap<String, Box<RawValue>>) -> (PriceTable, LoadReport) {
     for (model, raw) in entries {
         match read_entry(&model, &raw) {
             Ok(Read::Price(price)) => {
-                table.models.insert(model, price);
+                table.models.insert(model, *price);
                 report.loaded += 1;
             }
             Ok(Read::AliasOf(target)) => aliases.push((model, target)),
@@ -179,7 +184,7 @@ fn load(entries: BTreeMap<String, Box<RawValue>>) -> (PriceTable, LoadReport) {
 }
 
 enum Read {
-    Price(ModelPrice),
+    Price(Box<ModelPrice>),
     AliasOf(String),
 }
 
@@ -226,13 +231,47 @@ fn read_entry(model: &str, raw: &RawValue) -> Result<Read, SkipReason> {
         audio_input: price(AUDIO_IN)?,
         audio_output: price(AUDIO_OUT)?,
         per_request: price("input_cost_per_request")?,
+        per_web_search: search_price(&entry)?,
+        batch_multiplier: None,
         tiers: Vec::new(),
     };
     p.tiers = match tiered {
         Some(tiers) => tiers,
         None => flat_tiers(&entry, &p)?,
     };
-    Ok(Read::Price(p))
+    Ok(Read::Price(Box::new(p)))
+}
+
+const SEARCH: &str = "search_context_cost_per_query";
+
+/// The `search_context_cost_per_query` price: the medium one, else the highest.
+fn search_price(entry: &Entry) -> Result<Option<Decimal>, SkipReason> {
+    let Some(raw) = entry.get(SEARCH).filter(|r| r.get() != "null") else {
+        return Ok(None);
+    };
+    let sizes: Entry = serde_json::from_str(raw.get()).map_err(|_| SkipReason::BadPrice {
+        key: SEARCH.to_owned(),
+        text: abbreviate(raw.get()),
+        problem: "is not an object of prices per search context size",
+    })?;
+    let mut prices = Vec::new();
+    for key in sizes.keys() {
+        if let Some(p) = price_in(&sizes, key).map_err(|e| match e {
+            SkipReason::BadPrice { key, text, problem } => SkipReason::BadPrice {
+                key: format!("{SEARCH}.{key}"),
+                text,
+                problem,
+            },
+            other => other,
+        })? {
+            prices.push((key.as_str(), p));
+        }
+    }
+    Ok(prices
+        .iter()
+        .find(|(k, _)| *k == "search_context_size_medium")
+        .or_else(|| prices.iter().max_by_key(|(_, p)| *p))
+        .map(|(_, p)| *p))
 }
 
 /// The `_above_<N>_tokens` tiers: one per threshold any tiered key names.

@@ -59,10 +59,16 @@
 //! usage's input tokens and [`estimate`] bounds by every tier the request can
 //! reach. Model names resolve as [`PriceTable::price`] says; a name a loaded
 //! file lists without a price is refused, never priced as another name.
-//! Usage comes from [`Usage::from_openai_json`] (Chat Completions),
-//! [`Usage::from_openai_responses_json`], [`Usage::from_anthropic_json`] and
+//! Usage comes from [`Usage::from_openai_json`] (Chat Completions, DeepSeek's
+//! cache hit / miss counts included), [`Usage::from_openai_responses_json`],
+//! [`Usage::from_openai_realtime_json`], [`Usage::from_anthropic_json`] and
 //! [`Usage::from_gemini_json`], each refusing any other shape
-//! ([`UsageError`]). Not covered: service tiers (priority, flex, batch),
+//! ([`UsageError`]). Per-call fees: per request and per web search
+//! (Anthropic's `web_search_requests`; [`estimate`] assumes no searches,
+//! [`estimate_with`] bounds up to a number of them). Service tiers
+//! ([`ServiceTier`]): batch usage pays the token prices times
+//! [`ModelPrice::batch_multiplier`] (one half unless set), priority usage the
+//! standard prices. Not covered: explicit priority and flex prices,
 //! per-image, per-second and per-character prices, off-peak prices.
 //!
 //! The parts: `price` (the price model and the arithmetic), `usage` (token
@@ -84,7 +90,7 @@ pub use builtin::BUILTIN_PRICES_AS_OF;
 pub use litellm::{LoadReport, SkipReason};
 pub use price::{ModelPrice, PriceTier, TierPrice};
 pub use table::{PriceTable, API_PROVIDER_PREFIXES};
-pub use usage::{Usage, UsageError};
+pub use usage::{ServiceTier, Usage, UsageError};
 
 /// Why a price or a cost could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,7 +137,20 @@ pub fn cost(model: &str, usage: &Usage) -> Result<Decimal, PricingError> {
     TABLE.load().cost(model, usage)
 }
 
-/// [`PriceTable::estimate`] on the process-wide table.
+/// [`PriceTable::estimate_with`] on the process-wide table.
+pub fn estimate_with(
+    model: &str,
+    input_tokens: u64,
+    max_output_tokens: u64,
+    max_searches: u64,
+) -> Result<Decimal, PricingError> {
+    TABLE
+        .load()
+        .estimate_with(model, input_tokens, max_output_tokens, max_searches)
+}
+
+/// [`PriceTable::estimate`] on the process-wide table (no web searches: see
+/// [`estimate_with`]).
 pub fn estimate(
     model: &str,
     input_tokens: u64,

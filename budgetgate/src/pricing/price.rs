@@ -2,10 +2,11 @@
 
 use rust_decimal::Decimal;
 
-use super::{PricingError, Usage};
+use super::{PricingError, ServiceTier, Usage};
 use crate::amount::round_up;
 
 pub(crate) const MILLION: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+const HALF: Decimal = Decimal::from_parts(5, 0, 0, false, 1);
 
 /// Prices of one model, per token (not per million), as exact decimals.
 ///
@@ -19,6 +20,13 @@ pub(crate) const MILLION: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 
 /// `None` prices fall back: cached input, cache writes and audio input to the
 /// input price, one-hour cache writes to the (five-minute) cache-write price,
 /// reasoning and audio output to the output price.
+///
+/// Besides tokens: [`ModelPrice::per_request`] and
+/// [`ModelPrice::per_web_search`] are per-call fees, never tiered nor
+/// discounted; [`ServiceTier::Batch`] usage pays the token prices times
+/// [`ModelPrice::batch_multiplier`] (one half unless set), and
+/// [`ServiceTier::Priority`] and [`ServiceTier::Standard`] usage the prices
+/// as they are.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ModelPrice {
     /// Per input token.
@@ -40,6 +48,14 @@ pub struct ModelPrice {
     pub audio_output: Option<Decimal>,
     /// Per request, where a provider charges one (never tiered).
     pub per_request: Option<Decimal>,
+    /// Per web search the model ran (Anthropic's `server_tool_use`
+    /// `web_search_requests`); never tiered nor discounted. `None`: the model
+    /// has no search price, and usage with searches is
+    /// [`PricingError::Unpriced`] rather than priced at zero.
+    pub per_web_search: Option<Decimal>,
+    /// The factor of every token price for [`ServiceTier::Batch`] usage
+    /// (`None`: one half, Anthropic's and OpenAI's batch discount).
+    pub batch_multiplier: Option<Decimal>,
     /// Long-context tiers, in any order; the one with the highest threshold
     /// below the request's input tokens applies.
     pub tiers: Vec<PriceTier>,
@@ -188,6 +204,55 @@ impl ModelPrice {
         self
     }
 
+    /// With a price per web search.
+    ///
+    /// ```
+    /// use budgetgate::pricing::{ModelPrice, PriceTable, Usage};
+    /// use budgetgate::dec;
+    /// // $10 per 1,000 searches.
+    /// let p = ModelPrice::per_million(dec!(3), dec!(15)).per_web_search(dec!(0.01));
+    /// let mut t = PriceTable::new();
+    /// t.insert("claude", p);
+    /// let usage = Usage { web_search_requests: 2, ..Usage::new(1_000, 100) };
+    /// // 0.003 + 0.0015 for the tokens, 0.02 for the searches.
+    /// assert_eq!(t.cost("claude", &usage)?, dec!(0.0245));
+    /// # Ok::<(), budgetgate::pricing::PricingError>(())
+    /// ```
+    pub fn per_web_search(mut self, price: Decimal) -> Self {
+        self.per_web_search = Some(price);
+        self
+    }
+
+    /// With the factor of the token prices for batch usage.
+    pub fn batch_multiplier(mut self, factor: Decimal) -> Self {
+        self.batch_multiplier = Some(factor);
+        self
+    }
+
+    /// The factor of the token prices for usage of `tier`.
+    pub fn tier_multiplier(&self, tier: ServiceTier) -> Decimal {
+        match tier {
+            ServiceTier::Batch => self.batch_multiplier.unwrap_or(HALF),
+            ServiceTier::Standard | ServiceTier::Priority => Decimal::ONE,
+        }
+    }
+
+    /// The per-call fees: per request, and per search for `searches` searches.
+    fn fees(&self, model: &str, searches: u64) -> Result<Decimal, PricingError> {
+        let per_request = self.per_request.unwrap_or_default();
+        if searches == 0 {
+            return Ok(per_request);
+        }
+        let per_search = self.per_web_search.ok_or_else(|| PricingError::Unpriced {
+            model: model.to_owned(),
+            reason: format!("{searches} web searches, and no per-web-search price"),
+        })?;
+        Decimal::from(searches)
+            .checked_mul(per_search)
+            .and_then(|s| s.checked_add(per_request))
+            .ok_or_else(|| PricingError::Overflow(model.to_owned()))
+    }
+
     /// With a long-context tier: `price` for requests of more than
     /// `input_tokens` input tokens.
     ///
@@ -232,7 +297,9 @@ impl ModelPrice {
             .map_or_else(|| self.base(), |t| t.price)
     }
 
-    /// The exact cost of `usage`, rounded up to 10⁻⁹.
+    /// The exact cost of `usage`, rounded up to 10⁻⁹: its tokens at the
+    /// prices of its tier, times its service tier's multiplier, plus the
+    /// per-call fees.
     pub(crate) fn cost(&self, model: &str, usage: &Usage) -> Result<Decimal, PricingError> {
         let parts = usage.parts()?;
         let r = self.tier_for(usage.input_tokens).rates();
@@ -247,25 +314,32 @@ impl ModelPrice {
             (parts.reasoning, r.reasoning),
             (parts.audio_output, r.audio_out),
         ];
-        let mut total = self.per_request.unwrap_or_default();
+        let mut tokens_cost = Decimal::ZERO;
         for (tokens, rate) in terms {
-            total = Decimal::from(tokens)
+            tokens_cost = Decimal::from(tokens)
                 .checked_mul(rate)
-                .and_then(|c| total.checked_add(c))
+                .and_then(|c| tokens_cost.checked_add(c))
                 .ok_or_else(overflow)?;
         }
+        let fees = self.fees(model, usage.web_search_requests)?;
+        let total = tokens_cost
+            .checked_mul(self.tier_multiplier(usage.service_tier))
+            .and_then(|t| t.checked_add(fees))
+            .ok_or_else(overflow)?;
         Ok(round_up(total))
     }
 
     /// The most a request with `input_tokens` input tokens (at most) and at
     /// most `max_output_tokens` output tokens can cost, however its input
     /// splits into plain, cached and cache-write tokens, and whichever tier
-    /// it reaches: the amount to reserve.
+    /// it reaches, whichever service tier it is billed at, and with at most
+    /// `max_searches` web searches: the amount to reserve.
     pub(crate) fn estimate(
         &self,
         model: &str,
         input_tokens: u64,
         max_output_tokens: u64,
+        max_searches: u64,
     ) -> Result<Decimal, PricingError> {
         let overflow = || PricingError::Overflow(model.to_owned());
         // Every tier a request of up to `input_tokens` can be billed at.
@@ -285,8 +359,12 @@ impl ModelPrice {
                 .ok_or_else(overflow)?;
             most = most.max(cost);
         }
+        // The dearest service tier (a batch multiplier above one included).
+        let factor = self.tier_multiplier(ServiceTier::Batch).max(Decimal::ONE);
+        let fees = self.fees(model, max_searches)?;
         let total = most
-            .checked_add(self.per_request.unwrap_or_default())
+            .checked_mul(factor)
+            .and_then(|m| m.checked_add(fees))
             .ok_or_else(overflow)?;
         Ok(round_up(total))
     }

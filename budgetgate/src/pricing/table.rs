@@ -127,15 +127,32 @@ impl PriceTable {
     /// `max_output_tokens` can cost, however its input splits into plain,
     /// cached and cache-write tokens and whichever tier it reaches: the amount
     /// to reserve. An upper bound of [`PriceTable::cost`] for every usage
-    /// within those limits.
+    /// within those limits, whatever its service tier, *without web
+    /// searches*: it is [`PriceTable::estimate_with`] with zero searches.
     pub fn estimate(
         &self,
         model: &str,
         input_tokens: u64,
         max_output_tokens: u64,
     ) -> Result<Decimal, PricingError> {
+        self.estimate_with(model, input_tokens, max_output_tokens, 0)
+    }
+
+    /// [`PriceTable::estimate`] for a call that may also run up to
+    /// `max_searches` web searches (e.g. the web search tool's `max_uses`),
+    /// each at the model's per-search price: an upper bound of
+    /// [`PriceTable::cost`] for every usage within those limits. A model
+    /// without a per-search price is [`PricingError::Unpriced`] when
+    /// `max_searches` is not zero.
+    pub fn estimate_with(
+        &self,
+        model: &str,
+        input_tokens: u64,
+        max_output_tokens: u64,
+        max_searches: u64,
+    ) -> Result<Decimal, PricingError> {
         self.price(model)?
-            .estimate(model, input_tokens, max_output_tokens)
+            .estimate(model, input_tokens, max_output_tokens, max_searches)
     }
 
     /// Adds every price and alias of `other`, replacing entries with the same

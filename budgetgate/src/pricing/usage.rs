@@ -36,6 +36,33 @@ pub struct Usage {
     /// Of `output_tokens`, audio tokens.
     #[serde(default)]
     pub audio_output_tokens: u64,
+    /// Web searches the model ran (priced per search, not per token).
+    #[serde(default)]
+    pub web_search_requests: u64,
+    /// The service tier the call was billed at.
+    #[serde(default)]
+    pub service_tier: ServiceTier,
+}
+
+/// The service tier a call was billed at (Anthropic's `service_tier`).
+///
+/// [`ServiceTier::Batch`] pays the token prices times the model's
+/// [`ModelPrice::batch_multiplier`](super::ModelPrice::batch_multiplier) (one
+/// half unless set); [`ServiceTier::Priority`] is priced as
+/// [`ServiceTier::Standard`] (explicit priority prices are not modelled).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ServiceTier {
+    /// The default.
+    #[default]
+    Standard,
+    /// Priority capacity (priced as standard).
+    Priority,
+    /// Batch processing (token prices times the batch multiplier).
+    Batch,
 }
 
 /// A usage split into parts billed at one rate each.
@@ -120,8 +147,16 @@ impl Usage {
 
     /// OpenAI Chat Completions' `usage`: `prompt_tokens` (cached included)
     /// and `completion_tokens` (reasoning included) are required,
-    /// `prompt_tokens_details.cached_tokens` / `audio_tokens` and
+    /// `prompt_tokens_details.cached_tokens` / `cache_write_tokens` (priced at
+    /// the cache-write price) / `audio_tokens` and
     /// `completion_tokens_details.reasoning_tokens` / `audio_tokens` are read.
+    ///
+    /// DeepSeek's native `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens`
+    /// are read too: the hits are the cached input. When either is present
+    /// both must be, and they must add up to `prompt_tokens`; a
+    /// `prompt_tokens_details.cached_tokens` given beside them must equal the
+    /// hits ([`UsageError::Inconsistent`] otherwise).
+    ///
     /// Embeddings' usage (no
     /// `completion_tokens`, `total_tokens` = `prompt_tokens`) is accepted.
     ///
@@ -145,17 +180,48 @@ impl Usage {
             None if r.optional("total_tokens")? == input && r.has("total_tokens") => 0,
             None => return Err(r.missing("completion_tokens").into()),
         };
-        let cached = r.optional("prompt_tokens_details.cached_tokens")?;
+        let mut cached = r.optional("prompt_tokens_details.cached_tokens")?;
         r.part_of(
             cached,
             "prompt_tokens_details.cached_tokens",
             input,
             "prompt_tokens",
         )?;
+        if r.has("prompt_cache_hit_tokens") || r.has("prompt_cache_miss_tokens") {
+            // DeepSeek: the hits are billed as cached input.
+            let hit = r.required("prompt_cache_hit_tokens")?;
+            let miss = r.required("prompt_cache_miss_tokens")?;
+            let inconsistent = |detail: String| UsageError::Inconsistent {
+                parser: "OpenAI chat",
+                detail,
+            };
+            if hit.checked_add(miss) != Some(input) {
+                return Err(inconsistent(format!(
+                    "prompt_cache_hit_tokens ({hit}) + prompt_cache_miss_tokens ({miss}) \
+                     is not prompt_tokens ({input})"
+                ))
+                .into());
+            }
+            if r.optional_raw("prompt_tokens_details.cached_tokens")
+                .is_some()
+                && cached != hit
+            {
+                return Err(inconsistent(format!(
+                    "prompt_tokens_details.cached_tokens ({cached}) is not \
+                     prompt_cache_hit_tokens ({hit})"
+                ))
+                .into());
+            }
+            cached = hit;
+        }
+        let write = r.optional("prompt_tokens_details.cache_write_tokens")?;
         let audio_in = r.optional("prompt_tokens_details.audio_tokens")?;
         r.part_of(
-            r.sum(&[cached, audio_in], "cached + audio tokens")?,
-            "cached + audio prompt tokens",
+            r.sum(
+                &[cached, write, audio_in],
+                "cached + cache write + audio tokens",
+            )?,
+            "cached + cache write + audio prompt tokens",
             input,
             "prompt_tokens",
         )?;
@@ -171,6 +237,7 @@ impl Usage {
             input_tokens: input,
             output_tokens: output,
             cached_input_tokens: cached,
+            cache_creation_input_tokens: write,
             reasoning_tokens: reasoning,
             audio_input_tokens: audio_in,
             audio_output_tokens: audio_out,
@@ -192,6 +259,8 @@ impl Usage {
             ("cache_read_input_tokens", "Anthropic"),
             ("cache_creation_input_tokens", "Anthropic"),
             ("cache_creation", "Anthropic"),
+            ("input_token_details", "OpenAI Realtime"),
+            ("output_token_details", "OpenAI Realtime"),
             ("promptTokenCount", "Gemini"),
         ])?;
         let input = r.required("input_tokens")?;
@@ -220,13 +289,113 @@ impl Usage {
         })
     }
 
+    /// OpenAI Realtime's `usage` (of `response.done`): `input_tokens`,
+    /// `output_tokens`, `total_tokens` and `input_token_details` are required
+    /// — `input_token_details` (not the Responses API's
+    /// `input_tokens_details`) is what tells it from Responses usage.
+    /// `input_token_details.cached_tokens` / `text_tokens` / `audio_tokens`
+    /// (with `cached_tokens_details.audio_tokens`, the cached audio) and
+    /// `output_token_details.text_tokens` / `audio_tokens` are read.
+    ///
+    /// Cached tokens, audio ones included, are priced as cached input; the
+    /// uncached audio at the audio input price. Without
+    /// `cached_tokens_details`, the split of the cached tokens is unknown and
+    /// the cached ones are taken to be text as far as the counts allow (never
+    /// under-charged: audio input is the dearer kind). Text, audio and image
+    /// details may not add up to more than their totals. Strict as
+    /// [`Usage::from_openai_json`].
+    pub fn from_openai_realtime_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
+        let r = Reader::new("OpenAI Realtime", usage)?;
+        r.refuse(&[
+            ("prompt_tokens", "OpenAI chat"),
+            ("completion_tokens", "OpenAI chat"),
+            ("input_tokens_details", "OpenAI Responses"),
+            ("output_tokens_details", "OpenAI Responses"),
+            ("cache_read_input_tokens", "Anthropic"),
+            ("cache_creation_input_tokens", "Anthropic"),
+            ("promptTokenCount", "Gemini"),
+        ])?;
+        let input = r.required("input_tokens")?;
+        let output = r.required("output_tokens")?;
+        r.required("total_tokens")?;
+        if !r.has("input_token_details") {
+            return Err(r.missing("input_token_details").into());
+        }
+        let cached = r.optional("input_token_details.cached_tokens")?;
+        r.part_of(
+            cached,
+            "input_token_details.cached_tokens",
+            input,
+            "input_tokens",
+        )?;
+        let text_in = r.optional("input_token_details.text_tokens")?;
+        let audio = r.optional("input_token_details.audio_tokens")?;
+        let image = r.optional("input_token_details.image_tokens")?;
+        r.part_of(
+            r.sum(&[text_in, audio, image], "input token details")?,
+            "input_token_details text + audio + image tokens",
+            input,
+            "input_tokens",
+        )?;
+        let audio_in = if r
+            .optional_raw("input_token_details.cached_tokens_details")
+            .is_some()
+        {
+            let cached_audio =
+                r.optional("input_token_details.cached_tokens_details.audio_tokens")?;
+            let cached_text =
+                r.optional("input_token_details.cached_tokens_details.text_tokens")?;
+            r.part_of(
+                cached_audio,
+                "input_token_details.cached_tokens_details.audio_tokens",
+                audio,
+                "input_token_details.audio_tokens",
+            )?;
+            r.part_of(
+                r.sum(&[cached_audio, cached_text], "cached token details")?,
+                "input_token_details.cached_tokens_details",
+                cached,
+                "input_token_details.cached_tokens",
+            )?;
+            audio - cached_audio
+        } else {
+            audio.min(input - cached)
+        };
+        r.part_of(
+            audio_in,
+            "uncached input_token_details.audio_tokens",
+            input - cached,
+            "uncached input_tokens",
+        )?;
+        let text_out = r.optional("output_token_details.text_tokens")?;
+        let audio_out = r.optional("output_token_details.audio_tokens")?;
+        r.part_of(
+            r.sum(&[text_out, audio_out], "output token details")?,
+            "output_token_details text + audio tokens",
+            output,
+            "output_tokens",
+        )?;
+        Ok(Usage {
+            input_tokens: input,
+            output_tokens: output,
+            cached_input_tokens: cached,
+            audio_input_tokens: audio_in,
+            audio_output_tokens: audio_out,
+            ..Usage::default()
+        })
+    }
+
     /// Anthropic's `usage`: `input_tokens` (cache reads and writes *not*
     /// included) and `output_tokens` are required; `cache_read_input_tokens`,
     /// `cache_creation_input_tokens` and `cache_creation` (its
     /// `ephemeral_5m_input_tokens` / `ephemeral_1h_input_tokens`, which must
     /// add up to `cache_creation_input_tokens` when both are given) are read.
-    /// One-hour writes are priced at the one-hour cache-write price. Strict as
-    /// [`Usage::from_openai_json`].
+    /// One-hour writes are priced at the one-hour cache-write price.
+    /// `server_tool_use.web_search_requests` is the number of web searches
+    /// (priced per search; `web_fetch_requests` cost only their tokens), and
+    /// `service_tier` (`"standard"`, `"priority"` or `"batch"`; absent or
+    /// `null`: standard) the [`ServiceTier`]; another tier is
+    /// [`UsageError::UnknownValue`]. Strict as [`Usage::from_openai_json`].
     pub fn from_anthropic_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
         let r = Reader::new("Anthropic", usage)?;
         r.refuse(&[
@@ -259,12 +428,31 @@ impl Usage {
         } else {
             by_duration
         };
+        let searches = r.optional("server_tool_use.web_search_requests")?;
+        let service_tier = match r.optional_raw("service_tier") {
+            None => ServiceTier::Standard,
+            Some(v) => match v.as_str() {
+                Some("standard") => ServiceTier::Standard,
+                Some("priority") => ServiceTier::Priority,
+                Some("batch") => ServiceTier::Batch,
+                _ => {
+                    return Err(UsageError::UnknownValue {
+                        parser: "Anthropic",
+                        field: "service_tier".into(),
+                        value: abbreviate(v),
+                    }
+                    .into())
+                }
+            },
+        };
         Ok(Usage {
             input_tokens: r.sum(&[plain, read, write], "input_tokens")?,
             output_tokens: output,
             cached_input_tokens: read,
             cache_creation_input_tokens: write,
             cache_creation_1h_input_tokens: h1,
+            web_search_requests: searches,
+            service_tier,
             ..Usage::default()
         })
     }
@@ -392,6 +580,16 @@ pub enum UsageError {
         whole: String,
         /// Its tokens.
         whole_tokens: u64,
+    },
+    /// A value that is none of those the reader knows.
+    #[error("{parser} usage: {field} is not a known value: {value}")]
+    UnknownValue {
+        /// The reader.
+        parser: &'static str,
+        /// The (dotted) field.
+        field: String,
+        /// Its JSON (abbreviated).
+        value: String,
     },
     /// Counts that contradict each other.
     #[error("{parser} usage: {detail}")]
