@@ -282,17 +282,11 @@ where
     I: IntoIterator,
     I::Item: IntoLedger,
 {
-    /// In order, each distinct ledger once (a chain computed at run time
-    /// may name one ledger twice, e.g. a user who is their own org).
+    /// In order. A ledger named twice is charged once: the engine keeps
+    /// each distinct ledger of a hierarchy once.
     #[inline]
     fn into_ledgers(self) -> Vec<Ledger> {
-        let mut ledgers: Vec<Ledger> = Vec::new();
-        for ledger in self.into_iter().map(IntoLedger::into_ledger) {
-            if !ledgers.contains(&ledger) {
-                ledgers.push(ledger);
-            }
-        }
-        ledgers
+        self.into_iter().map(IntoLedger::into_ledger).collect()
     }
 }
 

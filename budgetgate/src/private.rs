@@ -17,12 +17,6 @@ use crate::reservation::Reservation;
 
 pub use crate::global::global;
 
-/// The engine an attribute uses.
-#[inline]
-pub fn engine<E: AsEngine + ?Sized>(engine: &E) -> &Engine {
-    engine.as_engine()
-}
-
 /// Builds the ledger from the attribute's three parts (see [`LedgerPart`]).
 #[inline]
 pub fn ledger(namespace: String, resource: String, principal: String) -> Ledger {
@@ -55,12 +49,6 @@ pub const fn rolling_millis(millis: u64) -> Window {
 }
 
 // ----- amounts -------------------------------------------------------------------
-
-/// Evaluates an amount expression.
-#[inline]
-pub fn amount(amount: impl IntoAmount) -> Result<Decimal, String> {
-    amount.into_amount()
-}
 
 // ----- hard mode -------------------------------------------------------------
 
@@ -183,11 +171,6 @@ pub enum ErrorCost {
     Estimate,
     /// Commit this amount (or, if it could not be computed, the estimate).
     Amount(Result<Decimal, String>),
-}
-
-/// An `on_error` closure's result (see [`commit_caught`] for a panic).
-pub fn error_cost(amount: Result<Decimal, String>) -> ErrorCost {
-    ErrorCost::Amount(amount)
 }
 
 /// The amount to commit: the actual, or — when it could not be computed —

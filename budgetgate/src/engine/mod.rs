@@ -625,11 +625,21 @@ impl Engine {
                 self.soft_limits(ledger, &p, outcome);
             }
         }
-        let unsent = matches!(result, Err(StoreError::NotSent(_)));
-        let uncertain = result.as_ref().is_err_and(StoreError::may_have_applied);
-        let fixed = (p.hold.is_none()).then(|| (p.caps.clone(), p.nanos));
+        // Fail-open spend of a fixed cost: only on a store error (the caps
+        // are cloned off the hot path).
+        let failed_fixed = match &result {
+            Err(e) if p.hold.is_none() => Some((
+                p.caps.clone(),
+                p.nanos,
+                matches!(e, StoreError::NotSent(_)),
+                e.may_have_applied(),
+            )),
+            _ => None,
+        };
         let decision = Self::decide(ledger, p, result);
-        if let (true, Some((caps, nanos))) = (decision.is_allowed(), fixed) {
+        if let (true, Some((caps, nanos, unsent, uncertain))) =
+            (decision.is_allowed(), failed_fixed)
+        {
             self.fail_open_spend(ledger, &caps, nanos, unsent, uncertain);
         }
         self.report(&decision);
