@@ -273,6 +273,7 @@ mod registry;
 pub mod reservation;
 pub mod settler;
 pub mod store;
+pub mod window;
 
 #[doc(hidden)]
 #[path = "private.rs"]
