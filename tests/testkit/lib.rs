@@ -15,3 +15,30 @@ impl From<budgetgate::BudgetExceeded> for Blocked {
         Blocked(e)
     }
 }
+
+/// The LiteLLM-format price fixture (`fixtures/litellm_prices.json`),
+/// loaded, with its report checked: what every pricing test prices with.
+pub fn pricing_fixture() -> budgetgate::pricing::PriceTable {
+    let (table, report) = budgetgate::pricing::PriceTable::from_litellm_path(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/litellm_prices.json"
+    ))
+    .unwrap();
+    assert_eq!(report.loaded, 11, "{report:?}");
+    let skipped: Vec<&str> = report.skipped.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(
+        skipped,
+        [
+            "broken/gapped-tiers",
+            "broken/string-price",
+            "chatgpt/gpt-4o",
+            "dall-e-3",
+            "github_copilot/gpt-4o",
+            "gpt-3-gone",
+            "sample_spec",
+            "whisper-1"
+        ]
+    );
+    assert!(table.price("sample_spec").is_err());
+    table
+}

@@ -1,0 +1,528 @@
+//! Pricing: each provider's usage JSON, in the shape its SDK returns, parsed
+//! and priced; each wrong shape refused by name.
+
+use budgetgate::pricing::{ModelPrice, PriceTable, PricingError, Usage, UsageError};
+use rust_decimal_macros::dec;
+use serde_json::json;
+
+#[test]
+fn openai_usage_json() {
+    // The openai SDK's CompletionUsage, model_dump()ed.
+    let u = Usage::from_openai_json(&json!({
+        "completion_tokens": 300, "prompt_tokens": 1200, "total_tokens": 1500,
+        "completion_tokens_details": {"accepted_prediction_tokens": 0, "audio_tokens": 0,
+                                      "reasoning_tokens": 100, "rejected_prediction_tokens": 0},
+        "prompt_tokens_details": {"audio_tokens": 0, "cached_tokens": 1000}
+    }))
+    .unwrap();
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.cached_input_tokens),
+        (1200, 300, 1000)
+    );
+    // Details the SDK leaves out are null.
+    let u = Usage::from_openai_json(&json!({
+        "completion_tokens": 3, "prompt_tokens": 4, "total_tokens": 7,
+        "completion_tokens_details": null, "prompt_tokens_details": null
+    }))
+    .unwrap();
+    assert_eq!(u, Usage::new(4, 3));
+    // Embeddings: no completion tokens, and the total says so.
+    let u = Usage::from_openai_json(&json!({"prompt_tokens": 8, "total_tokens": 8})).unwrap();
+    assert_eq!(u, Usage::new(8, 0));
+    let err = |v: serde_json::Value| match Usage::from_openai_json(&v) {
+        Err(PricingError::Usage(e)) => e,
+        other => panic!("{v}: {other:?}"),
+    };
+    assert!(matches!(
+        err(json!({"prompt_tokens": 8})),
+        UsageError::Missing {
+            field: "completion_tokens",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(json!({"completion_tokens": 3})),
+        UsageError::Missing {
+            field: "prompt_tokens",
+            ..
+        }
+    ));
+    assert_eq!(
+        err(json!({"prompt_tokens": 1, "completion_tokens": 0,
+                   "prompt_tokens_details": {"cached_tokens": 2}})),
+        UsageError::Exceeds {
+            parser: "OpenAI chat",
+            part: "prompt_tokens_details.cached_tokens".into(),
+            part_tokens: 2,
+            whole: "prompt_tokens".into(),
+            whole_tokens: 1
+        }
+    );
+    for bad in [json!(null), json!(-1), json!(1.5), json!("12")] {
+        assert!(matches!(
+            err(json!({"prompt_tokens": bad, "completion_tokens": 0})),
+            UsageError::NotACount { .. }
+        ));
+    }
+    assert!(matches!(
+        err(json!({"prompt_tokens": 1, "completion_tokens": 0, "prompt_tokens_details": 5})),
+        UsageError::NotACount { .. }
+    ));
+    assert!(matches!(err(json!([1, 2])), UsageError::NotAnObject { .. }));
+}
+
+#[test]
+fn openai_chat_cache_writes_at_the_cache_write_price() {
+    // Chat Completions usage with cache writes (as OpenRouter returns for
+    // Anthropic models): 3,100 prompt tokens of which 2,000 read from and
+    // 1,000 written to the cache.
+    let u = Usage::from_openai_json(&json!({
+        "completion_tokens": 800, "prompt_tokens": 3100, "total_tokens": 3900,
+        "completion_tokens_details": {"reasoning_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": 2000, "cache_write_tokens": 1000,
+                                  "audio_tokens": 0}
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.cached_input_tokens,
+            u.cache_creation_input_tokens
+        ),
+        (3100, 2000, 1000)
+    );
+    // claude sonnet 4 (fixture, cache_creation_input_token_cost 3.75e-06):
+    // 100 plain × 0.000003 = 0.0003; 2,000 read × 0.0000003 = 0.0006; 1,000
+    // written × 0.00000375 = 0.00375; 800 out × 0.000015 = 0.012. Total 0.01665.
+    assert_eq!(
+        testkit::pricing_fixture()
+            .cost("anthropic/claude-sonnet-4-20250514", &u)
+            .unwrap(),
+        dec!(0.01665)
+    );
+    assert_eq!(
+        Usage::from_openai_json(&json!({
+            "prompt_tokens": 10, "completion_tokens": 0,
+            "prompt_tokens_details": {"cached_tokens": 6, "cache_write_tokens": 5}
+        })),
+        Err(PricingError::Usage(UsageError::Exceeds {
+            parser: "OpenAI chat",
+            part: "cached + cache write + audio prompt tokens".into(),
+            part_tokens: 11,
+            whole: "prompt_tokens".into(),
+            whole_tokens: 10
+        }))
+    );
+    assert!(matches!(
+        Usage::from_openai_json(&json!({
+            "prompt_tokens": 10, "completion_tokens": 0,
+            "prompt_tokens_details": {"cache_write_tokens": "5"}
+        })),
+        Err(PricingError::Usage(UsageError::NotACount { .. }))
+    ));
+}
+
+#[test]
+fn deepseek_cache_hits_are_cached_input() {
+    // DeepSeek's usage: its own hit / miss counts beside the OpenAI ones.
+    let json = json!({
+        "completion_tokens": 100, "prompt_tokens": 1000, "total_tokens": 1100,
+        "prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 200,
+        "prompt_tokens_details": {"cached_tokens": 800},
+        "completion_tokens_details": {"reasoning_tokens": 0}
+    });
+    let u = Usage::from_openai_json(&json).unwrap();
+    assert_eq!((u.input_tokens, u.cached_input_tokens), (1000, 800));
+    // deepseek-chat (built in: 0.27 / 0.07 cached / 1.10 per million): 200
+    // missed × 0.00000027 = 0.000054; 800 hits × 0.00000007 = 0.000056; 100
+    // out × 0.0000011 = 0.00011. Total 0.00022 (not 0.00038, hits as input).
+    let t = PriceTable::builtin();
+    assert_eq!(t.cost("deepseek/deepseek-chat", &u).unwrap(), dec!(0.00022));
+    // Without prompt_tokens_details (older DeepSeek responses) the same.
+    let u2 = Usage::from_openai_json(&json!({
+        "completion_tokens": 100, "prompt_tokens": 1000,
+        "prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 200
+    }))
+    .unwrap();
+    assert_eq!(u2, u);
+    let err = |v: serde_json::Value| match Usage::from_openai_json(&v) {
+        Err(PricingError::Usage(e)) => e,
+        other => panic!("{v}: {other:?}"),
+    };
+    assert_eq!(
+        err(json!({"prompt_tokens": 1000, "completion_tokens": 1,
+                   "prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 300})),
+        UsageError::Inconsistent {
+            parser: "OpenAI chat",
+            detail: "prompt_cache_hit_tokens (800) + prompt_cache_miss_tokens (300) \
+                     is not prompt_tokens (1000)"
+                .into()
+        }
+    );
+    assert_eq!(
+        err(json!({"prompt_tokens": 1000, "completion_tokens": 1,
+                   "prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 200,
+                   "prompt_tokens_details": {"cached_tokens": 700}})),
+        UsageError::Inconsistent {
+            parser: "OpenAI chat",
+            detail: "prompt_tokens_details.cached_tokens (700) is not \
+                     prompt_cache_hit_tokens (800)"
+                .into()
+        }
+    );
+    assert!(matches!(
+        err(json!({"prompt_tokens": 1000, "completion_tokens": 1,
+                   "prompt_cache_hit_tokens": 800})),
+        UsageError::Missing {
+            field: "prompt_cache_miss_tokens",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(json!({"prompt_tokens": 1000, "completion_tokens": 1,
+                   "prompt_cache_hit_tokens": null, "prompt_cache_miss_tokens": 1000})),
+        UsageError::NotACount { .. }
+    ));
+}
+
+/// What each reader says when given another provider's usage.
+#[test]
+fn usage_of_another_shape_is_refused_by_name() {
+    let chat = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
+    let responses = json!({"input_tokens": 10, "input_tokens_details": {"cached_tokens": 0},
+                           "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 0},
+                           "total_tokens": 15});
+    let anthropic = json!({"input_tokens": 10, "output_tokens": 5,
+                           "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
+    let anthropic_minimal = json!({"input_tokens": 10, "output_tokens": 5});
+    let gemini = json!({"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15});
+    let realtime = json!({"input_tokens": 10, "output_tokens": 5, "total_tokens": 15,
+                          "input_token_details": {"cached_tokens": 0, "text_tokens": 10,
+                                                  "audio_tokens": 0},
+                          "output_token_details": {"text_tokens": 5, "audio_tokens": 0}});
+    type Reader = fn(&serde_json::Value) -> Result<Usage, PricingError>;
+    let readers: [(&str, Reader); 5] = [
+        ("chat", Usage::from_openai_json),
+        ("responses", Usage::from_openai_responses_json),
+        ("realtime", Usage::from_openai_realtime_json),
+        ("anthropic", Usage::from_anthropic_json),
+        ("gemini", Usage::from_gemini_json),
+    ];
+    let shapes = [
+        ("chat", &chat),
+        ("responses", &responses),
+        ("anthropic", &anthropic),
+        ("anthropic", &anthropic_minimal),
+        ("gemini", &gemini),
+        ("realtime", &realtime),
+    ];
+    for (reader, read) in readers {
+        for (shape, usage) in shapes {
+            let got = read(usage);
+            if reader == shape {
+                assert_eq!(got.unwrap(), Usage::new(10, 5), "{reader} on {usage}");
+            } else {
+                let e = got.expect_err(&format!("{reader} accepted {shape} usage {usage}"));
+                // The message names a key it saw or the one it needs.
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("looks like") || msg.contains("has no"),
+                    "{reader} on {shape}: {msg}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        Usage::from_openai_json(&anthropic).unwrap_err(),
+        PricingError::Usage(UsageError::WrongShape {
+            parser: "OpenAI chat",
+            key: "input_tokens",
+            looks_like: "Anthropic or OpenAI Responses"
+        })
+    );
+    // null is not 0 where a count is required.
+    assert_eq!(
+        Usage::from_anthropic_json(&json!({"input_tokens": null, "output_tokens": 1})).unwrap_err(),
+        PricingError::Usage(UsageError::NotACount {
+            parser: "Anthropic",
+            field: "input_tokens".into(),
+            value: "null".into()
+        })
+    );
+    assert!(Usage::from_anthropic_json(&json!({"output_tokens": 1})).is_err());
+}
+
+#[test]
+fn openai_responses_usage_json() {
+    // The openai SDK's ResponseUsage, model_dump()ed.
+    let u = Usage::from_openai_responses_json(&json!({
+        "input_tokens": 5000, "input_tokens_details": {"cached_tokens": 4000},
+        "output_tokens": 900, "output_tokens_details": {"reasoning_tokens": 600},
+        "total_tokens": 5900
+    }))
+    .unwrap();
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.cached_input_tokens),
+        (5000, 900, 4000)
+    );
+    // o3 (built-in): 1,000 plain × 0.000002 = 0.002; 4,000 cached ×
+    // 0.0000005 = 0.002; 900 out × 0.000008 = 0.0072. Total 0.0112.
+    assert_eq!(PriceTable::builtin().cost("o3", &u).unwrap(), dec!(0.0112));
+    assert!(Usage::from_openai_responses_json(&json!({
+        "input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+        "output_tokens_details": {"reasoning_tokens": 2}
+    }))
+    .is_err());
+}
+
+fn gpt_realtime() -> ModelPrice {
+    // gpt-realtime: text 4 / 0.40 cached / 16, audio 32 in / 64 out per million.
+    ModelPrice {
+        audio_input: Some(dec!(0.000032)),
+        audio_output: Some(dec!(0.000064)),
+        ..ModelPrice::per_million(dec!(4), dec!(16)).cached_per_million(dec!(0.40))
+    }
+}
+
+#[test]
+fn openai_realtime_usage_json() {
+    // The openai SDK's realtime response usage (response.done), model_dump()ed.
+    let u = Usage::from_openai_realtime_json(&json!({
+        "total_tokens": 1500, "input_tokens": 1000, "output_tokens": 500,
+        "input_token_details": {"cached_tokens": 300, "text_tokens": 400, "audio_tokens": 600,
+                                "image_tokens": 0,
+                                "cached_tokens_details": {"text_tokens": 100, "audio_tokens": 200,
+                                                          "image_tokens": 0}},
+        "output_token_details": {"text_tokens": 100, "audio_tokens": 400}
+    }))
+    .unwrap();
+    assert_eq!(
+        u,
+        Usage {
+            input_tokens: 1000,
+            output_tokens: 500,
+            cached_input_tokens: 300,
+            audio_input_tokens: 400,
+            audio_output_tokens: 400,
+            ..Usage::default()
+        }
+    );
+    let mut t = PriceTable::new();
+    t.insert("gpt-realtime", gpt_realtime());
+    // 300 text in × 0.000004 = 0.0012; 300 cached × 0.0000004 = 0.00012; 400
+    // uncached audio in × 0.000032 = 0.0128; 100 text out × 0.000016 =
+    // 0.0016; 400 audio out × 0.000064 = 0.0256. Total 0.04132.
+    assert_eq!(t.cost("gpt-realtime", &u).unwrap(), dec!(0.04132));
+    // Without cached_tokens_details the cached tokens are taken as text: 600
+    // audio in × 0.000032 = 0.0192, 100 text in × 0.000004 = 0.0004, the rest
+    // as above: 0.0192 + 0.0004 + 0.00012 + 0.0272 = 0.04692.
+    let u = Usage::from_openai_realtime_json(&json!({
+        "total_tokens": 1500, "input_tokens": 1000, "output_tokens": 500,
+        "input_token_details": {"cached_tokens": 300, "text_tokens": 400, "audio_tokens": 600},
+        "output_token_details": {"text_tokens": 100, "audio_tokens": 400}
+    }))
+    .unwrap();
+    assert_eq!(u.audio_input_tokens, 600);
+    assert_eq!(t.cost("gpt-realtime", &u).unwrap(), dec!(0.04692));
+    // ... as far as the counts allow: 90 audio of 100, 50 cached: 50 uncached audio.
+    let u = Usage::from_openai_realtime_json(&json!({
+        "total_tokens": 101, "input_tokens": 100, "output_tokens": 1,
+        "input_token_details": {"cached_tokens": 50, "text_tokens": 10, "audio_tokens": 90},
+        "output_token_details": null
+    }))
+    .unwrap();
+    assert_eq!((u.cached_input_tokens, u.audio_input_tokens), (50, 50));
+    let err = |v: serde_json::Value| match Usage::from_openai_realtime_json(&v) {
+        Err(PricingError::Usage(e)) => e,
+        other => panic!("{v}: {other:?}"),
+    };
+    // Responses usage is refused by its key, and so is the converse.
+    assert_eq!(
+        err(
+            json!({"input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+                   "input_tokens_details": {"cached_tokens": 0}})
+        ),
+        UsageError::WrongShape {
+            parser: "OpenAI Realtime",
+            key: "input_tokens_details",
+            looks_like: "OpenAI Responses"
+        }
+    );
+    assert_eq!(
+        Usage::from_openai_responses_json(&json!({
+            "input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+            "input_token_details": {"cached_tokens": 0}
+        })),
+        Err(PricingError::Usage(UsageError::WrongShape {
+            parser: "OpenAI Responses",
+            key: "input_token_details",
+            looks_like: "OpenAI Realtime"
+        }))
+    );
+    assert!(matches!(
+        err(json!({"input_tokens": 1, "output_tokens": 1, "total_tokens": 2})),
+        UsageError::Missing {
+            field: "input_token_details",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(
+            json!({"input_tokens": null, "output_tokens": 1, "total_tokens": 2,
+                   "input_token_details": {}})
+        ),
+        UsageError::NotACount { .. }
+    ));
+    assert_eq!(
+        err(
+            json!({"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+                   "input_token_details": {"text_tokens": 5, "audio_tokens": 6}})
+        ),
+        UsageError::Exceeds {
+            parser: "OpenAI Realtime",
+            part: "input_token_details text + audio + image tokens".into(),
+            part_tokens: 11,
+            whole: "input_tokens".into(),
+            whole_tokens: 10
+        }
+    );
+    assert!(matches!(
+        err(
+            json!({"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+                   "input_token_details": {"cached_tokens": 4, "audio_tokens": 6,
+                                           "cached_tokens_details": {"audio_tokens": 7}}})
+        ),
+        UsageError::Exceeds { .. }
+    ));
+    assert!(matches!(
+        err(
+            json!({"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+                   "input_token_details": {},
+                   "output_token_details": {"text_tokens": 1, "audio_tokens": 1}})
+        ),
+        UsageError::Exceeds { .. }
+    ));
+}
+
+#[test]
+fn anthropic_usage_json() {
+    let u = Usage::from_anthropic_json(&json!({
+        "input_tokens": 100, "output_tokens": 800,
+        "cache_read_input_tokens": 2000, "cache_creation_input_tokens": 1000
+    }))
+    .unwrap();
+    assert_eq!(
+        u,
+        Usage {
+            input_tokens: 3100,
+            output_tokens: 800,
+            cached_input_tokens: 2000,
+            cache_creation_input_tokens: 1000,
+            ..Usage::default()
+        }
+    );
+    assert_eq!(
+        testkit::pricing_fixture()
+            .cost("anthropic/claude-sonnet-4-20250514", &u)
+            .unwrap(),
+        dec!(0.01665)
+    );
+    // The anthropic SDK's Usage, model_dump()ed, with one-hour writes.
+    let u = Usage::from_anthropic_json(&json!({
+        "cache_creation": {"ephemeral_1h_input_tokens": 400, "ephemeral_5m_input_tokens": 600},
+        "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 2000,
+        "input_tokens": 100, "output_tokens": 800,
+        "server_tool_use": null, "service_tier": "standard"
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.cache_creation_input_tokens,
+            u.cache_creation_1h_input_tokens
+        ),
+        (3100, 1000, 400)
+    );
+    // 100 × 0.000003 = 0.0003; 2,000 read × 0.0000003 = 0.0006; 600 5-minute
+    // writes × 0.00000375 = 0.00225; 400 1-hour writes × 0.000006 = 0.0024;
+    // 800 out × 0.000015 = 0.012. Total 0.01755 (0.01665 + 400 × 0.00000225).
+    for t in [testkit::pricing_fixture(), PriceTable::builtin()] {
+        assert_eq!(
+            t.cost("anthropic/claude-sonnet-4-20250514", &u).unwrap(),
+            dec!(0.01755)
+        );
+    }
+    // cache_creation alone gives the writes.
+    let u = Usage::from_anthropic_json(&json!({
+        "cache_creation": {"ephemeral_1h_input_tokens": 7, "ephemeral_5m_input_tokens": 0},
+        "input_tokens": 1, "output_tokens": 1
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.cache_creation_input_tokens,
+            u.cache_creation_1h_input_tokens
+        ),
+        (8, 7, 7)
+    );
+    // SDK nulls for what a call did not use.
+    let u = Usage::from_anthropic_json(&json!({
+        "cache_creation": null, "cache_creation_input_tokens": null, "cache_read_input_tokens": null,
+        "input_tokens": 10, "output_tokens": 5, "server_tool_use": null, "service_tier": null
+    }))
+    .unwrap();
+    assert_eq!(u, Usage::new(10, 5));
+    // The durations must add up to the writes.
+    assert!(matches!(
+        Usage::from_anthropic_json(&json!({
+            "cache_creation": {"ephemeral_1h_input_tokens": 1, "ephemeral_5m_input_tokens": 1},
+            "cache_creation_input_tokens": 3, "input_tokens": 1, "output_tokens": 1
+        })),
+        Err(PricingError::Usage(UsageError::Inconsistent { .. }))
+    ));
+}
+
+#[test]
+fn gemini_usage_json() {
+    // A generateContent response (REST JSON).
+    let response = json!({
+        "candidates": [{"content": {"parts": [{"text": "…"}], "role": "model"}, "finishReason": "STOP"}],
+        "usageMetadata": {
+            "promptTokenCount": 250000, "candidatesTokenCount": 1000, "totalTokenCount": 254000,
+            "cachedContentTokenCount": 100000, "thoughtsTokenCount": 2000,
+            "toolUsePromptTokenCount": 1000,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 250000}]
+        },
+        "modelVersion": "gemini-2.5-pro"
+    });
+    let u = Usage::from_gemini_json(&response).unwrap();
+    assert_eq!(
+        u,
+        Usage::from_gemini_json(&response["usageMetadata"]).unwrap()
+    );
+    // Input: 250,000 prompt + 1,000 tool-use prompt; output: 1,000 + 2,000
+    // thoughts.
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.cached_input_tokens),
+        (251_000, 3_000, 100_000)
+    );
+    // gemini-2.5-pro above 200k: 151,000 plain × 0.0000025 = 0.3775;
+    // 100,000 cached × 0.000000625 = 0.0625; 3,000 out × 0.000015 = 0.045.
+    // Total 0.485.
+    assert_eq!(
+        PriceTable::builtin()
+            .cost("gemini/gemini-2.5-pro", &u)
+            .unwrap(),
+        dec!(0.485)
+    );
+    // No candidates (a blocked prompt): output 0.
+    let u = Usage::from_gemini_json(&json!({"promptTokenCount": 5, "totalTokenCount": 5})).unwrap();
+    assert_eq!(u, Usage::new(5, 0));
+    assert!(
+        Usage::from_gemini_json(&json!({"promptTokenCount": 5, "cachedContentTokenCount": 6}))
+            .is_err()
+    );
+    assert!(Usage::from_gemini_json(&json!({"promptTokenCount": null})).is_err());
+    assert!(Usage::from_gemini_json(&json!({"candidatesTokenCount": 5})).is_err());
+}
