@@ -36,8 +36,11 @@ pub enum StoreErrorMode {
     #[default]
     FailClosed,
     /// Allow the call (reason `StoreError`). What it spends is not in the
-    /// store: the decision's reason says so, and a bounded call's commit
-    /// records its actual when the store answers again.
+    /// store yet: the decision's reason says so. A fixed cost is recorded
+    /// by its id in the background when the store answers again (once,
+    /// even if the failed request had landed), and a bounded call's commit
+    /// records its actual; what cannot be recorded within the engine's
+    /// settle horizon is reported as [`Event::UnrecordedSpend`](crate::Event::UnrecordedSpend).
     FailOpen,
 }
 

@@ -77,7 +77,7 @@ impl Engine {
             .charge_many(&Self::requests(ledgers, &preps));
         let backed = result.is_ok();
         if result.as_ref().is_err_and(StoreError::may_have_applied) {
-            self.cancel_holds(ledgers, &preps);
+            self.cancel_unknown(ledgers, &preps);
         }
         let (decision, primary) = self.conclude_all(ledgers, &preps, result);
         self.reservation_all(ledgers, preps, primary, decision, backed)
@@ -89,7 +89,11 @@ impl Engine {
         let ledgers = &*distinct(ledgers);
         match self.prepare_all(ledgers, cost, false) {
             Ok(preps) => {
+                // Dropped while the store works: cancelled by id (see
+                // `check_with_async`).
+                let guard = CancelOnDrop::new(self, ledgers, &preps);
                 let result = self.charge_many_async(ledgers, &preps).await;
+                guard.disarm();
                 self.conclude_all(ledgers, &preps, result).0
             }
             Err(blocked) => blocked.into_decision(),
@@ -109,7 +113,7 @@ impl Engine {
         guard.disarm();
         let backed = result.is_ok();
         if result.as_ref().is_err_and(StoreError::may_have_applied) {
-            self.cancel_holds(ledgers, &preps);
+            self.cancel_unknown(ledgers, &preps);
         }
         let (decision, primary) = self.conclude_all(ledgers, &preps, result);
         self.reservation_all(ledgers, preps, primary, decision, backed)
@@ -203,14 +207,14 @@ impl Engine {
                     .iter()
                     .position(|p| p.caps.on_store_error() == StoreErrorMode::FailClosed)
                     .unwrap_or(0);
-                let unsent = matches!(error, StoreError::NotSent(_));
                 let uncertain = error.may_have_applied();
                 let decision = Self::decide(&ledgers[index], preps[index].clone(), Err(error));
-                if decision.is_allowed() {
-                    for (ledger, p) in ledgers.iter().zip(preps) {
-                        if p.hold.is_none() {
-                            self.fail_open_spend(ledger, &p.caps, p.nanos, unsent, uncertain);
-                        }
+                // Fixed costs: recorded by id (fail-open) or cancelled by id
+                // (the call does not run); reservations cancel their holds.
+                for (ledger, p) in ledgers.iter().zip(preps) {
+                    if p.hold.is_none() {
+                        let (caps, admitted) = (&p.caps, decision.is_allowed());
+                        self.fixed_cost_failed(ledger, caps, p.nanos, p.id, admitted, uncertain);
                     }
                 }
                 self.report(&decision);
@@ -238,7 +242,7 @@ impl Engine {
             } else {
                 others.push(crate::reservation::Part {
                     ledger: ledgers[i].clone(),
-                    id: p.hold.map(|h| h.id).unwrap_or_default(),
+                    id: p.id,
                     caps: p.caps,
                 });
             }

@@ -161,7 +161,7 @@ impl<'a> CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.engine.cancel_holds(self.ledgers, self.preps);
+            self.engine.cancel_unknown(self.ledgers, self.preps);
         }
     }
 }
@@ -172,13 +172,17 @@ pub(crate) struct Prepared {
     pub(crate) caps: Caps,
     pub(crate) nanos: Nanos,
     pub(crate) requested: Decimal,
+    /// The write's id, chosen before anything is sent: a reservation's (the
+    /// hold carries it too) or a fixed cost's, so a write whose answer was
+    /// lost can be settled by id.
+    pub(crate) id: ReservationId,
     pub(crate) hold: Option<Hold>,
 }
 
 impl Prepared {
-    /// The reservation's id (the default id for a check).
+    /// The reservation's id (a check's own for a fixed cost).
     fn hold_id(&self) -> ReservationId {
-        self.hold.map(|h| h.id).unwrap_or_default()
+        self.id
     }
 }
 
@@ -285,11 +289,16 @@ impl Engine {
     ) -> Decision {
         match self.prepare(ledger, budget, cost, false) {
             Ok(p) => {
+                // Dropped while the store works: the charge may still be
+                // recorded, and the call will not run; it is cancelled by id.
+                let guard =
+                    CancelOnDrop::new(self, std::slice::from_ref(ledger), std::slice::from_ref(&p));
                 let result = self
                     .inner
                     .store
                     .charge_async(Self::request(ledger, &p))
                     .await;
+                guard.disarm();
                 self.conclude(ledger, p, result)
             }
             Err(blocked) => blocked.into_decision(),
@@ -320,7 +329,7 @@ impl Engine {
         let result = self.inner.store.charge(&Self::request(ledger, &p));
         let backed = result.is_ok();
         if result.as_ref().is_err_and(StoreError::may_have_applied) {
-            self.cancel_holds(std::slice::from_ref(ledger), std::slice::from_ref(&p));
+            self.cancel_unknown(std::slice::from_ref(ledger), std::slice::from_ref(&p));
         }
         let (nanos, id) = (p.nanos, p.hold_id());
         let decision = self.conclude(ledger, p, result);
@@ -357,7 +366,7 @@ impl Engine {
         guard.disarm();
         let backed = result.is_ok();
         if result.as_ref().is_err_and(StoreError::may_have_applied) {
-            self.cancel_holds(std::slice::from_ref(ledger), std::slice::from_ref(&p));
+            self.cancel_unknown(std::slice::from_ref(ledger), std::slice::from_ref(&p));
         }
         let (nanos, id) = (p.nanos, p.hold_id());
         let decision = self.conclude(ledger, p, result);
@@ -372,6 +381,7 @@ impl Engine {
             limits: p.caps.limits(),
             amount: p.nanos,
             hold: p.hold,
+            id: p.hold.is_none().then_some(p.id),
         }
     }
 
@@ -420,12 +430,14 @@ impl Engine {
                 })))
             }
         };
+        let id = ReservationId::new();
         Ok(Prepared {
             caps,
             nanos,
             requested: amount,
+            id,
             hold: reserve.then(|| Hold {
-                id: ReservationId::new(),
+                id,
                 ttl: self.inner.reservation_ttl,
             }),
         })
@@ -494,61 +506,70 @@ impl Engine {
                 self.soft_limits(ledger, &p, outcome);
             }
         }
-        // Fail-open spend of a fixed cost: only on a store error (the caps
-        // are cloned off the hot path).
+        // A fixed cost the store failed on: only then are the caps cloned
+        // (off the hot path).
         let failed_fixed = match &result {
-            Err(e) if p.hold.is_none() => Some((
-                p.caps.clone(),
-                p.nanos,
-                matches!(e, StoreError::NotSent(_)),
-                e.may_have_applied(),
-            )),
+            Err(e) if p.hold.is_none() => {
+                Some((p.caps.clone(), p.nanos, p.id, e.may_have_applied()))
+            }
             _ => None,
         };
         let decision = Self::decide(ledger, p, result);
-        if let (true, Some((caps, nanos, unsent, uncertain))) =
-            (decision.is_allowed(), failed_fixed)
-        {
-            self.fail_open_spend(ledger, &caps, nanos, unsent, uncertain);
+        if let Some((caps, nanos, id, uncertain)) = failed_fixed {
+            self.fixed_cost_failed(ledger, &caps, nanos, id, decision.is_allowed(), uncertain);
         }
         self.report(&decision);
         decision
     }
 
-    /// A fixed cost admitted fail-open while the store failed. If the
-    /// request never left ([`StoreError::NotSent`]) the cost is recorded
-    /// later; if it may have been applied, recording it again could count it
-    /// twice, so it is reported (a `tracing` warning with the amount) instead.
-    pub(super) fn fail_open_spend(
+    /// A fixed cost whose charge failed. Admitted fail-open, the call runs
+    /// and the money is spent: the cost is recorded by id when the store
+    /// answers again — once, whether or not the failed charge had landed.
+    /// Refused (fail-closed) after a request that may have landed, the
+    /// call does not run: the charge is cancelled by id, so it neither
+    /// stays counted nor counts when a late copy arrives.
+    pub(super) fn fixed_cost_failed(
         &self,
         ledger: &Ledger,
         caps: &Caps,
         nanos: Nanos,
-        unsent: bool,
+        id: ReservationId,
+        admitted: bool,
         uncertain: bool,
     ) {
-        if unsent {
-            self.record_later(ledger, caps, nanos);
+        if admitted {
+            self.record_later(ledger, caps, nanos, id);
         } else if uncertain {
-            tracing::warn!(%ledger, amount = %from_nanos(nanos),
-                "admitted fail-open after a store failure: the store may or may not have recorded this cost");
+            self.settle_later(
+                crate::settler::Job {
+                    kind: crate::settler::Kind::Cancel,
+                    ledger: ledger.clone(),
+                    limits: caps.limits().to_vec(),
+                    id,
+                    reserved: nanos,
+                    actual: None,
+                    record_if_missing: false,
+                },
+                None,
+            );
         }
     }
 
-    /// A fixed cost admitted fail-open when nothing reached the store: the
-    /// call runs and the money is spent, so it is recorded by id in the
-    /// background when the store answers again (reported as
-    /// [`Event::Committed`]), or reported as unrecorded spend if it never
-    /// does.
-    fn record_later(&self, ledger: &Ledger, caps: &Caps, nanos: Nanos) {
-        tracing::warn!(%ledger, amount = %from_nanos(nanos),
-            "admitted fail-open while the store failed; recording the cost when it answers again");
+    /// A fixed cost admitted fail-open while the store failed: the call
+    /// runs and the money is spent, so it is recorded by its id in the
+    /// background when the store answers again (counted once even if the
+    /// failed charge had landed; reported as [`Event::Committed`]), or
+    /// reported as unrecorded spend ([`Event::UnrecordedSpend`]) if the
+    /// store never answers within the settler's horizon.
+    fn record_later(&self, ledger: &Ledger, caps: &Caps, nanos: Nanos, id: ReservationId) {
+        tracing::warn!(%ledger, amount = %from_nanos(nanos), %id,
+            "admitted fail-open while the store failed; recording the cost by id when it answers again");
         self.settle_later(
             crate::settler::Job {
                 kind: crate::settler::Kind::Commit,
                 ledger: ledger.clone(),
                 limits: caps.limits().to_vec(),
-                id: ReservationId::new(),
+                id,
                 reserved: nanos,
                 actual: Some(nanos),
                 record_if_missing: true,
@@ -689,26 +710,24 @@ impl Engine {
         self.inner.commit_deadline
     }
 
-    /// Reservations whose outcome is unknown (the store failed, or the
-    /// caller stopped waiting): cancelled by id in the background, so a hold
-    /// that was made — or a request that arrives later — does not keep its
-    /// money for the whole TTL.
-    fn cancel_holds(&self, ledgers: &[Ledger], preps: &[Prepared]) {
+    /// Writes whose outcome is unknown (the store failed, or the caller
+    /// stopped waiting) and whose call does not run: cancelled by id in the
+    /// background, so a hold or fixed charge that was made — or a request
+    /// that arrives later — does not keep its money.
+    fn cancel_unknown(&self, ledgers: &[Ledger], preps: &[Prepared]) {
         for (ledger, p) in ledgers.iter().zip(preps) {
-            if let Some(hold) = p.hold {
-                self.settle_later(
-                    crate::settler::Job {
-                        kind: crate::settler::Kind::Cancel,
-                        ledger: ledger.clone(),
-                        limits: p.caps.limits().to_vec(),
-                        id: hold.id,
-                        reserved: p.nanos,
-                        actual: None,
-                        record_if_missing: false,
-                    },
-                    None,
-                );
-            }
+            self.settle_later(
+                crate::settler::Job {
+                    kind: crate::settler::Kind::Cancel,
+                    ledger: ledger.clone(),
+                    limits: p.caps.limits().to_vec(),
+                    id: p.id,
+                    reserved: p.nanos,
+                    actual: None,
+                    record_if_missing: false,
+                },
+                None,
+            );
         }
     }
 

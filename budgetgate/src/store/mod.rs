@@ -155,6 +155,15 @@ pub struct ChargeRequest<'a> {
     pub amount: Nanos,
     /// `None`: record as spend (fixed cost). `Some`: hold as a reservation.
     pub hold: Option<Hold>,
+    /// A fixed cost's id (ignored with a hold, which carries its own).
+    /// A store whose writes can arrive late (a networked store) remembers
+    /// it for its settled retention, so a charge whose answer was lost can
+    /// be settled by id: [`SettleRequest::cancel`] takes it back (the call
+    /// did not run), a commit with [`SettleRequest::record_if_missing`]
+    /// confirms it without counting it twice (the call ran); a copy of the
+    /// charge that arrives after either is refused. `None`: nobody will
+    /// settle it.
+    pub id: Option<ReservationId>,
 }
 
 /// What a charge did.
@@ -224,8 +233,10 @@ pub struct SettleRequest<'a> {
     pub record_if_missing: bool,
     /// A release that also refuses, from now on, a hold with this id: the
     /// reservation's outcome was unknown (a timeout, a dropped future) and
-    /// its request may still arrive. Stores whose writes cannot arrive late
-    /// (the in-memory store) treat it as a plain release.
+    /// its request may still arrive. For the id of a fixed cost
+    /// ([`ChargeRequest::id`]) that was recorded, the charge is taken back
+    /// (answered [`SettleOutcome::Released`]). Stores whose writes cannot
+    /// arrive late (the in-memory store) treat it as a plain release.
     pub cancel: bool,
 }
 
@@ -446,6 +457,7 @@ pub fn charge_in_order<S: Store + ?Sized>(
         });
         match store.charge(&ChargeRequest {
             hold: Some(hold),
+            id: None,
             ..r
         }) {
             Ok(outcome) if outcome.admitted => {

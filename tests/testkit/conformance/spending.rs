@@ -157,6 +157,7 @@ pub fn settle_twice_or_unknown(f: &dyn StoreFactory) {
                 id,
                 ttl: Duration::from_secs(30),
             }),
+            id: None,
         })
         .expect("charge");
     assert!(charged.admitted);
@@ -169,6 +170,7 @@ pub fn settle_twice_or_unknown(f: &dyn StoreFactory) {
             id,
             ttl: Duration::from_secs(30),
         }),
+        id: None,
     });
     assert!(again.is_err(), "a held id was reused: {again:?}");
     let usage = s.store.status(&l, &limits).expect("status");

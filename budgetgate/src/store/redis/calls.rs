@@ -94,13 +94,14 @@ impl RedisStore {
                     .amount(warn);
             }
         }
-        let id = request
-            .hold
-            .map_or_else(crate::store::ReservationId::new, |h| h.id);
-        numbers
-            .amount(request.amount)
-            .push(i64::from(request.hold.is_some()))
-            .push(micros(request.hold.map_or(Duration::ZERO, |h| h.ttl)));
+        // hold: 1 a reservation (its TTL), 2 a fixed cost remembered by id
+        // (for the settled retention), 0 a fixed cost nobody settles.
+        let (id, kind, ttl_us) = match (request.hold, request.id) {
+            (Some(h), _) => (h.id, 1, micros(h.ttl)),
+            (None, Some(id)) => (id, 2, self.retention_us),
+            (None, None) => (crate::store::ReservationId::new(), 0, 0),
+        };
+        numbers.amount(request.amount).push(kind).push(ttl_us);
         let (ns_field, ledger_field) = self.pause_fields_of(base);
         args.extend([
             numbers.0,

@@ -241,6 +241,7 @@ impl RedisStoreBuilder {
                 .max(1)
                 .to_string()
                 .into_bytes(),
+            retention_us: micros(self.settled_retention),
             time: self.time,
             fast_paths: self.fast_paths,
         })

@@ -57,8 +57,8 @@
 //! read and written with Lua's `struct`, because parsing decimal text cost
 //! ten times more), `…:e:<w>`
 //! (the entries of rolling window `<w>` = `r<µs>`; other windows need none)
-//! and `…:d:<id>` (a settled or cancelled reservation, kept for the
-//! retention), `…:w:<w>:<threshold>` (a soft-limit threshold reported in
+//! and `…:d:<id>` (a settled or cancelled reservation, or a fixed cost
+//! recorded under its id, kept for the retention), `…:w:<w>:<threshold>` (a soft-limit threshold reported in
 //! this window). A ledger's keys expire together, renewed about hourly
 //! while it is used. `budgetgate:epoch` is the store's own (never expires).
 //! Scripts take their numbers the same way, packed into one argument.
@@ -147,6 +147,8 @@ pub struct RedisStore {
     /// TTLs up to a day, the settled retention in ms, the pause hash's key.
     keep_default: Vec<u8>,
     retention_ms: Vec<u8>,
+    /// The settled retention in µs (how long a fixed cost's id is kept).
+    retention_us: i64,
     pause_key: String,
 }
 

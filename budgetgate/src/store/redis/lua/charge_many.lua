@@ -18,7 +18,14 @@ end
 local function save_all()
   for _, c in ipairs(ledgers) do c.L.save() end
 end
--- Every ledger must fit before any is recorded.
+-- Every ledger must fit, and every id be new, before any is recorded.
+for _, c in ipairs(ledgers) do
+  local refused = refused_id(c.L, c.id, c.hold, c.mark)
+  if refused then
+    save_all()
+    return redis.error_reply(refused)
+  end
+end
 for j, c in ipairs(ledgers) do
   local reply = charge_ledger(c.L, c.limits, c.au, c.an, c.id, c.hold, c.ttl, c.paused, false)
   if reply[1] ~= '1' then
@@ -30,7 +37,7 @@ for j, c in ipairs(ledgers) do
 end
 local out = { 'A' }
 for _, c in ipairs(ledgers) do
-  local reply, err = charge_ledger(c.L, c.limits, c.au, c.an, c.id, c.hold, c.ttl, false, true)
+  local reply, err = charge_ledger(c.L, c.limits, c.au, c.an, c.id, c.hold, c.ttl, false, true, c.mark)
   if err then
     save_all()
     return redis.error_reply(err)

@@ -395,12 +395,34 @@ local function first_warning(L, t, wu, wn)
   return redis.call('SET', key, '1', 'NX', 'PX', fmt(math.max(1, ms))) ~= false
 end
 
+-- Why a write under `id` must be refused before anything is recorded: the
+-- id is held already, or was settled or cancelled before this request
+-- arrived (a request whose outcome the client gave up on: refused, so it
+-- cannot hold or spend money after the client took it back). Nil if none.
+local function refused_id(L, id, hold, mark)
+  if hold and L.rec then return 'reservation id ' .. id .. ' is already in use' end
+  if (hold or mark) and redis.call('EXISTS', L.BASE .. ':d:' .. id) == 1 then
+    return 'reservation id ' .. id .. ' was cancelled'
+  end
+  return nil
+end
+
+-- The tombstone of a fixed cost recorded under an id: '6|time|wids' (the
+-- windows it was counted in), kept `ttl` µs, so a settle by id can confirm
+-- it (a commit: counted once) or take it back (a cancel).
+local function mark_fixed(L, id, ttl)
+  local wids = {}
+  for _, t in ipairs(L.tracks) do wids[#wids + 1] = t.wid end
+  redis.call('SET', L.BASE .. ':d:' .. id, '6|' .. L.now_s .. '|' .. table.concat(wids, ','),
+    'PX', fmt(math.max(1, math.floor(ttl / 1000))))
+end
+
 -- Charges one ledger: the cap with the least room decides; soft-limit
 -- crossings are reported; with `record`, an admitted amount is recorded (as
--- a hold under `id`, or as spend). Returns the reply {admitted (1, 0, or P
--- for paused), limit_index, spent_u, spent_n, now, soft-limit bitmask}, or
--- nil and an error message.
-local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
+-- a hold under `id`, or as spend, remembered under `id` with `mark`).
+-- Returns the reply {admitted (1, 0, or P for paused), limit_index,
+-- spent_u, spent_n, now, soft-limit bitmask}, or nil and an error message.
+local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record, mark)
   local now = L.now
   if paused then return { 'P', '0', '0', '0', L.now_s, '0' } end
   local best, bu, bn, roomu, roomn
@@ -428,13 +450,9 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
   end
   local reply = { '1', tostring(best - 1), fmt(bu), fmt(bn), L.now_s, warnings == 0 and '0' or fmt(warnings) }
   if not record then return reply end
+  local refused = refused_id(L, id, hold, mark)
+  if refused then return nil, refused end
   if hold then
-    if L.rec then return nil, 'reservation id ' .. id .. ' is already in use' end
-    -- Settled or cancelled before it arrived (a request whose outcome the
-    -- client gave up on): refused, so it cannot hold money for its TTL.
-    if redis.call('EXISTS', L.BASE .. ':d:' .. id) == 1 then
-      return nil, 'reservation id ' .. id .. ' was cancelled'
-    end
     local wids = {}
     for _, t in ipairs(L.tracks) do table.insert(wids, t.wid) end
     local rec = struct.pack(REC, au, an, now, now + ttl) .. table.concat(wids, ',')
@@ -448,6 +466,7 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record)
     else t.cu, t.cn = norm(t.cu + au, t.cn + an) end
     if t.win > 0 then L.add_entry(t, now, member(id, au, an, hold and 'h' or 'c')) end
   end
+  if mark then mark_fixed(L, id, ttl) end
   return reply
 end
 
@@ -468,7 +487,9 @@ local function read_charge(i, key)
   end
   local hold
   c.au, c.an, hold, c.ttl = struct.unpack('<i8i8i8i8', P, pos)
-  c.hold = hold == 1
+  -- 1: a hold (ttl: the reservation's); 2: a fixed cost remembered under
+  -- its id (ttl: the settled retention); 0: a fixed cost.
+  c.hold, c.mark = hold == 1, hold == 2
   return c, i + 5 + nl
 end
 

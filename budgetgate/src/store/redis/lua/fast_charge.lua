@@ -12,13 +12,17 @@ do
   if #P == 80 then
     local _, win, mu, mn, wu, wn, au, an, hold, ttl = struct.unpack('<i8i8i8i8i8i8i8i8i8i8', P)
     local wid, id = ARGV[8], ARGV[5]
+    -- 1: a hold; 2: a fixed cost remembered under its id (ttl: the
+    -- settled retention); 0: a fixed cost.
+    local mark = hold == 2
     hold = hold == 1
     local rid = 'r:' .. id
     local v = redis.call('HMGET', KEYS[1], 'h', rid)
     local h = v[1]
     -- The ledger counts in this one window only; a hold's id is new (and
     -- was not cancelled before it arrived: see settle.lua).
-    if hold and redis.call('EXISTS', string.sub(KEYS[1], 1, -5) .. 'd:' .. id) == 1 then
+    local done = string.sub(KEYS[1], 1, -5) .. 'd:' .. id
+    if (hold or mark) and redis.call('EXISTS', done) == 1 then
       return redis.error_reply('reservation id ' .. id .. ' was cancelled')
     end
     if win >= 0 and h and #h > 72 and string.sub(h, 73) == wid and not (hold and v[2]) then
@@ -80,6 +84,11 @@ do
           end
           if not hold then
             redis.call('HSET', KEYS[1], 'h', struct.pack('<i8i8i8i8i8i8i8i8i8', now, minexp, exp, ren, cu, cn, ru, rn, old) .. wid)
+            if mark then
+              -- common.lua's mark_fixed, for this one window.
+              redis.call('SET', done, '6|' .. string.format('%d', now) .. '|' .. wid,
+                'PX', string.format('%d', math.max(1, math.floor(ttl / 1000))))
+            end
           else
             local expires = now + ttl
             if minexp < 0 or expires < minexp then minexp = expires end

@@ -5,7 +5,8 @@
 -- actual "u|n", 7 = retention_ms, 8.. = the limits' wids.
 -- Returns {outcome, now}: 1 committed, 2 committed late, 3 released, 4 unknown.
 -- The tombstone holds the outcome (5: cancelled before the hold arrived:
--- charge refuses a hold whose id has a tombstone).
+-- charge refuses a hold whose id has a tombstone; '6|time|wids': a fixed
+-- cost recorded under this id, see mark_fixed in common.lua).
 local want, pos = read_windows(8)
 local eu, en, au, an, commit, rim = struct.unpack('<i8i8i8i8i8i8', ARGV[3], pos)
 local action = commit == 1 and 'c' or (commit == 2 and 'x' or 'r')
@@ -32,6 +33,30 @@ if not held then
   -- Settled before: the owner retrying after a lost reply gets the same
   -- answer (nothing is charged twice); anyone else gets "unknown".
   local prev = redis.call('GET', K_DONE)
+  if prev and string.sub(prev, 1, 2) == '6|' then
+    -- A fixed cost recorded under this id. A commit (the call ran)
+    -- confirms it: counted once. A cancel (the call did not run) takes it
+    -- back from every window it still counts in.
+    if action == 'c' then return finish(1, false) end
+    if action ~= 'x' then return finish(4, false) end
+    local ts, list = string.match(prev, '^6|(%-?%d+)|(.*)$')
+    ts = tonumber(ts)
+    local counted = {}
+    for w in string.gmatch(list or '', '[^,]+') do counted[w] = true end
+    for _, t in ipairs(tracks) do
+      if counted[t.wid] and ts then
+        local counts
+        if t.win == 0 then counts = true
+        elseif t.win < 0 then counts = period_start(t, ts) == t.old
+        else counts = redis.call('ZREM', t.ent, member(id, eu, en, 'c')) == 1 end
+        if counts then
+          t.cu, t.cn = norm(t.cu - eu, t.cn - en)
+          if t.cu < 0 then t.cu, t.cn = 0, 0 end -- never below zero (a partial key loss)
+        end
+      end
+    end
+    return finish(3, true)
+  end
   -- A commit after its reservation was cancelled (its outcome was unknown
   -- and the call ran anyway, fail-open): the money was spent; record it.
   if prev == '5' and action == 'c' and rim then prev = nil end
