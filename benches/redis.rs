@@ -27,8 +27,9 @@ static STORE: LazyLock<Arc<RedisStore>> = LazyLock::new(|| {
 });
 static ENGINE: LazyLock<Engine> =
     LazyLock::new(|| Engine::builder().shared_store(STORE.clone()).build());
-/// The same store on redis-rs's connections (blocking and multiplexed), to
-/// weigh the lean client against the well-kept crate in the same run.
+/// The same store on redis-rs's blocking connections for sync calls, to
+/// weigh the lean sync client against the well-kept crate in the same run
+/// (async calls use redis-rs's multiplexed connection in both).
 static RS_ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     let store = RedisStore::builder(&SERVER.url())
         .timeout(Duration::from_secs(5))
@@ -197,7 +198,8 @@ fn latency(c: &mut Criterion) {
          / two PINGs on the store's own connection {:.1}us = {}; \
          async reserve+commit {:.1}us / two multiplexed PINGs {:.1}us = {}; \
          rolling 1 h window: sync {:.1}us / store PINGs = {}, async {:.1}us / multiplexed PINGs = {}; \
-         on redis-rs's connections: sync {:.1}us = {} of the lean client's, async {:.1}us = {}",
+         sync on redis-rs's blocking connections {:.1}us = {} of the lean client's; \
+         async on a second store (both on redis-rs's multiplexed connection) {:.1}us = {}",
         us(2),
         us(0),
         summary(&mut ratios[0]),
@@ -220,6 +222,11 @@ fn latency(c: &mut Criterion) {
 /// Writes `n` committed entries (1 s old) into a ledger's 1 h window, the
 /// way the scripts store them, in one server-side loop.
 fn prefill(ledger_principal: &str, n: u64) {
+    prefill_aged(ledger_principal, n, 1_000_000);
+}
+
+/// [`prefill`] with entries `age_us` old.
+fn prefill_aged(ledger_principal: &str, n: u64, age_us: u64) {
     let mut con = redis::Client::open(SERVER.url())
         .unwrap()
         .get_connection()
@@ -228,7 +235,7 @@ fn prefill(ledger_principal: &str, n: u64) {
     let script = redis::Script::new(
         r"
         local t = redis.call('TIME')
-        local at = tonumber(t[1]) * 1000000 + tonumber(t[2]) - 1000000
+        local at = tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[2])
         local n = tonumber(ARGV[1])
         local i = 0
         while i < n do
@@ -252,8 +259,99 @@ fn prefill(ledger_principal: &str, n: u64) {
         .key(format!("{base}:e:r3600000000"))
         .key(format!("{base}:meta"))
         .arg(n)
+        .arg(age_us)
         .invoke(&mut con)
         .unwrap();
+}
+
+/// 1,000,000 entries of a rolling 1 h window that all left it (written two
+/// hours ago): calls prune them in bounded steps. Prints the slowest and
+/// median call on that ledger while it empties, the slowest call of a
+/// bystander ledger meanwhile, and the longest script Redis logged
+/// (`SLOWLOG`, every command). Runs with no filter or `mass_expiry`.
+fn mass_expiry(_: &mut Criterion) {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if !filters.is_empty() && !filters.iter().any(|f| "mass_expiry".contains(f.as_str())) {
+        return;
+    }
+    const N: u64 = 1_000_000;
+    let ledger = Ledger::new("bench", "window", "expiring");
+    let bystander = Ledger::new("bench", "window", "bystander");
+    let budget = Budget::rolling(dec!(1000000000), Duration::from_secs(3600)).unwrap();
+    ENGINE.set_budget(&ledger, budget);
+    ENGINE.set_budget(&bystander, budget);
+    prefill_aged("expiring", N, 2 * 3600 * 1_000_000);
+    assert!(ENGINE.check(&bystander, dec!(0.000000001)).is_allowed());
+    let mut con = redis::Client::open(SERVER.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-max-len")
+        .arg(10_000)
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("SLOWLOG").arg("RESET").query(&mut con).unwrap();
+    let (mut own, mut other) = (Vec::new(), Vec::new());
+    let mut slowest_script = 0i64;
+    loop {
+        let start = Instant::now();
+        assert!(ENGINE.check(&ledger, dec!(0)).is_allowed());
+        own.push(start.elapsed());
+        let start = Instant::now();
+        assert!(ENGINE.check(&bystander, dec!(0.000000001)).is_allowed());
+        other.push(start.elapsed());
+        if own.len() % 100 == 0 || own.len() > 1100 {
+            let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
+                .arg("GET")
+                .arg(-1)
+                .query(&mut con)
+                .unwrap();
+            for entry in log {
+                if let redis::Value::Array(fields) = entry {
+                    if let Some(redis::Value::Int(us)) = fields.get(2) {
+                        slowest_script = slowest_script.max(*us);
+                    }
+                }
+            }
+            let _: () = redis::cmd("SLOWLOG").arg("RESET").query(&mut con).unwrap();
+        }
+        if ENGINE.status(&ledger).unwrap().spent_in_window() == dec!(0) || own.len() > 5000 {
+            break;
+        }
+    }
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(10_000)
+        .query(&mut con)
+        .unwrap();
+    let calls = own.len();
+    let max = |v: &[Duration]| v.iter().max().copied().unwrap_or_default();
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    println!(
+        "mass_expiry: {N} entries left a rolling 1 h window at once; emptied in {calls} calls; \
+         on that ledger slowest call {:?}, median {:?}; a bystander ledger meanwhile: slowest {:?}, median {:?}; \
+         longest command in SLOWLOG {} us",
+        max(&own),
+        median(&mut own),
+        max(&other),
+        median(&mut other),
+        slowest_script,
+    );
 }
 
 fn window_size(c: &mut Criterion) {
@@ -361,6 +459,6 @@ fn hierarchy(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1)).sample_size(50);
-    targets = latency, window_size, throughput, hierarchy
+    targets = latency, window_size, throughput, hierarchy, mass_expiry
 }
 criterion_main!(benches);

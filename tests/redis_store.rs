@@ -534,6 +534,53 @@ fn tls_connection() {
     engine.set_budget(&ledger, Budget::lifetime(dec!(1)).unwrap());
     assert!(engine.check(&ledger, dec!(1)).is_allowed());
     assert!(engine.check(&ledger, dec!(0.1)).is_blocked());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let other = Ledger::new("tls", "api", "async");
+    engine.set_budget(&other, Budget::lifetime(dec!(1)).unwrap());
+    assert!(rt
+        .block_on(engine.check_async(&other, dec!(1)))
+        .is_allowed());
+    assert!(rt
+        .block_on(engine.check_async(&other, dec!(0.1)))
+        .is_blocked());
+    // New connections over TLS, async ones included, pass the same server
+    // checks as plain ones: a server that may evict budgets is refused.
+    let admin = redis::Client::build_with_tls(
+        server.url(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(server.ca_pem()),
+        },
+    )
+    .unwrap();
+    let mut con = admin.get_connection().unwrap();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("allkeys-lru")
+        .query::<()>(&mut con)
+        .unwrap();
+    let evicting = Engine::new(
+        RedisStore::builder(&server.url())
+            .root_certificate_pem(server.ca_pem())
+            .timeout(Duration::from_secs(3))
+            .build()
+            .unwrap(),
+    );
+    evicting.set_budget(&other, Budget::lifetime(dec!(100)).unwrap());
+    for d in [
+        evicting.check(&other, dec!(0.1)),
+        rt.block_on(evicting.check_async(&other, dec!(0.1))),
+    ] {
+        assert!(d.is_blocked(), "{d}");
+        assert!(
+            d.detail().unwrap_or_default().contains("allkeys-lru"),
+            "{d}"
+        );
+    }
     // Without trusting the CA the handshake fails: a StoreError, no panic.
     let untrusted = RedisStore::builder(&server.url())
         .timeout(Duration::from_secs(2))

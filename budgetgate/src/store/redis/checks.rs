@@ -48,6 +48,35 @@ pub(super) struct ServerChecks {
 }
 
 impl ServerChecks {
+    /// The checks' commands (what a handshake sends; [`Handshake::verify`]
+    /// judges their replies).
+    pub(super) fn commands(&self) -> Vec<Vec<String>> {
+        let (proposed, adopted) = self.epoch.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let config = |name: &str| vec!["CONFIG".into(), "GET".into(), name.to_owned()];
+        let mut commands = vec![
+            config("maxmemory-policy"),
+            config("appendonly"),
+            config("save"),
+        ];
+        // Until it knows the epoch, a store proposes one; after that it only
+        // reads it (writing it again would hide a reset).
+        if !adopted {
+            commands.push(vec![
+                "SET".into(),
+                self.epoch_key.clone(),
+                proposed,
+                "NX".into(),
+            ]);
+        }
+        commands.push(vec!["GET".into(), self.epoch_key.clone()]);
+        commands
+    }
+
+    /// The key of the store's epoch.
+    pub(super) fn epoch_key(&self) -> &str {
+        &self.epoch_key
+    }
+
     pub(super) fn new(prefix: &str, accept_eviction: bool) -> Self {
         let proposed = crate::store::ReservationId::new().to_string();
         ServerChecks {
@@ -79,29 +108,12 @@ impl ServerChecks {
 impl Handshake for ServerChecks {
     /// Appends the checks' commands to a handshake.
     fn add_to(&self, request: &mut Request) {
-        let (proposed, adopted) = self.epoch.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        request
-            .command(3)
-            .arg("CONFIG")
-            .arg("GET")
-            .arg("maxmemory-policy");
-        request
-            .command(3)
-            .arg("CONFIG")
-            .arg("GET")
-            .arg("appendonly");
-        request.command(3).arg("CONFIG").arg("GET").arg("save");
-        // Until it knows the epoch, a store proposes one; after that it only
-        // reads it (writing it again would hide a reset).
-        if !adopted {
-            request
-                .command(4)
-                .arg("SET")
-                .arg(&self.epoch_key)
-                .arg(&proposed)
-                .arg("NX");
+        for command in self.commands() {
+            request.command(command.len());
+            for arg in &command {
+                request.arg(arg);
+            }
         }
-        request.command(2).arg("GET").arg(&self.epoch_key);
     }
 
     /// Judges the checks' replies (what [`ServerChecks::add_to`] added).

@@ -142,10 +142,11 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// redis-rs's connections on `redis://` too, instead of the store's own
-    /// RESP2 client (for benchmarks comparing the two; the fault handling of
-    /// this module — one deadline per operation, bounded Unix connects,
-    /// dead pooled connections replaced — is the lean client's).
+    /// redis-rs's blocking connections for sync calls on `redis://` too,
+    /// instead of the store's own RESP2 client (for benchmarks comparing the
+    /// two; their timeouts bound each read, not an operation, and their
+    /// Unix-socket connects have none, which the lean client's do). Async
+    /// calls always use redis-rs's multiplexed connection.
     #[doc(hidden)]
     pub fn redis_rs_connections(mut self) -> Self {
         self.redis_rs = true;
@@ -188,34 +189,8 @@ impl RedisStoreBuilder {
             &self.prefix,
             self.accept_eviction,
         ));
-        let lean = if self.redis_rs {
-            None
-        } else {
-            aio::Multiplexed::start(
-                client.get_connection_info().clone(),
-                self.timeout,
-                checks.clone(),
-                runtime.handle(),
-            )
-        };
-        let async_con = match lean {
-            Some(lean) => AsyncConn::Lean(lean),
-            None => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(10))
-                    .set_max_delay(Duration::from_millis(100));
-                let _context = runtime.enter();
-                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
-                    .map_err(|e| RedisConfigError::InvalidUrl {
-                        url: redacted.clone(),
-                        reason: scrub(&e.to_string(), secret.as_deref()),
-                    })?;
-                AsyncConn::Manager(manager)
-            }
-        };
+        let async_con =
+            aio::AsyncPool::new(client.clone(), checks.clone(), self.timeout, secret.clone());
         Ok(RedisStore {
             async_con,
             blocking: blocking::BlockingPool::new(
@@ -229,7 +204,6 @@ impl RedisStoreBuilder {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             url: redacted,
-            secret,
             pause_key: format!("{}:paused", self.prefix),
             prefix: self.prefix,
             timeout: self.timeout,

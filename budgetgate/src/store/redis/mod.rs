@@ -42,9 +42,8 @@
 //!   lean RESP2 client (a call is packed once and its flat reply parsed
 //!   without redis-rs's general machinery); `rediss://` uses redis-rs. Async
 //!   calls run on the store's own small runtime (one thread), so they work
-//!   from any executor; they share one pipelined connection (the same lean
-//!   client on `redis://` and `redis+unix://`, redis-rs's multiplexed one on
-//!   `rediss://`).
+//!   from any executor; they share one pipelined connection, redis-rs's
+//!   multiplexed one, which passes the same server checks on every URL.
 //! - **Secrets**: the password of a URL never appears in `Debug`, `Display`,
 //!   logs or errors.
 //!
@@ -68,7 +67,8 @@
 //! (the Lua scripts, calls, `NOSCRIPT` recovery), `calls.rs` (a request's
 //! call), `replies.rs` (replies into outcomes and errors), `checks.rs`
 //! (what a connection checks about the server), `resp.rs` (the lean RESP2
-//! client), `blocking.rs` and `aio.rs` (sync and async connections); this
+//! client of the sync calls), `blocking.rs` and `aio.rs` (sync and async
+//! connections); this
 //! file holds the store and its [`Store`] implementation.
 //!
 //! A script's cost is its set-up, its Redis calls and the Lua allocation
@@ -102,8 +102,6 @@ use self::keys::*;
 use self::replies::*;
 use self::scripts::*;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
 use self::resp::{Reply, Request};
 
 use crate::budget::Limit;
@@ -129,14 +127,13 @@ pub struct RedisStore {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     /// Async operations: one connection shared by every task, driven by
-    /// `runtime`.
-    async_con: AsyncConn,
+    /// `runtime` (`aio.rs`).
+    async_con: aio::AsyncPool,
     /// Sync operations: blocking connections on the calling thread.
     blocking: blocking::BlockingPool,
     /// What every new connection checks about the server (`checks.rs`).
     checks: Arc<checks::ServerChecks>,
     url: String,
-    secret: Option<String>,
     prefix: String,
     timeout: Duration,
     idle_ttl: Duration,
@@ -169,15 +166,6 @@ impl Drop for RedisStore {
             runtime.shutdown_background();
         }
     }
-}
-
-/// The connection async operations share (cheap to clone).
-#[derive(Clone)]
-enum AsyncConn {
-    /// `redis://` and `redis+unix://`: the store's lean client (`aio.rs`).
-    Lean(aio::Multiplexed),
-    /// `rediss://`: redis-rs's multiplexed connection, reconnecting.
-    Manager(ConnectionManager),
 }
 
 impl RedisStore {
@@ -222,25 +210,15 @@ impl RedisStore {
 
     fn ping_op(&self) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let con = self.async_con.clone();
-        let secret = self.secret.clone();
         async move {
-            match con {
-                AsyncConn::Lean(lean) => {
-                    let mut request = Request::new();
-                    request.command(1).arg("PING");
-                    match lean.exchange(request.into_bytes(), 1).await {
-                        Ok(replies) => match replies.as_slice() {
-                            [Reply::Data(pong)] if pong == b"PONG" => Ok(()),
-                            other => Err(unexpected(&other)),
-                        },
-                        Err(e) => Err(conn_error(e, secret.as_deref())),
-                    }
-                }
-                AsyncConn::Manager(mut con) => ::redis::cmd("PING")
-                    .query_async::<String>(&mut con)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| store_error(&e, secret.as_deref())),
+            let replies = con
+                .exchange(|pipe| {
+                    pipe.cmd("PING");
+                })
+                .await?;
+            match replies.as_slice() {
+                [Reply::Data(pong)] if pong == b"PONG" => Ok(()),
+                other => Err(unexpected(&other)),
             }
         }
     }
@@ -264,19 +242,9 @@ impl RedisStore {
         call: Call,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send + 'static {
         let con = self.async_con.clone();
-        let secret = self.secret.clone();
         async move {
-            let mut con = match con {
-                AsyncConn::Lean(lean) => {
-                    let mut replies = eval_lean(&lean, &[call], secret.as_deref()).await?;
-                    return replies.pop().ok_or_else(|| unexpected(&"nothing"));
-                }
-                AsyncConn::Manager(con) => con,
-            };
-            call.invocation()
-                .invoke_async::<Vec<String>>(&mut con)
-                .await
-                .map_err(|e| store_error(&e, secret.as_deref()))
+            let mut replies = eval_async(&con, std::slice::from_ref(&call)).await?;
+            replies.pop().ok_or_else(|| unexpected(&"nothing"))
         }
     }
 
@@ -293,34 +261,7 @@ impl RedisStore {
         calls: Vec<Call>,
     ) -> impl Future<Output = Result<Vec<Vec<String>>, StoreError>> + Send + 'static {
         let con = self.async_con.clone();
-        let secret = self.secret.clone();
-        async move {
-            let mut con = match con {
-                AsyncConn::Lean(lean) => return eval_lean(&lean, &calls, secret.as_deref()).await,
-                AsyncConn::Manager(con) => con,
-            };
-            let build = || pipeline(&calls);
-            match build().query_async::<Vec<Vec<String>>>(&mut con).await {
-                Ok(replies) => Ok(replies),
-                Err(e)
-                    if e.kind()
-                        == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>
-                {
-                    for call in &calls {
-                        call.script
-                            .script
-                            .load_async(&mut con)
-                            .await
-                            .map_err(|e| store_error(&e, secret.as_deref()))?;
-                    }
-                    build()
-                        .query_async::<Vec<Vec<String>>>(&mut con)
-                        .await
-                        .map_err(|e| store_error(&e, secret.as_deref()))
-                }
-                Err(e) => Err(store_error(&e, secret.as_deref())),
-            }
-        }
+        async move { eval_async(&con, &calls).await }
     }
 
     /// [`RedisStore::eval_pipeline`] for the sync API: on the calling

@@ -25,7 +25,7 @@ pub(super) fn conn_error(e: resp::ConnError, secret: Option<&str>) -> StoreError
         }
         ConnError::Io(e) => StoreError::Unavailable(scrub(&e.to_string(), secret)),
         ConnError::Protocol(message) => StoreError::Backend(scrub(&message, secret)),
-        ConnError::Refused(message) | ConnError::NotSent(message) => StoreError::NotSent(message),
+        ConnError::Refused(message) => StoreError::NotSent(message),
     }
 }
 

@@ -9,7 +9,7 @@ use ::redis::Script;
 
 use super::aio;
 use super::keys::limbs;
-use super::replies::{conn_error, strings};
+use super::replies::strings;
 use super::resp::{Reply, Request};
 use crate::store::{Nanos, StoreError};
 
@@ -113,20 +113,6 @@ impl Packed {
 }
 
 impl Call {
-    /// `EVALSHA`, loading the script if the server lost it.
-    pub(super) fn invocation(&self) -> ::redis::ScriptInvocation<'_> {
-        let mut invocation = self.script.script.prepare_invoke();
-        for key in &self.keys {
-            invocation.key(key);
-        }
-        for arg in &self.args {
-            invocation.arg(arg.as_slice());
-        }
-        invocation
-    }
-}
-
-impl Call {
     /// Appends this call: `EVALSHA hash …`, or `EVAL text …` with `full`.
     pub(super) fn pack(&self, request: &mut Request, full: bool) {
         request.command(3 + self.keys.len() + self.args.len());
@@ -179,44 +165,43 @@ pub(super) fn restore(replies: &mut [Reply], lost: &[usize], again: Vec<Reply>) 
     }
 }
 
-/// Script calls in one pipelined round trip on the async lean connection
-/// (`eval_pipeline_blocking`'s twin).
-pub(super) async fn eval_lean(
-    lean: &aio::Multiplexed,
+/// Script calls in one pipelined round trip on the async connection
+/// (`eval_pipeline_blocking`'s twin): `EVALSHA`, and `EVAL` again for the
+/// calls the server answered `NOSCRIPT`.
+pub(super) async fn eval_async(
+    con: &aio::AsyncPool,
     calls: &[Call],
-    secret: Option<&str>,
 ) -> Result<Vec<Vec<String>>, StoreError> {
-    let request = pack_calls(calls, None);
-    let count = request.commands();
-    let mut replies = lean
-        .exchange(request.into_bytes(), count)
-        .await
-        .map_err(|e| conn_error(e, secret))?;
+    let mut replies = con.exchange(|pipe| add_calls(pipe, calls, None)).await?;
     let lost = lost_scripts(&replies);
     if !lost.is_empty() {
-        let request = pack_calls(calls, Some(&lost));
-        let count = request.commands();
-        let again = lean
-            .exchange(request.into_bytes(), count)
-            .await
-            .map_err(|e| conn_error(e, secret))?;
+        let again = con
+            .exchange(|pipe| add_calls(pipe, calls, Some(&lost)))
+            .await?;
         restore(&mut replies, &lost, again);
     }
     replies.into_iter().map(strings).collect()
 }
 
-/// Several calls' `EVALSHA`s in one pipeline (each script stays atomic on
-/// its own).
-pub(super) fn pipeline(calls: &[Call]) -> ::redis::Pipeline {
-    let mut pipe = ::redis::pipe();
-    for call in calls {
-        pipe.cmd("EVALSHA")
-            .arg(call.script.script.get_hash())
-            .arg(call.keys.len())
-            .arg(&call.keys);
+/// Adds `calls` to a pipeline with `EVALSHA`, or only those at `lost`,
+/// with `EVAL` (each script stays atomic on its own).
+fn add_calls(pipe: &mut ::redis::Pipeline, calls: &[Call], lost: Option<&[usize]>) {
+    let mut add = |call: &Call, full: bool| {
+        if full {
+            pipe.cmd("EVAL").arg(&call.script.code);
+        } else {
+            pipe.cmd("EVALSHA").arg(call.script.script.get_hash());
+        }
+        pipe.arg(call.keys.len()).arg(&call.keys);
         for arg in &call.args {
             pipe.arg(arg.as_slice());
         }
+    };
+    match lost {
+        None => calls.iter().for_each(|c| add(c, false)),
+        Some(lost) => lost
+            .iter()
+            .filter_map(|&i| calls.get(i))
+            .for_each(|c| add(c, true)),
     }
-    pipe
 }
