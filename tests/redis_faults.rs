@@ -1070,3 +1070,83 @@ fn flushall_is_detected(asynchronous: bool) {
     );
     assert!(reason.contains("FLUSHALL"), "{reason}");
 }
+
+/// With `wait_for_replicas`, spend counts as recorded only once a replica
+/// has it: while the replica is frozen a commit is `Unknown` (retried by id
+/// until the replica acknowledges it, then reported once) and a fail-closed
+/// fixed cost is refused and taken back; reservations do not wait.
+#[test]
+fn commits_wait_for_replicas_when_asked() {
+    let primary = RedisServer::start();
+    let replica =
+        RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &primary.port().to_string()]);
+    eventually(Duration::from_secs(10), "the replica linked", || {
+        redis_cli(&replica, &["INFO", "replication"]).contains("master_link_status:up")
+    });
+    let too_long = RedisStore::builder(&primary.url())
+        .timeout(Duration::from_millis(300))
+        .wait_for_replicas(1, Duration::from_millis(300))
+        .build();
+    assert!(
+        matches!(
+            too_long,
+            Err(budgetgate::store::redis::RedisConfigError::ReplicaWait { .. })
+        ),
+        "a wait as long as the timeout is refused"
+    );
+    let landed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = landed.clone();
+    let store = RedisStore::builder(&primary.url())
+        .timeout(Duration::from_millis(500))
+        .wait_for_replicas(1, Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let engine = Engine::builder()
+        .store(store)
+        .commit_deadline(Duration::from_millis(600))
+        .listener(move |e: &budgetgate::Event<'_>| {
+            if matches!(e, budgetgate::Event::Committed { .. }) {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+        .build();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let l = ledger("replicated");
+    engine.set_budget(&l, Budget::lifetime(dec!(100)).unwrap());
+    // The replica answers: everything lands, sync and async.
+    let r = engine.reserve(&l, dec!(2)).unwrap();
+    r.commit(dec!(1)).unwrap();
+    assert!(engine.check(&l, dec!(1)).is_allowed());
+    assert!(rt.block_on(engine.check_async(&l, dec!(0.5))).is_allowed());
+    landed.store(0, std::sync::atomic::Ordering::SeqCst);
+    replica.freeze();
+    let r = engine
+        .reserve(&l, dec!(2))
+        .expect("reservations do not wait");
+    let commit = r.commit(dec!(1.5));
+    assert!(
+        matches!(commit, Err(budgetgate::CommitError::Unknown { .. })),
+        "{commit:?}"
+    );
+    let d = engine.check(&l, dec!(1));
+    assert!(d.is_blocked(), "{d}");
+    assert!(d.detail().unwrap_or_default().contains("replicas"), "{d}");
+    let d = rt.block_on(engine.check_async(&l, dec!(1)));
+    assert!(d.is_blocked(), "{d}");
+    replica.thaw();
+    assert!(engine.wait_settled(Duration::from_secs(10)), "settled");
+    assert_eq!(
+        landed.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the commit is reported once it is replicated"
+    );
+    let status = engine.status(&l).unwrap();
+    assert_eq!(
+        (status.committed(), status.reserved()),
+        (dec!(4), dec!(0)),
+        "1 + 1 + 0.5 + 1.5; the refused checks taken back"
+    );
+}

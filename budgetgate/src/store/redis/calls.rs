@@ -48,7 +48,15 @@ impl RedisStore {
         keys.push(key(&base, ":meta"));
         let mut args = Vec::with_capacity(16);
         args.extend([self.now_arg().into_bytes(), self.keep_arg(margin_ms(ttl))]);
-        (Call { script, keys, args }, base)
+        (
+            Call {
+                script,
+                keys,
+                args,
+                records_spend: false,
+            },
+            base,
+        )
     }
 
     /// A charge: keys `[meta, paused]`; arguments `[now, keep]` and the
@@ -63,6 +71,7 @@ impl RedisStore {
         let (mut call, base) = self.call(script, request.ledger, ttl);
         self.charge_args(request, &base, &mut call.args);
         call.keys.push(self.pause_key.clone());
+        call.records_spend = request.hold.is_none();
         call
     }
 
@@ -148,6 +157,7 @@ impl RedisStore {
         let mut tombstone = key(&base, ":d:");
         tombstone.push_str(std::str::from_utf8(&request.id.hex()).unwrap_or_default());
         call.keys.push(tombstone);
+        call.records_spend = request.actual.is_some();
         let mut numbers = Packed::with_room(7 + request.limits.len());
         numbers.push(count(request.limits.len()));
         for limit in request.limits {
@@ -208,6 +218,7 @@ impl RedisStore {
             script: &CHARGE_MANY,
             keys,
             args,
+            records_spend: requests.iter().any(|r| r.hold.is_none()),
         })
     }
 
@@ -258,6 +269,7 @@ impl RedisStore {
             ]
             .map(String::into_bytes)
             .into(),
+            records_spend: false,
         }
     }
 

@@ -31,6 +31,15 @@ pub enum RedisConfigError {
     /// The store's runtime could not start.
     #[error("could not start the Redis store's runtime: {0}")]
     Runtime(String),
+    /// [`RedisStoreBuilder::wait_for_replicas`] was given a wait that does
+    /// not fit in the operation timeout.
+    #[error("waiting up to {wait:?} for replicas does not fit in the operation timeout of {timeout:?}: make the wait shorter than the timeout")]
+    ReplicaWait {
+        /// The wait asked for.
+        wait: Duration,
+        /// The store's operation timeout.
+        timeout: Duration,
+    },
 }
 
 /// Builds a [`RedisStore`].
@@ -47,6 +56,7 @@ pub struct RedisStoreBuilder {
     fast_paths: bool,
     accept_eviction: bool,
     redis_rs: bool,
+    replicas: Option<(u32, Duration)>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -73,6 +83,7 @@ impl RedisStoreBuilder {
             fast_paths: true,
             accept_eviction: false,
             redis_rs: false,
+            replicas: None,
         }
     }
 
@@ -108,6 +119,36 @@ impl RedisStoreBuilder {
     pub fn settled_retention(mut self, retention: Duration) -> Self {
         // Clamped to 1 s ..= 100 years.
         self.settled_retention = crate::budget::clamp_duration(retention, Duration::from_secs(1));
+        self
+    }
+
+    /// Writes that record spend — commits and fixed costs — are confirmed
+    /// only once `replicas` replicas acknowledged them (Redis's `WAIT`,
+    /// sent in the same round trip), waiting at most `wait`. Replication is
+    /// asynchronous, so without this a failover can lose the last spends
+    /// the old primary acknowledged, and grant their money again.
+    ///
+    /// A write the replicas did not acknowledge in time is a store error
+    /// whose outcome is unknown: a commit is then retried by id in the
+    /// background (idempotent) until they do, within the engine's settle
+    /// horizon; a fail-closed fixed cost is refused and its charge taken
+    /// back by id. Reservations and releases do not wait. `wait` must be
+    /// shorter than the operation [`timeout`](Self::timeout) (else `build`
+    /// fails); each such write takes at least one replication round trip
+    /// longer.
+    ///
+    /// ```no_run
+    /// use budgetgate::store::redis::RedisStore;
+    /// use std::time::Duration;
+    ///
+    /// let store = RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .timeout(Duration::from_millis(500))
+    ///     .wait_for_replicas(1, Duration::from_millis(100))
+    ///     .build()?;
+    /// # Ok::<(), budgetgate::store::redis::RedisConfigError>(())
+    /// ```
+    pub fn wait_for_replicas(mut self, replicas: u32, wait: Duration) -> Self {
+        self.replicas = (replicas > 0).then_some((replicas, wait));
         self
     }
 
@@ -173,6 +214,14 @@ impl RedisStoreBuilder {
         if self.prefix.contains(['{', '}']) {
             return Err(RedisConfigError::InvalidPrefix(self.prefix));
         }
+        if let Some((_, wait)) = self.replicas {
+            if wait >= self.timeout {
+                return Err(RedisConfigError::ReplicaWait {
+                    wait,
+                    timeout: self.timeout,
+                });
+            }
+        }
         let redacted = redact(&self.url);
         let secret = password(&self.url);
         let client = self.client().map_err(|e| RedisConfigError::InvalidUrl {
@@ -218,6 +267,13 @@ impl RedisStoreBuilder {
             retention_us: micros(self.settled_retention),
             time: self.time,
             fast_paths: self.fast_paths,
+            // `WAIT n ms` (at least 1 ms: 0 would wait for ever).
+            replicas: self.replicas.map(|(n, wait)| {
+                (
+                    n.to_string(),
+                    wait.as_millis().clamp(1, u128::from(u32::MAX)).to_string(),
+                )
+            }),
         })
     }
 }

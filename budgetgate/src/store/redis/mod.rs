@@ -140,6 +140,8 @@ pub struct RedisStore {
     time: TimeSource,
     /// Scripts skip the general code when a call needs none of it.
     fast_paths: bool,
+    /// `WAIT`'s arguments (replicas, ms) for writes that record spend.
+    replicas: Option<(String, String)>,
     /// Arguments every call sends, made once: `keep_arg` for reservation
     /// TTLs up to a day, the settled retention in ms, the pause hash's key.
     keep_default: Vec<u8>,
@@ -242,8 +244,9 @@ impl RedisStore {
         call: Call,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send + 'static {
         let con = self.async_con.clone();
+        let wait = self.wait_for(std::slice::from_ref(&call)).cloned();
         async move {
-            let mut replies = eval_async(&con, std::slice::from_ref(&call)).await?;
+            let mut replies = eval_async(&con, std::slice::from_ref(&call), wait.as_ref()).await?;
             replies.pop().ok_or_else(|| unexpected(&"nothing"))
         }
     }
@@ -261,7 +264,16 @@ impl RedisStore {
         calls: Vec<Call>,
     ) -> impl Future<Output = Result<Vec<Vec<String>>, StoreError>> + Send + 'static {
         let con = self.async_con.clone();
-        async move { eval_async(&con, &calls).await }
+        let wait = self.wait_for(&calls).cloned();
+        async move { eval_async(&con, &calls, wait.as_ref()).await }
+    }
+
+    /// `WAIT`'s arguments if `calls` must be replicated before they count
+    /// (see `RedisStoreBuilder::wait_for_replicas`).
+    fn wait_for(&self, calls: &[Call]) -> Option<&Wait> {
+        self.replicas
+            .as_ref()
+            .filter(|_| calls.iter().any(|c| c.records_spend))
     }
 
     /// [`RedisStore::eval_pipeline`] for the sync API: on the calling
@@ -270,16 +282,24 @@ impl RedisStore {
     /// the script's text (`EVAL`, which also caches it); the others ran and
     /// are not repeated.
     fn eval_pipeline_blocking(&self, calls: &[Call]) -> Result<Vec<Vec<String>>, StoreError> {
-        let request = pack_calls(calls, None);
-        let mut replies = self
-            .blocking
-            .exchange(request.bytes(), request.commands())?;
-        let lost = lost_scripts(&replies);
-        if !lost.is_empty() {
-            let request = pack_calls(calls, Some(&lost));
-            let again = self
+        let wait = self.wait_for(calls);
+        let exchange = |lost: Option<&[usize]>| {
+            let mut request = pack_calls(calls, lost);
+            if let Some(wait) = wait {
+                pack_wait(&mut request, wait);
+            }
+            let mut replies = self
                 .blocking
                 .exchange(request.bytes(), request.commands())?;
+            if let Some(wait) = wait {
+                replicated(replies.pop(), wait)?;
+            }
+            Ok::<_, StoreError>(replies)
+        };
+        let mut replies = exchange(None)?;
+        let lost = lost_scripts(&replies);
+        if !lost.is_empty() {
+            let again = exchange(Some(&lost))?;
             restore(&mut replies, &lost, again);
         }
         replies.into_iter().map(strings).collect()

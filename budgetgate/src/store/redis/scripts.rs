@@ -87,6 +87,9 @@ pub(super) struct Call {
     pub(super) script: &'static Lua,
     pub(super) keys: Vec<String>,
     pub(super) args: Vec<Vec<u8>>,
+    /// It records spend (a commit, a fixed cost): with
+    /// `RedisStoreBuilder::wait_for_replicas`, confirmed only once replicated.
+    pub(super) records_spend: bool,
 }
 
 /// A script's numbers in one argument: little-endian i64s, which the
@@ -171,16 +174,53 @@ pub(super) fn restore(replies: &mut [Reply], lost: &[usize], again: Vec<Reply>) 
 pub(super) async fn eval_async(
     con: &aio::AsyncPool,
     calls: &[Call],
+    wait: Option<&Wait>,
 ) -> Result<Vec<Vec<String>>, StoreError> {
-    let mut replies = con.exchange(|pipe| add_calls(pipe, calls, None)).await?;
+    let build = |pipe: &mut ::redis::Pipeline, lost: Option<&[usize]>| {
+        add_calls(pipe, calls, lost);
+        if let Some(wait) = wait {
+            pipe.cmd("WAIT").arg(&wait.0).arg(&wait.1);
+        }
+    };
+    let mut replies = con.exchange(|pipe| build(pipe, None)).await?;
+    if let Some(wait) = wait {
+        replicated(replies.pop(), wait)?;
+    }
     let lost = lost_scripts(&replies);
     if !lost.is_empty() {
-        let again = con
-            .exchange(|pipe| add_calls(pipe, calls, Some(&lost)))
-            .await?;
+        let mut again = con.exchange(|pipe| build(pipe, Some(&lost))).await?;
+        if let Some(wait) = wait {
+            replicated(again.pop(), wait)?;
+        }
         restore(&mut replies, &lost, again);
     }
     replies.into_iter().map(strings).collect()
+}
+
+/// `WAIT`'s arguments: how many replicas, how many milliseconds.
+pub(super) type Wait = (String, String);
+
+/// Appends `WAIT` to a packed request.
+pub(super) fn pack_wait(request: &mut Request, wait: &Wait) {
+    request.command(3).arg("WAIT").arg(&wait.0).arg(&wait.1);
+}
+
+/// Judges `WAIT`'s reply: fewer replicas than asked is an error whose
+/// outcome is unknown (the write is on the primary, maybe not beyond).
+pub(super) fn replicated(reply: Option<Reply>, wait: &Wait) -> Result<(), StoreError> {
+    let wanted: i64 = wait.0.parse().unwrap_or(i64::MAX);
+    match reply {
+        Some(Reply::Int(acked)) if acked >= wanted => Ok(()),
+        Some(Reply::Int(acked)) => Err(StoreError::Unavailable(format!(
+            "the write was acknowledged by {acked} of {wanted} replicas within {} ms: \
+             it is on the primary, and counts as recorded once the replicas have it",
+            wait.1
+        ))),
+        Some(Reply::Error(message)) => Err(StoreError::Backend(format!("WAIT failed: {message}"))),
+        other => Err(StoreError::Backend(format!(
+            "unexpected reply to WAIT: {other:?}"
+        ))),
+    }
 }
 
 /// Adds `calls` to a pipeline with `EVALSHA`, or only those at `lost`,
