@@ -40,9 +40,16 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 #[test]
 fn every_call_is_bounded_when_replies_are_slow_trickled_or_lost() {
     let server = RedisServer::start();
-    let proxy = FaultProxy::start(server.port());
+    bounded_through(FaultProxy::start(server.port()));
+    bounded_through(FaultProxy::start_unix(server.port()));
+}
+
+/// [`every_call_is_bounded_when_replies_are_slow_trickled_or_lost`] through
+/// one proxy (TCP or Unix socket).
+fn bounded_through(proxy: FaultProxy) {
     let engine = engine(&proxy.url(), TIMEOUT);
-    let l = ledger("bounded");
+    let via = proxy.url();
+    let l = ledger(&format!("bounded-{}", proxy.port()));
     let budget = Budget::lifetime(dec!(1000)).unwrap();
     engine.set_budget(&l, budget);
     assert!(engine.check(&l, dec!(1)).is_allowed(), "through the proxy");
@@ -58,29 +65,32 @@ fn every_call_is_bounded_when_replies_are_slow_trickled_or_lost() {
         proxy.set(fault);
         for round in 0..3 {
             let (d, took) = timed(|| engine.check(&l, dec!(1)));
-            assert!(d.is_blocked(), "{fault:?}: {d}");
+            assert!(d.is_blocked(), "{fault:?} via {via}: {d}");
             assert!(
                 took <= TIMEOUT + SLACK,
-                "{fault:?} sync check {round}: {took:?}"
+                "{fault:?} via {via} sync check {round}: {took:?}"
             );
             let (r, took) = timed(|| engine.reserve(&l, dec!(1)));
-            assert!(r.is_err(), "{fault:?}");
+            assert!(r.is_err(), "{fault:?} via {via}");
             assert!(
                 took <= TIMEOUT + SLACK,
-                "{fault:?} sync reserve {round}: {took:?}"
+                "{fault:?} via {via} sync reserve {round}: {took:?}"
             );
             let (d, took) = timed(|| rt.block_on(engine.check_async(&l, dec!(1))));
-            assert!(d.is_blocked(), "{fault:?}: {d}");
+            assert!(d.is_blocked(), "{fault:?} via {via}: {d}");
             assert!(
                 took <= TIMEOUT + SLACK,
-                "{fault:?} async check {round}: {took:?}"
+                "{fault:?} via {via} async check {round}: {took:?}"
             );
         }
         proxy.set(Fault::None);
         // The store recovers by itself once replies flow again.
         let deadline = Instant::now() + Duration::from_secs(5);
         while engine.check(&l, dec!(0)).is_blocked() {
-            assert!(Instant::now() < deadline, "{fault:?}: no recovery");
+            assert!(
+                Instant::now() < deadline,
+                "{fault:?} via {via}: no recovery"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         // The reservations that timed out (and may have been made) leave
