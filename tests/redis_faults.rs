@@ -895,7 +895,7 @@ fn partial_key_loss_never_turns_into_money() {
     assert_eq!(engine.status(&l).unwrap().committed(), dec!(10));
 }
 
-/// 100,000 spends leaving a rolling window at once: no single script runs
+/// 1,000,000 spends leaving a rolling window at once: no single script runs
 /// 10 ms or more (read from Redis's SLOWLOG), another ledger's calls go on
 /// meanwhile, and the window empties over the next calls.
 #[test]
@@ -915,20 +915,20 @@ fn a_mass_expiry_is_pruned_in_bounded_steps() {
         .build()
         .unwrap();
     rt.block_on(async {
-        for _ in 0..100 {
+        for _ in 0..1000 {
             let calls: Vec<_> = (0..1000).map(|_| engine.check_async(&l, dec!(1))).collect();
             for d in futures_join(calls).await {
                 assert!(d.is_allowed(), "{d}");
             }
         }
     });
-    assert_eq!(engine.status(&l).unwrap().committed(), dec!(100000));
+    assert_eq!(engine.status(&l).unwrap().committed(), dec!(1000000));
     redis_cli(
         &server,
         &["CONFIG", "SET", "slowlog-log-slower-than", "10000"],
     );
     redis_cli(&server, &["SLOWLOG", "RESET"]);
-    clock.advance(Duration::from_secs(2)); // all 100,000 leave the window
+    clock.advance(Duration::from_secs(2)); // all 1,000,000 leave the window
     let mut calls = 0;
     while engine.status(&l).unwrap().committed() > dec!(0) {
         assert!(engine.check(&l, dec!(0)).is_allowed());
@@ -937,7 +937,7 @@ fn a_mass_expiry_is_pruned_in_bounded_steps() {
             "a bystander is served"
         );
         calls += 1;
-        assert!(calls <= 200, "the window does not empty");
+        assert!(calls <= 1100, "the window does not empty");
     }
     assert_eq!(
         redis_cli(&server, &["SLOWLOG", "LEN"]),
@@ -945,7 +945,7 @@ fn a_mass_expiry_is_pruned_in_bounded_steps() {
         "scripts of 10 ms or more: {}",
         redis_cli(&server, &["SLOWLOG", "GET", "5"])
     );
-    assert!(calls >= 50, "pruned in steps, not at once ({calls} calls)");
+    assert!(calls >= 300, "pruned in steps, not at once ({calls} calls)");
 }
 
 /// Awaits every future, in order (no extra dependency for a join).
