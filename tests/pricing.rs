@@ -105,7 +105,9 @@ fn aliases_and_provider_prefixes() {
         Err(PricingError::UnknownModel("azure/gpt-4o".into()))
     );
     assert_eq!(
-        t.price("anthropic/claude-sonnet-4-20250514").unwrap().input,
+        t.price("anthropic/claude-sonnet-4-5-20250929")
+            .unwrap()
+            .input,
         dec!(0.000003)
     );
     let mut t = testkit::pricing_fixture();
@@ -144,8 +146,8 @@ fn builtin_covers_the_mainstream_providers() {
     for model in [
         "gpt-4o",
         "gpt-4o-mini",
-        "claude-sonnet-4",
-        "claude-3-5-haiku",
+        "claude-sonnet-4-5",
+        "claude-haiku-4-5",
         "gemini-2.5-pro",
         "gemini-2.5-flash",
         "mistral-large-latest",
@@ -398,15 +400,15 @@ fn anthropic_web_searches_and_service_tiers() {
 #[test]
 fn estimates_with_web_searches() {
     let t = PriceTable::builtin();
-    // claude-sonnet-4: the dearest input token is a one-hour cache write,
+    // claude-sonnet-4-5: the dearest input token is a one-hour cache write,
     // 0.000006: 2,000 × 0.000006 = 0.012; 500 out × 0.000015 = 0.0075.
     assert_eq!(
-        t.estimate("claude-sonnet-4", 2000, 500).unwrap(),
+        t.estimate("claude-sonnet-4-5", 2000, 500).unwrap(),
         dec!(0.0195)
     );
     // Up to five searches at 0.01 each: 0.0195 + 0.05 = 0.0695.
     assert_eq!(
-        t.estimate_with("claude-sonnet-4", 2000, 500, 5).unwrap(),
+        t.estimate_with("claude-sonnet-4-5", 2000, 500, 5).unwrap(),
         dec!(0.0695)
     );
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Pricing: the LiteLLM loader — exact number text, a report naming what
 //! it skipped and why, no entry priced as another.
 
-use budgetgate::pricing::{ModelPrice, PriceTable, PricingError, SkipReason, Usage};
+use budgetgate::pricing::{self, ModelPrice, PriceTable, PricingError, SkipReason, Usage};
 use budgetgate::Decimal;
 use rust_decimal_macros::dec;
 
@@ -165,4 +165,119 @@ fn absurd_prices_are_an_error_not_a_panic() {
         Err(PricingError::Overflow("huge".into()))
     );
     assert!(t.estimate("huge", u64::MAX, u64::MAX).is_err());
+}
+
+/// The LiteLLM entries the built-in table is taken from, verbatim
+/// (`fixtures/litellm_excerpt.json`, written by
+/// `fixtures/refresh_builtin_prices.py`), loaded.
+fn litellm_excerpt() -> (
+    PriceTable,
+    budgetgate::pricing::LoadReport,
+    serde_json::Value,
+) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/litellm_excerpt.json");
+    let (t, report) = PriceTable::from_litellm_path(path).unwrap();
+    let text = std::fs::read_to_string(path).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    (t, report, json)
+}
+
+/// The excerpt's entry a built-in name is taken from: the same name, or the
+/// name under its provider's prefix (`gemini/…`, `mistral/…`, `deepseek/…`).
+fn excerpt_name(excerpt: &PriceTable, name: &str) -> Option<String> {
+    std::iter::once(name.to_owned())
+        .chain(["gemini/", "mistral/", "deepseek/"].map(|p| format!("{p}{name}")))
+        .find(|n| excerpt.models().any(|m| m == n))
+}
+
+#[test]
+fn builtin_matches_the_litellm_excerpt() {
+    let (excerpt, report, json) = litellm_excerpt();
+    assert_eq!(
+        json["_excerpt"]["litellm_version"],
+        pricing::BUILTIN_PRICES_LITELLM_VERSION
+    );
+    assert_eq!(
+        report
+            .skipped
+            .iter()
+            .map(|(m, _)| m.as_str())
+            .collect::<Vec<_>>(),
+        ["_excerpt"]
+    );
+    let builtin = PriceTable::builtin();
+    let mut names: Vec<&str> = builtin.models().collect();
+    names.sort_unstable();
+    assert_eq!(names.len(), 36);
+    for name in &names {
+        let source = excerpt_name(&excerpt, name)
+            .unwrap_or_else(|| panic!("{name}: not in the LiteLLM excerpt"));
+        assert_eq!(
+            builtin.price(name).unwrap(),
+            excerpt.price(&source).unwrap(),
+            "{name}: the built-in price is not LiteLLM's {source}"
+        );
+    }
+    // Every entry of the excerpt (the dated names too) is priced by the
+    // built-in table, under its name without the provider prefix, as LiteLLM
+    // prices it.
+    let mut listed = 0;
+    for name in excerpt.models() {
+        let own = excerpt.price(name).unwrap();
+        let bare = name.split_once('/').map_or(name, |(_, rest)| rest);
+        assert_eq!(
+            builtin.price(bare).unwrap_or_else(|e| panic!("{e}")),
+            own,
+            "{name}"
+        );
+        listed += 1;
+    }
+    assert_eq!(listed, 60);
+    // The dated names responses carry, and the newer families.
+    for name in [
+        "gpt-4.1-mini-2025-04-14",
+        "gpt-4.1-nano-2025-04-14",
+        "o3-mini-2025-01-31",
+        "o1-2024-12-17",
+        "gpt-5",
+        "gpt-5-mini-2025-08-07",
+        "claude-sonnet-4-5-20250929",
+        "claude-opus-4-5",
+        "claude-haiku-4-5-20251001",
+    ] {
+        assert!(builtin.price(name).is_ok(), "{name}");
+    }
+}
+
+#[test]
+fn builtin_prices_the_issue_named_stale() {
+    // The prices issue #15 found stale, as LiteLLM 1.110.2 has them.
+    let t = PriceTable::builtin();
+    let per_million = |model: &str| {
+        let p = t.price(model).unwrap();
+        let m = dec!(1000000);
+        (p.input * m, p.output * m, p.cached_input.map(|c| c * m))
+    };
+    assert_eq!(
+        per_million("mistral-medium-latest"),
+        (dec!(1.5), dec!(7.5), Some(dec!(0.15)))
+    );
+    assert_eq!(
+        per_million("mistral/mistral-large-latest"),
+        (dec!(0.5), dec!(1.5), Some(dec!(0.05)))
+    );
+    assert_eq!(
+        per_million("mistral-small-latest"),
+        (dec!(0.15), dec!(0.6), Some(dec!(0.015)))
+    );
+    for m in ["deepseek-chat", "deepseek-reasoner"] {
+        assert_eq!(per_million(m), (dec!(0.28), dec!(0.42), Some(dec!(0.028))));
+    }
+    assert_eq!(per_million("gemini-2.5-pro").2, Some(dec!(0.125)));
+    assert_eq!(per_million("gemini-2.5-flash").2, Some(dec!(0.03)));
+    // Retired models LiteLLM no longer lists under their own names are not
+    // built in (unknown, never priced at a stale price).
+    for gone in ["claude-3-5-sonnet", "claude-sonnet-4", "gemini-2.0-flash"] {
+        assert!(matches!(t.price(gone), Err(PricingError::UnknownModel(_))));
+    }
 }

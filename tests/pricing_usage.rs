@@ -133,11 +133,15 @@ fn deepseek_cache_hits_are_cached_input() {
     });
     let u = Usage::from_openai_json(&json).unwrap();
     assert_eq!((u.input_tokens, u.cached_input_tokens), (1000, 800));
-    // deepseek-chat (built in: 0.27 / 0.07 cached / 1.10 per million): 200
-    // missed × 0.00000027 = 0.000054; 800 hits × 0.00000007 = 0.000056; 100
-    // out × 0.0000011 = 0.00011. Total 0.00022 (not 0.00038, hits as input).
+    // deepseek-chat (built in: 0.28 / 0.028 cached / 0.42 per million): 200
+    // missed × 0.00000028 = 0.000056; 800 hits × 0.000000028 = 0.0000224;
+    // 100 out × 0.00000042 = 0.000042. Total 0.0001204 (not 0.000322, hits
+    // as input).
     let t = PriceTable::builtin();
-    assert_eq!(t.cost("deepseek/deepseek-chat", &u).unwrap(), dec!(0.00022));
+    assert_eq!(
+        t.cost("deepseek/deepseek-chat", &u).unwrap(),
+        dec!(0.0001204)
+    );
     // Without prompt_tokens_details (older DeepSeek responses) the same.
     let u2 = Usage::from_openai_json(&json!({
         "completion_tokens": 100, "prompt_tokens": 1000,
@@ -446,11 +450,17 @@ fn anthropic_usage_json() {
     // 100 × 0.000003 = 0.0003; 2,000 read × 0.0000003 = 0.0006; 600 5-minute
     // writes × 0.00000375 = 0.00225; 400 1-hour writes × 0.000006 = 0.0024;
     // 800 out × 0.000015 = 0.012. Total 0.01755 (0.01665 + 400 × 0.00000225).
-    for t in [testkit::pricing_fixture(), PriceTable::builtin()] {
-        assert_eq!(
-            t.cost("anthropic/claude-sonnet-4-20250514", &u).unwrap(),
-            dec!(0.01755)
-        );
+    for (t, model) in [
+        (
+            testkit::pricing_fixture(),
+            "anthropic/claude-sonnet-4-20250514",
+        ),
+        (
+            PriceTable::builtin(),
+            "anthropic/claude-sonnet-4-5-20250929",
+        ),
+    ] {
+        assert_eq!(t.cost(model, &u).unwrap(), dec!(0.01755), "{model}");
     }
     // cache_creation alone gives the writes.
     let u = Usage::from_anthropic_json(&json!({
@@ -508,13 +518,13 @@ fn gemini_usage_json() {
         (251_000, 3_000, 100_000)
     );
     // gemini-2.5-pro above 200k: 151,000 plain × 0.0000025 = 0.3775;
-    // 100,000 cached × 0.000000625 = 0.0625; 3,000 out × 0.000015 = 0.045.
-    // Total 0.485.
+    // 100,000 cached × 0.00000025 = 0.025; 3,000 out × 0.000015 = 0.045.
+    // Total 0.4475.
     assert_eq!(
         PriceTable::builtin()
             .cost("gemini/gemini-2.5-pro", &u)
             .unwrap(),
-        dec!(0.485)
+        dec!(0.4475)
     );
     // No candidates (a blocked prompt): output 0.
     let u = Usage::from_gemini_json(&json!({"promptTokenCount": 5, "totalTokenCount": 5})).unwrap();

@@ -46,8 +46,10 @@
 //! ```
 //!
 //! The built-in table ([`PriceTable::builtin`]) covers mainstream OpenAI,
-//! Anthropic, Google, Mistral and DeepSeek models at the prices published on
-//! [`BUILTIN_PRICES_AS_OF`]; override entries, or load LiteLLM's
+//! Anthropic, Google, Mistral and DeepSeek models, with the dated names
+//! responses carry, at the prices of LiteLLM's price file of
+//! [`BUILTIN_PRICES_AS_OF`] (a test compares every entry with an excerpt of
+//! that file); override entries, or load LiteLLM's
 //! `model_prices_and_context_window.json` ([`PriceTable::from_litellm_json`]),
 //! and install it with [`set_table`].
 //!
@@ -86,7 +88,7 @@ use std::sync::{Arc, LazyLock};
 use arc_swap::ArcSwap;
 use rust_decimal::Decimal;
 
-pub use builtin::BUILTIN_PRICES_AS_OF;
+pub use builtin::{BUILTIN_PRICES_AS_OF, BUILTIN_PRICES_LITELLM_VERSION};
 pub use litellm::{LoadReport, SkipReason};
 pub use price::{ModelPrice, PriceTier, TierPrice};
 pub use table::{PriceTable, API_PROVIDER_PREFIXES};
