@@ -281,3 +281,150 @@ fn builtin_prices_the_issue_named_stale() {
         assert!(matches!(t.price(gone), Err(PricingError::UnknownModel(_))));
     }
 }
+
+// ----- cost against LiteLLM's own cost function ---------------------------------------
+
+/// What [`grid`] found.
+#[derive(Debug, Default)]
+struct GridReport {
+    rows: usize,
+    /// Rows our cost equals LiteLLM's (to LiteLLM's float error, and our
+    /// rounding up to 10⁻⁹).
+    equal: usize,
+    /// Rows we charge less than LiteLLM: (row, ours).
+    under: Vec<(String, Decimal)>,
+    /// Rows we charge more than LiteLLM: (row, ours).
+    over: Vec<(String, Decimal)>,
+    /// Rows whose estimate is below our cost or LiteLLM's.
+    estimate_below: Vec<String>,
+    /// Models we refuse to price, with why (their rows are not compared).
+    unpriced: std::collections::BTreeMap<String, String>,
+    /// Rows LiteLLM itself cannot price.
+    litellm_errors: usize,
+}
+
+/// Compares `cost` and `estimate` on `table` with LiteLLM's costs in `tsv`
+/// (written by `fixtures/litellm_grid.py`).
+fn grid(table: &PriceTable, tsv: &str) -> GridReport {
+    let mut r = GridReport::default();
+    for line in tsv.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let [model, p, c, cached, write, theirs] = f[..] else {
+            panic!("bad grid row {line:?}");
+        };
+        r.rows += 1;
+        if theirs.starts_with("ERR") {
+            r.litellm_errors += 1;
+            continue;
+        }
+        let n = |s: &str| s.parse::<u64>().unwrap();
+        let usage = Usage {
+            input_tokens: n(p),
+            output_tokens: n(c),
+            cached_input_tokens: n(cached),
+            cache_creation_input_tokens: n(write),
+            ..Usage::default()
+        };
+        let theirs = if theirs.contains('e') {
+            Decimal::from_scientific(theirs).unwrap()
+        } else {
+            theirs.parse::<Decimal>().unwrap()
+        };
+        let ours = match table.cost(model, &usage) {
+            Ok(c) => c,
+            Err(e) => {
+                r.unpriced.insert(model.to_owned(), e.to_string());
+                continue;
+            }
+        };
+        // LiteLLM adds doubles: allow their relative error; we round up to 1e-9.
+        let float_error = theirs.abs() * dec!(0.000000000001) + dec!(0.000000000000000001);
+        if ours < theirs - float_error {
+            r.under.push((line.to_owned(), ours));
+        } else if ours > theirs + float_error + dec!(0.000000001) {
+            r.over.push((line.to_owned(), ours));
+        } else {
+            r.equal += 1;
+        }
+        match table.estimate(model, usage.input_tokens, usage.output_tokens) {
+            Ok(e) if e >= ours && e >= theirs - float_error => {}
+            _ => r.estimate_below.push(line.to_owned()),
+        }
+    }
+    r
+}
+
+#[test]
+fn costs_match_litellm_on_a_grid() {
+    // Every entry of the excerpt, on a grid of prompts 0…300k (across the
+    // 128k, 200k and 272k thresholds), completions 0…100k, and plain, cached
+    // and cache-write splits: LiteLLM 1.110.2's cost_per_token, as
+    // fixtures/litellm_grid.py wrote it.
+    let (excerpt, _, _) = litellm_excerpt();
+    let tsv = include_str!("fixtures/litellm_excerpt_grid.tsv");
+    let r = grid(&excerpt, tsv);
+    assert_eq!(r.rows, 6120);
+    assert_eq!(r.litellm_errors, 0);
+    assert!(r.unpriced.is_empty(), "{:?}", r.unpriced);
+    assert!(
+        r.under.is_empty(),
+        "under LiteLLM: {:?}",
+        &r.under[..r.under.len().min(5)]
+    );
+    assert!(
+        r.over.is_empty(),
+        "over LiteLLM: {:?}",
+        &r.over[..r.over.len().min(5)]
+    );
+    assert_eq!(r.equal, r.rows);
+    assert!(
+        r.estimate_below.is_empty(),
+        "{:?}",
+        &r.estimate_below[..r.estimate_below.len().min(5)]
+    );
+    // The built-in table prices the same rows the same.
+    let b = grid(&PriceTable::builtin(), tsv);
+    assert_eq!((b.equal, b.under.len(), b.over.len()), (6120, 0, 0));
+
+    // A one-off over the whole LiteLLM file, for the figures:
+    // BUDGETGATE_LITELLM_FILE=…/model_prices_and_context_window_backup.json
+    // BUDGETGATE_LITELLM_GRID=…/grid.tsv cargo test … -- --nocapture
+    if let (Ok(file), Ok(tsv)) = (
+        std::env::var("BUDGETGATE_LITELLM_FILE"),
+        std::env::var("BUDGETGATE_LITELLM_GRID"),
+    ) {
+        let (table, report) = PriceTable::from_litellm_path(&file).unwrap();
+        let r = grid(&table, &std::fs::read_to_string(tsv).unwrap());
+        fn models(rows: &[(String, Decimal)]) -> Vec<&str> {
+            let mut m: Vec<&str> = rows
+                .iter()
+                .map(|(l, _)| l.split('\t').next().unwrap_or(""))
+                .collect();
+            m.dedup();
+            m
+        }
+        eprintln!(
+            "full file: {} loaded, {} aliased, {} skipped; grid rows {}, equal {}, \
+             under {} (models {:?}), over {} (models {:?}), estimate below cost {}, \
+             unpriced models {}, LiteLLM errors {}",
+            report.loaded,
+            report.aliased.len(),
+            report.skipped.len(),
+            r.rows,
+            r.equal,
+            r.under.len(),
+            models(&r.under),
+            r.over.len(),
+            models(&r.over),
+            r.estimate_below.len(),
+            r.unpriced.len(),
+            r.litellm_errors,
+        );
+        for (line, ours) in r.under.iter().chain(&r.over).take(40) {
+            eprintln!("  {line}\tours {ours}");
+        }
+        for (m, why) in r.unpriced.iter().take(20) {
+            eprintln!("  unpriced {m}: {why}");
+        }
+    }
+}
