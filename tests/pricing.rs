@@ -4,8 +4,8 @@
 //! `pricing_litellm.rs`.
 
 use budgetgate::pricing::{
-    self, ModelPrice, PriceTable, PricingError, ServiceTier, SkipReason, TierPrice, Usage,
-    UsageError,
+    self, Limits, ModelPrice, PriceTable, PricingError, Region, ServiceTier, ServiceTierPrice,
+    SkipReason, Speed, TierPrice, Usage, UsageError,
 };
 use budgetgate::{guard_bounded, BlockReason, Budget, Decimal, Engine, Ledger};
 use proptest::prelude::*;
@@ -589,7 +589,10 @@ proptest! {
         max_searches in 0u64..20,
         search_share in 0u64..=100,
         tier in prop_oneof![Just(ServiceTier::Standard), Just(ServiceTier::Priority),
-                            Just(ServiceTier::Batch)],
+                            Just(ServiceTier::Flex), Just(ServiceTier::Batch)],
+        region in prop_oneof![Just(Region::Global), Just(Region::Us), Just(Region::Eu),
+                              Just(Region::FedRamp), Just(Region::RegionalEndpoint)],
+        fast in any::<bool>(),
         output_share in 0u64..=100,
         reasoning_share in 0u64..=100,
         audio_out_share in 0u64..=100,
@@ -611,19 +614,32 @@ proptest! {
             audio_output_tokens: (output - reasoning) * audio_out_share / 100,
             web_search_requests: 0,
             service_tier: tier,
+            region,
+            speed: Speed::Standard,
         };
         for (t, model) in every_priced_model() {
-            // Searches only where the model has a search price.
-            let max_searches = if t.price(&model).unwrap().per_web_search.is_some() {
-                max_searches
-            } else {
-                0
+            let price = t.price(&model).unwrap();
+            // Searches only where the model has a search price, fast mode
+            // only where it has a fast multiplier.
+            let max_searches = if price.per_web_search.is_some() { max_searches } else { 0 };
+            let speed = if fast && price.fast_multiplier.is_some() { Speed::Fast } else { Speed::Standard };
+            let usage = Usage {
+                web_search_requests: max_searches * search_share / 100,
+                speed,
+                ..usage
             };
-            let usage = Usage { web_search_requests: max_searches * search_share / 100, ..usage };
             let cost = t.cost(&model, &usage).unwrap();
             let estimate = t.estimate_with(&model, prompt, max_output, max_searches).unwrap();
             prop_assert!(estimate >= cost, "{model}: estimate {estimate} < cost {cost} for {usage:?}");
             prop_assert!(budgetgate::amount::to_nanos(estimate).is_ok());
+            // Narrowed to the usage's own tier, region and speed: still a bound.
+            let limits = Limits::new(prompt, max_output)
+                .web_searches(max_searches)
+                .service_tier(tier)
+                .region(region)
+                .speed(speed);
+            let narrow = t.estimate_for(&model, &limits).unwrap();
+            prop_assert!(narrow >= cost && narrow <= estimate, "{model}: {narrow} for {usage:?}");
         }
     }
 }
@@ -675,4 +691,166 @@ fn unknown_model_blocks_the_call() {
         }
         Ok(_) => panic!("an unpriced model must not run"),
     }
+}
+
+// ----- explicit service-tier prices, regions, speed ---------------------------------
+
+#[test]
+fn service_tier_prices_from_litellm_keys() {
+    let t = PriceTable::builtin();
+    let u = |tier| Usage {
+        service_tier: tier,
+        cached_input_tokens: 400,
+        ..Usage::new(1_000, 100)
+    };
+    // gpt-4o: standard 2.50 / 1.25 cached / 10; priority 4.25 / 2.125 / 17;
+    // batch 1.25 / (no batch cache price: the standard 1.25) / 5.
+    // Standard: 600 × 0.0000025 + 400 × 0.00000125 + 100 × 0.00001 = 0.003.
+    assert_eq!(
+        t.cost("gpt-4o", &u(ServiceTier::Standard)).unwrap(),
+        dec!(0.003)
+    );
+    // Priority: 600 × 0.00000425 + 400 × 0.000002125 + 100 × 0.000017 = 0.0051.
+    assert_eq!(
+        t.cost("gpt-4o", &u(ServiceTier::Priority)).unwrap(),
+        dec!(0.0051)
+    );
+    // Batch: 600 × 0.00000125 + 400 × 0.00000125 + 100 × 0.000005 = 0.00175.
+    assert_eq!(
+        t.cost("gpt-4o", &u(ServiceTier::Batch)).unwrap(),
+        dec!(0.00175)
+    );
+    // Flex: gpt-4o has no flex prices; standard (flex never costs more).
+    assert_eq!(
+        t.cost("gpt-4o", &u(ServiceTier::Flex)).unwrap(),
+        dec!(0.003)
+    );
+    // o3 flex: 1 / 0.25 cached / 4: 600 × 0.000001 + 400 × 0.00000025 + 100
+    // × 0.000004 = 0.0011.
+    assert_eq!(t.cost("o3", &u(ServiceTier::Flex)).unwrap(), dec!(0.0011));
+
+    // gemini-2.5-pro priority above 200k: 4.5 / 0.45 cached / 27 per million
+    // (its own _above_200k_tokens_priority keys). 250,000 in (100,000
+    // cached), 1,000 out: 150,000 × 0.0000045 = 0.675; 100,000 × 0.00000045 =
+    // 0.045; 1,000 × 0.000027 = 0.027. Total 0.747.
+    let long = Usage {
+        service_tier: ServiceTier::Priority,
+        cached_input_tokens: 100_000,
+        ..Usage::new(250_000, 1_000)
+    };
+    assert_eq!(t.cost("gemini-2.5-pro", &long).unwrap(), dec!(0.747));
+    // At exactly 200,000 the priority base: 2.25 / 0.225 / 18.
+    let at = Usage {
+        service_tier: ServiceTier::Priority,
+        ..Usage::new(200_000, 0)
+    };
+    assert_eq!(t.cost("gemini-2.5-pro", &at).unwrap(), dec!(0.45));
+    let over = Usage {
+        input_tokens: 200_001,
+        ..at
+    };
+    assert_eq!(t.cost("gemini-2.5-pro", &over).unwrap(), dec!(0.9000045));
+
+    // The estimate takes the dearest tier the request can reach; narrowed
+    // to standard it is the standard bound.
+    assert_eq!(
+        t.estimate_for(
+            "gpt-4o",
+            &Limits::new(1_000, 100)
+                .service_tier(ServiceTier::Standard)
+                .region(Region::Global)
+        )
+        .unwrap(),
+        dec!(0.0035)
+    );
+    // Any tier and region: priority (4.25 in, 17 out) at FedRAMP's 1.1:
+    // (1,000 × 0.00000425 + 100 × 0.000017) × 1.1 = 0.006545.
+    assert_eq!(t.estimate("gpt-4o", 1_000, 100).unwrap(), dec!(0.006545));
+}
+
+#[test]
+fn region_and_speed_multipliers() {
+    let t = PriceTable::builtin();
+    // claude-opus-4-6: 5 / 25 per million, 1.1 times with inference_geo us.
+    let u = Usage::new(1_000, 100);
+    assert_eq!(t.cost("claude-opus-4-6", &u).unwrap(), dec!(0.0075));
+    let us = Usage {
+        region: Region::Us,
+        ..u
+    };
+    assert_eq!(t.cost("claude-opus-4-6", &us).unwrap(), dec!(0.00825));
+    // A region the model has no multiplier for: one (as LiteLLM).
+    let eu = Usage {
+        region: Region::Eu,
+        ..u
+    };
+    assert_eq!(t.cost("claude-opus-4-6", &eu).unwrap(), dec!(0.0075));
+    // Fast mode without a fast multiplier: refused, never priced as standard.
+    let fast = Usage {
+        speed: Speed::Fast,
+        ..u
+    };
+    assert!(matches!(
+        t.cost("claude-opus-4-6", &fast),
+        Err(PricingError::Unpriced { .. })
+    ));
+    // With one (LiteLLM's provider_specific_entry.fast), times it, and
+    // times the region's: 0.0075 × 2 × 1.1 = 0.0165.
+    let (mut t, _) = PriceTable::from_litellm_json(
+        r#"{"opus": {"input_cost_per_token": 5e-06, "output_cost_per_token": 2.5e-05,
+            "input_cost_per_token_batches": 2.5e-06, "output_cost_per_token_batches": 1.25e-05,
+            "provider_specific_entry": {"us": 1.1, "fast": 2.0}}}"#,
+    )
+    .unwrap();
+    assert_eq!(t.cost("opus", &fast).unwrap(), dec!(0.015));
+    let fast_us = Usage {
+        region: Region::Us,
+        ..fast
+    };
+    assert_eq!(t.cost("opus", &fast_us).unwrap(), dec!(0.0165));
+    // Batch and geo together: (1,000 × 0.0000025 + 100 × 0.0000125) × 1.1.
+    let batch_us = Usage {
+        service_tier: ServiceTier::Batch,
+        ..us
+    };
+    assert_eq!(t.cost("opus", &batch_us).unwrap(), dec!(0.004125));
+    // The estimate: fast and US together; narrowed to standard speed, not.
+    assert_eq!(t.estimate("opus", 1_000, 100).unwrap(), dec!(0.0165));
+    assert_eq!(
+        t.estimate_for("opus", &Limits::new(1_000, 100).speed(Speed::Standard))
+            .unwrap(),
+        dec!(0.00825)
+    );
+    // Set by hand.
+    let mut p = ModelPrice::per_million(dec!(1), dec!(1));
+    p.service_tiers.push(ServiceTierPrice::new(
+        ServiceTier::Flex,
+        TierPrice::per_million(dec!(0.5), dec!(0.5)),
+    ));
+    p.region_multipliers.push((Region::Eu, dec!(1.1)));
+    t.insert("m", p);
+    let flex_eu = Usage {
+        service_tier: ServiceTier::Flex,
+        region: Region::Eu,
+        ..Usage::new(1_000_000, 0)
+    };
+    assert_eq!(t.cost("m", &flex_eu).unwrap(), dec!(0.55));
+}
+
+#[test]
+fn service_tier_names() {
+    for (name, tier) in [
+        ("standard", ServiceTier::Standard),
+        ("default", ServiceTier::Standard),
+        ("scale", ServiceTier::Standard),
+        ("priority", ServiceTier::Priority),
+        ("flex", ServiceTier::Flex),
+        ("batch", ServiceTier::Batch),
+    ] {
+        assert_eq!(name.parse::<ServiceTier>(), Ok(tier));
+    }
+    assert!(matches!(
+        "auto".parse::<ServiceTier>(),
+        Err(UsageError::UnknownValue { .. })
+    ));
 }

@@ -307,11 +307,17 @@ struct GridReport {
 /// (written by `fixtures/litellm_grid.py`).
 fn grid(table: &PriceTable, tsv: &str) -> GridReport {
     let mut r = GridReport::default();
+    let (mut model, mut tier) = ("", "");
     for line in tsv.lines() {
+        if let Some(head) = line.strip_prefix("= ") {
+            (model, tier) = head.split_once('\t').expect("= model<TAB>tier");
+            continue;
+        }
         let f: Vec<&str> = line.split('\t').collect();
-        let [model, p, c, cached, write, theirs] = f[..] else {
+        let [p, c, cached, write, theirs] = f[..] else {
             panic!("bad grid row {line:?}");
         };
+        let line = format!("{model}\t{tier}\t{line}");
         r.rows += 1;
         if theirs.starts_with("ERR") {
             r.litellm_errors += 1;
@@ -323,6 +329,7 @@ fn grid(table: &PriceTable, tsv: &str) -> GridReport {
             output_tokens: n(c),
             cached_input_tokens: n(cached),
             cache_creation_input_tokens: n(write),
+            service_tier: tier.parse().unwrap(),
             ..Usage::default()
         };
         let theirs = if theirs.contains('e') {
@@ -340,15 +347,15 @@ fn grid(table: &PriceTable, tsv: &str) -> GridReport {
         // LiteLLM adds doubles: allow their relative error; we round up to 1e-9.
         let float_error = theirs.abs() * dec!(0.000000000001) + dec!(0.000000000000000001);
         if ours < theirs - float_error {
-            r.under.push((line.to_owned(), ours));
+            r.under.push((line.clone(), ours));
         } else if ours > theirs + float_error + dec!(0.000000001) {
-            r.over.push((line.to_owned(), ours));
+            r.over.push((line.clone(), ours));
         } else {
             r.equal += 1;
         }
         match table.estimate(model, usage.input_tokens, usage.output_tokens) {
             Ok(e) if e >= ours && e >= theirs - float_error => {}
-            _ => r.estimate_below.push(line.to_owned()),
+            _ => r.estimate_below.push(line),
         }
     }
     r
@@ -363,7 +370,7 @@ fn costs_match_litellm_on_a_grid() {
     let (excerpt, _, _) = litellm_excerpt();
     let tsv = include_str!("fixtures/litellm_excerpt_grid.tsv");
     let r = grid(&excerpt, tsv);
-    assert_eq!(r.rows, 6120);
+    assert_eq!(r.rows, 8568);
     assert_eq!(r.litellm_errors, 0);
     assert!(r.unpriced.is_empty(), "{:?}", r.unpriced);
     assert!(
@@ -384,7 +391,7 @@ fn costs_match_litellm_on_a_grid() {
     );
     // The built-in table prices the same rows the same.
     let b = grid(&PriceTable::builtin(), tsv);
-    assert_eq!((b.equal, b.under.len(), b.over.len()), (6120, 0, 0));
+    assert_eq!((b.equal, b.under.len(), b.over.len()), (8568, 0, 0));
 
     // A one-off over the whole LiteLLM file, for the figures:
     // BUDGETGATE_LITELLM_FILE=…/model_prices_and_context_window_backup.json

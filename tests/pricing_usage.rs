@@ -1,7 +1,7 @@
 //! Pricing: each provider's usage JSON, in the shape its SDK returns, parsed
 //! and priced; each wrong shape refused by name.
 
-use budgetgate::pricing::{ModelPrice, PriceTable, PricingError, Usage, UsageError};
+use budgetgate::pricing::{ModelPrice, PriceTable, PricingError, Region, Speed, Usage, UsageError};
 use rust_decimal_macros::dec;
 use serde_json::json;
 
@@ -535,4 +535,43 @@ fn gemini_usage_json() {
     );
     assert!(Usage::from_gemini_json(&json!({"promptTokenCount": null})).is_err());
     assert!(Usage::from_gemini_json(&json!({"candidatesTokenCount": 5})).is_err());
+}
+
+#[test]
+fn anthropic_inference_geo_and_speed() {
+    // The anthropic SDK's Usage with the fields of data residency and fast mode.
+    let u = Usage::from_anthropic_json(&json!({
+        "cache_creation": null, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+        "inference_geo": "us", "input_tokens": 1000, "output_tokens": 100,
+        "server_tool_use": null, "service_tier": "standard", "speed": "fast"
+    }))
+    .unwrap();
+    assert_eq!((u.region, u.speed), (Region::Us, Speed::Fast));
+    for geo in ["global", "not_available"] {
+        let u = Usage::from_anthropic_json(&json!({
+            "inference_geo": geo, "input_tokens": 1, "output_tokens": 1, "speed": "standard"
+        }))
+        .unwrap();
+        assert_eq!((u.region, u.speed), (Region::Global, Speed::Standard));
+    }
+    // claude-opus-4-6 in the US: 1.1 times.
+    let u = Usage::from_anthropic_json(&json!({
+        "inference_geo": "us", "input_tokens": 1000, "output_tokens": 100
+    }))
+    .unwrap();
+    assert_eq!(
+        PriceTable::builtin().cost("claude-opus-4-6", &u).unwrap(),
+        dec!(0.00825)
+    );
+    for bad in [
+        json!({"inference_geo": "mars", "input_tokens": 1, "output_tokens": 1}),
+        json!({"inference_geo": 1, "input_tokens": 1, "output_tokens": 1}),
+        json!({"speed": "ludicrous", "input_tokens": 1, "output_tokens": 1}),
+    ] {
+        let e = Usage::from_anthropic_json(&bad).unwrap_err();
+        assert!(
+            matches!(e, PricingError::Usage(UsageError::UnknownValue { .. })),
+            "{e}"
+        );
+    }
 }

@@ -13,8 +13,13 @@
 //! }))?;
 //! assert_eq!(pricing::cost("openai/gpt-4o", &usage)?, dec!(0.00475));
 //!
-//! // The most 1,200 input and up to 500 output tokens can cost.
-//! assert_eq!(pricing::estimate("gpt-4o", 1200, 500)?, dec!(0.008));
+//! // The most 1,200 input and up to 500 output tokens can cost at standard
+//! // prices, and at any tier and region (priority, at FedRAMP's 1.1 times).
+//! let standard = pricing::Limits::new(1200, 500)
+//!     .service_tier(pricing::ServiceTier::Standard)
+//!     .region(pricing::Region::Global);
+//! assert_eq!(pricing::estimate_for("gpt-4o", &standard)?, dec!(0.008));
+//! assert_eq!(pricing::estimate("gpt-4o", 1200, 500)?, dec!(0.01496));
 //! # Ok::<(), pricing::PricingError>(())
 //! ```
 //!
@@ -68,10 +73,17 @@
 //! ([`UsageError`]). Per-call fees: per request and per web search
 //! (Anthropic's `web_search_requests`; [`estimate`] assumes no searches,
 //! [`estimate_with`] bounds up to a number of them). Service tiers
-//! ([`ServiceTier`]): batch usage pays the token prices times
-//! [`ModelPrice::batch_multiplier`] (one half unless set), priority usage the
-//! standard prices. Not covered: explicit priority and flex prices,
-//! per-image, per-second and per-character prices, off-peak prices.
+//! ([`ServiceTier`]): priority, flex and batch prices of their own
+//! ([`ServiceTierPrice`], LiteLLM's `*_priority` / `*_flex` / `*_batches`
+//! keys, long-context tiers included); without them batch usage pays the
+//! token prices times [`ModelPrice::batch_multiplier`] (one half unless set),
+//! priority and flex usage the standard prices. Region multipliers
+//! ([`Region`]: Anthropic's `inference_geo`, OpenAI's data residency and
+//! FedRAMP, Vertex regional endpoints) and fast mode ([`Speed`]) multiply the
+//! token prices. [`estimate`] bounds the dearest tier, region and speed;
+//! [`estimate_for`] narrows them ([`Limits`]). Not covered: per-image,
+//! per-second and per-character prices, off-peak prices, cached audio
+//! prices, LiteLLM's `ultrafast` / `balanced` / `decisions` tiers.
 //!
 //! The parts: `price` (the price model and the arithmetic), `usage` (token
 //! counts and the provider JSON readers), `table` (names and resolution),
@@ -90,9 +102,9 @@ use rust_decimal::Decimal;
 
 pub use builtin::{BUILTIN_PRICES_AS_OF, BUILTIN_PRICES_LITELLM_VERSION};
 pub use litellm::{LoadReport, SkipReason};
-pub use price::{ModelPrice, PriceTier, TierPrice};
+pub use price::{Limits, ModelPrice, PriceTier, ServiceTierPrice, TierPrice};
 pub use table::{PriceTable, API_PROVIDER_PREFIXES};
-pub use usage::{ServiceTier, Usage, UsageError};
+pub use usage::{Region, ServiceTier, Speed, Usage, UsageError};
 
 /// Why a price or a cost could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,6 +161,11 @@ pub fn estimate_with(
     TABLE
         .load()
         .estimate_with(model, input_tokens, max_output_tokens, max_searches)
+}
+
+/// [`PriceTable::estimate_for`] on the process-wide table.
+pub fn estimate_for(model: &str, limits: &Limits) -> Result<Decimal, PricingError> {
+    TABLE.load().estimate_for(model, limits)
 }
 
 /// [`PriceTable::estimate`] on the process-wide table (no web searches: see

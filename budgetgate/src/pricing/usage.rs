@@ -42,16 +42,44 @@ pub struct Usage {
     /// The service tier the call was billed at.
     #[serde(default)]
     pub service_tier: ServiceTier,
+    /// Where it was processed (Anthropic's `inference_geo`; data residency).
+    #[serde(default)]
+    pub region: Region,
+    /// Its inference speed (Anthropic's `speed`).
+    #[serde(default)]
+    pub speed: Speed,
 }
 
-/// The service tier a call was billed at (Anthropic's `service_tier`).
+/// The service tier a call was billed at (Anthropic's usage `service_tier`;
+/// OpenAI's and Gemini's response `service_tier`, which the caller sets, e.g.
+/// with [`str::parse`]).
 ///
-/// [`ServiceTier::Batch`] pays the token prices times the model's
+/// A tier the model has its own prices for
+/// ([`ModelPrice::service_tiers`](super::ModelPrice::service_tiers), from
+/// LiteLLM's `*_priority`, `*_flex` and `*_batches` keys) is billed at them.
+/// Otherwise [`ServiceTier::Batch`] pays the standard token prices times
 /// [`ModelPrice::batch_multiplier`](super::ModelPrice::batch_multiplier) (one
-/// half unless set); [`ServiceTier::Priority`] is priced as
-/// [`ServiceTier::Standard`] (explicit priority prices are not modelled).
+/// half unless set), and [`ServiceTier::Priority`] and [`ServiceTier::Flex`]
+/// the standard prices (as LiteLLM does; flex never costs more).
+///
+/// ```
+/// use budgetgate::pricing::ServiceTier;
+/// assert_eq!("priority".parse::<ServiceTier>(), Ok(ServiceTier::Priority));
+/// assert_eq!("default".parse::<ServiceTier>(), Ok(ServiceTier::Standard));
+/// assert!("turbo".parse::<ServiceTier>().is_err());
+/// ```
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -59,10 +87,86 @@ pub enum ServiceTier {
     /// The default.
     #[default]
     Standard,
-    /// Priority capacity (priced as standard).
+    /// Priority capacity (OpenAI's and Gemini's priority prices; Anthropic's
+    /// Priority Tier is priced as standard).
     Priority,
-    /// Batch processing (token prices times the batch multiplier).
+    /// Flex processing (OpenAI's and Gemini's flex prices).
+    Flex,
+    /// Batch processing.
     Batch,
+}
+
+impl std::str::FromStr for ServiceTier {
+    type Err = UsageError;
+
+    /// The tier names providers answer with: `standard`, `default` and
+    /// `scale` (OpenAI's committed Scale Tier, list price) are
+    /// [`ServiceTier::Standard`]; `priority`, `flex`, `batch`; anything else
+    /// is [`UsageError::UnknownValue`].
+    fn from_str(s: &str) -> Result<Self, UsageError> {
+        match s {
+            "standard" | "default" | "scale" => Ok(ServiceTier::Standard),
+            "priority" => Ok(ServiceTier::Priority),
+            "flex" => Ok(ServiceTier::Flex),
+            "batch" => Ok(ServiceTier::Batch),
+            other => Err(UsageError::UnknownValue {
+                parser: "ServiceTier",
+                field: "service_tier".into(),
+                value: format!("{other:?}"),
+            }),
+        }
+    }
+}
+
+/// Where a call was processed, when that changes its price (a multiplier of
+/// its token prices: [`ModelPrice::region_multipliers`](super::ModelPrice::region_multipliers)).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Region {
+    /// Anywhere (no surcharge).
+    #[default]
+    Global,
+    /// US only: Anthropic's `inference_geo: "us"`, OpenAI's US data
+    /// residency (LiteLLM's `provider_specific_entry.us`,
+    /// `regional_processing_uplift_multiplier_us`).
+    Us,
+    /// EU only: OpenAI's EU data residency
+    /// (`regional_processing_uplift_multiplier_eu`).
+    Eu,
+    /// OpenAI's FedRAMP endpoint (`fedramp_uplift_multiplier`).
+    FedRamp,
+    /// A Vertex AI regional (not global) endpoint
+    /// (`regional_endpoint_uplift_multiplier`).
+    RegionalEndpoint,
+}
+
+/// The inference speed a call ran at (Anthropic's usage `speed`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Speed {
+    /// The default.
+    #[default]
+    Standard,
+    /// Fast mode: the token prices times
+    /// [`ModelPrice::fast_multiplier`](super::ModelPrice::fast_multiplier);
+    /// a model without one cannot price it ([`PricingError::Unpriced`]).
+    Fast,
 }
 
 /// A usage split into parts billed at one rate each.
@@ -394,7 +498,9 @@ impl Usage {
     /// `server_tool_use.web_search_requests` is the number of web searches
     /// (priced per search; `web_fetch_requests` cost only their tokens), and
     /// `service_tier` (`"standard"`, `"priority"` or `"batch"`; absent or
-    /// `null`: standard) the [`ServiceTier`]; another tier is
+    /// `null`: standard) the [`ServiceTier`], `inference_geo` (`"global"`,
+    /// `"not_available"`, `"us"`, `"eu"`) the [`Region`] and `speed`
+    /// (`"standard"`, `"fast"`) the [`Speed`]; another value is
     /// [`UsageError::UnknownValue`]. Strict as [`Usage::from_openai_json`].
     pub fn from_anthropic_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
         let r = Reader::new("Anthropic", usage)?;
@@ -445,6 +551,17 @@ impl Usage {
                 }
             },
         };
+        let region = match r.text("inference_geo")? {
+            None | Some("global") | Some("not_available") => Region::Global,
+            Some("us") => Region::Us,
+            Some("eu") => Region::Eu,
+            Some(_) => return Err(r.unknown("inference_geo").into()),
+        };
+        let speed = match r.text("speed")? {
+            None | Some("standard") => Speed::Standard,
+            Some("fast") => Speed::Fast,
+            Some(_) => return Err(r.unknown("speed").into()),
+        };
         Ok(Usage {
             input_tokens: r.sum(&[plain, read, write], "input_tokens")?,
             output_tokens: output,
@@ -453,6 +570,8 @@ impl Usage {
             cache_creation_1h_input_tokens: h1,
             web_search_requests: searches,
             service_tier,
+            region,
+            speed,
             ..Usage::default()
         })
     }
@@ -696,6 +815,24 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(total)
+    }
+
+    /// An optional string field (absent or null: `None`); another JSON type
+    /// is [`UsageError::UnknownValue`].
+    fn text(&self, field: &str) -> Result<Option<&'a str>, UsageError> {
+        match self.optional_raw(field) {
+            None => Ok(None),
+            Some(v) => v.as_str().map(Some).ok_or_else(|| self.unknown(field)),
+        }
+    }
+
+    /// [`UsageError::UnknownValue`] for `field`'s value.
+    fn unknown(&self, field: &str) -> UsageError {
+        UsageError::UnknownValue {
+            parser: self.parser,
+            field: field.to_owned(),
+            value: self.optional_raw(field).map_or("null".into(), abbreviate),
+        }
     }
 
     fn missing(&self, field: &'static str) -> UsageError {
