@@ -454,8 +454,10 @@ fn litellm_search_context_prices() {
     .unwrap();
     assert_eq!(report.loaded, 3);
     let search = |m: &str| t.price(m).unwrap().per_web_search;
-    // The medium price, as LiteLLM's cost function; without one, the highest.
-    assert_eq!(search("three-sizes"), Some(dec!(0.01)));
+    // The highest price: usage does not say the search context size, and
+    // the size is never under-charged (LiteLLM's cost function assumes
+    // medium).
+    assert_eq!(search("three-sizes"), Some(dec!(0.025)));
     assert_eq!(search("no-medium"), Some(dec!(0.025)));
     assert_eq!(search("no-search"), None);
     assert_eq!(

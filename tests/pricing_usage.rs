@@ -1,7 +1,9 @@
 //! Pricing: each provider's usage JSON, in the shape its SDK returns, parsed
 //! and priced; each wrong shape refused by name.
 
-use budgetgate::pricing::{ModelPrice, PriceTable, PricingError, Region, Speed, Usage, UsageError};
+use budgetgate::pricing::{
+    ModelPrice, PriceTable, PricingError, Region, ServiceTier, Speed, Usage, UsageError,
+};
 use rust_decimal_macros::dec;
 use serde_json::json;
 
@@ -574,4 +576,121 @@ fn anthropic_inference_geo_and_speed() {
             "{e}"
         );
     }
+}
+
+#[test]
+fn openai_responses_web_search_calls() {
+    // A Responses API response with the web search tool, shaped as OpenAI's
+    // web search guide shows it (ids and text shortened).
+    let response = json!({
+        "id": "resp_67c9fa0502748190", "object": "response", "created_at": 1741290245,
+        "status": "completed", "model": "gpt-4.1-2025-04-14", "service_tier": "default",
+        "output": [
+            {"type": "web_search_call", "id": "ws_67c9fa0502748190b7dd", "status": "completed",
+             "action": {"type": "search", "query": "positive news story today"}},
+            {"id": "msg_67c9fa077e288190af08", "type": "message", "status": "completed",
+             "role": "assistant", "content": [{"type": "output_text",
+                "text": "On March 6, 2025, …", "annotations": [{"type": "url_citation",
+                "start_index": 2606, "end_index": 2758, "url": "https://example.com", "title": "…"}]}]}
+        ],
+        "tools": [{"type": "web_search_preview", "search_context_size": "medium"}],
+        "usage": {"input_tokens": 328, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": 356, "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": 684}
+    });
+    let u = Usage::from_openai_response_json(&response).unwrap();
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.web_search_requests),
+        (328, 356, 1)
+    );
+    // gpt-4.1: 2 / 8 per million, 0.025 per search: 328 × 0.000002 +
+    // 356 × 0.000008 + 0.025 = 0.000656 + 0.002848 + 0.025 = 0.028504.
+    let t = PriceTable::builtin();
+    assert_eq!(t.cost("gpt-4.1-2025-04-14", &u).unwrap(), dec!(0.028504));
+    // The estimate with one search bounds it.
+    assert!(t.estimate_with("gpt-4.1", 328, 356, 1).unwrap() >= dec!(0.028504));
+    // A model without a search price: refused, never priced as no search.
+    assert!(matches!(
+        t.cost("gpt-4o", &u),
+        Err(PricingError::Unpriced { .. })
+    ));
+    // tool_usage, where the response reports it, wins over counting calls.
+    let mut with_tool_usage = response.clone();
+    with_tool_usage["tool_usage"] = json!({"web_search": {"num_requests": 3}, "image_gen": null});
+    let u = Usage::from_openai_response_json(&with_tool_usage).unwrap();
+    assert_eq!(u.web_search_requests, 3);
+    let mut in_usage = response.clone();
+    in_usage["usage"]["tool_usage"] = json!({"web_search": {"num_requests": 2}});
+    assert_eq!(
+        Usage::from_openai_responses_json(&in_usage["usage"])
+            .unwrap()
+            .web_search_requests,
+        2
+    );
+    assert_eq!(
+        Usage::from_openai_response_json(&in_usage)
+            .unwrap()
+            .web_search_requests,
+        2
+    );
+    // The service tier the response says.
+    let mut flex = response.clone();
+    flex["service_tier"] = json!("flex");
+    assert_eq!(
+        Usage::from_openai_response_json(&flex)
+            .unwrap()
+            .service_tier,
+        ServiceTier::Flex
+    );
+    // Not a response, or one without usage: refused.
+    for bad in [
+        json!({"object": "chat.completion", "usage": response["usage"]}),
+        json!({"object": "response", "output": []}),
+        json!({"object": "response", "usage": {"input_tokens": null, "output_tokens": 1, "total_tokens": 1}}),
+        json!({"object": "response", "service_tier": "turbo", "usage": response["usage"]}),
+    ] {
+        assert!(Usage::from_openai_response_json(&bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn gemini_grounding_searches() {
+    // A generateContent response grounded with Google Search, shaped as the
+    // Gemini API's grounding docs show it (content shortened).
+    let response = json!({
+        "candidates": [{
+            "content": {"parts": [{"text": "Spain won Euro 2024, defeating England 2-1 in the final."}],
+                        "role": "model"},
+            "groundingMetadata": {
+                "webSearchQueries": ["UEFA Euro 2024 winner", "who won euro 2024", "UEFA Euro 2024 winner"],
+                "searchEntryPoint": {"renderedContent": "<!-- HTML and CSS for the search widget -->"},
+                "groundingChunks": [{"web": {"uri": "https://vertexaisearch.cloud.google.com/…", "title": "aljazeera.com"}}],
+                "groundingSupports": [{"segment": {"startIndex": 0, "endIndex": 56,
+                    "text": "Spain won Euro 2024, defeating England 2-1 in the final."},
+                    "groundingChunkIndices": [0]}]
+            }
+        }],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 20, "totalTokenCount": 30},
+        "modelVersion": "gemini-2.5-flash"
+    });
+    let u = Usage::from_gemini_json(&response).unwrap();
+    // Two distinct queries (the repeated one counts once).
+    assert_eq!(u.web_search_requests, 2);
+    // gemini-2.5-flash: 10 × 0.0000003 + 20 × 0.0000025 + 2 × 0.035 = 0.070053.
+    assert_eq!(
+        PriceTable::builtin()
+            .cost("gemini/gemini-2.5-flash", &u)
+            .unwrap(),
+        dec!(0.070053)
+    );
+    // The usage metadata alone has no searches.
+    assert_eq!(
+        Usage::from_gemini_json(&response["usageMetadata"])
+            .unwrap()
+            .web_search_requests,
+        0
+    );
+    let mut bad = response.clone();
+    bad["candidates"][0]["groundingMetadata"]["webSearchQueries"] = json!("one query");
+    assert!(Usage::from_gemini_json(&bad).is_err());
 }

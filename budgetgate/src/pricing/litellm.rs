@@ -8,10 +8,10 @@
 //!   `output_cost_per_reasoning_token`, `input_cost_per_audio_token`,
 //!   `output_cost_per_audio_token`, `input_cost_per_request`;
 //! * the per-web-search price: `search_context_cost_per_query`, an object of
-//!   `search_context_size_low` / `_medium` / `_high` prices per search; its
-//!   `search_context_size_medium` price, as LiteLLM's cost function for
-//!   Anthropic's `web_search_requests` uses, or, without one, the highest
-//!   price it gives (never under-charged);
+//!   `search_context_size_low` / `_medium` / `_high` prices per search; the
+//!   highest price it gives, since usage does not say the search context
+//!   size (LiteLLM's cost function assumes medium; 5 entries of LiteLLM
+//!   1.110.2 price the sizes apart);
 //! * long-context tiers, either as flat keys — each of those names with
 //!   `_above_<N>k_tokens` / `_above_<N>_tokens` (e.g.
 //!   `input_cost_per_token_above_200k_tokens`; a price the tier does not name
@@ -365,7 +365,7 @@ fn read_multipliers(entry: &Entry, p: &mut ModelPrice) -> Result<(), SkipReason>
 
 const SEARCH: &str = "search_context_cost_per_query";
 
-/// The `search_context_cost_per_query` price: the medium one, else the highest.
+/// The `search_context_cost_per_query` price: the highest one.
 fn search_price(entry: &Entry) -> Result<Option<Decimal>, SkipReason> {
     let Some(raw) = entry.get(SEARCH).filter(|r| r.get() != "null") else {
         return Ok(None);
@@ -388,11 +388,7 @@ fn search_price(entry: &Entry) -> Result<Option<Decimal>, SkipReason> {
             prices.push((key.as_str(), p));
         }
     }
-    Ok(prices
-        .iter()
-        .find(|(k, _)| *k == "search_context_size_medium")
-        .or_else(|| prices.iter().max_by_key(|(_, p)| *p))
-        .map(|(_, p)| *p))
+    Ok(prices.iter().map(|(_, p)| *p).max())
 }
 
 /// The `_above_<N>_tokens` tiers: one per threshold any tiered key names,

@@ -67,11 +67,15 @@
 //! reach. Model names resolve as [`PriceTable::price`] says; a name a loaded
 //! file lists without a price is refused, never priced as another name.
 //! Usage comes from [`Usage::from_openai_json`] (Chat Completions, DeepSeek's
-//! cache hit / miss counts included), [`Usage::from_openai_responses_json`],
+//! cache hit / miss counts included), [`Usage::from_openai_responses_json`]
+//! (and [`Usage::from_openai_response_json`] for a whole response, with its
+//! `web_search_call`s and service tier),
 //! [`Usage::from_openai_realtime_json`], [`Usage::from_anthropic_json`] and
 //! [`Usage::from_gemini_json`], each refusing any other shape
 //! ([`UsageError`]). Per-call fees: per request and per web search
-//! (Anthropic's `web_search_requests`; [`estimate`] assumes no searches,
+//! (Anthropic's `web_search_requests`, OpenAI Responses' `web_search_call`s
+//! and `tool_usage`, Gemini's grounding `webSearchQueries`; at the highest
+//! search-context-size price; [`estimate`] assumes no searches,
 //! [`estimate_with`] bounds up to a number of them). Service tiers
 //! ([`ServiceTier`]): priority, flex and batch prices of their own
 //! ([`ServiceTierPrice`], LiteLLM's `*_priority` / `*_flex` / `*_batches`

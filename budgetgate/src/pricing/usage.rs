@@ -352,9 +352,11 @@ impl Usage {
     /// OpenAI Responses API's `usage`: `input_tokens` (cached included),
     /// `output_tokens` (reasoning included) and `total_tokens` are required
     /// (`total_tokens` is what tells it from Anthropic's usage);
-    /// `input_tokens_details.cached_tokens` and
-    /// `output_tokens_details.reasoning_tokens` are read. Strict as
-    /// [`Usage::from_openai_json`].
+    /// `input_tokens_details.cached_tokens`,
+    /// `output_tokens_details.reasoning_tokens` and
+    /// `tool_usage.web_search.num_requests` (web searches) are read. Strict
+    /// as [`Usage::from_openai_json`]. [`Usage::from_openai_response_json`]
+    /// reads a whole response (its web search calls and service tier too).
     pub fn from_openai_responses_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
         let r = Reader::new("OpenAI Responses", usage)?;
         r.refuse(&[
@@ -389,8 +391,61 @@ impl Usage {
             output_tokens: output,
             cached_input_tokens: cached,
             reasoning_tokens: reasoning,
+            web_search_requests: r.optional("tool_usage.web_search.num_requests")?,
             ..Usage::default()
         })
+    }
+
+    /// A whole OpenAI Responses API response (`"object": "response"`): its
+    /// `usage` as [`Usage::from_openai_responses_json`] reads it; its web
+    /// searches from `tool_usage.web_search.num_requests` (at the top level
+    /// or in `usage`), else the number of `web_search_call` items of
+    /// `output` (each billed as a call); its `service_tier` (`default`,
+    /// `flex`, `priority`, `scale`; absent or `null`: standard) as
+    /// [`str::parse`] reads it.
+    ///
+    /// ```
+    /// use budgetgate::pricing::{ServiceTier, Usage};
+    /// let u = Usage::from_openai_response_json(&serde_json::json!({
+    ///     "object": "response", "service_tier": "priority",
+    ///     "output": [
+    ///         {"type": "web_search_call", "id": "ws_1", "status": "completed",
+    ///          "action": {"type": "search", "query": "rust decimal"}},
+    ///         {"type": "message", "id": "msg_1", "role": "assistant", "content": []}
+    ///     ],
+    ///     "usage": {"input_tokens": 300, "output_tokens": 50, "total_tokens": 350}
+    /// }))?;
+    /// assert_eq!((u.web_search_requests, u.service_tier), (1, ServiceTier::Priority));
+    /// # Ok::<(), budgetgate::pricing::PricingError>(())
+    /// ```
+    pub fn from_openai_response_json(response: &serde_json::Value) -> Result<Self, PricingError> {
+        let r = Reader::new("OpenAI Responses response", response)?;
+        match r.text("object")? {
+            Some("response") => {}
+            _ => return Err(r.unknown("object").into()),
+        }
+        let usage = r.optional_raw("usage").ok_or_else(|| r.missing("usage"))?;
+        let mut u = Usage::from_openai_responses_json(usage)?;
+        let output = match r.optional_raw("output") {
+            None => &[][..],
+            Some(v) => v
+                .as_array()
+                .map(Vec::as_slice)
+                .ok_or_else(|| r.unknown("output"))?,
+        };
+        let calls = output
+            .iter()
+            .filter(|item| item.get("type").and_then(|t| t.as_str()) == Some("web_search_call"))
+            .count() as u64;
+        if r.has("tool_usage") {
+            u.web_search_requests = r.optional("tool_usage.web_search.num_requests")?;
+        } else if u.web_search_requests == 0 {
+            u.web_search_requests = calls;
+        }
+        if let Some(tier) = r.text("service_tier")? {
+            u.service_tier = tier.parse()?;
+        }
+        Ok(u)
     }
 
     /// OpenAI Realtime's `usage` (of `response.done`): `input_tokens`,
@@ -585,8 +640,20 @@ impl Usage {
     /// `AUDIO` entries of `promptTokensDetails` / `candidatesTokensDetails`
     /// are the audio tokens (less the cached ones of `cacheTokensDetails`,
     /// priced as cached). Strict as [`Usage::from_openai_json`].
+    ///
+    /// Given a whole response, its web searches (Grounding with Google
+    /// Search) are the distinct non-empty `webSearchQueries` of its
+    /// candidates' `groundingMetadata`, as LiteLLM counts them (Gemini 3
+    /// bills per query; Gemini 2 per grounded prompt, which this never
+    /// under-counts).
     pub fn from_gemini_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
-        let usage = usage.get("usageMetadata").unwrap_or(usage);
+        let searches = gemini_search_queries(usage)?;
+        let mut u = Self::from_gemini_usage_metadata(usage.get("usageMetadata").unwrap_or(usage))?;
+        u.web_search_requests = searches;
+        Ok(u)
+    }
+
+    fn from_gemini_usage_metadata(usage: &serde_json::Value) -> Result<Self, PricingError> {
         let r = Reader::new("Gemini", usage)?;
         r.refuse(&[
             ("prompt_tokens", "OpenAI chat"),
@@ -641,6 +708,40 @@ impl Usage {
             ..Usage::default()
         })
     }
+}
+
+/// The distinct non-empty `webSearchQueries` of a Gemini response's
+/// candidates (0 for usage metadata alone).
+fn gemini_search_queries(response: &serde_json::Value) -> Result<u64, UsageError> {
+    let Some(candidates) = response.get("candidates").filter(|c| !c.is_null()) else {
+        return Ok(0);
+    };
+    let bad = |field: &str, v: &serde_json::Value| UsageError::UnknownValue {
+        parser: "Gemini",
+        field: field.to_owned(),
+        value: abbreviate(v),
+    };
+    let mut queries = std::collections::BTreeSet::new();
+    for c in candidates
+        .as_array()
+        .ok_or_else(|| bad("candidates", candidates))?
+    {
+        let Some(list) = c
+            .get("groundingMetadata")
+            .and_then(|g| g.get("webSearchQueries"))
+            .filter(|q| !q.is_null())
+        else {
+            continue;
+        };
+        let field = "candidates[].groundingMetadata.webSearchQueries";
+        for q in list.as_array().ok_or_else(|| bad(field, list))? {
+            let q = q.as_str().ok_or_else(|| bad(field, q))?;
+            if !q.is_empty() {
+                queries.insert(q);
+            }
+        }
+    }
+    Ok(queries.len() as u64)
 }
 
 /// Why usage JSON was refused.
