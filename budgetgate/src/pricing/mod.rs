@@ -71,7 +71,9 @@
 //! (and [`Usage::from_openai_response_json`] for a whole response, with its
 //! `web_search_call`s and service tier),
 //! [`Usage::from_openai_realtime_json`], [`Usage::from_anthropic_json`] and
-//! [`Usage::from_gemini_json`], each refusing any other shape
+//! [`Usage::from_gemini_json`] (streams: [`AnthropicStreamUsage`] for
+//! `message_start` / cumulative `message_delta` usage, [`OpenAiStreamUsage`]
+//! for `include_usage` chunks and Responses events), each refusing any other shape
 //! ([`UsageError`]). Per-call fees: per request and per web search
 //! (Anthropic's `web_search_requests`, OpenAI Responses' `web_search_call`s
 //! and `tool_usage`, Gemini's grounding `webSearchQueries`; at the highest
@@ -96,6 +98,7 @@
 mod builtin;
 mod litellm;
 mod price;
+mod stream;
 mod table;
 mod usage;
 
@@ -107,6 +110,7 @@ use rust_decimal::Decimal;
 pub use builtin::{BUILTIN_PRICES_AS_OF, BUILTIN_PRICES_LITELLM_VERSION};
 pub use litellm::{LoadReport, SkipReason};
 pub use price::{Limits, ModelPrice, PriceTier, ServiceTierPrice, TierPrice};
+pub use stream::{AnthropicStreamUsage, OpenAiStreamUsage};
 pub use table::{PriceTable, API_PROVIDER_PREFIXES};
 pub use usage::{Region, ServiceTier, Speed, Usage, UsageError};
 
