@@ -871,3 +871,73 @@ data: {"type":"response.completed","sequence_number":9,"response":{"id":"resp_1"
         assert!(OpenAiStreamUsage::new().push(&bad).is_err(), "{bad}");
     }
 }
+
+// ----- async-openai's structs (feature async-openai) ----------------------------------
+
+#[test]
+fn async_openai_usage_structs() {
+    use async_openai::types::chat::CompletionUsage;
+    use async_openai::types::responses::ResponseUsage;
+
+    // The same JSON, read by async-openai and then converted, or read
+    // directly: the same usage.
+    let chat = json!({
+        "prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
+        "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 192, "audio_tokens": 0,
+            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+    });
+    let typed: CompletionUsage = serde_json::from_value(chat.clone()).unwrap();
+    let u = Usage::try_from(&typed).unwrap();
+    assert_eq!(u, Usage::from_openai_json(&chat).unwrap());
+    assert_eq!((u.cached_input_tokens, u.reasoning_tokens), (1920, 192));
+    assert_eq!(Usage::try_from(typed).unwrap(), u);
+
+    let responses = json!({
+        "input_tokens": 328, "input_tokens_details": {"cached_tokens": 128, "cache_write_tokens": 100},
+        "output_tokens": 52, "output_tokens_details": {"reasoning_tokens": 12},
+        "total_tokens": 380
+    });
+    let typed: ResponseUsage = serde_json::from_value(responses.clone()).unwrap();
+    let u = Usage::try_from(&typed).unwrap();
+    assert_eq!(u, Usage::from_openai_responses_json(&responses).unwrap());
+    assert_eq!(
+        (
+            u.cached_input_tokens,
+            u.cache_creation_input_tokens,
+            u.reasoning_tokens
+        ),
+        (128, 100, 12)
+    );
+
+    // What the readers refuse, the conversions refuse: parts over their
+    // wholes, negative cache writes.
+    let mut bad = CompletionUsage {
+        prompt_tokens: 10,
+        completion_tokens: 1,
+        total_tokens: 11,
+        ..CompletionUsage::default()
+    };
+    bad.prompt_tokens_details = Some(async_openai::types::chat::PromptTokensDetails {
+        cached_tokens: Some(11),
+        ..Default::default()
+    });
+    assert!(matches!(
+        Usage::try_from(&bad),
+        Err(PricingError::Usage(UsageError::Exceeds { .. }))
+    ));
+    bad.prompt_tokens_details = Some(async_openai::types::chat::PromptTokensDetails {
+        cache_write_tokens: Some(-1),
+        ..Default::default()
+    });
+    assert!(matches!(
+        Usage::try_from(&bad),
+        Err(PricingError::Usage(UsageError::NotACount { .. }))
+    ));
+    let mut bad = ResponseUsage {
+        input_tokens: 1,
+        ..ResponseUsage::default()
+    };
+    bad.input_tokens_details.cached_tokens = 2;
+    assert!(Usage::try_from(&bad).is_err());
+}

@@ -73,7 +73,9 @@
 //! [`Usage::from_openai_realtime_json`], [`Usage::from_anthropic_json`] and
 //! [`Usage::from_gemini_json`] (streams: [`AnthropicStreamUsage`] for
 //! `message_start` / cumulative `message_delta` usage, [`OpenAiStreamUsage`]
-//! for `include_usage` chunks and Responses events), each refusing any other shape
+//! for `include_usage` chunks and Responses events; with the `async-openai`
+//! feature, `Usage::try_from` async-openai's `CompletionUsage` and
+//! `ResponseUsage`), each refusing any other shape
 //! ([`UsageError`]). Per-call fees: per request and per web search
 //! (Anthropic's `web_search_requests`, OpenAI Responses' `web_search_call`s
 //! and `tool_usage`, Gemini's grounding `webSearchQueries`; at the highest
@@ -95,6 +97,8 @@
 //! counts and the provider JSON readers), `table` (names and resolution),
 //! `litellm` (the LiteLLM loader), `builtin` (the built-in table).
 
+#[cfg(feature = "async-openai")]
+mod async_openai;
 mod builtin;
 mod litellm;
 mod price;

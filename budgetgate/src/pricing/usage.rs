@@ -352,8 +352,8 @@ impl Usage {
     /// OpenAI Responses API's `usage`: `input_tokens` (cached included),
     /// `output_tokens` (reasoning included) and `total_tokens` are required
     /// (`total_tokens` is what tells it from Anthropic's usage);
-    /// `input_tokens_details.cached_tokens`,
-    /// `output_tokens_details.reasoning_tokens` and
+    /// `input_tokens_details.cached_tokens` / `cache_write_tokens` (priced
+    /// at the cache-write price), `output_tokens_details.reasoning_tokens` and
     /// `tool_usage.web_search.num_requests` (web searches) are read. Strict
     /// as [`Usage::from_openai_json`]. [`Usage::from_openai_response_json`]
     /// reads a whole response (its web search calls and service tier too).
@@ -373,9 +373,10 @@ impl Usage {
         let output = r.required("output_tokens")?;
         r.required("total_tokens")?;
         let cached = r.optional("input_tokens_details.cached_tokens")?;
+        let write = r.optional("input_tokens_details.cache_write_tokens")?;
         r.part_of(
-            cached,
-            "input_tokens_details.cached_tokens",
+            r.sum(&[cached, write], "cached + cache write tokens")?,
+            "input_tokens_details cached + cache write tokens",
             input,
             "input_tokens",
         )?;
@@ -390,6 +391,7 @@ impl Usage {
             input_tokens: input,
             output_tokens: output,
             cached_input_tokens: cached,
+            cache_creation_input_tokens: write,
             reasoning_tokens: reasoning,
             web_search_requests: r.optional("tool_usage.web_search.num_requests")?,
             ..Usage::default()
