@@ -856,3 +856,34 @@ fn service_tier_names() {
         Err(UsageError::UnknownValue { .. })
     ));
 }
+
+#[test]
+fn batch_cache_writes_without_a_batch_price() {
+    // A batch price for input but none for cache writes: the writes are
+    // billed as batch input (LiteLLM's batch cost), not at the standard
+    // write price, above the threshold too.
+    let (t, _) = PriceTable::from_litellm_json(
+        r#"{"m": {"input_cost_per_token": 2e-06, "output_cost_per_token": 1e-05,
+            "cache_creation_input_token_cost": 1e-07,
+            "input_cost_per_token_batches": 1e-06, "output_cost_per_token_batches": 5e-06,
+            "input_cost_per_token_above_200k_tokens": 4e-06,
+            "cache_creation_input_token_cost_above_200k_tokens": 2e-07,
+            "input_cost_per_token_above_200k_tokens_batches": 2e-06}}"#,
+    )
+    .unwrap();
+    let u = |input| Usage {
+        service_tier: ServiceTier::Batch,
+        cache_creation_input_tokens: 1_000,
+        ..Usage::new(input, 0)
+    };
+    // 2,000 × 0.000001 (1,000 of them writes, at the batch input price).
+    assert_eq!(t.cost("m", &u(2_000)).unwrap(), dec!(0.002));
+    // Above 200k: 200,001 × 0.000002.
+    assert_eq!(t.cost("m", &u(200_001)).unwrap(), dec!(0.400002));
+    // Standard: 1,000 × 0.000002 + 1,000 × 0.0000001.
+    let standard = Usage {
+        service_tier: ServiceTier::Standard,
+        ..u(2_000)
+    };
+    assert_eq!(t.cost("m", &standard).unwrap(), dec!(0.0021));
+}

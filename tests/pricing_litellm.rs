@@ -401,6 +401,17 @@ fn costs_match_litellm_on_a_grid() {
         std::env::var("BUDGETGATE_LITELLM_GRID"),
     ) {
         let (table, report) = PriceTable::from_litellm_path(&file).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let chat: Vec<&String> = json
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| e.get("mode").and_then(|m| m.as_str()) == Some("chat"))
+            .map(|(name, _)| name)
+            .collect();
+        let priced = chat.iter().filter(|m| table.price(m).is_ok()).count();
+        eprintln!("chat models priced: {priced} of {}", chat.len());
         let r = grid(&table, &std::fs::read_to_string(tsv).unwrap());
         fn models(rows: &[(String, Decimal)]) -> Vec<&str> {
             let mut m: Vec<&str> = rows
@@ -412,7 +423,7 @@ fn costs_match_litellm_on_a_grid() {
         }
         eprintln!(
             "full file: {} loaded, {} aliased, {} skipped; grid rows {}, equal {}, \
-             under {} (models {:?}), over {} (models {:?}), estimate below cost {}, \
+             under {} (models {:?}), over {} ({} models), estimate below cost {}, \
              unpriced models {}, LiteLLM errors {}",
             report.loaded,
             report.aliased.len(),
@@ -422,13 +433,30 @@ fn costs_match_litellm_on_a_grid() {
             r.under.len(),
             models(&r.under),
             r.over.len(),
-            models(&r.over),
+            models(&r.over).len(),
             r.estimate_below.len(),
             r.unpriced.len(),
             r.litellm_errors,
         );
-        for (line, ours) in r.under.iter().chain(&r.over).take(40) {
-            eprintln!("  {line}\tours {ours}");
+        fn by_tier(rows: &[(String, Decimal)]) -> std::collections::BTreeMap<&str, usize> {
+            let mut m = std::collections::BTreeMap::new();
+            for (l, _) in rows {
+                *m.entry(l.split('\t').nth(1).unwrap_or("")).or_default() += 1;
+            }
+            m
+        }
+        eprintln!(
+            "under by service tier {:?}, over by service tier {:?}",
+            by_tier(&r.under),
+            by_tier(&r.over)
+        );
+        // One row per model and service tier.
+        let mut shown = std::collections::BTreeSet::new();
+        for (line, ours) in r.under.iter().chain(&r.over) {
+            let mut f = line.split('\t');
+            if shown.insert((f.next(), f.next())) && shown.len() <= 120 {
+                eprintln!("  {line}\tours {ours}");
+            }
         }
         for (m, why) in r.unpriced.iter().take(20) {
             eprintln!("  unpriced {m}: {why}");

@@ -270,10 +270,12 @@ const SERVICE_TIERS: &[(&str, ServiceTier)] = &[
 /// of its own for it (`input_cost_per_token_priority`, …). A price the tier
 /// does not name is the standard one (as LiteLLM falls back), but for the
 /// reasoning price of a tier with its own output price, which is that output
-/// price. Its long-context tiers: every threshold of the standard prices or
-/// of the tier's own (`input_cost_per_token_above_200k_tokens_priority`),
-/// each price the tier's own above it, else the standard one above it, else
-/// the tier's base.
+/// price, and the batch cache-write price, which is the batch input price
+/// (LiteLLM's batch cost). Its long-context tiers: every threshold of the
+/// standard prices or of the tier's own
+/// (`input_cost_per_token_above_200k_tokens_priority`), each price the
+/// tier's own above it, else the standard one above it (not for batch cache
+/// writes), else the tier's base.
 fn service_tier(
     entry: &Entry,
     suffix: &str,
@@ -290,7 +292,12 @@ fn service_tier(
         input: input.unwrap_or(b.input),
         output: output.unwrap_or(b.output),
         cached_input: at(CACHE_READ)?.or(b.cached_input),
-        cache_write: at(CACHE_WRITE)?.or(b.cache_write),
+        // Batch cache writes without a batch price are billed as batch
+        // input, as LiteLLM's batch cost does.
+        cache_write: match tier {
+            ServiceTier::Batch => at(CACHE_WRITE)?,
+            _ => at(CACHE_WRITE)?.or(b.cache_write),
+        },
         cache_write_1h: at(CACHE_WRITE_1H)?.or(b.cache_write_1h),
         reasoning_output: at(REASONING)?.or(if output.is_some() {
             None
@@ -424,6 +431,9 @@ fn flat_tiers(entry: &Entry, base: TierPrice, suffix: &str) -> Result<Vec<PriceT
                 "" => None,
                 s => price_in(entry, &format!("{key}{above}{s}"))?,
             };
+            if suffix == "_batches" && key == CACHE_WRITE {
+                return Ok(own);
+            }
             Ok(own.or(price_in(entry, &format!("{key}{above}"))?))
         };
         let b = base;
