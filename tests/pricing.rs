@@ -5,7 +5,7 @@
 
 use budgetgate::pricing::{
     self, Limits, ModelPrice, PriceTable, PricingError, Region, ServiceTier, ServiceTierPrice,
-    SkipReason, Speed, TierPrice, Usage, UsageError,
+    SkipReason, Speed, TokenPrices, Usage, UsageError,
 };
 use budgetgate::{guard_bounded, BlockReason, Budget, Decimal, Engine, Ledger};
 use proptest::prelude::*;
@@ -18,11 +18,11 @@ fn litellm_numbers_are_read_exactly() {
     let t = testkit::pricing_fixture();
     let p = t.price("gpt-4o").unwrap();
     assert_eq!(
-        (p.input, p.output, p.cached_input),
+        (p.base.input, p.base.output, p.base.cached_input),
         (dec!(0.0000025), dec!(0.00001), Some(dec!(0.00000125)))
     );
     let p = t.price("gemini/gemini-2.0-flash").unwrap();
-    assert_eq!(p.cached_input, Some(dec!(0.000000025)));
+    assert_eq!(p.base.cached_input, Some(dec!(0.000000025)));
     assert_eq!(
         t.price("perplexity/sonar").unwrap().per_request,
         Some(dec!(0.005))
@@ -78,10 +78,10 @@ fn costs_round_up_to_the_store_scale() {
     let mut t = PriceTable::new();
     t.insert(
         "tiny",
-        ModelPrice {
+        ModelPrice::from(TokenPrices {
             input: dec!(0.0000000001),
-            ..ModelPrice::default()
-        },
+            ..TokenPrices::default()
+        }),
     );
     // 3 × 10^-10 = 3×10^-10 → rounded up to 10^-9, never down to zero.
     assert_eq!(
@@ -107,12 +107,13 @@ fn aliases_and_provider_prefixes() {
     assert_eq!(
         t.price("anthropic/claude-sonnet-4-5-20250929")
             .unwrap()
+            .base
             .input,
         dec!(0.000003)
     );
     let mut t = testkit::pricing_fixture();
     t.alias("sonnet", "anthropic/claude-sonnet-4-20250514");
-    assert_eq!(t.price("sonnet").unwrap().output, dec!(0.000015));
+    assert_eq!(t.price("sonnet").unwrap().base.output, dec!(0.000015));
     assert_eq!(t.as_of(), None);
     assert_eq!(
         PriceTable::builtin().as_of(),
@@ -156,7 +157,7 @@ fn builtin_covers_the_mainstream_providers() {
     ] {
         let p = t.price(model).unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            p.input > Decimal::ZERO && p.output > Decimal::ZERO,
+            p.base.input > Decimal::ZERO && p.base.output > Decimal::ZERO,
             "{model}"
         );
     }
@@ -178,7 +179,7 @@ fn gemini_pro() -> ModelPrice {
         .cached_per_million(dec!(0.31))
         .above_input_tokens(
             200_000,
-            TierPrice::per_million(dec!(2.50), dec!(15)).cached_per_million(dec!(0.625)),
+            TokenPrices::per_million(dec!(2.50), dec!(15)).cached_per_million(dec!(0.625)),
         )
 }
 
@@ -827,7 +828,7 @@ fn region_and_speed_multipliers() {
     let mut p = ModelPrice::per_million(dec!(1), dec!(1));
     p.service_tiers.push(ServiceTierPrice::new(
         ServiceTier::Flex,
-        TierPrice::per_million(dec!(0.5), dec!(0.5)),
+        TokenPrices::per_million(dec!(0.5), dec!(0.5)),
     ));
     p.region_multipliers.push((Region::Eu, dec!(1.1)));
     t.insert("m", p);

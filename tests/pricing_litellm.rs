@@ -12,7 +12,7 @@ fn litellm_prices_are_the_files_text_exactly() {
     let t = testkit::pricing_fixture();
     let p = t.price("exact/odd-price").unwrap();
     // Not 0.00000095 (the nearest short decimal): the file's digits.
-    assert_eq!(p.input, dec!(0.0000009499999999999999));
+    assert_eq!(p.base.input, dec!(0.0000009499999999999999));
     // Costs round up to 10⁻⁹: 3 × 0.0000009499999999999999 =
     // 0.0000028499999999999997 → 0.00000285.
     assert_eq!(
@@ -38,7 +38,7 @@ fn litellm_prices_are_the_files_text_exactly() {
         let json =
             format!(r#"{{"m": {{"input_cost_per_token": {text}, "output_cost_per_token": 0}}}}"#);
         let (t, _) = PriceTable::from_litellm_json(&json).unwrap();
-        assert_eq!(t.price("m").unwrap().input, want, "{text}");
+        assert_eq!(t.price("m").unwrap().base.input, want, "{text}");
     }
     // More digits than a decimal holds, or a negative price: skipped, said why.
     for text in [
@@ -155,10 +155,10 @@ fn absurd_prices_are_an_error_not_a_panic() {
     let mut t = PriceTable::new();
     t.insert(
         "huge",
-        ModelPrice {
+        ModelPrice::from(pricing::TokenPrices {
             input: Decimal::MAX,
-            ..ModelPrice::default()
-        },
+            ..Default::default()
+        }),
     );
     assert_eq!(
         t.cost("huge", &Usage::new(u64::MAX, 0)),
@@ -256,7 +256,11 @@ fn builtin_prices_the_issue_named_stale() {
     let per_million = |model: &str| {
         let p = t.price(model).unwrap();
         let m = dec!(1000000);
-        (p.input * m, p.output * m, p.cached_input.map(|c| c * m))
+        (
+            p.base.input * m,
+            p.base.output * m,
+            p.base.cached_input.map(|c| c * m),
+        )
     };
     assert_eq!(
         per_million("mistral-medium-latest"),

@@ -284,11 +284,10 @@ fn openai_responses_usage_json() {
 
 fn gpt_realtime() -> ModelPrice {
     // gpt-realtime: text 4 / 0.40 cached / 16, audio 32 in / 64 out per million.
-    ModelPrice {
-        audio_input: Some(dec!(0.000032)),
-        audio_output: Some(dec!(0.000064)),
-        ..ModelPrice::per_million(dec!(4), dec!(16)).cached_per_million(dec!(0.40))
-    }
+    let mut p = ModelPrice::per_million(dec!(4), dec!(16)).cached_per_million(dec!(0.40));
+    p.base.audio_input = Some(dec!(0.000032));
+    p.base.audio_output = Some(dec!(0.000064));
+    p
 }
 
 #[test]

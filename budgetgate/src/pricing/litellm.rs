@@ -40,7 +40,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 
-use super::{ModelPrice, PriceTable, PricingError, Region, ServiceTier, TierPrice};
+use super::{ModelPrice, PriceTable, PricingError, Region, ServiceTier, TokenPrices};
 use crate::pricing::{PriceTier, ServiceTierPrice};
 
 /// Why an entry of a LiteLLM file is not in the table.
@@ -230,14 +230,16 @@ fn read_entry(model: &str, raw: &RawValue) -> Result<Read, SkipReason> {
         }
     };
     let mut p = ModelPrice {
-        input,
-        output,
-        cached_input: price(CACHE_READ)?,
-        cache_write: price(CACHE_WRITE)?,
-        cache_write_1h: price(CACHE_WRITE_1H)?,
-        reasoning_output: price(REASONING)?,
-        audio_input: price(AUDIO_IN)?,
-        audio_output: price(AUDIO_OUT)?,
+        base: TokenPrices {
+            input,
+            output,
+            cached_input: price(CACHE_READ)?,
+            cache_write: price(CACHE_WRITE)?,
+            cache_write_1h: price(CACHE_WRITE_1H)?,
+            reasoning_output: price(REASONING)?,
+            audio_input: price(AUDIO_IN)?,
+            audio_output: price(AUDIO_OUT)?,
+        },
         per_request: price("input_cost_per_request")?,
         per_web_search: search_price(&entry)?,
         batch_multiplier: None,
@@ -248,7 +250,7 @@ fn read_entry(model: &str, raw: &RawValue) -> Result<Read, SkipReason> {
     };
     p.tiers = match tiered {
         Some(tiers) => tiers,
-        None => flat_tiers(&entry, p.base(), "")?,
+        None => flat_tiers(&entry, p.base, "")?,
     };
     for (suffix, tier) in SERVICE_TIERS {
         if let Some(s) = service_tier(&entry, suffix, *tier, &p)? {
@@ -287,8 +289,8 @@ fn service_tier(
     if input.is_none() && output.is_none() {
         return Ok(None);
     }
-    let b = standard.base();
-    let price = TierPrice {
+    let b = standard.base;
+    let price = TokenPrices {
         input: input.unwrap_or(b.input),
         output: output.unwrap_or(b.output),
         cached_input: at(CACHE_READ)?.or(b.cached_input),
@@ -407,7 +409,11 @@ fn search_price(entry: &Entry) -> Result<Option<Decimal>, SkipReason> {
 /// xAI bills the higher tier once the prompt *reaches* the threshold
 /// (LiteLLM's `threshold_is_inclusive` for `litellm_provider` `xai`): its
 /// tiers apply above N − 1.
-fn flat_tiers(entry: &Entry, base: TierPrice, suffix: &str) -> Result<Vec<PriceTier>, SkipReason> {
+fn flat_tiers(
+    entry: &Entry,
+    base: TokenPrices,
+    suffix: &str,
+) -> Result<Vec<PriceTier>, SkipReason> {
     let inclusive = entry
         .get("litellm_provider")
         .and_then(|p| serde_json::from_str::<String>(p.get()).ok())
@@ -439,7 +445,7 @@ fn flat_tiers(entry: &Entry, base: TierPrice, suffix: &str) -> Result<Vec<PriceT
         let b = base;
         tiers.push(PriceTier {
             above_input_tokens: if inclusive { n.saturating_sub(1) } else { n },
-            price: TierPrice {
+            price: TokenPrices {
                 input: at(INPUT)?.unwrap_or(b.input),
                 output: at(OUTPUT)?.unwrap_or(b.output),
                 cached_input: at(CACHE_READ)?.or(b.cached_input),
@@ -505,7 +511,7 @@ fn tiered_pricing(
             .ok_or_else(|| bad(format!("tier {i}: no {OUTPUT}")))?;
         out.push(PriceTier {
             above_input_tokens: start,
-            price: TierPrice {
+            price: TokenPrices {
                 input,
                 output,
                 cached_input: price(CACHE_READ)?,

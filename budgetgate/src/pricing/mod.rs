@@ -113,7 +113,7 @@ use rust_decimal::Decimal;
 
 pub use builtin::{BUILTIN_PRICES_AS_OF, BUILTIN_PRICES_LITELLM_VERSION};
 pub use litellm::{LoadReport, SkipReason};
-pub use price::{Limits, ModelPrice, PriceTier, ServiceTierPrice, TierPrice};
+pub use price::{Limits, ModelPrice, PriceTier, ServiceTierPrice, TokenPrices};
 pub use stream::{AnthropicStreamUsage, OpenAiStreamUsage};
 pub use table::{PriceTable, API_PROVIDER_PREFIXES};
 pub use usage::{Region, ServiceTier, Speed, Usage, UsageError};

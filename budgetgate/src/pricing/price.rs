@@ -10,16 +10,15 @@ const HALF: Decimal = Decimal::from_parts(5, 0, 0, false, 1);
 
 /// Prices of one model, per token (not per million), as exact decimals.
 ///
-/// The fields are the base prices; [`ModelPrice::tiers`] holds long-context
-/// tiers. A tier applies to the *whole* request (every input, cached, cache
+/// [`ModelPrice::base`] holds the token prices ([`TokenPrices`], the one
+/// struct of per-token prices, used by tiers and service tiers too);
+/// [`ModelPrice::tiers`] holds long-context tiers. A tier applies to the *whole* request (every input, cached, cache
 /// write and output token) once its input tokens — cached and cache-write ones
 /// included — are strictly more than the tier's threshold, as LiteLLM's cost
 /// function does: with a 200k tier, 200,000 input tokens are billed at the
 /// base prices and 200,001 at the tier's.
 ///
-/// `None` prices fall back: cached input, cache writes and audio input to the
-/// input price, one-hour cache writes to the (five-minute) cache-write price,
-/// reasoning and audio output to the output price.
+/// `None` prices fall back as [`TokenPrices`] says.
 ///
 /// Besides tokens: [`ModelPrice::per_request`] and
 /// [`ModelPrice::per_web_search`] are per-call fees, never tiered nor
@@ -35,13 +34,13 @@ const HALF: Decimal = Decimal::from_parts(5, 0, 0, false, 1);
 /// usage cannot be priced).
 ///
 /// ```
-/// use budgetgate::pricing::{ModelPrice, PriceTable, Region, ServiceTier, ServiceTierPrice, TierPrice, Usage};
+/// use budgetgate::pricing::{ModelPrice, PriceTable, Region, ServiceTier, ServiceTierPrice, TokenPrices, Usage};
 /// use budgetgate::dec;
 /// // gpt-4o: 2.50 / 10 per million; priority 4.25 / 17; 1.1 times in the US.
 /// let mut p = ModelPrice::per_million(dec!(2.50), dec!(10));
 /// p.service_tiers.push(ServiceTierPrice::new(
 ///     ServiceTier::Priority,
-///     TierPrice::per_million(dec!(4.25), dec!(17)),
+///     TokenPrices::per_million(dec!(4.25), dec!(17)),
 /// ));
 /// p.region_multipliers.push((Region::Us, dec!(1.1)));
 /// let mut t = PriceTable::new();
@@ -56,23 +55,9 @@ const HALF: Decimal = Decimal::from_parts(5, 0, 0, false, 1);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ModelPrice {
-    /// Per input token.
-    pub input: Decimal,
-    /// Per output token.
-    pub output: Decimal,
-    /// Per input token read from the prompt cache (`None`: the input price).
-    pub cached_input: Option<Decimal>,
-    /// Per input token written to the prompt cache, Anthropic's default
-    /// five-minute cache (`None`: the input price).
-    pub cache_write: Option<Decimal>,
-    /// Per input token written to the one-hour cache (`None`: `cache_write`).
-    pub cache_write_1h: Option<Decimal>,
-    /// Per reasoning (thinking) output token (`None`: the output price).
-    pub reasoning_output: Option<Decimal>,
-    /// Per audio input token (`None`: the input price).
-    pub audio_input: Option<Decimal>,
-    /// Per audio output token (`None`: the output price).
-    pub audio_output: Option<Decimal>,
+    /// The token prices below every long-context tier, at the standard
+    /// service tier.
+    pub base: TokenPrices,
     /// Per request, where a provider charges one (never tiered).
     pub per_request: Option<Decimal>,
     /// Per web search the model ran (Anthropic's `server_tool_use`
@@ -97,20 +82,31 @@ pub struct ModelPrice {
     pub fast_multiplier: Option<Decimal>,
 }
 
+impl From<TokenPrices> for ModelPrice {
+    /// A model with these token prices and nothing else (no tiers, fees or
+    /// multipliers).
+    fn from(base: TokenPrices) -> Self {
+        ModelPrice {
+            base,
+            ..ModelPrice::default()
+        }
+    }
+}
+
 /// The prices of one service tier of a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceTierPrice {
     /// The service tier.
     pub service_tier: ServiceTier,
     /// Its token prices.
-    pub price: TierPrice,
+    pub price: TokenPrices,
     /// Its long-context tiers (as [`ModelPrice::tiers`]).
     pub tiers: Vec<PriceTier>,
 }
 
 impl ServiceTierPrice {
     /// `price` for `service_tier`, without long-context tiers.
-    pub fn new(service_tier: ServiceTier, price: TierPrice) -> Self {
+    pub fn new(service_tier: ServiceTier, price: TokenPrices) -> Self {
         ServiceTierPrice {
             service_tier,
             price,
@@ -191,38 +187,46 @@ impl Limits {
 pub struct PriceTier {
     /// The tier applies when a request has strictly more input tokens.
     pub above_input_tokens: u64,
-    /// Its prices (`None`s fall back within the tier, as in [`ModelPrice`]).
-    pub price: TierPrice,
+    /// Its prices (`None`s fall back within the tier, as [`TokenPrices`] says).
+    pub price: TokenPrices,
 }
 
-/// Per-token prices of one tier.
+/// Per-token prices by token kind: of a model ([`ModelPrice::base`]), of a
+/// long-context tier ([`PriceTier::price`]) or of a service tier
+/// ([`ServiceTierPrice::price`]).
+///
+/// `None` prices fall back within the same prices: cached input, cache
+/// writes and audio input to the input price, one-hour cache writes to the
+/// (five-minute) cache-write price, reasoning and audio output to the output
+/// price.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TierPrice {
+pub struct TokenPrices {
     /// Per input token.
     pub input: Decimal,
     /// Per output token.
     pub output: Decimal,
-    /// Per cached input token (`None`: this tier's input price).
+    /// Per cached input token (`None`: the input price).
     pub cached_input: Option<Decimal>,
-    /// Per cache-write token (`None`: this tier's input price).
+    /// Per input token written to the prompt cache, the default five-minute
+    /// cache (`None`: the input price).
     pub cache_write: Option<Decimal>,
-    /// Per one-hour cache-write token (`None`: this tier's `cache_write`).
+    /// Per input token written to the one-hour cache (`None`: `cache_write`).
     pub cache_write_1h: Option<Decimal>,
-    /// Per reasoning output token (`None`: this tier's output price).
+    /// Per reasoning (thinking) output token (`None`: the output price).
     pub reasoning_output: Option<Decimal>,
-    /// Per audio input token (`None`: this tier's input price).
+    /// Per audio input token (`None`: the input price).
     pub audio_input: Option<Decimal>,
-    /// Per audio output token (`None`: this tier's output price).
+    /// Per audio output token (`None`: the output price).
     pub audio_output: Option<Decimal>,
 }
 
-impl TierPrice {
-    /// From prices per million tokens.
+impl TokenPrices {
+    /// From prices per million tokens, as providers publish them.
     pub fn per_million(input: Decimal, output: Decimal) -> Self {
-        TierPrice {
+        TokenPrices {
             input: input / MILLION,
             output: output / MILLION,
-            ..TierPrice::default()
+            ..TokenPrices::default()
         }
     }
 
@@ -261,7 +265,7 @@ impl TierPrice {
 
 /// The prices a request with `input_tokens` pays within one schedule: the
 /// tier with the highest threshold strictly below `input_tokens`, else `base`.
-fn pick_tier(base: TierPrice, tiers: &[PriceTier], input_tokens: u64) -> TierPrice {
+fn pick_tier(base: TokenPrices, tiers: &[PriceTier], input_tokens: u64) -> TokenPrices {
     tiers
         .iter()
         .filter(|t| input_tokens > t.above_input_tokens)
@@ -305,31 +309,27 @@ impl ModelPrice {
     /// use budgetgate::pricing::ModelPrice;
     /// use budgetgate::dec;
     /// let p = ModelPrice::per_million(dec!(2.50), dec!(10.00));
-    /// assert_eq!(p.input, dec!(0.0000025));
+    /// assert_eq!(p.base.input, dec!(0.0000025));
     /// ```
     pub fn per_million(input: Decimal, output: Decimal) -> Self {
-        ModelPrice {
-            input: input / MILLION,
-            output: output / MILLION,
-            ..ModelPrice::default()
-        }
+        ModelPrice::from(TokenPrices::per_million(input, output))
     }
 
     /// With a price per million cached input tokens.
     pub fn cached_per_million(mut self, cached: Decimal) -> Self {
-        self.cached_input = Some(cached / MILLION);
+        self.base = self.base.cached_per_million(cached);
         self
     }
 
     /// With a price per million cache-write input tokens.
     pub fn cache_write_per_million(mut self, write: Decimal) -> Self {
-        self.cache_write = Some(write / MILLION);
+        self.base = self.base.cache_write_per_million(write);
         self
     }
 
     /// With a price per million one-hour cache-write input tokens.
     pub fn cache_write_1h_per_million(mut self, write: Decimal) -> Self {
-        self.cache_write_1h = Some(write / MILLION);
+        self.base = self.base.cache_write_1h_per_million(write);
         self
     }
 
@@ -376,10 +376,10 @@ impl ModelPrice {
 
     /// The prices `tier` is billed at: its long-context base and tiers, and
     /// the factor they are multiplied by.
-    fn schedule(&self, tier: ServiceTier) -> (TierPrice, &[PriceTier], Decimal) {
+    fn schedule(&self, tier: ServiceTier) -> (TokenPrices, &[PriceTier], Decimal) {
         match self.service_tiers.iter().find(|s| s.service_tier == tier) {
             Some(s) => (s.price, &s.tiers, Decimal::ONE),
-            None => (self.base(), &self.tiers, self.tier_multiplier(tier)),
+            None => (self.base, &self.tiers, self.tier_multiplier(tier)),
         }
     }
 
@@ -422,15 +422,15 @@ impl ModelPrice {
     /// `input_tokens` input tokens.
     ///
     /// ```
-    /// use budgetgate::pricing::{ModelPrice, TierPrice};
+    /// use budgetgate::pricing::{ModelPrice, TokenPrices};
     /// use budgetgate::dec;
     /// // gemini-2.5-pro: 1.25 / 10 per million, 2.50 / 15 above 200k.
     /// let p = ModelPrice::per_million(dec!(1.25), dec!(10))
-    ///     .above_input_tokens(200_000, TierPrice::per_million(dec!(2.50), dec!(15)));
+    ///     .above_input_tokens(200_000, TokenPrices::per_million(dec!(2.50), dec!(15)));
     /// assert_eq!(p.tier_for(200_000).input, dec!(0.00000125));
     /// assert_eq!(p.tier_for(200_001).input, dec!(0.0000025));
     /// ```
-    pub fn above_input_tokens(mut self, input_tokens: u64, price: TierPrice) -> Self {
+    pub fn above_input_tokens(mut self, input_tokens: u64, price: TokenPrices) -> Self {
         self.tiers.push(PriceTier {
             above_input_tokens: input_tokens,
             price,
@@ -438,24 +438,10 @@ impl ModelPrice {
         self
     }
 
-    /// The base prices, as a tier.
-    pub fn base(&self) -> TierPrice {
-        TierPrice {
-            input: self.input,
-            output: self.output,
-            cached_input: self.cached_input,
-            cache_write: self.cache_write,
-            cache_write_1h: self.cache_write_1h,
-            reasoning_output: self.reasoning_output,
-            audio_input: self.audio_input,
-            audio_output: self.audio_output,
-        }
-    }
-
     /// The prices a request with `input_tokens` input tokens pays: the tier
     /// with the highest threshold strictly below `input_tokens`, else the base.
-    pub fn tier_for(&self, input_tokens: u64) -> TierPrice {
-        pick_tier(self.base(), &self.tiers, input_tokens)
+    pub fn tier_for(&self, input_tokens: u64) -> TokenPrices {
+        pick_tier(self.base, &self.tiers, input_tokens)
     }
 
     /// The exact cost of `usage`, rounded up to 10⁻⁹: its tokens at the
