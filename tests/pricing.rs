@@ -575,8 +575,8 @@ fn every_priced_model() -> Vec<(PriceTable, String)> {
 proptest! {
     /// For every priced entry of the fixture and of the built-in table, and
     /// any usage within a request's limits (at most `prompt` input tokens,
-    /// however split into plain, cached, 5-minute and 1-hour cache writes and
-    /// audio; at most `max_output` output tokens, however split into plain,
+    /// however split into plain, cached (text and audio), 5-minute and 1-hour
+    /// cache writes and audio; at most `max_output` output tokens, however split into plain,
     /// reasoning and audio; at most `max_searches` web searches, at any
     /// service tier), the estimate is at least the cost — across tiers too.
     #[test]
@@ -599,6 +599,7 @@ proptest! {
         output_share in 0u64..=100,
         reasoning_share in 0u64..=100,
         audio_out_share in 0u64..=100,
+        cached_audio_share in 0u64..=100,
     ) {
         let input = prompt * input_share / 100;
         let cached = input * cached_share / 100;
@@ -610,6 +611,7 @@ proptest! {
             input_tokens: input,
             output_tokens: output,
             cached_input_tokens: cached,
+            cached_audio_input_tokens: cached * cached_audio_share / 100,
             cache_creation_input_tokens: written,
             cache_creation_1h_input_tokens: written * h1_share / 100,
             reasoning_tokens: reasoning,

@@ -308,6 +308,7 @@ fn openai_realtime_usage_json() {
             input_tokens: 1000,
             output_tokens: 500,
             cached_input_tokens: 300,
+            cached_audio_input_tokens: 200,
             audio_input_tokens: 400,
             audio_output_tokens: 400,
             ..Usage::default()
@@ -337,7 +338,14 @@ fn openai_realtime_usage_json() {
         "output_token_details": null
     }))
     .unwrap();
-    assert_eq!((u.cached_input_tokens, u.audio_input_tokens), (50, 50));
+    assert_eq!(
+        (
+            u.cached_input_tokens,
+            u.cached_audio_input_tokens,
+            u.audio_input_tokens
+        ),
+        (50, 40, 50)
+    );
     let err = |v: serde_json::Value| match Usage::from_openai_realtime_json(&v) {
         Err(PricingError::Usage(e)) => e,
         other => panic!("{v}: {other:?}"),
@@ -939,4 +947,43 @@ fn async_openai_usage_structs() {
     };
     bad.input_tokens_details.cached_tokens = 2;
     assert!(Usage::try_from(&bad).is_err());
+}
+
+#[test]
+fn cached_audio_at_its_own_price() {
+    // gemini-2.5-flash (built in, LiteLLM's cache_read_input_audio_token_cost):
+    // 0.30 in, 1.00 audio in, 0.03 cached, 0.10 cached audio, 2.50 out.
+    let u = Usage::from_gemini_json(&json!({
+        "promptTokenCount": 1000, "candidatesTokenCount": 100, "totalTokenCount": 1100,
+        "cachedContentTokenCount": 600,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 500}, {"modality": "AUDIO", "tokenCount": 500}],
+        "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 200}, {"modality": "AUDIO", "tokenCount": 400}]
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.cached_input_tokens,
+            u.cached_audio_input_tokens,
+            u.audio_input_tokens
+        ),
+        (600, 400, 100)
+    );
+    // 300 text × 0.0000003 = 0.00009; 100 audio × 0.000001 = 0.0001; 200
+    // cached text × 0.00000003 = 0.000006; 400 cached audio × 0.0000001 =
+    // 0.00004; 100 out × 0.0000025 = 0.00025. Total 0.000486.
+    let t = PriceTable::builtin();
+    assert_eq!(t.cost("gemini-2.5-flash", &u).unwrap(), dec!(0.000486));
+    // Cached audio over the cached tokens is refused.
+    assert!(Usage::from_gemini_json(&json!({
+        "promptTokenCount": 1000, "cachedContentTokenCount": 100,
+        "promptTokensDetails": [{"modality": "AUDIO", "tokenCount": 500}],
+        "cacheTokensDetails": [{"modality": "AUDIO", "tokenCount": 200}]
+    }))
+    .is_err());
+    let bad = Usage {
+        cached_input_tokens: 1,
+        cached_audio_input_tokens: 2,
+        ..Usage::new(5, 0)
+    };
+    assert!(t.cost("gemini-2.5-flash", &bad).is_err());
 }

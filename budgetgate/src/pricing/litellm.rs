@@ -6,6 +6,7 @@
 //!   `cache_read_input_token_cost`, `cache_creation_input_token_cost`,
 //!   `cache_creation_input_token_cost_above_1hr`,
 //!   `output_cost_per_reasoning_token`, `input_cost_per_audio_token`,
+//!   `cache_read_input_audio_token_cost`,
 //!   `output_cost_per_audio_token`, `input_cost_per_request`;
 //! * the per-web-search price: `search_context_cost_per_query`, an object of
 //!   `search_context_size_low` / `_medium` / `_high` prices per search; the
@@ -99,6 +100,7 @@ const CACHE_WRITE: &str = "cache_creation_input_token_cost";
 const CACHE_WRITE_1H: &str = "cache_creation_input_token_cost_above_1hr";
 const REASONING: &str = "output_cost_per_reasoning_token";
 const AUDIO_IN: &str = "input_cost_per_audio_token";
+const CACHE_READ_AUDIO: &str = "cache_read_input_audio_token_cost";
 const AUDIO_OUT: &str = "output_cost_per_audio_token";
 /// The prices a flat `_above_<N>_tokens` key can tier.
 const TIERED_KEYS: &[&str] = &[
@@ -109,6 +111,7 @@ const TIERED_KEYS: &[&str] = &[
     CACHE_WRITE_1H,
     REASONING,
     AUDIO_IN,
+    CACHE_READ_AUDIO,
     AUDIO_OUT,
 ];
 
@@ -238,6 +241,7 @@ fn read_entry(model: &str, raw: &RawValue) -> Result<Read, SkipReason> {
             cache_write_1h: price(CACHE_WRITE_1H)?,
             reasoning_output: price(REASONING)?,
             audio_input: price(AUDIO_IN)?,
+            cached_audio_input: price(CACHE_READ_AUDIO)?,
             audio_output: price(AUDIO_OUT)?,
         },
         per_request: price("input_cost_per_request")?,
@@ -307,6 +311,7 @@ fn service_tier(
             b.reasoning_output
         }),
         audio_input: at(AUDIO_IN)?.or(b.audio_input),
+        cached_audio_input: at(CACHE_READ_AUDIO)?.or(b.cached_audio_input),
         audio_output: at(AUDIO_OUT)?.or(b.audio_output),
     };
     Ok(Some(ServiceTierPrice {
@@ -453,6 +458,7 @@ fn flat_tiers(
                 cache_write_1h: at(CACHE_WRITE_1H)?.or(b.cache_write_1h),
                 reasoning_output: at(REASONING)?.or(b.reasoning_output),
                 audio_input: at(AUDIO_IN)?.or(b.audio_input),
+                cached_audio_input: at(CACHE_READ_AUDIO)?.or(b.cached_audio_input),
                 audio_output: at(AUDIO_OUT)?.or(b.audio_output),
             },
         });
@@ -519,6 +525,7 @@ fn tiered_pricing(
                 cache_write_1h: price(CACHE_WRITE_1H)?,
                 reasoning_output: price(REASONING)?,
                 audio_input: price(AUDIO_IN)?,
+                cached_audio_input: price(CACHE_READ_AUDIO)?,
                 audio_output: price(AUDIO_OUT)?,
             },
         });

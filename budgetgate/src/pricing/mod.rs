@@ -59,7 +59,8 @@
 //! and install it with [`set_table`].
 //!
 //! Covered: input, output, cached-input, cache-write (five-minute and
-//! one-hour), reasoning, audio input and audio output prices, and per-request
+//! one-hour), reasoning, audio input, cached audio input and audio output
+//! prices, and per-request
 //! prices; long-context tiers (a request with more
 //! input tokens than a tier's threshold pays that tier's prices for all its
 //! tokens, e.g. Gemini 2.5 Pro above 200k), which [`cost`] applies by the
@@ -90,12 +91,13 @@
 //! FedRAMP, Vertex regional endpoints) and fast mode ([`Speed`]) multiply the
 //! token prices. [`estimate`] bounds the dearest tier, region and speed;
 //! [`estimate_for`] narrows them ([`Limits`]). Not covered: per-image,
-//! per-second and per-character prices, off-peak prices, cached audio
-//! prices, LiteLLM's `ultrafast` / `balanced` / `decisions` tiers.
+//! per-second and per-character prices, off-peak prices, LiteLLM's
+//! `ultrafast` / `balanced` / `decisions` tiers.
 //!
 //! The parts: `price` (the price model and the arithmetic), `usage` (token
 //! counts and the provider JSON readers), `table` (names and resolution),
-//! `litellm` (the LiteLLM loader), `builtin` (the built-in table).
+//! `litellm` (the LiteLLM loader), `builtin` (the built-in table), `stream`
+//! (streamed usage).
 
 #[cfg(feature = "async-openai")]
 mod async_openai;

@@ -216,6 +216,9 @@ pub struct TokenPrices {
     pub reasoning_output: Option<Decimal>,
     /// Per audio input token (`None`: the input price).
     pub audio_input: Option<Decimal>,
+    /// Per cached audio input token (`None`: the cached input price, as
+    /// LiteLLM falls back).
+    pub cached_audio_input: Option<Decimal>,
     /// Per audio output token (`None`: the output price).
     pub audio_output: Option<Decimal>,
 }
@@ -250,10 +253,12 @@ impl TokenPrices {
 
     fn rates(&self) -> Rates {
         let write = self.cache_write.unwrap_or(self.input);
+        let cached = self.cached_input.unwrap_or(self.input);
         Rates {
             input: self.input,
             output: self.output,
-            cached: self.cached_input.unwrap_or(self.input),
+            cached,
+            cached_audio: self.cached_audio_input.unwrap_or(cached),
             write_5m: write,
             write_1h: self.cache_write_1h.unwrap_or(write),
             reasoning: self.reasoning_output.unwrap_or(self.output),
@@ -279,6 +284,7 @@ struct Rates {
     input: Decimal,
     output: Decimal,
     cached: Decimal,
+    cached_audio: Decimal,
     write_5m: Decimal,
     write_1h: Decimal,
     reasoning: Decimal,
@@ -289,9 +295,15 @@ struct Rates {
 impl Rates {
     /// The most one input token can cost (plain, cached, cache write, audio).
     fn max_input(&self) -> Decimal {
-        [self.cached, self.write_5m, self.write_1h, self.audio_in]
-            .into_iter()
-            .fold(self.input, Decimal::max)
+        [
+            self.cached,
+            self.cached_audio,
+            self.write_5m,
+            self.write_1h,
+            self.audio_in,
+        ]
+        .into_iter()
+        .fold(self.input, Decimal::max)
     }
 
     /// The most one output token can cost (plain, reasoning, audio).
@@ -462,6 +474,7 @@ impl ModelPrice {
         let terms = [
             (parts.plain_input, r.input),
             (parts.cached, r.cached),
+            (parts.cached_audio, r.cached_audio),
             (parts.write_5m, r.write_5m),
             (parts.write_1h, r.write_1h),
             (parts.audio_input, r.audio_in),

@@ -5,7 +5,8 @@ use super::PricingError;
 /// Token counts of one call.
 ///
 /// `input_tokens` is every input token, cached and cache-write ones included;
-/// `cached_input_tokens` and `cache_creation_input_tokens` are the parts of it
+/// `cached_input_tokens` (of which `cached_audio_input_tokens` audio) and
+/// `cache_creation_input_tokens` are the parts of it
 /// read from and written to the prompt cache, and
 /// `cache_creation_1h_input_tokens` the part of the writes that went to the
 /// one-hour cache; `audio_input_tokens` the audio part of the input, apart
@@ -21,6 +22,9 @@ pub struct Usage {
     /// Input tokens read from the prompt cache.
     #[serde(default)]
     pub cached_input_tokens: u64,
+    /// Of `cached_input_tokens`, audio tokens (at the cached audio price).
+    #[serde(default)]
+    pub cached_audio_input_tokens: u64,
     /// Input tokens written to the prompt cache (both durations).
     #[serde(default)]
     pub cache_creation_input_tokens: u64,
@@ -173,6 +177,7 @@ pub enum Speed {
 pub(crate) struct Parts {
     pub plain_input: u64,
     pub cached: u64,
+    pub cached_audio: u64,
     pub write_5m: u64,
     pub write_1h: u64,
     pub audio_input: u64,
@@ -229,6 +234,14 @@ impl Usage {
                     self.output_tokens,
                 )
             })?;
+        if self.cached_audio_input_tokens > self.cached_input_tokens {
+            return Err(exceeds(
+                "cached_audio_input_tokens",
+                self.cached_audio_input_tokens,
+                "cached_input_tokens",
+                self.cached_input_tokens,
+            ));
+        }
         if self.cache_creation_1h_input_tokens > self.cache_creation_input_tokens {
             return Err(exceeds(
                 "cache_creation_1h_input_tokens",
@@ -239,7 +252,8 @@ impl Usage {
         }
         Ok(Parts {
             plain_input: self.input_tokens - special,
-            cached: self.cached_input_tokens,
+            cached: self.cached_input_tokens - self.cached_audio_input_tokens,
+            cached_audio: self.cached_audio_input_tokens,
             write_5m: self.cache_creation_input_tokens - self.cache_creation_1h_input_tokens,
             write_1h: self.cache_creation_1h_input_tokens,
             audio_input: self.audio_input_tokens,
@@ -458,11 +472,12 @@ impl Usage {
     /// (with `cached_tokens_details.audio_tokens`, the cached audio) and
     /// `output_token_details.text_tokens` / `audio_tokens` are read.
     ///
-    /// Cached tokens, audio ones included, are priced as cached input; the
-    /// uncached audio at the audio input price. Without
-    /// `cached_tokens_details`, the split of the cached tokens is unknown and
-    /// the cached ones are taken to be text as far as the counts allow (never
-    /// under-charged: audio input is the dearer kind). Text, audio and image
+    /// Cached text is priced as cached input, cached audio at the cached
+    /// audio price (`cached_audio_input_tokens`), the uncached audio at the
+    /// audio input price. Without `cached_tokens_details`, the split of the
+    /// cached tokens is unknown and the cached ones are taken to be text as
+    /// far as the counts allow (never under-charged: uncached audio input is
+    /// the dearest kind). Text, audio and image
     /// details may not add up to more than their totals. Strict as
     /// [`Usage::from_openai_json`].
     pub fn from_openai_realtime_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
@@ -498,7 +513,7 @@ impl Usage {
             input,
             "input_tokens",
         )?;
-        let audio_in = if r
+        let (audio_in, cached_audio) = if r
             .optional_raw("input_token_details.cached_tokens_details")
             .is_some()
         {
@@ -518,9 +533,10 @@ impl Usage {
                 cached,
                 "input_token_details.cached_tokens",
             )?;
-            audio - cached_audio
+            (audio - cached_audio, cached_audio)
         } else {
-            audio.min(input - cached)
+            let uncached = audio.min(input - cached);
+            (uncached, audio - uncached)
         };
         r.part_of(
             audio_in,
@@ -540,6 +556,7 @@ impl Usage {
             input_tokens: input,
             output_tokens: output,
             cached_input_tokens: cached,
+            cached_audio_input_tokens: cached_audio,
             audio_input_tokens: audio_in,
             audio_output_tokens: audio_out,
             ..Usage::default()
@@ -641,7 +658,7 @@ impl Usage {
     /// candidates + thoughts (the thoughts also as `reasoning_tokens`). The
     /// `AUDIO` entries of `promptTokensDetails` / `candidatesTokensDetails`
     /// are the audio tokens (less the cached ones of `cacheTokensDetails`,
-    /// priced as cached). Strict as [`Usage::from_openai_json`].
+    /// `cached_audio_input_tokens`, at the cached audio price). Strict as [`Usage::from_openai_json`].
     ///
     /// Given a whole response, its web searches (Grounding with Google
     /// Search) are the distinct non-empty `webSearchQueries` of its
@@ -686,6 +703,12 @@ impl Usage {
             audio,
             "promptTokensDetails AUDIO",
         )?;
+        r.part_of(
+            cached_audio,
+            "cacheTokensDetails AUDIO",
+            cached,
+            "cachedContentTokenCount",
+        )?;
         let audio_in = audio - cached_audio;
         let audio_out = r.modality("candidatesTokensDetails", "AUDIO")?;
         r.part_of(
@@ -704,6 +727,7 @@ impl Usage {
             input_tokens: r.sum(&[prompt, tool], "input tokens")?,
             output_tokens: r.sum(&[candidates, thoughts], "output tokens")?,
             cached_input_tokens: cached,
+            cached_audio_input_tokens: cached_audio,
             reasoning_tokens: thoughts,
             audio_input_tokens: audio_in,
             audio_output_tokens: audio_out,
