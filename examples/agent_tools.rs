@@ -4,7 +4,7 @@
 //!   of 3 at once refilled at 4 per second (`#[rate_limit]`, checked first, so
 //!   a rate-limited search is not charged);
 //! - `ask_llm`: a bounded cost — the worst case for the prompt and the output
-//!   limit is reserved (`pricing::estimate`), the true cost computed from the
+//!   limit is reserved (`pricing::estimate_for`), the true cost computed from the
 //!   token usage in the response is committed (`pricing::cost`)
 //!   (`#[guard_bounded]`);
 //! - `embed`: soft mode — a block is a value, not an error (`#[guard_result]`).
@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use budgetgate::pricing::{self, Usage};
+use budgetgate::pricing::{self, Limits, Region, ServiceTier, Usage};
 use budgetgate::{
     guard, guard_bounded, guard_result, rate_limit, BudgetExceeded, Engine, Event, RateLimited,
 };
@@ -67,11 +67,18 @@ fn web_search(user: u64, query: &str) -> Result<Vec<String>, ToolError> {
 }
 
 /// An LLM call: reserve the most the prompt and `MAX_OUTPUT_TOKENS` can cost
-/// at gpt-4o's prices, commit what the returned usage says. 0.10 per user per
-/// hour.
+/// at gpt-4o's standard prices (the request asks for no priority processing
+/// and goes to the global endpoint; `pricing::estimate` would also cover the
+/// priority tier and regional uplifts), commit what the returned usage says.
+/// 0.10 per user per hour.
 #[guard_bounded(
     ledger = ("openai", MODEL, format!("user:{user}")),
-    estimate = pricing::estimate(MODEL, prompt_tokens(&prompt), MAX_OUTPUT_TOKENS),
+    estimate = pricing::estimate_for(
+        MODEL,
+        &Limits::new(prompt_tokens(&prompt), MAX_OUTPUT_TOKENS)
+            .service_tier(ServiceTier::Standard)
+            .region(Region::Global),
+    ),
     actual = |c: &Completion| Usage::from_openai_json(&c.usage).and_then(|u| pricing::cost(MODEL, &u)),
     max_spend = "0.10",
     window = "1h",

@@ -4,8 +4,8 @@
 //! `pricing_litellm.rs`.
 
 use budgetgate::pricing::{
-    self, ModelPrice, PriceTable, PricingError, ServiceTier, SkipReason, TierPrice, Usage,
-    UsageError,
+    self, Limits, ModelPrice, PriceTable, PricingError, Region, ServiceTier, ServiceTierPrice,
+    SkipReason, Speed, TokenPrices, Usage, UsageError,
 };
 use budgetgate::{guard_bounded, BlockReason, Budget, Decimal, Engine, Ledger};
 use proptest::prelude::*;
@@ -18,11 +18,11 @@ fn litellm_numbers_are_read_exactly() {
     let t = testkit::pricing_fixture();
     let p = t.price("gpt-4o").unwrap();
     assert_eq!(
-        (p.input, p.output, p.cached_input),
+        (p.base.input, p.base.output, p.base.cached_input),
         (dec!(0.0000025), dec!(0.00001), Some(dec!(0.00000125)))
     );
     let p = t.price("gemini/gemini-2.0-flash").unwrap();
-    assert_eq!(p.cached_input, Some(dec!(0.000000025)));
+    assert_eq!(p.base.cached_input, Some(dec!(0.000000025)));
     assert_eq!(
         t.price("perplexity/sonar").unwrap().per_request,
         Some(dec!(0.005))
@@ -78,10 +78,10 @@ fn costs_round_up_to_the_store_scale() {
     let mut t = PriceTable::new();
     t.insert(
         "tiny",
-        ModelPrice {
+        ModelPrice::from(TokenPrices {
             input: dec!(0.0000000001),
-            ..ModelPrice::default()
-        },
+            ..TokenPrices::default()
+        }),
     );
     // 3 × 10^-10 = 3×10^-10 → rounded up to 10^-9, never down to zero.
     assert_eq!(
@@ -105,12 +105,15 @@ fn aliases_and_provider_prefixes() {
         Err(PricingError::UnknownModel("azure/gpt-4o".into()))
     );
     assert_eq!(
-        t.price("anthropic/claude-sonnet-4-20250514").unwrap().input,
+        t.price("anthropic/claude-sonnet-4-5-20250929")
+            .unwrap()
+            .base
+            .input,
         dec!(0.000003)
     );
     let mut t = testkit::pricing_fixture();
     t.alias("sonnet", "anthropic/claude-sonnet-4-20250514");
-    assert_eq!(t.price("sonnet").unwrap().output, dec!(0.000015));
+    assert_eq!(t.price("sonnet").unwrap().base.output, dec!(0.000015));
     assert_eq!(t.as_of(), None);
     assert_eq!(
         PriceTable::builtin().as_of(),
@@ -144,8 +147,8 @@ fn builtin_covers_the_mainstream_providers() {
     for model in [
         "gpt-4o",
         "gpt-4o-mini",
-        "claude-sonnet-4",
-        "claude-3-5-haiku",
+        "claude-sonnet-4-5",
+        "claude-haiku-4-5",
         "gemini-2.5-pro",
         "gemini-2.5-flash",
         "mistral-large-latest",
@@ -154,7 +157,7 @@ fn builtin_covers_the_mainstream_providers() {
     ] {
         let p = t.price(model).unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            p.input > Decimal::ZERO && p.output > Decimal::ZERO,
+            p.base.input > Decimal::ZERO && p.base.output > Decimal::ZERO,
             "{model}"
         );
     }
@@ -176,7 +179,7 @@ fn gemini_pro() -> ModelPrice {
         .cached_per_million(dec!(0.31))
         .above_input_tokens(
             200_000,
-            TierPrice::per_million(dec!(2.50), dec!(15)).cached_per_million(dec!(0.625)),
+            TokenPrices::per_million(dec!(2.50), dec!(15)).cached_per_million(dec!(0.625)),
         )
 }
 
@@ -398,15 +401,15 @@ fn anthropic_web_searches_and_service_tiers() {
 #[test]
 fn estimates_with_web_searches() {
     let t = PriceTable::builtin();
-    // claude-sonnet-4: the dearest input token is a one-hour cache write,
+    // claude-sonnet-4-5: the dearest input token is a one-hour cache write,
     // 0.000006: 2,000 × 0.000006 = 0.012; 500 out × 0.000015 = 0.0075.
     assert_eq!(
-        t.estimate("claude-sonnet-4", 2000, 500).unwrap(),
+        t.estimate("claude-sonnet-4-5", 2000, 500).unwrap(),
         dec!(0.0195)
     );
     // Up to five searches at 0.01 each: 0.0195 + 0.05 = 0.0695.
     assert_eq!(
-        t.estimate_with("claude-sonnet-4", 2000, 500, 5).unwrap(),
+        t.estimate_with("claude-sonnet-4-5", 2000, 500, 5).unwrap(),
         dec!(0.0695)
     );
     assert_eq!(
@@ -452,8 +455,10 @@ fn litellm_search_context_prices() {
     .unwrap();
     assert_eq!(report.loaded, 3);
     let search = |m: &str| t.price(m).unwrap().per_web_search;
-    // The medium price, as LiteLLM's cost function; without one, the highest.
-    assert_eq!(search("three-sizes"), Some(dec!(0.01)));
+    // The highest price: usage does not say the search context size, and
+    // the size is never under-charged (LiteLLM's cost function assumes
+    // medium).
+    assert_eq!(search("three-sizes"), Some(dec!(0.025)));
     assert_eq!(search("no-medium"), Some(dec!(0.025)));
     assert_eq!(search("no-search"), None);
     assert_eq!(
@@ -570,8 +575,8 @@ fn every_priced_model() -> Vec<(PriceTable, String)> {
 proptest! {
     /// For every priced entry of the fixture and of the built-in table, and
     /// any usage within a request's limits (at most `prompt` input tokens,
-    /// however split into plain, cached, 5-minute and 1-hour cache writes and
-    /// audio; at most `max_output` output tokens, however split into plain,
+    /// however split into plain, cached (text and audio), 5-minute and 1-hour
+    /// cache writes and audio; at most `max_output` output tokens, however split into plain,
     /// reasoning and audio; at most `max_searches` web searches, at any
     /// service tier), the estimate is at least the cost — across tiers too.
     #[test]
@@ -587,10 +592,14 @@ proptest! {
         max_searches in 0u64..20,
         search_share in 0u64..=100,
         tier in prop_oneof![Just(ServiceTier::Standard), Just(ServiceTier::Priority),
-                            Just(ServiceTier::Batch)],
+                            Just(ServiceTier::Flex), Just(ServiceTier::Batch)],
+        region in prop_oneof![Just(Region::Global), Just(Region::Us), Just(Region::Eu),
+                              Just(Region::FedRamp), Just(Region::RegionalEndpoint)],
+        fast in any::<bool>(),
         output_share in 0u64..=100,
         reasoning_share in 0u64..=100,
         audio_out_share in 0u64..=100,
+        cached_audio_share in 0u64..=100,
     ) {
         let input = prompt * input_share / 100;
         let cached = input * cached_share / 100;
@@ -602,6 +611,7 @@ proptest! {
             input_tokens: input,
             output_tokens: output,
             cached_input_tokens: cached,
+            cached_audio_input_tokens: cached * cached_audio_share / 100,
             cache_creation_input_tokens: written,
             cache_creation_1h_input_tokens: written * h1_share / 100,
             reasoning_tokens: reasoning,
@@ -609,19 +619,32 @@ proptest! {
             audio_output_tokens: (output - reasoning) * audio_out_share / 100,
             web_search_requests: 0,
             service_tier: tier,
+            region,
+            speed: Speed::Standard,
         };
         for (t, model) in every_priced_model() {
-            // Searches only where the model has a search price.
-            let max_searches = if t.price(&model).unwrap().per_web_search.is_some() {
-                max_searches
-            } else {
-                0
+            let price = t.price(&model).unwrap();
+            // Searches only where the model has a search price, fast mode
+            // only where it has a fast multiplier.
+            let max_searches = if price.per_web_search.is_some() { max_searches } else { 0 };
+            let speed = if fast && price.fast_multiplier.is_some() { Speed::Fast } else { Speed::Standard };
+            let usage = Usage {
+                web_search_requests: max_searches * search_share / 100,
+                speed,
+                ..usage
             };
-            let usage = Usage { web_search_requests: max_searches * search_share / 100, ..usage };
             let cost = t.cost(&model, &usage).unwrap();
             let estimate = t.estimate_with(&model, prompt, max_output, max_searches).unwrap();
             prop_assert!(estimate >= cost, "{model}: estimate {estimate} < cost {cost} for {usage:?}");
             prop_assert!(budgetgate::amount::to_nanos(estimate).is_ok());
+            // Narrowed to the usage's own tier, region and speed: still a bound.
+            let limits = Limits::new(prompt, max_output)
+                .web_searches(max_searches)
+                .service_tier(tier)
+                .region(region)
+                .speed(speed);
+            let narrow = t.estimate_for(&model, &limits).unwrap();
+            prop_assert!(narrow >= cost && narrow <= estimate, "{model}: {narrow} for {usage:?}");
         }
     }
 }
@@ -673,4 +696,197 @@ fn unknown_model_blocks_the_call() {
         }
         Ok(_) => panic!("an unpriced model must not run"),
     }
+}
+
+// ----- explicit service-tier prices, regions, speed ---------------------------------
+
+#[test]
+fn service_tier_prices_from_litellm_keys() {
+    let t = PriceTable::builtin();
+    let u = |tier| Usage {
+        service_tier: tier,
+        cached_input_tokens: 400,
+        ..Usage::new(1_000, 100)
+    };
+    // gpt-4o: standard 2.50 / 1.25 cached / 10; priority 4.25 / 2.125 / 17;
+    // batch 1.25 / (no batch cache price: the standard 1.25) / 5.
+    // Standard: 600 × 0.0000025 + 400 × 0.00000125 + 100 × 0.00001 = 0.003.
+    assert_eq!(
+        t.cost("gpt-4o", &u(ServiceTier::Standard)).unwrap(),
+        dec!(0.003)
+    );
+    // Priority: 600 × 0.00000425 + 400 × 0.000002125 + 100 × 0.000017 = 0.0051.
+    assert_eq!(
+        t.cost("gpt-4o", &u(ServiceTier::Priority)).unwrap(),
+        dec!(0.0051)
+    );
+    // Batch: 600 × 0.00000125 + 400 × 0.00000125 + 100 × 0.000005 = 0.00175.
+    assert_eq!(
+        t.cost("gpt-4o", &u(ServiceTier::Batch)).unwrap(),
+        dec!(0.00175)
+    );
+    // Flex: gpt-4o has no flex prices; standard (flex never costs more).
+    assert_eq!(
+        t.cost("gpt-4o", &u(ServiceTier::Flex)).unwrap(),
+        dec!(0.003)
+    );
+    // o3 flex: 1 / 0.25 cached / 4: 600 × 0.000001 + 400 × 0.00000025 + 100
+    // × 0.000004 = 0.0011.
+    assert_eq!(t.cost("o3", &u(ServiceTier::Flex)).unwrap(), dec!(0.0011));
+
+    // gemini-2.5-pro priority above 200k: 4.5 / 0.45 cached / 27 per million
+    // (its own _above_200k_tokens_priority keys). 250,000 in (100,000
+    // cached), 1,000 out: 150,000 × 0.0000045 = 0.675; 100,000 × 0.00000045 =
+    // 0.045; 1,000 × 0.000027 = 0.027. Total 0.747.
+    let long = Usage {
+        service_tier: ServiceTier::Priority,
+        cached_input_tokens: 100_000,
+        ..Usage::new(250_000, 1_000)
+    };
+    assert_eq!(t.cost("gemini-2.5-pro", &long).unwrap(), dec!(0.747));
+    // At exactly 200,000 the priority base: 2.25 / 0.225 / 18.
+    let at = Usage {
+        service_tier: ServiceTier::Priority,
+        ..Usage::new(200_000, 0)
+    };
+    assert_eq!(t.cost("gemini-2.5-pro", &at).unwrap(), dec!(0.45));
+    let over = Usage {
+        input_tokens: 200_001,
+        ..at
+    };
+    assert_eq!(t.cost("gemini-2.5-pro", &over).unwrap(), dec!(0.9000045));
+
+    // The estimate takes the dearest tier the request can reach; narrowed
+    // to standard it is the standard bound.
+    assert_eq!(
+        t.estimate_for(
+            "gpt-4o",
+            &Limits::new(1_000, 100)
+                .service_tier(ServiceTier::Standard)
+                .region(Region::Global)
+        )
+        .unwrap(),
+        dec!(0.0035)
+    );
+    // Any tier and region: priority (4.25 in, 17 out) at FedRAMP's 1.1:
+    // (1,000 × 0.00000425 + 100 × 0.000017) × 1.1 = 0.006545.
+    assert_eq!(t.estimate("gpt-4o", 1_000, 100).unwrap(), dec!(0.006545));
+}
+
+#[test]
+fn region_and_speed_multipliers() {
+    let t = PriceTable::builtin();
+    // claude-opus-4-6: 5 / 25 per million, 1.1 times with inference_geo us.
+    let u = Usage::new(1_000, 100);
+    assert_eq!(t.cost("claude-opus-4-6", &u).unwrap(), dec!(0.0075));
+    let us = Usage {
+        region: Region::Us,
+        ..u
+    };
+    assert_eq!(t.cost("claude-opus-4-6", &us).unwrap(), dec!(0.00825));
+    // A region the model has no multiplier for: one (as LiteLLM).
+    let eu = Usage {
+        region: Region::Eu,
+        ..u
+    };
+    assert_eq!(t.cost("claude-opus-4-6", &eu).unwrap(), dec!(0.0075));
+    // Fast mode without a fast multiplier: refused, never priced as standard.
+    let fast = Usage {
+        speed: Speed::Fast,
+        ..u
+    };
+    assert!(matches!(
+        t.cost("claude-opus-4-6", &fast),
+        Err(PricingError::Unpriced { .. })
+    ));
+    // With one (LiteLLM's provider_specific_entry.fast), times it, and
+    // times the region's: 0.0075 × 2 × 1.1 = 0.0165.
+    let (mut t, _) = PriceTable::from_litellm_json(
+        r#"{"opus": {"input_cost_per_token": 5e-06, "output_cost_per_token": 2.5e-05,
+            "input_cost_per_token_batches": 2.5e-06, "output_cost_per_token_batches": 1.25e-05,
+            "provider_specific_entry": {"us": 1.1, "fast": 2.0}}}"#,
+    )
+    .unwrap();
+    assert_eq!(t.cost("opus", &fast).unwrap(), dec!(0.015));
+    let fast_us = Usage {
+        region: Region::Us,
+        ..fast
+    };
+    assert_eq!(t.cost("opus", &fast_us).unwrap(), dec!(0.0165));
+    // Batch and geo together: (1,000 × 0.0000025 + 100 × 0.0000125) × 1.1.
+    let batch_us = Usage {
+        service_tier: ServiceTier::Batch,
+        ..us
+    };
+    assert_eq!(t.cost("opus", &batch_us).unwrap(), dec!(0.004125));
+    // The estimate: fast and US together; narrowed to standard speed, not.
+    assert_eq!(t.estimate("opus", 1_000, 100).unwrap(), dec!(0.0165));
+    assert_eq!(
+        t.estimate_for("opus", &Limits::new(1_000, 100).speed(Speed::Standard))
+            .unwrap(),
+        dec!(0.00825)
+    );
+    // Set by hand.
+    let mut p = ModelPrice::per_million(dec!(1), dec!(1));
+    p.service_tiers.push(ServiceTierPrice::new(
+        ServiceTier::Flex,
+        TokenPrices::per_million(dec!(0.5), dec!(0.5)),
+    ));
+    p.region_multipliers.push((Region::Eu, dec!(1.1)));
+    t.insert("m", p);
+    let flex_eu = Usage {
+        service_tier: ServiceTier::Flex,
+        region: Region::Eu,
+        ..Usage::new(1_000_000, 0)
+    };
+    assert_eq!(t.cost("m", &flex_eu).unwrap(), dec!(0.55));
+}
+
+#[test]
+fn service_tier_names() {
+    for (name, tier) in [
+        ("standard", ServiceTier::Standard),
+        ("default", ServiceTier::Standard),
+        ("scale", ServiceTier::Standard),
+        ("priority", ServiceTier::Priority),
+        ("flex", ServiceTier::Flex),
+        ("batch", ServiceTier::Batch),
+    ] {
+        assert_eq!(name.parse::<ServiceTier>(), Ok(tier));
+    }
+    assert!(matches!(
+        "auto".parse::<ServiceTier>(),
+        Err(UsageError::UnknownValue { .. })
+    ));
+}
+
+#[test]
+fn batch_cache_writes_without_a_batch_price() {
+    // A batch price for input but none for cache writes: the writes are
+    // billed as batch input (LiteLLM's batch cost), not at the standard
+    // write price, above the threshold too.
+    let (t, _) = PriceTable::from_litellm_json(
+        r#"{"m": {"input_cost_per_token": 2e-06, "output_cost_per_token": 1e-05,
+            "cache_creation_input_token_cost": 1e-07,
+            "input_cost_per_token_batches": 1e-06, "output_cost_per_token_batches": 5e-06,
+            "input_cost_per_token_above_200k_tokens": 4e-06,
+            "cache_creation_input_token_cost_above_200k_tokens": 2e-07,
+            "input_cost_per_token_above_200k_tokens_batches": 2e-06}}"#,
+    )
+    .unwrap();
+    let u = |input| Usage {
+        service_tier: ServiceTier::Batch,
+        cache_creation_input_tokens: 1_000,
+        ..Usage::new(input, 0)
+    };
+    // 2,000 × 0.000001 (1,000 of them writes, at the batch input price).
+    assert_eq!(t.cost("m", &u(2_000)).unwrap(), dec!(0.002));
+    // Above 200k: 200,001 × 0.000002.
+    assert_eq!(t.cost("m", &u(200_001)).unwrap(), dec!(0.400002));
+    // Standard: 1,000 × 0.000002 + 1,000 × 0.0000001.
+    let standard = Usage {
+        service_tier: ServiceTier::Standard,
+        ..u(2_000)
+    };
+    assert_eq!(t.cost("m", &standard).unwrap(), dec!(0.0021));
 }

@@ -1,7 +1,10 @@
 //! Pricing: each provider's usage JSON, in the shape its SDK returns, parsed
 //! and priced; each wrong shape refused by name.
 
-use budgetgate::pricing::{ModelPrice, PriceTable, PricingError, Usage, UsageError};
+use budgetgate::pricing::{
+    AnthropicStreamUsage, ModelPrice, OpenAiStreamUsage, PriceTable, PricingError, Region,
+    ServiceTier, Speed, Usage, UsageError,
+};
 use rust_decimal_macros::dec;
 use serde_json::json;
 
@@ -133,11 +136,15 @@ fn deepseek_cache_hits_are_cached_input() {
     });
     let u = Usage::from_openai_json(&json).unwrap();
     assert_eq!((u.input_tokens, u.cached_input_tokens), (1000, 800));
-    // deepseek-chat (built in: 0.27 / 0.07 cached / 1.10 per million): 200
-    // missed × 0.00000027 = 0.000054; 800 hits × 0.00000007 = 0.000056; 100
-    // out × 0.0000011 = 0.00011. Total 0.00022 (not 0.00038, hits as input).
+    // deepseek-chat (built in: 0.28 / 0.028 cached / 0.42 per million): 200
+    // missed × 0.00000028 = 0.000056; 800 hits × 0.000000028 = 0.0000224;
+    // 100 out × 0.00000042 = 0.000042. Total 0.0001204 (not 0.000322, hits
+    // as input).
     let t = PriceTable::builtin();
-    assert_eq!(t.cost("deepseek/deepseek-chat", &u).unwrap(), dec!(0.00022));
+    assert_eq!(
+        t.cost("deepseek/deepseek-chat", &u).unwrap(),
+        dec!(0.0001204)
+    );
     // Without prompt_tokens_details (older DeepSeek responses) the same.
     let u2 = Usage::from_openai_json(&json!({
         "completion_tokens": 100, "prompt_tokens": 1000,
@@ -277,11 +284,10 @@ fn openai_responses_usage_json() {
 
 fn gpt_realtime() -> ModelPrice {
     // gpt-realtime: text 4 / 0.40 cached / 16, audio 32 in / 64 out per million.
-    ModelPrice {
-        audio_input: Some(dec!(0.000032)),
-        audio_output: Some(dec!(0.000064)),
-        ..ModelPrice::per_million(dec!(4), dec!(16)).cached_per_million(dec!(0.40))
-    }
+    let mut p = ModelPrice::per_million(dec!(4), dec!(16)).cached_per_million(dec!(0.40));
+    p.base.audio_input = Some(dec!(0.000032));
+    p.base.audio_output = Some(dec!(0.000064));
+    p
 }
 
 #[test]
@@ -302,6 +308,7 @@ fn openai_realtime_usage_json() {
             input_tokens: 1000,
             output_tokens: 500,
             cached_input_tokens: 300,
+            cached_audio_input_tokens: 200,
             audio_input_tokens: 400,
             audio_output_tokens: 400,
             ..Usage::default()
@@ -331,7 +338,14 @@ fn openai_realtime_usage_json() {
         "output_token_details": null
     }))
     .unwrap();
-    assert_eq!((u.cached_input_tokens, u.audio_input_tokens), (50, 50));
+    assert_eq!(
+        (
+            u.cached_input_tokens,
+            u.cached_audio_input_tokens,
+            u.audio_input_tokens
+        ),
+        (50, 40, 50)
+    );
     let err = |v: serde_json::Value| match Usage::from_openai_realtime_json(&v) {
         Err(PricingError::Usage(e)) => e,
         other => panic!("{v}: {other:?}"),
@@ -446,11 +460,17 @@ fn anthropic_usage_json() {
     // 100 × 0.000003 = 0.0003; 2,000 read × 0.0000003 = 0.0006; 600 5-minute
     // writes × 0.00000375 = 0.00225; 400 1-hour writes × 0.000006 = 0.0024;
     // 800 out × 0.000015 = 0.012. Total 0.01755 (0.01665 + 400 × 0.00000225).
-    for t in [testkit::pricing_fixture(), PriceTable::builtin()] {
-        assert_eq!(
-            t.cost("anthropic/claude-sonnet-4-20250514", &u).unwrap(),
-            dec!(0.01755)
-        );
+    for (t, model) in [
+        (
+            testkit::pricing_fixture(),
+            "anthropic/claude-sonnet-4-20250514",
+        ),
+        (
+            PriceTable::builtin(),
+            "anthropic/claude-sonnet-4-5-20250929",
+        ),
+    ] {
+        assert_eq!(t.cost(model, &u).unwrap(), dec!(0.01755), "{model}");
     }
     // cache_creation alone gives the writes.
     let u = Usage::from_anthropic_json(&json!({
@@ -508,13 +528,13 @@ fn gemini_usage_json() {
         (251_000, 3_000, 100_000)
     );
     // gemini-2.5-pro above 200k: 151,000 plain × 0.0000025 = 0.3775;
-    // 100,000 cached × 0.000000625 = 0.0625; 3,000 out × 0.000015 = 0.045.
-    // Total 0.485.
+    // 100,000 cached × 0.00000025 = 0.025; 3,000 out × 0.000015 = 0.045.
+    // Total 0.4475.
     assert_eq!(
         PriceTable::builtin()
             .cost("gemini/gemini-2.5-pro", &u)
             .unwrap(),
-        dec!(0.485)
+        dec!(0.4475)
     );
     // No candidates (a blocked prompt): output 0.
     let u = Usage::from_gemini_json(&json!({"promptTokenCount": 5, "totalTokenCount": 5})).unwrap();
@@ -525,4 +545,445 @@ fn gemini_usage_json() {
     );
     assert!(Usage::from_gemini_json(&json!({"promptTokenCount": null})).is_err());
     assert!(Usage::from_gemini_json(&json!({"candidatesTokenCount": 5})).is_err());
+}
+
+#[test]
+fn anthropic_inference_geo_and_speed() {
+    // The anthropic SDK's Usage with the fields of data residency and fast mode.
+    let u = Usage::from_anthropic_json(&json!({
+        "cache_creation": null, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+        "inference_geo": "us", "input_tokens": 1000, "output_tokens": 100,
+        "server_tool_use": null, "service_tier": "standard", "speed": "fast"
+    }))
+    .unwrap();
+    assert_eq!((u.region, u.speed), (Region::Us, Speed::Fast));
+    for geo in ["global", "not_available"] {
+        let u = Usage::from_anthropic_json(&json!({
+            "inference_geo": geo, "input_tokens": 1, "output_tokens": 1, "speed": "standard"
+        }))
+        .unwrap();
+        assert_eq!((u.region, u.speed), (Region::Global, Speed::Standard));
+    }
+    // claude-opus-4-6 in the US: 1.1 times.
+    let u = Usage::from_anthropic_json(&json!({
+        "inference_geo": "us", "input_tokens": 1000, "output_tokens": 100
+    }))
+    .unwrap();
+    assert_eq!(
+        PriceTable::builtin().cost("claude-opus-4-6", &u).unwrap(),
+        dec!(0.00825)
+    );
+    for bad in [
+        json!({"inference_geo": "mars", "input_tokens": 1, "output_tokens": 1}),
+        json!({"inference_geo": 1, "input_tokens": 1, "output_tokens": 1}),
+        json!({"speed": "ludicrous", "input_tokens": 1, "output_tokens": 1}),
+    ] {
+        let e = Usage::from_anthropic_json(&bad).unwrap_err();
+        assert!(
+            matches!(e, PricingError::Usage(UsageError::UnknownValue { .. })),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn openai_responses_web_search_calls() {
+    // A Responses API response with the web search tool, shaped as OpenAI's
+    // web search guide shows it (ids and text shortened).
+    let response = json!({
+        "id": "resp_67c9fa0502748190", "object": "response", "created_at": 1741290245,
+        "status": "completed", "model": "gpt-4.1-2025-04-14", "service_tier": "default",
+        "output": [
+            {"type": "web_search_call", "id": "ws_67c9fa0502748190b7dd", "status": "completed",
+             "action": {"type": "search", "query": "positive news story today"}},
+            {"id": "msg_67c9fa077e288190af08", "type": "message", "status": "completed",
+             "role": "assistant", "content": [{"type": "output_text",
+                "text": "On March 6, 2025, …", "annotations": [{"type": "url_citation",
+                "start_index": 2606, "end_index": 2758, "url": "https://example.com", "title": "…"}]}]}
+        ],
+        "tools": [{"type": "web_search_preview", "search_context_size": "medium"}],
+        "usage": {"input_tokens": 328, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": 356, "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": 684}
+    });
+    let u = Usage::from_openai_response_json(&response).unwrap();
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.web_search_requests),
+        (328, 356, 1)
+    );
+    // gpt-4.1: 2 / 8 per million, 0.025 per search: 328 × 0.000002 +
+    // 356 × 0.000008 + 0.025 = 0.000656 + 0.002848 + 0.025 = 0.028504.
+    let t = PriceTable::builtin();
+    assert_eq!(t.cost("gpt-4.1-2025-04-14", &u).unwrap(), dec!(0.028504));
+    // The estimate with one search bounds it.
+    assert!(t.estimate_with("gpt-4.1", 328, 356, 1).unwrap() >= dec!(0.028504));
+    // A model without a search price: refused, never priced as no search.
+    assert!(matches!(
+        t.cost("gpt-4o", &u),
+        Err(PricingError::Unpriced { .. })
+    ));
+    // tool_usage, where the response reports it, wins over counting calls.
+    let mut with_tool_usage = response.clone();
+    with_tool_usage["tool_usage"] = json!({"web_search": {"num_requests": 3}, "image_gen": null});
+    let u = Usage::from_openai_response_json(&with_tool_usage).unwrap();
+    assert_eq!(u.web_search_requests, 3);
+    let mut in_usage = response.clone();
+    in_usage["usage"]["tool_usage"] = json!({"web_search": {"num_requests": 2}});
+    assert_eq!(
+        Usage::from_openai_responses_json(&in_usage["usage"])
+            .unwrap()
+            .web_search_requests,
+        2
+    );
+    assert_eq!(
+        Usage::from_openai_response_json(&in_usage)
+            .unwrap()
+            .web_search_requests,
+        2
+    );
+    // The service tier the response says.
+    let mut flex = response.clone();
+    flex["service_tier"] = json!("flex");
+    assert_eq!(
+        Usage::from_openai_response_json(&flex)
+            .unwrap()
+            .service_tier,
+        ServiceTier::Flex
+    );
+    // Not a response, or one without usage: refused.
+    for bad in [
+        json!({"object": "chat.completion", "usage": response["usage"]}),
+        json!({"object": "response", "output": []}),
+        json!({"object": "response", "usage": {"input_tokens": null, "output_tokens": 1, "total_tokens": 1}}),
+        json!({"object": "response", "service_tier": "turbo", "usage": response["usage"]}),
+    ] {
+        assert!(Usage::from_openai_response_json(&bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn gemini_grounding_searches() {
+    // A generateContent response grounded with Google Search, shaped as the
+    // Gemini API's grounding docs show it (content shortened).
+    let response = json!({
+        "candidates": [{
+            "content": {"parts": [{"text": "Spain won Euro 2024, defeating England 2-1 in the final."}],
+                        "role": "model"},
+            "groundingMetadata": {
+                "webSearchQueries": ["UEFA Euro 2024 winner", "who won euro 2024", "UEFA Euro 2024 winner"],
+                "searchEntryPoint": {"renderedContent": "<!-- HTML and CSS for the search widget -->"},
+                "groundingChunks": [{"web": {"uri": "https://vertexaisearch.cloud.google.com/…", "title": "aljazeera.com"}}],
+                "groundingSupports": [{"segment": {"startIndex": 0, "endIndex": 56,
+                    "text": "Spain won Euro 2024, defeating England 2-1 in the final."},
+                    "groundingChunkIndices": [0]}]
+            }
+        }],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 20, "totalTokenCount": 30},
+        "modelVersion": "gemini-2.5-flash"
+    });
+    let u = Usage::from_gemini_json(&response).unwrap();
+    // Two distinct queries (the repeated one counts once).
+    assert_eq!(u.web_search_requests, 2);
+    // gemini-2.5-flash: 10 × 0.0000003 + 20 × 0.0000025 + 2 × 0.035 = 0.070053.
+    assert_eq!(
+        PriceTable::builtin()
+            .cost("gemini/gemini-2.5-flash", &u)
+            .unwrap(),
+        dec!(0.070053)
+    );
+    // The usage metadata alone has no searches.
+    assert_eq!(
+        Usage::from_gemini_json(&response["usageMetadata"])
+            .unwrap()
+            .web_search_requests,
+        0
+    );
+    let mut bad = response.clone();
+    bad["candidates"][0]["groundingMetadata"]["webSearchQueries"] = json!("one query");
+    assert!(Usage::from_gemini_json(&bad).is_err());
+}
+
+// ----- streams ----------------------------------------------------------------------
+
+/// The `data:` lines of an SSE stream, as JSON.
+fn sse(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+#[test]
+fn anthropic_stream_usage_is_cumulative() {
+    // Anthropic's streaming docs, the basic request's events.
+    let events = sse(r#"event: message_start
+data: {"type": "message_start", "message": {"id": "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY", "type": "message", "role": "assistant", "content": [], "model": "claude-opus-4-6", "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 25, "output_tokens": 1}}}
+
+event: content_block_start
+data: {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+
+event: ping
+data: {"type": "ping"}
+
+event: content_block_delta
+data: {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}}
+
+event: content_block_delta
+data: {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "!"}}
+
+event: content_block_stop
+data: {"type": "content_block_stop", "index": 0}
+
+event: message_delta
+data: {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence":null}, "usage": {"output_tokens": 15}}
+
+event: message_stop
+data: {"type": "message_stop"}
+"#);
+    let mut s = AnthropicStreamUsage::new();
+    assert!(s.usage().is_err());
+    let mut running = Vec::new();
+    for e in &events {
+        if let Some(u) = s.push(e).unwrap() {
+            running.push((u.input_tokens, u.output_tokens));
+        }
+    }
+    // The delta's 15 is the total so far, not 15 more.
+    assert_eq!(running, [(25, 1), (25, 15)]);
+    assert!(s.is_complete());
+    assert_eq!(s.usage().unwrap(), Usage::new(25, 15));
+    // claude-opus-4-6: 25 × 0.000005 + 15 × 0.000025 = 0.0005.
+    assert_eq!(
+        PriceTable::builtin()
+            .cost("claude-opus-4-6", &s.usage().unwrap())
+            .unwrap(),
+        dec!(0.0005)
+    );
+    // Nothing after message_stop.
+    assert!(s.push(&events[6]).is_err());
+
+    // The web search example: the final delta restates every count,
+    // searches included.
+    let events = sse(
+        r#"data: {"type":"message_start","message":{"id":"msg_01G...","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":2679,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":3}}}
+data: {"type":"content_block_start","index":1,"content_block":{"type":"server_tool_use","id":"srvtoolu_014hJH82Qum7Td6UV8gDXThB","name":"web_search","input":{}}}
+data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":10682,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":510,"server_tool_use":{"web_search_requests":1}}}
+data: {"type":"message_stop"}
+"#,
+    );
+    let mut s = AnthropicStreamUsage::new();
+    for e in &events {
+        s.push(e).unwrap();
+    }
+    let u = s.usage().unwrap();
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.web_search_requests),
+        (10682, 510, 1)
+    );
+    // A stream cut off after message_start is billed what it has so far.
+    let mut cut = AnthropicStreamUsage::new();
+    cut.push(&events[0]).unwrap();
+    assert!(!cut.is_complete());
+    assert_eq!(cut.usage().unwrap().output_tokens, 3);
+
+    // Refused: deltas before the start, a second start, counts going down,
+    // null counts, not events.
+    let mut s = AnthropicStreamUsage::new();
+    assert!(s.push(&events[2]).is_err());
+    s.push(&events[0]).unwrap();
+    assert!(s.push(&events[0]).is_err());
+    let down = json!({"type": "message_delta", "delta": {}, "usage": {"output_tokens": 2}});
+    assert!(matches!(
+        s.push(&down),
+        Err(PricingError::Usage(UsageError::Inconsistent { .. }))
+    ));
+    let start_null = json!({"type": "message_start", "message": {"usage": {"input_tokens": null, "output_tokens": 1}}});
+    assert!(AnthropicStreamUsage::new().push(&start_null).is_err());
+    for bad in [
+        json!("message_start"),
+        json!({"delta": {}}),
+        json!({"type": 3}),
+    ] {
+        assert!(AnthropicStreamUsage::new().push(&bad).is_err(), "{bad}");
+    }
+    // OpenAI usage in an Anthropic stream.
+    let openai = json!({"type": "message_start", "message": {"usage": {"prompt_tokens": 1, "completion_tokens": 1}}});
+    assert!(matches!(
+        AnthropicStreamUsage::new().push(&openai),
+        Err(PricingError::Usage(UsageError::WrongShape { .. }))
+    ));
+}
+
+#[test]
+fn openai_stream_usage_from_the_last_chunk() {
+    // OpenAI's chat streaming with stream_options.include_usage: every
+    // chunk has "usage": null but the last, whose choices are empty.
+    let chunks = sse(
+        r#"data: {"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,"model":"gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb", "choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}
+
+data: {"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,"model":"gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb", "choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}],"usage":null}
+
+data: {"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,"model":"gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb", "choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}
+
+data: {"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,"model":"gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb", "choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}
+
+data: [DONE]
+"#,
+    );
+    let mut s = OpenAiStreamUsage::new();
+    let mut seen = Vec::new();
+    for c in &chunks {
+        if let Some(u) = s.push(c).unwrap() {
+            seen.push(u);
+        }
+    }
+    assert_eq!(seen, [Usage::new(9, 12)]);
+    // gpt-4o-mini: 9 × 0.00000015 + 12 × 0.0000006 = 0.00000855.
+    assert_eq!(
+        PriceTable::builtin()
+            .cost("gpt-4o-mini", &s.usage().unwrap())
+            .unwrap(),
+        dec!(0.00000855)
+    );
+    // Without include_usage there is none: an error, never zero.
+    let mut none = OpenAiStreamUsage::new();
+    for c in &chunks[..3] {
+        none.push(c).unwrap();
+    }
+    assert!(matches!(
+        none.usage(),
+        Err(PricingError::Usage(UsageError::Missing { .. }))
+    ));
+    // A second usage is refused.
+    assert!(s.push(&chunks[3]).is_err());
+
+    // The Responses API's stream: response.completed carries the response.
+    let events = sse(
+        r#"data: {"type":"response.created","sequence_number":0,"response":{"id":"resp_1","object":"response","status":"in_progress","output":[],"usage":null}}
+data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hi"}
+data: {"type":"response.completed","sequence_number":9,"response":{"id":"resp_1","object":"response","status":"completed","service_tier":"default","output":[{"type":"message","id":"msg_1","role":"assistant","content":[]}],"usage":{"input_tokens":37,"input_tokens_details":{"cached_tokens":0},"output_tokens":11,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":48}}}
+"#,
+    );
+    let mut s = OpenAiStreamUsage::new();
+    for e in &events {
+        s.push(e).unwrap();
+    }
+    assert_eq!(s.usage().unwrap(), Usage::new(37, 11));
+    for bad in [
+        json!({"object": "chat.completion", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}),
+        json!({"type": "message_start"}),
+        json!({"object": "chat.completion.chunk", "usage": {"input_tokens": 1, "output_tokens": 1}}),
+    ] {
+        assert!(OpenAiStreamUsage::new().push(&bad).is_err(), "{bad}");
+    }
+}
+
+// ----- async-openai's structs (feature async-openai) ----------------------------------
+
+#[test]
+fn async_openai_usage_structs() {
+    use async_openai::types::chat::CompletionUsage;
+    use async_openai::types::responses::ResponseUsage;
+
+    // The same JSON, read by async-openai and then converted, or read
+    // directly: the same usage.
+    let chat = json!({
+        "prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
+        "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 192, "audio_tokens": 0,
+            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+    });
+    let typed: CompletionUsage = serde_json::from_value(chat.clone()).unwrap();
+    let u = Usage::try_from(&typed).unwrap();
+    assert_eq!(u, Usage::from_openai_json(&chat).unwrap());
+    assert_eq!((u.cached_input_tokens, u.reasoning_tokens), (1920, 192));
+    assert_eq!(Usage::try_from(typed).unwrap(), u);
+
+    let responses = json!({
+        "input_tokens": 328, "input_tokens_details": {"cached_tokens": 128, "cache_write_tokens": 100},
+        "output_tokens": 52, "output_tokens_details": {"reasoning_tokens": 12},
+        "total_tokens": 380
+    });
+    let typed: ResponseUsage = serde_json::from_value(responses.clone()).unwrap();
+    let u = Usage::try_from(&typed).unwrap();
+    assert_eq!(u, Usage::from_openai_responses_json(&responses).unwrap());
+    assert_eq!(
+        (
+            u.cached_input_tokens,
+            u.cache_creation_input_tokens,
+            u.reasoning_tokens
+        ),
+        (128, 100, 12)
+    );
+
+    // What the readers refuse, the conversions refuse: parts over their
+    // wholes, negative cache writes.
+    let mut bad = CompletionUsage {
+        prompt_tokens: 10,
+        completion_tokens: 1,
+        total_tokens: 11,
+        ..CompletionUsage::default()
+    };
+    bad.prompt_tokens_details = Some(async_openai::types::chat::PromptTokensDetails {
+        cached_tokens: Some(11),
+        ..Default::default()
+    });
+    assert!(matches!(
+        Usage::try_from(&bad),
+        Err(PricingError::Usage(UsageError::Exceeds { .. }))
+    ));
+    bad.prompt_tokens_details = Some(async_openai::types::chat::PromptTokensDetails {
+        cache_write_tokens: Some(-1),
+        ..Default::default()
+    });
+    assert!(matches!(
+        Usage::try_from(&bad),
+        Err(PricingError::Usage(UsageError::NotACount { .. }))
+    ));
+    let mut bad = ResponseUsage {
+        input_tokens: 1,
+        ..ResponseUsage::default()
+    };
+    bad.input_tokens_details.cached_tokens = 2;
+    assert!(Usage::try_from(&bad).is_err());
+}
+
+#[test]
+fn cached_audio_at_its_own_price() {
+    // gemini-2.5-flash (built in, LiteLLM's cache_read_input_audio_token_cost):
+    // 0.30 in, 1.00 audio in, 0.03 cached, 0.10 cached audio, 2.50 out.
+    let u = Usage::from_gemini_json(&json!({
+        "promptTokenCount": 1000, "candidatesTokenCount": 100, "totalTokenCount": 1100,
+        "cachedContentTokenCount": 600,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 500}, {"modality": "AUDIO", "tokenCount": 500}],
+        "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 200}, {"modality": "AUDIO", "tokenCount": 400}]
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            u.cached_input_tokens,
+            u.cached_audio_input_tokens,
+            u.audio_input_tokens
+        ),
+        (600, 400, 100)
+    );
+    // 300 text × 0.0000003 = 0.00009; 100 audio × 0.000001 = 0.0001; 200
+    // cached text × 0.00000003 = 0.000006; 400 cached audio × 0.0000001 =
+    // 0.00004; 100 out × 0.0000025 = 0.00025. Total 0.000486.
+    let t = PriceTable::builtin();
+    assert_eq!(t.cost("gemini-2.5-flash", &u).unwrap(), dec!(0.000486));
+    // Cached audio over the cached tokens is refused.
+    assert!(Usage::from_gemini_json(&json!({
+        "promptTokenCount": 1000, "cachedContentTokenCount": 100,
+        "promptTokensDetails": [{"modality": "AUDIO", "tokenCount": 500}],
+        "cacheTokensDetails": [{"modality": "AUDIO", "tokenCount": 200}]
+    }))
+    .is_err());
+    let bad = Usage {
+        cached_input_tokens: 1,
+        cached_audio_input_tokens: 2,
+        ..Usage::new(5, 0)
+    };
+    assert!(t.cost("gemini-2.5-flash", &bad).is_err());
 }

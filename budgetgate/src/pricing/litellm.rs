@@ -6,12 +6,13 @@
 //!   `cache_read_input_token_cost`, `cache_creation_input_token_cost`,
 //!   `cache_creation_input_token_cost_above_1hr`,
 //!   `output_cost_per_reasoning_token`, `input_cost_per_audio_token`,
+//!   `cache_read_input_audio_token_cost`,
 //!   `output_cost_per_audio_token`, `input_cost_per_request`;
 //! * the per-web-search price: `search_context_cost_per_query`, an object of
-//!   `search_context_size_low` / `_medium` / `_high` prices per search; its
-//!   `search_context_size_medium` price, as LiteLLM's cost function for
-//!   Anthropic's `web_search_requests` uses, or, without one, the highest
-//!   price it gives (never under-charged);
+//!   `search_context_size_low` / `_medium` / `_high` prices per search; the
+//!   highest price it gives, since usage does not say the search context
+//!   size (LiteLLM's cost function assumes medium; 5 entries of LiteLLM
+//!   1.110.2 price the sizes apart);
 //! * long-context tiers, either as flat keys — each of those names with
 //!   `_above_<N>k_tokens` / `_above_<N>_tokens` (e.g.
 //!   `input_cost_per_token_above_200k_tokens`; a price the tier does not name
@@ -21,6 +22,14 @@
 //!   input price, its output price to the entry's). When both are present,
 //!   `tiered_pricing` wins, as in LiteLLM. A threshold is the tier's start:
 //!   the tier applies above it (for `xai` entries, from it on, as LiteLLM).
+//! * service tiers: `_priority`, `_flex` and `_batches` versions of those
+//!   keys (`input_cost_per_token_priority`,
+//!   `input_cost_per_token_above_200k_tokens_priority`, …), as
+//!   [`ServiceTierPrice`]s; a price a tier does not name is the standard one;
+//! * multipliers: `provider_specific_entry` (`us`, `eu`, `fast`),
+//!   `regional_processing_uplift_multiplier_us` / `_eu`,
+//!   `fedramp_uplift_multiplier`, `regional_endpoint_uplift_multiplier`
+//!   ([`Region`], [`ModelPrice::fast_multiplier`]);
 //! * `alias_of`: an entry without prices of its own that names the entry it
 //!   is priced as.
 //!
@@ -32,8 +41,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 
-use super::{ModelPrice, PriceTable, PricingError, TierPrice};
-use crate::pricing::PriceTier;
+use super::{ModelPrice, PriceTable, PricingError, Region, ServiceTier, TokenPrices};
+use crate::pricing::{PriceTier, ServiceTierPrice};
 
 /// Why an entry of a LiteLLM file is not in the table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +100,7 @@ const CACHE_WRITE: &str = "cache_creation_input_token_cost";
 const CACHE_WRITE_1H: &str = "cache_creation_input_token_cost_above_1hr";
 const REASONING: &str = "output_cost_per_reasoning_token";
 const AUDIO_IN: &str = "input_cost_per_audio_token";
+const CACHE_READ_AUDIO: &str = "cache_read_input_audio_token_cost";
 const AUDIO_OUT: &str = "output_cost_per_audio_token";
 /// The prices a flat `_above_<N>_tokens` key can tier.
 const TIERED_KEYS: &[&str] = &[
@@ -101,6 +111,7 @@ const TIERED_KEYS: &[&str] = &[
     CACHE_WRITE_1H,
     REASONING,
     AUDIO_IN,
+    CACHE_READ_AUDIO,
     AUDIO_OUT,
 ];
 
@@ -222,29 +233,153 @@ fn read_entry(model: &str, raw: &RawValue) -> Result<Read, SkipReason> {
         }
     };
     let mut p = ModelPrice {
-        input,
-        output,
-        cached_input: price(CACHE_READ)?,
-        cache_write: price(CACHE_WRITE)?,
-        cache_write_1h: price(CACHE_WRITE_1H)?,
-        reasoning_output: price(REASONING)?,
-        audio_input: price(AUDIO_IN)?,
-        audio_output: price(AUDIO_OUT)?,
+        base: TokenPrices {
+            input,
+            output,
+            cached_input: price(CACHE_READ)?,
+            cache_write: price(CACHE_WRITE)?,
+            cache_write_1h: price(CACHE_WRITE_1H)?,
+            reasoning_output: price(REASONING)?,
+            audio_input: price(AUDIO_IN)?,
+            cached_audio_input: price(CACHE_READ_AUDIO)?,
+            audio_output: price(AUDIO_OUT)?,
+        },
         per_request: price("input_cost_per_request")?,
         per_web_search: search_price(&entry)?,
         batch_multiplier: None,
         tiers: Vec::new(),
+        service_tiers: Vec::new(),
+        region_multipliers: Vec::new(),
+        fast_multiplier: None,
     };
     p.tiers = match tiered {
         Some(tiers) => tiers,
-        None => flat_tiers(&entry, &p)?,
+        None => flat_tiers(&entry, p.base, "")?,
     };
+    for (suffix, tier) in SERVICE_TIERS {
+        if let Some(s) = service_tier(&entry, suffix, *tier, &p)? {
+            p.service_tiers.push(s);
+        }
+    }
+    read_multipliers(&entry, &mut p)?;
     Ok(Read::Price(Box::new(p)))
+}
+
+/// LiteLLM's service-tier key suffixes (`input_cost_per_token_priority`, …).
+const SERVICE_TIERS: &[(&str, ServiceTier)] = &[
+    ("_priority", ServiceTier::Priority),
+    ("_flex", ServiceTier::Flex),
+    ("_batches", ServiceTier::Batch),
+];
+
+/// The prices of a service tier, if the entry has an input or output price
+/// of its own for it (`input_cost_per_token_priority`, …). A price the tier
+/// does not name is the standard one (as LiteLLM falls back), but for the
+/// reasoning price of a tier with its own output price, which is that output
+/// price, and the batch cache-write price, which is the batch input price
+/// (LiteLLM's batch cost). Its long-context tiers: every threshold of the
+/// standard prices or of the tier's own
+/// (`input_cost_per_token_above_200k_tokens_priority`), each price the
+/// tier's own above it, else the standard one above it (not for batch cache
+/// writes), else the tier's base.
+fn service_tier(
+    entry: &Entry,
+    suffix: &str,
+    tier: ServiceTier,
+    standard: &ModelPrice,
+) -> Result<Option<ServiceTierPrice>, SkipReason> {
+    let at = |key: &str| price_in(entry, &format!("{key}{suffix}"));
+    let (input, output) = (at(INPUT)?, at(OUTPUT)?);
+    if input.is_none() && output.is_none() {
+        return Ok(None);
+    }
+    let b = standard.base;
+    let price = TokenPrices {
+        input: input.unwrap_or(b.input),
+        output: output.unwrap_or(b.output),
+        cached_input: at(CACHE_READ)?.or(b.cached_input),
+        // Batch cache writes without a batch price are billed as batch
+        // input, as LiteLLM's batch cost does.
+        cache_write: match tier {
+            ServiceTier::Batch => at(CACHE_WRITE)?,
+            _ => at(CACHE_WRITE)?.or(b.cache_write),
+        },
+        cache_write_1h: at(CACHE_WRITE_1H)?.or(b.cache_write_1h),
+        reasoning_output: at(REASONING)?.or(if output.is_some() {
+            None
+        } else {
+            b.reasoning_output
+        }),
+        audio_input: at(AUDIO_IN)?.or(b.audio_input),
+        cached_audio_input: at(CACHE_READ_AUDIO)?.or(b.cached_audio_input),
+        audio_output: at(AUDIO_OUT)?.or(b.audio_output),
+    };
+    Ok(Some(ServiceTierPrice {
+        service_tier: tier,
+        price,
+        tiers: flat_tiers(entry, price, suffix)?,
+    }))
+}
+
+/// Region and speed multipliers: `provider_specific_entry` (`us`, `eu`:
+/// Anthropic's `inference_geo`; `fast`: its fast mode),
+/// `regional_processing_uplift_multiplier_us` / `_eu` (OpenAI's data
+/// residency), `fedramp_uplift_multiplier`,
+/// `regional_endpoint_uplift_multiplier` (Vertex AI regional endpoints). Two
+/// multipliers of one region: the larger.
+fn read_multipliers(entry: &Entry, p: &mut ModelPrice) -> Result<(), SkipReason> {
+    let mut add = |region: Region, m: Option<Decimal>| {
+        let Some(m) = m else { return };
+        match p.region_multipliers.iter_mut().find(|(r, _)| *r == region) {
+            Some((_, old)) => *old = (*old).max(m),
+            None => p.region_multipliers.push((region, m)),
+        }
+    };
+    const PSE: &str = "provider_specific_entry";
+    let mut fast = None;
+    if let Some(raw) = entry.get(PSE).filter(|r| r.get() != "null") {
+        let pse: Entry = serde_json::from_str(raw.get()).map_err(|_| SkipReason::BadPrice {
+            key: PSE.to_owned(),
+            text: abbreviate(raw.get()),
+            problem: "is not an object",
+        })?;
+        let at = |key: &str| {
+            price_in(&pse, key).map_err(|e| match e {
+                SkipReason::BadPrice { key, text, problem } => SkipReason::BadPrice {
+                    key: format!("{PSE}.{key}"),
+                    text,
+                    problem,
+                },
+                other => other,
+            })
+        };
+        add(Region::Us, at("us")?);
+        add(Region::Eu, at("eu")?);
+        fast = at("fast")?;
+    }
+    add(
+        Region::Us,
+        price_in(entry, "regional_processing_uplift_multiplier_us")?,
+    );
+    add(
+        Region::Eu,
+        price_in(entry, "regional_processing_uplift_multiplier_eu")?,
+    );
+    add(
+        Region::FedRamp,
+        price_in(entry, "fedramp_uplift_multiplier")?,
+    );
+    add(
+        Region::RegionalEndpoint,
+        price_in(entry, "regional_endpoint_uplift_multiplier")?,
+    );
+    p.fast_multiplier = fast;
+    Ok(())
 }
 
 const SEARCH: &str = "search_context_cost_per_query";
 
-/// The `search_context_cost_per_query` price: the medium one, else the highest.
+/// The `search_context_cost_per_query` price: the highest one.
 fn search_price(entry: &Entry) -> Result<Option<Decimal>, SkipReason> {
     let Some(raw) = entry.get(SEARCH).filter(|r| r.get() != "null") else {
         return Ok(None);
@@ -267,25 +402,33 @@ fn search_price(entry: &Entry) -> Result<Option<Decimal>, SkipReason> {
             prices.push((key.as_str(), p));
         }
     }
-    Ok(prices
-        .iter()
-        .find(|(k, _)| *k == "search_context_size_medium")
-        .or_else(|| prices.iter().max_by_key(|(_, p)| *p))
-        .map(|(_, p)| *p))
+    Ok(prices.iter().map(|(_, p)| *p).max())
 }
 
-/// The `_above_<N>_tokens` tiers: one per threshold any tiered key names.
+/// The `_above_<N>_tokens` tiers: one per threshold any tiered key names,
+/// over `base`. With a service-tier `suffix` (`_priority`, …), the
+/// thresholds of the standard keys and of the suffixed ones
+/// (`input_cost_per_token_above_200k_tokens_priority`), each price the
+/// suffixed one, else the standard one above the threshold, else `base`'s.
 ///
 /// xAI bills the higher tier once the prompt *reaches* the threshold
 /// (LiteLLM's `threshold_is_inclusive` for `litellm_provider` `xai`): its
 /// tiers apply above N − 1.
-fn flat_tiers(entry: &Entry, base: &ModelPrice) -> Result<Vec<PriceTier>, SkipReason> {
+fn flat_tiers(
+    entry: &Entry,
+    base: TokenPrices,
+    suffix: &str,
+) -> Result<Vec<PriceTier>, SkipReason> {
     let inclusive = entry
         .get("litellm_provider")
         .and_then(|p| serde_json::from_str::<String>(p.get()).ok())
         .is_some_and(|p| p == "xai");
     let mut thresholds = BTreeSet::new();
     for key in entry.keys() {
+        let key = match suffix {
+            "" => key.as_str(),
+            s => key.strip_suffix(s).unwrap_or(key),
+        };
         if let Some((base_key, n)) = split_threshold(key) {
             if TIERED_KEYS.contains(&base_key) {
                 thresholds.insert((n, key[base_key.len()..].to_owned()));
@@ -293,12 +436,21 @@ fn flat_tiers(entry: &Entry, base: &ModelPrice) -> Result<Vec<PriceTier>, SkipRe
         }
     }
     let mut tiers = Vec::new();
-    for (n, suffix) in thresholds {
-        let at = |key: &str| price_in(entry, &format!("{key}{suffix}"));
-        let b = base.base();
+    for (n, above) in thresholds {
+        let at = |key: &str| -> Result<Option<Decimal>, SkipReason> {
+            let own = match suffix {
+                "" => None,
+                s => price_in(entry, &format!("{key}{above}{s}"))?,
+            };
+            if suffix == "_batches" && key == CACHE_WRITE {
+                return Ok(own);
+            }
+            Ok(own.or(price_in(entry, &format!("{key}{above}"))?))
+        };
+        let b = base;
         tiers.push(PriceTier {
             above_input_tokens: if inclusive { n.saturating_sub(1) } else { n },
-            price: TierPrice {
+            price: TokenPrices {
                 input: at(INPUT)?.unwrap_or(b.input),
                 output: at(OUTPUT)?.unwrap_or(b.output),
                 cached_input: at(CACHE_READ)?.or(b.cached_input),
@@ -306,6 +458,7 @@ fn flat_tiers(entry: &Entry, base: &ModelPrice) -> Result<Vec<PriceTier>, SkipRe
                 cache_write_1h: at(CACHE_WRITE_1H)?.or(b.cache_write_1h),
                 reasoning_output: at(REASONING)?.or(b.reasoning_output),
                 audio_input: at(AUDIO_IN)?.or(b.audio_input),
+                cached_audio_input: at(CACHE_READ_AUDIO)?.or(b.cached_audio_input),
                 audio_output: at(AUDIO_OUT)?.or(b.audio_output),
             },
         });
@@ -364,7 +517,7 @@ fn tiered_pricing(
             .ok_or_else(|| bad(format!("tier {i}: no {OUTPUT}")))?;
         out.push(PriceTier {
             above_input_tokens: start,
-            price: TierPrice {
+            price: TokenPrices {
                 input,
                 output,
                 cached_input: price(CACHE_READ)?,
@@ -372,6 +525,7 @@ fn tiered_pricing(
                 cache_write_1h: price(CACHE_WRITE_1H)?,
                 reasoning_output: price(REASONING)?,
                 audio_input: price(AUDIO_IN)?,
+                cached_audio_input: price(CACHE_READ_AUDIO)?,
                 audio_output: price(AUDIO_OUT)?,
             },
         });

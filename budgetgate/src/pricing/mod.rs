@@ -13,8 +13,13 @@
 //! }))?;
 //! assert_eq!(pricing::cost("openai/gpt-4o", &usage)?, dec!(0.00475));
 //!
-//! // The most 1,200 input and up to 500 output tokens can cost.
-//! assert_eq!(pricing::estimate("gpt-4o", 1200, 500)?, dec!(0.008));
+//! // The most 1,200 input and up to 500 output tokens can cost at standard
+//! // prices, and at any tier and region (priority, at FedRAMP's 1.1 times).
+//! let standard = pricing::Limits::new(1200, 500)
+//!     .service_tier(pricing::ServiceTier::Standard)
+//!     .region(pricing::Region::Global);
+//! assert_eq!(pricing::estimate_for("gpt-4o", &standard)?, dec!(0.008));
+//! assert_eq!(pricing::estimate("gpt-4o", 1200, 500)?, dec!(0.01496));
 //! # Ok::<(), pricing::PricingError>(())
 //! ```
 //!
@@ -46,13 +51,16 @@
 //! ```
 //!
 //! The built-in table ([`PriceTable::builtin`]) covers mainstream OpenAI,
-//! Anthropic, Google, Mistral and DeepSeek models at the prices published on
-//! [`BUILTIN_PRICES_AS_OF`]; override entries, or load LiteLLM's
+//! Anthropic, Google, Mistral and DeepSeek models, with the dated names
+//! responses carry, at the prices of LiteLLM's price file of
+//! [`BUILTIN_PRICES_AS_OF`] (a test compares every entry with an excerpt of
+//! that file); override entries, or load LiteLLM's
 //! `model_prices_and_context_window.json` ([`PriceTable::from_litellm_json`]),
 //! and install it with [`set_table`].
 //!
 //! Covered: input, output, cached-input, cache-write (five-minute and
-//! one-hour), reasoning, audio input and audio output prices, and per-request
+//! one-hour), reasoning, audio input, cached audio input and audio output
+//! prices, and per-request
 //! prices; long-context tiers (a request with more
 //! input tokens than a tier's threshold pays that tier's prices for all its
 //! tokens, e.g. Gemini 2.5 Pro above 200k), which [`cost`] applies by the
@@ -60,24 +68,43 @@
 //! reach. Model names resolve as [`PriceTable::price`] says; a name a loaded
 //! file lists without a price is refused, never priced as another name.
 //! Usage comes from [`Usage::from_openai_json`] (Chat Completions, DeepSeek's
-//! cache hit / miss counts included), [`Usage::from_openai_responses_json`],
+//! cache hit / miss counts included), [`Usage::from_openai_responses_json`]
+//! (and [`Usage::from_openai_response_json`] for a whole response, with its
+//! `web_search_call`s and service tier),
 //! [`Usage::from_openai_realtime_json`], [`Usage::from_anthropic_json`] and
-//! [`Usage::from_gemini_json`], each refusing any other shape
+//! [`Usage::from_gemini_json`] (streams: [`AnthropicStreamUsage`] for
+//! `message_start` / cumulative `message_delta` usage, [`OpenAiStreamUsage`]
+//! for `include_usage` chunks and Responses events; with the `async-openai`
+//! feature, `Usage::try_from` async-openai's `CompletionUsage` and
+//! `ResponseUsage`), each refusing any other shape
 //! ([`UsageError`]). Per-call fees: per request and per web search
-//! (Anthropic's `web_search_requests`; [`estimate`] assumes no searches,
+//! (Anthropic's `web_search_requests`, OpenAI Responses' `web_search_call`s
+//! and `tool_usage`, Gemini's grounding `webSearchQueries`; at the highest
+//! search-context-size price; [`estimate`] assumes no searches,
 //! [`estimate_with`] bounds up to a number of them). Service tiers
-//! ([`ServiceTier`]): batch usage pays the token prices times
-//! [`ModelPrice::batch_multiplier`] (one half unless set), priority usage the
-//! standard prices. Not covered: explicit priority and flex prices,
-//! per-image, per-second and per-character prices, off-peak prices.
+//! ([`ServiceTier`]): priority, flex and batch prices of their own
+//! ([`ServiceTierPrice`], LiteLLM's `*_priority` / `*_flex` / `*_batches`
+//! keys, long-context tiers included); without them batch usage pays the
+//! token prices times [`ModelPrice::batch_multiplier`] (one half unless set),
+//! priority and flex usage the standard prices. Region multipliers
+//! ([`Region`]: Anthropic's `inference_geo`, OpenAI's data residency and
+//! FedRAMP, Vertex regional endpoints) and fast mode ([`Speed`]) multiply the
+//! token prices. [`estimate`] bounds the dearest tier, region and speed;
+//! [`estimate_for`] narrows them ([`Limits`]). Not covered: per-image,
+//! per-second and per-character prices, off-peak prices, LiteLLM's
+//! `ultrafast` / `balanced` / `decisions` tiers.
 //!
 //! The parts: `price` (the price model and the arithmetic), `usage` (token
 //! counts and the provider JSON readers), `table` (names and resolution),
-//! `litellm` (the LiteLLM loader), `builtin` (the built-in table).
+//! `litellm` (the LiteLLM loader), `builtin` (the built-in table), `stream`
+//! (streamed usage).
 
+#[cfg(feature = "async-openai")]
+mod async_openai;
 mod builtin;
 mod litellm;
 mod price;
+mod stream;
 mod table;
 mod usage;
 
@@ -86,11 +113,12 @@ use std::sync::{Arc, LazyLock};
 use arc_swap::ArcSwap;
 use rust_decimal::Decimal;
 
-pub use builtin::BUILTIN_PRICES_AS_OF;
+pub use builtin::{BUILTIN_PRICES_AS_OF, BUILTIN_PRICES_LITELLM_VERSION};
 pub use litellm::{LoadReport, SkipReason};
-pub use price::{ModelPrice, PriceTier, TierPrice};
+pub use price::{Limits, ModelPrice, PriceTier, ServiceTierPrice, TokenPrices};
+pub use stream::{AnthropicStreamUsage, OpenAiStreamUsage};
 pub use table::{PriceTable, API_PROVIDER_PREFIXES};
-pub use usage::{ServiceTier, Usage, UsageError};
+pub use usage::{Region, ServiceTier, Speed, Usage, UsageError};
 
 /// Why a price or a cost could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,6 +175,11 @@ pub fn estimate_with(
     TABLE
         .load()
         .estimate_with(model, input_tokens, max_output_tokens, max_searches)
+}
+
+/// [`PriceTable::estimate_for`] on the process-wide table.
+pub fn estimate_for(model: &str, limits: &Limits) -> Result<Decimal, PricingError> {
+    TABLE.load().estimate_for(model, limits)
 }
 
 /// [`PriceTable::estimate`] on the process-wide table (no web searches: see

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use rust_decimal::Decimal;
 
-use super::{ModelPrice, PricingError, Usage};
+use super::{Limits, ModelPrice, PricingError, Usage};
 
 /// Provider prefixes that name a model's own API: `openai/gpt-4o` is
 /// `gpt-4o`. A name with one of these prefixes that the table does not know
@@ -127,8 +127,9 @@ impl PriceTable {
     /// `max_output_tokens` can cost, however its input splits into plain,
     /// cached and cache-write tokens and whichever tier it reaches: the amount
     /// to reserve. An upper bound of [`PriceTable::cost`] for every usage
-    /// within those limits, whatever its service tier, *without web
-    /// searches*: it is [`PriceTable::estimate_with`] with zero searches.
+    /// within those limits, whatever its service tier, region and speed,
+    /// *without web searches*: it is [`PriceTable::estimate_with`] with zero
+    /// searches ([`PriceTable::estimate_for`] narrows the tiers).
     pub fn estimate(
         &self,
         model: &str,
@@ -151,8 +152,19 @@ impl PriceTable {
         max_output_tokens: u64,
         max_searches: u64,
     ) -> Result<Decimal, PricingError> {
-        self.price(model)?
-            .estimate(model, input_tokens, max_output_tokens, max_searches)
+        self.estimate_for(
+            model,
+            &Limits::new(input_tokens, max_output_tokens).web_searches(max_searches),
+        )
+    }
+
+    /// The most a call within `limits` can cost: an upper bound of
+    /// [`PriceTable::cost`] for every usage within them (input split, output
+    /// split, long-context tier, and the dearest service tier, region and
+    /// speed the limits leave open). [`PriceTable::estimate`] and
+    /// [`PriceTable::estimate_with`] leave them all open.
+    pub fn estimate_for(&self, model: &str, limits: &Limits) -> Result<Decimal, PricingError> {
+        self.price(model)?.estimate(model, limits)
     }
 
     /// Adds every price and alias of `other`, replacing entries with the same

@@ -5,7 +5,8 @@ use super::PricingError;
 /// Token counts of one call.
 ///
 /// `input_tokens` is every input token, cached and cache-write ones included;
-/// `cached_input_tokens` and `cache_creation_input_tokens` are the parts of it
+/// `cached_input_tokens` (of which `cached_audio_input_tokens` audio) and
+/// `cache_creation_input_tokens` are the parts of it
 /// read from and written to the prompt cache, and
 /// `cache_creation_1h_input_tokens` the part of the writes that went to the
 /// one-hour cache; `audio_input_tokens` the audio part of the input, apart
@@ -21,6 +22,9 @@ pub struct Usage {
     /// Input tokens read from the prompt cache.
     #[serde(default)]
     pub cached_input_tokens: u64,
+    /// Of `cached_input_tokens`, audio tokens (at the cached audio price).
+    #[serde(default)]
+    pub cached_audio_input_tokens: u64,
     /// Input tokens written to the prompt cache (both durations).
     #[serde(default)]
     pub cache_creation_input_tokens: u64,
@@ -42,16 +46,44 @@ pub struct Usage {
     /// The service tier the call was billed at.
     #[serde(default)]
     pub service_tier: ServiceTier,
+    /// Where it was processed (Anthropic's `inference_geo`; data residency).
+    #[serde(default)]
+    pub region: Region,
+    /// Its inference speed (Anthropic's `speed`).
+    #[serde(default)]
+    pub speed: Speed,
 }
 
-/// The service tier a call was billed at (Anthropic's `service_tier`).
+/// The service tier a call was billed at (Anthropic's usage `service_tier`;
+/// OpenAI's and Gemini's response `service_tier`, which the caller sets, e.g.
+/// with [`str::parse`]).
 ///
-/// [`ServiceTier::Batch`] pays the token prices times the model's
+/// A tier the model has its own prices for
+/// ([`ModelPrice::service_tiers`](super::ModelPrice::service_tiers), from
+/// LiteLLM's `*_priority`, `*_flex` and `*_batches` keys) is billed at them.
+/// Otherwise [`ServiceTier::Batch`] pays the standard token prices times
 /// [`ModelPrice::batch_multiplier`](super::ModelPrice::batch_multiplier) (one
-/// half unless set); [`ServiceTier::Priority`] is priced as
-/// [`ServiceTier::Standard`] (explicit priority prices are not modelled).
+/// half unless set), and [`ServiceTier::Priority`] and [`ServiceTier::Flex`]
+/// the standard prices (as LiteLLM does; flex never costs more).
+///
+/// ```
+/// use budgetgate::pricing::ServiceTier;
+/// assert_eq!("priority".parse::<ServiceTier>(), Ok(ServiceTier::Priority));
+/// assert_eq!("default".parse::<ServiceTier>(), Ok(ServiceTier::Standard));
+/// assert!("turbo".parse::<ServiceTier>().is_err());
+/// ```
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -59,16 +91,93 @@ pub enum ServiceTier {
     /// The default.
     #[default]
     Standard,
-    /// Priority capacity (priced as standard).
+    /// Priority capacity (OpenAI's and Gemini's priority prices; Anthropic's
+    /// Priority Tier is priced as standard).
     Priority,
-    /// Batch processing (token prices times the batch multiplier).
+    /// Flex processing (OpenAI's and Gemini's flex prices).
+    Flex,
+    /// Batch processing.
     Batch,
+}
+
+impl std::str::FromStr for ServiceTier {
+    type Err = UsageError;
+
+    /// The tier names providers answer with: `standard`, `default` and
+    /// `scale` (OpenAI's committed Scale Tier, list price) are
+    /// [`ServiceTier::Standard`]; `priority`, `flex`, `batch`; anything else
+    /// is [`UsageError::UnknownValue`].
+    fn from_str(s: &str) -> Result<Self, UsageError> {
+        match s {
+            "standard" | "default" | "scale" => Ok(ServiceTier::Standard),
+            "priority" => Ok(ServiceTier::Priority),
+            "flex" => Ok(ServiceTier::Flex),
+            "batch" => Ok(ServiceTier::Batch),
+            other => Err(UsageError::UnknownValue {
+                parser: "ServiceTier",
+                field: "service_tier".into(),
+                value: format!("{other:?}"),
+            }),
+        }
+    }
+}
+
+/// Where a call was processed, when that changes its price (a multiplier of
+/// its token prices: [`ModelPrice::region_multipliers`](super::ModelPrice::region_multipliers)).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Region {
+    /// Anywhere (no surcharge).
+    #[default]
+    Global,
+    /// US only: Anthropic's `inference_geo: "us"`, OpenAI's US data
+    /// residency (LiteLLM's `provider_specific_entry.us`,
+    /// `regional_processing_uplift_multiplier_us`).
+    Us,
+    /// EU only: OpenAI's EU data residency
+    /// (`regional_processing_uplift_multiplier_eu`).
+    Eu,
+    /// OpenAI's FedRAMP endpoint (`fedramp_uplift_multiplier`).
+    FedRamp,
+    /// A Vertex AI regional (not global) endpoint
+    /// (`regional_endpoint_uplift_multiplier`).
+    RegionalEndpoint,
+}
+
+/// The inference speed a call ran at (Anthropic's usage `speed`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Speed {
+    /// The default.
+    #[default]
+    Standard,
+    /// Fast mode: the token prices times
+    /// [`ModelPrice::fast_multiplier`](super::ModelPrice::fast_multiplier);
+    /// a model without one cannot price it ([`PricingError::Unpriced`]).
+    Fast,
 }
 
 /// A usage split into parts billed at one rate each.
 pub(crate) struct Parts {
     pub plain_input: u64,
     pub cached: u64,
+    pub cached_audio: u64,
     pub write_5m: u64,
     pub write_1h: u64,
     pub audio_input: u64,
@@ -125,6 +234,14 @@ impl Usage {
                     self.output_tokens,
                 )
             })?;
+        if self.cached_audio_input_tokens > self.cached_input_tokens {
+            return Err(exceeds(
+                "cached_audio_input_tokens",
+                self.cached_audio_input_tokens,
+                "cached_input_tokens",
+                self.cached_input_tokens,
+            ));
+        }
         if self.cache_creation_1h_input_tokens > self.cache_creation_input_tokens {
             return Err(exceeds(
                 "cache_creation_1h_input_tokens",
@@ -135,7 +252,8 @@ impl Usage {
         }
         Ok(Parts {
             plain_input: self.input_tokens - special,
-            cached: self.cached_input_tokens,
+            cached: self.cached_input_tokens - self.cached_audio_input_tokens,
+            cached_audio: self.cached_audio_input_tokens,
             write_5m: self.cache_creation_input_tokens - self.cache_creation_1h_input_tokens,
             write_1h: self.cache_creation_1h_input_tokens,
             audio_input: self.audio_input_tokens,
@@ -248,9 +366,11 @@ impl Usage {
     /// OpenAI Responses API's `usage`: `input_tokens` (cached included),
     /// `output_tokens` (reasoning included) and `total_tokens` are required
     /// (`total_tokens` is what tells it from Anthropic's usage);
-    /// `input_tokens_details.cached_tokens` and
-    /// `output_tokens_details.reasoning_tokens` are read. Strict as
-    /// [`Usage::from_openai_json`].
+    /// `input_tokens_details.cached_tokens` / `cache_write_tokens` (priced
+    /// at the cache-write price), `output_tokens_details.reasoning_tokens` and
+    /// `tool_usage.web_search.num_requests` (web searches) are read. Strict
+    /// as [`Usage::from_openai_json`]. [`Usage::from_openai_response_json`]
+    /// reads a whole response (its web search calls and service tier too).
     pub fn from_openai_responses_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
         let r = Reader::new("OpenAI Responses", usage)?;
         r.refuse(&[
@@ -267,9 +387,10 @@ impl Usage {
         let output = r.required("output_tokens")?;
         r.required("total_tokens")?;
         let cached = r.optional("input_tokens_details.cached_tokens")?;
+        let write = r.optional("input_tokens_details.cache_write_tokens")?;
         r.part_of(
-            cached,
-            "input_tokens_details.cached_tokens",
+            r.sum(&[cached, write], "cached + cache write tokens")?,
+            "input_tokens_details cached + cache write tokens",
             input,
             "input_tokens",
         )?;
@@ -284,9 +405,63 @@ impl Usage {
             input_tokens: input,
             output_tokens: output,
             cached_input_tokens: cached,
+            cache_creation_input_tokens: write,
             reasoning_tokens: reasoning,
+            web_search_requests: r.optional("tool_usage.web_search.num_requests")?,
             ..Usage::default()
         })
+    }
+
+    /// A whole OpenAI Responses API response (`"object": "response"`): its
+    /// `usage` as [`Usage::from_openai_responses_json`] reads it; its web
+    /// searches from `tool_usage.web_search.num_requests` (at the top level
+    /// or in `usage`), else the number of `web_search_call` items of
+    /// `output` (each billed as a call); its `service_tier` (`default`,
+    /// `flex`, `priority`, `scale`; absent or `null`: standard) as
+    /// [`str::parse`] reads it.
+    ///
+    /// ```
+    /// use budgetgate::pricing::{ServiceTier, Usage};
+    /// let u = Usage::from_openai_response_json(&serde_json::json!({
+    ///     "object": "response", "service_tier": "priority",
+    ///     "output": [
+    ///         {"type": "web_search_call", "id": "ws_1", "status": "completed",
+    ///          "action": {"type": "search", "query": "rust decimal"}},
+    ///         {"type": "message", "id": "msg_1", "role": "assistant", "content": []}
+    ///     ],
+    ///     "usage": {"input_tokens": 300, "output_tokens": 50, "total_tokens": 350}
+    /// }))?;
+    /// assert_eq!((u.web_search_requests, u.service_tier), (1, ServiceTier::Priority));
+    /// # Ok::<(), budgetgate::pricing::PricingError>(())
+    /// ```
+    pub fn from_openai_response_json(response: &serde_json::Value) -> Result<Self, PricingError> {
+        let r = Reader::new("OpenAI Responses response", response)?;
+        match r.text("object")? {
+            Some("response") => {}
+            _ => return Err(r.unknown("object").into()),
+        }
+        let usage = r.optional_raw("usage").ok_or_else(|| r.missing("usage"))?;
+        let mut u = Usage::from_openai_responses_json(usage)?;
+        let output = match r.optional_raw("output") {
+            None => &[][..],
+            Some(v) => v
+                .as_array()
+                .map(Vec::as_slice)
+                .ok_or_else(|| r.unknown("output"))?,
+        };
+        let calls = output
+            .iter()
+            .filter(|item| item.get("type").and_then(|t| t.as_str()) == Some("web_search_call"))
+            .count() as u64;
+        if r.has("tool_usage") {
+            u.web_search_requests = r.optional("tool_usage.web_search.num_requests")?;
+        } else if u.web_search_requests == 0 {
+            u.web_search_requests = calls;
+        }
+        if let Some(tier) = r.text("service_tier")? {
+            u.service_tier = tier.parse()?;
+        }
+        Ok(u)
     }
 
     /// OpenAI Realtime's `usage` (of `response.done`): `input_tokens`,
@@ -297,11 +472,12 @@ impl Usage {
     /// (with `cached_tokens_details.audio_tokens`, the cached audio) and
     /// `output_token_details.text_tokens` / `audio_tokens` are read.
     ///
-    /// Cached tokens, audio ones included, are priced as cached input; the
-    /// uncached audio at the audio input price. Without
-    /// `cached_tokens_details`, the split of the cached tokens is unknown and
-    /// the cached ones are taken to be text as far as the counts allow (never
-    /// under-charged: audio input is the dearer kind). Text, audio and image
+    /// Cached text is priced as cached input, cached audio at the cached
+    /// audio price (`cached_audio_input_tokens`), the uncached audio at the
+    /// audio input price. Without `cached_tokens_details`, the split of the
+    /// cached tokens is unknown and the cached ones are taken to be text as
+    /// far as the counts allow (never under-charged: uncached audio input is
+    /// the dearest kind). Text, audio and image
     /// details may not add up to more than their totals. Strict as
     /// [`Usage::from_openai_json`].
     pub fn from_openai_realtime_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
@@ -337,7 +513,7 @@ impl Usage {
             input,
             "input_tokens",
         )?;
-        let audio_in = if r
+        let (audio_in, cached_audio) = if r
             .optional_raw("input_token_details.cached_tokens_details")
             .is_some()
         {
@@ -357,9 +533,10 @@ impl Usage {
                 cached,
                 "input_token_details.cached_tokens",
             )?;
-            audio - cached_audio
+            (audio - cached_audio, cached_audio)
         } else {
-            audio.min(input - cached)
+            let uncached = audio.min(input - cached);
+            (uncached, audio - uncached)
         };
         r.part_of(
             audio_in,
@@ -379,6 +556,7 @@ impl Usage {
             input_tokens: input,
             output_tokens: output,
             cached_input_tokens: cached,
+            cached_audio_input_tokens: cached_audio,
             audio_input_tokens: audio_in,
             audio_output_tokens: audio_out,
             ..Usage::default()
@@ -394,7 +572,9 @@ impl Usage {
     /// `server_tool_use.web_search_requests` is the number of web searches
     /// (priced per search; `web_fetch_requests` cost only their tokens), and
     /// `service_tier` (`"standard"`, `"priority"` or `"batch"`; absent or
-    /// `null`: standard) the [`ServiceTier`]; another tier is
+    /// `null`: standard) the [`ServiceTier`], `inference_geo` (`"global"`,
+    /// `"not_available"`, `"us"`, `"eu"`) the [`Region`] and `speed`
+    /// (`"standard"`, `"fast"`) the [`Speed`]; another value is
     /// [`UsageError::UnknownValue`]. Strict as [`Usage::from_openai_json`].
     pub fn from_anthropic_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
         let r = Reader::new("Anthropic", usage)?;
@@ -445,6 +625,17 @@ impl Usage {
                 }
             },
         };
+        let region = match r.text("inference_geo")? {
+            None | Some("global") | Some("not_available") => Region::Global,
+            Some("us") => Region::Us,
+            Some("eu") => Region::Eu,
+            Some(_) => return Err(r.unknown("inference_geo").into()),
+        };
+        let speed = match r.text("speed")? {
+            None | Some("standard") => Speed::Standard,
+            Some("fast") => Speed::Fast,
+            Some(_) => return Err(r.unknown("speed").into()),
+        };
         Ok(Usage {
             input_tokens: r.sum(&[plain, read, write], "input_tokens")?,
             output_tokens: output,
@@ -453,6 +644,8 @@ impl Usage {
             cache_creation_1h_input_tokens: h1,
             web_search_requests: searches,
             service_tier,
+            region,
+            speed,
             ..Usage::default()
         })
     }
@@ -465,9 +658,21 @@ impl Usage {
     /// candidates + thoughts (the thoughts also as `reasoning_tokens`). The
     /// `AUDIO` entries of `promptTokensDetails` / `candidatesTokensDetails`
     /// are the audio tokens (less the cached ones of `cacheTokensDetails`,
-    /// priced as cached). Strict as [`Usage::from_openai_json`].
+    /// `cached_audio_input_tokens`, at the cached audio price). Strict as [`Usage::from_openai_json`].
+    ///
+    /// Given a whole response, its web searches (Grounding with Google
+    /// Search) are the distinct non-empty `webSearchQueries` of its
+    /// candidates' `groundingMetadata`, as LiteLLM counts them (Gemini 3
+    /// bills per query; Gemini 2 per grounded prompt, which this never
+    /// under-counts).
     pub fn from_gemini_json(usage: &serde_json::Value) -> Result<Self, PricingError> {
-        let usage = usage.get("usageMetadata").unwrap_or(usage);
+        let searches = gemini_search_queries(usage)?;
+        let mut u = Self::from_gemini_usage_metadata(usage.get("usageMetadata").unwrap_or(usage))?;
+        u.web_search_requests = searches;
+        Ok(u)
+    }
+
+    fn from_gemini_usage_metadata(usage: &serde_json::Value) -> Result<Self, PricingError> {
         let r = Reader::new("Gemini", usage)?;
         r.refuse(&[
             ("prompt_tokens", "OpenAI chat"),
@@ -498,6 +703,12 @@ impl Usage {
             audio,
             "promptTokensDetails AUDIO",
         )?;
+        r.part_of(
+            cached_audio,
+            "cacheTokensDetails AUDIO",
+            cached,
+            "cachedContentTokenCount",
+        )?;
         let audio_in = audio - cached_audio;
         let audio_out = r.modality("candidatesTokensDetails", "AUDIO")?;
         r.part_of(
@@ -516,12 +727,47 @@ impl Usage {
             input_tokens: r.sum(&[prompt, tool], "input tokens")?,
             output_tokens: r.sum(&[candidates, thoughts], "output tokens")?,
             cached_input_tokens: cached,
+            cached_audio_input_tokens: cached_audio,
             reasoning_tokens: thoughts,
             audio_input_tokens: audio_in,
             audio_output_tokens: audio_out,
             ..Usage::default()
         })
     }
+}
+
+/// The distinct non-empty `webSearchQueries` of a Gemini response's
+/// candidates (0 for usage metadata alone).
+fn gemini_search_queries(response: &serde_json::Value) -> Result<u64, UsageError> {
+    let Some(candidates) = response.get("candidates").filter(|c| !c.is_null()) else {
+        return Ok(0);
+    };
+    let bad = |field: &str, v: &serde_json::Value| UsageError::UnknownValue {
+        parser: "Gemini",
+        field: field.to_owned(),
+        value: abbreviate(v),
+    };
+    let mut queries = std::collections::BTreeSet::new();
+    for c in candidates
+        .as_array()
+        .ok_or_else(|| bad("candidates", candidates))?
+    {
+        let Some(list) = c
+            .get("groundingMetadata")
+            .and_then(|g| g.get("webSearchQueries"))
+            .filter(|q| !q.is_null())
+        else {
+            continue;
+        };
+        let field = "candidates[].groundingMetadata.webSearchQueries";
+        for q in list.as_array().ok_or_else(|| bad(field, list))? {
+            let q = q.as_str().ok_or_else(|| bad(field, q))?;
+            if !q.is_empty() {
+                queries.insert(q);
+            }
+        }
+    }
+    Ok(queries.len() as u64)
 }
 
 /// Why usage JSON was refused.
@@ -696,6 +942,24 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(total)
+    }
+
+    /// An optional string field (absent or null: `None`); another JSON type
+    /// is [`UsageError::UnknownValue`].
+    fn text(&self, field: &str) -> Result<Option<&'a str>, UsageError> {
+        match self.optional_raw(field) {
+            None => Ok(None),
+            Some(v) => v.as_str().map(Some).ok_or_else(|| self.unknown(field)),
+        }
+    }
+
+    /// [`UsageError::UnknownValue`] for `field`'s value.
+    fn unknown(&self, field: &str) -> UsageError {
+        UsageError::UnknownValue {
+            parser: self.parser,
+            field: field.to_owned(),
+            value: self.optional_raw(field).map_or("null".into(), abbreviate),
+        }
     }
 
     fn missing(&self, field: &'static str) -> UsageError {
