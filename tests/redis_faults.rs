@@ -1160,3 +1160,40 @@ fn commits_wait_for_replicas_when_asked() {
         "1 + 1 + 0.5 + 1.5; the refused checks taken back"
     );
 }
+
+/// The key layout carries a version: a fresh server gets this library's,
+/// and a prefix holding another is refused (sync and async), naming both,
+/// instead of being misread.
+#[test]
+fn another_key_layout_version_is_refused() {
+    let server = RedisServer::start();
+    let first = engine(&server.url(), TIMEOUT);
+    let l = ledger("layout");
+    first.set_budget(&l, Budget::lifetime(dec!(10)).unwrap());
+    assert!(first.check(&l, dec!(1)).is_allowed());
+    let version = redis_cli(&server, &["GET", "budgetgate:layout"]);
+    assert!(!version.is_empty(), "the layout's version is written");
+    assert_eq!(
+        redis_cli(&server, &["TTL", "budgetgate:layout"]),
+        "-1",
+        "and never expires"
+    );
+    redis_cli(&server, &["SET", "budgetgate:layout", "999"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let other = engine(&server.url(), TIMEOUT);
+    other.set_budget(&l, Budget::lifetime(dec!(10)).unwrap());
+    for d in [
+        other.check(&l, dec!(1)),
+        rt.block_on(other.check_async(&l, dec!(1))),
+    ] {
+        assert!(d.is_blocked(), "{d}");
+        let detail = d.detail().unwrap_or_default();
+        assert!(
+            detail.contains("layout version 999") && detail.contains(&format!("version {version}")),
+            "{detail}"
+        );
+    }
+}

@@ -1,10 +1,9 @@
 //! What a connection checks about the server before it is used: a Redis
 //! that can forget must not grant a second budget.
 //!
-//! Made in the handshake of every new connection (sync and async), in the
-//! same round trip as `AUTH`/`SELECT` — on `rediss://` right after
-//! redis-rs connects, for sync connections only (its async connection
-//! manager reconnects by itself, out of reach):
+//! Made in the handshake of every new connection, sync and async, in the
+//! same round trip as `AUTH`/`SELECT` (on `rediss://`, right after redis-rs
+//! connects):
 //!
 //! - **Eviction**: `maxmemory-policy` must be `noeviction`. Any other policy
 //!   lets Redis delete a ledger's keys under memory pressure (budgetgate's
@@ -22,9 +21,14 @@
 //!   closed from then on, instead of counting from zero again. (A process
 //!   started after the loss cannot know; the loss is caught by those that
 //!   were running.) The check runs on new connections — every restart or
-//!   failover breaks the old ones — and, on the sync path's pooled
-//!   connections, again at least once a second, ahead of a request in the
-//!   same write, so a `FLUSHALL` is caught too.
+//!   failover breaks the old ones — and, on live connections (sync and
+//!   async), again at least once a second, ahead of a request in the same
+//!   write, so a `FLUSHALL` is caught too.
+//! - **The key layout's version**: [`LAYOUT_VERSION`] under `prefix:layout`
+//!   (written once, `SET NX`, no TTL). Keys written by a library with
+//!   another layout would be misread — spend not counted, or counted
+//!   twice — so a server whose prefix holds another version is refused,
+//!   naming both, until the data is migrated or another prefix is used.
 //!
 //! A managed Redis may refuse `CONFIG`: then the policy and persistence
 //! cannot be checked, which is warned once; the epoch is checked anyway.
@@ -34,11 +38,17 @@ use std::sync::Mutex;
 
 use super::resp::{ConnError, Handshake, Reply, Request};
 
+/// The version of the key layout and of what the scripts store in it
+/// (`keys.rs`, `lua/common.lua`). Raised with any change an older library
+/// would misread.
+pub(super) const LAYOUT_VERSION: &str = "1";
+
 /// The checks of one store, shared by all its connections.
 #[derive(Debug)]
 pub(super) struct ServerChecks {
     accept_eviction: bool,
     epoch_key: String,
+    layout_key: String,
     /// The epoch this store saw first (and the one it proposes before that).
     epoch: Mutex<(String, bool)>,
     /// Set when a reset was found: the store refuses to operate.
@@ -57,6 +67,13 @@ impl ServerChecks {
             config("maxmemory-policy"),
             config("appendonly"),
             config("save"),
+            vec![
+                "SET".into(),
+                self.layout_key.clone(),
+                LAYOUT_VERSION.into(),
+                "NX".into(),
+            ],
+            vec!["GET".into(), self.layout_key.clone()],
         ];
         // Until it knows the epoch, a store proposes one; after that it only
         // reads it (writing it again would hide a reset).
@@ -82,6 +99,7 @@ impl ServerChecks {
         ServerChecks {
             accept_eviction,
             epoch_key: format!("{prefix}:epoch"),
+            layout_key: format!("{prefix}:layout"),
             epoch: Mutex::new((proposed, false)),
             reset: Mutex::new(None),
             warned_persistence: AtomicBool::new(false),
@@ -121,16 +139,32 @@ impl Handshake for ServerChecks {
         if let Some(why) = self.refusal() {
             return Err(ConnError::Refused(why));
         }
-        let (Some((epoch, rest)), true) = (replies.split_last(), replies.len() >= 4) else {
+        let (Some((epoch, rest)), true) = (replies.split_last(), replies.len() >= 6) else {
             return Err(ConnError::Protocol(
                 "the server answered the handshake's checks with too few replies".into(),
             ));
         };
-        let [policy, appendonly, save, ..] = rest else {
+        let [policy, appendonly, save, _, layout, ..] = rest else {
             return Err(ConnError::Protocol(
                 "the server answered the handshake's checks with too few replies".into(),
             ));
         };
+        match layout {
+            Reply::Data(version) if version == LAYOUT_VERSION.as_bytes() => {}
+            Reply::Data(version) => {
+                return Err(ConnError::Refused(format!(
+                    "the keys under {} were written with key layout version {}, and this library uses version {LAYOUT_VERSION}: \
+                     it would misread them. Migrate the data, or give this store another prefix (RedisStoreBuilder::prefix)",
+                    self.layout_key,
+                    String::from_utf8_lossy(version)
+                )))
+            }
+            other => {
+                return Err(ConnError::Protocol(format!(
+                    "could not read the key layout's version: {other:?}"
+                )))
+            }
+        }
         match (
             config_value(policy),
             config_value(appendonly),

@@ -59,7 +59,8 @@
 //! and `…:d:<id>` (a settled or cancelled reservation, or a fixed cost
 //! recorded under its id, kept for the retention), `…:w:<w>:<threshold>` (a soft-limit threshold reported in
 //! this window). A ledger's keys expire together, renewed about hourly
-//! while it is used. `budgetgate:epoch` is the store's own (never expires).
+//! while it is used. `budgetgate:epoch` and `budgetgate:layout` (the key
+//! layout's version) are the store's own (never expire).
 //! Scripts take their numbers the same way, packed into one argument.
 //!
 //! Files, one concept each: `config.rs` (the builder, time source, URL
