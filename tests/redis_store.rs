@@ -477,15 +477,17 @@ fn keys_share_a_hash_tag_and_expire() {
         .lines()
         .map(str::to_owned)
         .collect();
-    // The store's epoch (reset detection) is the one key that must never
-    // expire; it belongs to no ledger.
-    let epoch = keys.iter().position(|k| k == "budgetgate:epoch");
-    let epoch = keys.remove(epoch.expect("the epoch key"));
-    let ttl = std::process::Command::new("redis-cli")
-        .args(["-p", &server.port().to_string(), "PTTL", &epoch])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&ttl.stdout).trim(), "-1");
+    // The store's epoch (reset detection) and the key layout's version are
+    // the keys that must never expire; they belong to no ledger.
+    for own in ["budgetgate:epoch", "budgetgate:layout"] {
+        let at = keys.iter().position(|k| k == own);
+        let key = keys.remove(at.unwrap_or_else(|| panic!("no {own} key")));
+        let ttl = std::process::Command::new("redis-cli")
+            .args(["-p", &server.port().to_string(), "PTTL", &key])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&ttl.stdout).trim(), "-1", "{own}");
+    }
     for kind in [":meta", ":e:r60000000", ":d:"] {
         assert!(
             keys.iter().any(|k| k.contains(kind)),
