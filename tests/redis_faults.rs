@@ -117,7 +117,23 @@ fn bounded_through(proxy: FaultProxy) {
 fn a_fixed_cost_whose_reply_is_lost_ends_as_the_caller_acted() {
     let server = RedisServer::start();
     let proxy = FaultProxy::start(server.port());
-    let engine = engine(&proxy.url(), TIMEOUT);
+    // Committed events are for reservations: a listener summing allowed
+    // fixed-cost decisions and commits must not count a fail-open cost twice.
+    let commits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = commits.clone();
+    let engine = Engine::builder()
+        .store(
+            RedisStore::builder(&proxy.url())
+                .timeout(TIMEOUT)
+                .build()
+                .unwrap(),
+        )
+        .listener(move |e: &budgetgate::Event<'_>| {
+            if matches!(e, budgetgate::Event::Committed { .. }) {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+        .build();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -211,6 +227,11 @@ fn a_fixed_cost_whose_reply_is_lost_ends_as_the_caller_acted() {
         windows(&team_open),
         [dec!(3); 3],
         "fail-open hierarchy: counted once"
+    );
+    assert_eq!(
+        commits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no Committed event for a fixed cost"
     );
 }
 

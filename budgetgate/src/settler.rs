@@ -42,6 +42,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub(crate) enum Kind {
     /// Record the actual (the money was spent).
     Commit,
+    /// Record a fixed cost admitted fail-open (the money was spent; its
+    /// decision was reported already, so landing reports no
+    /// [`Event::Committed`], which is for reservations).
+    RecordFixed,
     /// Release the hold.
     Release,
     /// Release the hold and refuse a late reservation with this id.
@@ -397,7 +401,12 @@ fn finished(job: &Job, outcome: SettleOutcome, reporter: &Weak<dyn Reporter>) {
                 });
             }
         }
-        (Kind::Commit, _) => {
+        (Kind::RecordFixed, SettleOutcome::Committed | SettleOutcome::CommittedLate) => {
+            tracing::info!(ledger = %job.ledger, id = %job.id,
+                amount = %from_nanos(job.actual.unwrap_or_default()),
+                "a fixed cost admitted fail-open is recorded");
+        }
+        (Kind::Commit | Kind::RecordFixed, _) => {
             tracing::error!(ledger = %job.ledger, id = %job.id,
                 actual = %from_nanos(job.actual.unwrap_or_default()),
                 "UNRECORDED SPEND: the store holds no such reservation and did not record the spend");
@@ -412,7 +421,7 @@ fn finished(job: &Job, outcome: SettleOutcome, reporter: &Weak<dyn Reporter>) {
 /// A job the settler stopped trying.
 fn given_up(job: &Job, error: &StoreError, reporter: &Weak<dyn Reporter>) {
     match job.kind {
-        Kind::Commit => {
+        Kind::Commit | Kind::RecordFixed => {
             let actual = from_nanos(job.actual.unwrap_or_default());
             tracing::error!(ledger = %job.ledger, id = %job.id, %actual, %error,
                 "UNRECORDED SPEND: the store could not record a committed cost");

@@ -558,7 +558,7 @@ impl Engine {
     /// A fixed cost admitted fail-open while the store failed: the call
     /// runs and the money is spent, so it is recorded by its id in the
     /// background when the store answers again (counted once even if the
-    /// failed charge had landed; reported as [`Event::Committed`]), or
+    /// failed charge had landed; its allowed decision was the report), or
     /// reported as unrecorded spend ([`Event::UnrecordedSpend`]) if the
     /// store never answers within the settler's horizon.
     fn record_later(&self, ledger: &Ledger, caps: &Caps, nanos: Nanos, id: ReservationId) {
@@ -566,7 +566,7 @@ impl Engine {
             "admitted fail-open while the store failed; recording the cost by id when it answers again");
         self.settle_later(
             crate::settler::Job {
-                kind: crate::settler::Kind::Commit,
+                kind: crate::settler::Kind::RecordFixed,
                 ledger: ledger.clone(),
                 limits: caps.limits().to_vec(),
                 id,
