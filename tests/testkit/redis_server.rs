@@ -260,6 +260,16 @@ impl RedisServer {
     }
 
     /// The port.
+    /// Runs `redis-cli` against this server; its output, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port().to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli (installed with redis-server)");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -166,6 +166,28 @@ impl Drop for CancelOnDrop<'_> {
     }
 }
 
+/// The settler's job for a fixed cost of `nanos` charged under `id`: take
+/// it back ([`Kind::Cancel`](crate::settler::Kind::Cancel)) or record it
+/// ([`Kind::RecordFixed`](crate::settler::Kind::RecordFixed)).
+fn fixed_job(
+    kind: crate::settler::Kind,
+    ledger: &Ledger,
+    caps: &Caps,
+    nanos: Nanos,
+    id: ReservationId,
+) -> crate::settler::Job {
+    let record = kind == crate::settler::Kind::RecordFixed;
+    crate::settler::Job {
+        kind,
+        ledger: ledger.clone(),
+        limits: caps.limits().to_vec(),
+        id,
+        reserved: nanos,
+        actual: record.then_some(nanos),
+        record_if_missing: record,
+    }
+}
+
 /// A request that passed validation, ready for the store.
 #[derive(Clone)]
 pub(crate) struct Prepared {
@@ -540,18 +562,8 @@ impl Engine {
         if admitted {
             self.record_later(ledger, caps, nanos, id);
         } else if uncertain {
-            self.settle_later(
-                crate::settler::Job {
-                    kind: crate::settler::Kind::Cancel,
-                    ledger: ledger.clone(),
-                    limits: caps.limits().to_vec(),
-                    id,
-                    reserved: nanos,
-                    actual: None,
-                    record_if_missing: false,
-                },
-                None,
-            );
+            let cancel = fixed_job(crate::settler::Kind::Cancel, ledger, caps, nanos, id);
+            self.settle_later(cancel, None);
         }
     }
 
@@ -564,18 +576,8 @@ impl Engine {
     fn record_later(&self, ledger: &Ledger, caps: &Caps, nanos: Nanos, id: ReservationId) {
         tracing::warn!(%ledger, amount = %from_nanos(nanos), %id,
             "admitted fail-open while the store failed; recording the cost by id when it answers again");
-        self.settle_later(
-            crate::settler::Job {
-                kind: crate::settler::Kind::RecordFixed,
-                ledger: ledger.clone(),
-                limits: caps.limits().to_vec(),
-                id,
-                reserved: nanos,
-                actual: Some(nanos),
-                record_if_missing: true,
-            },
-            None,
-        );
+        let record = fixed_job(crate::settler::Kind::RecordFixed, ledger, caps, nanos, id);
+        self.settle_later(record, None);
     }
 
     /// The decision for a store's answer (no side effects).

@@ -233,17 +233,7 @@ fn read_entry(model: &str, raw: &RawValue) -> Result<Read, SkipReason> {
         }
     };
     let mut p = ModelPrice {
-        base: TokenPrices {
-            input,
-            output,
-            cached_input: price(CACHE_READ)?,
-            cache_write: price(CACHE_WRITE)?,
-            cache_write_1h: price(CACHE_WRITE_1H)?,
-            reasoning_output: price(REASONING)?,
-            audio_input: price(AUDIO_IN)?,
-            cached_audio_input: price(CACHE_READ_AUDIO)?,
-            audio_output: price(AUDIO_OUT)?,
-        },
+        base: token_prices(input, output, price)?,
         per_request: price("input_cost_per_request")?,
         per_web_search: search_price(&entry)?,
         batch_multiplier: None,
@@ -517,17 +507,7 @@ fn tiered_pricing(
             .ok_or_else(|| bad(format!("tier {i}: no {OUTPUT}")))?;
         out.push(PriceTier {
             above_input_tokens: start,
-            price: TokenPrices {
-                input,
-                output,
-                cached_input: price(CACHE_READ)?,
-                cache_write: price(CACHE_WRITE)?,
-                cache_write_1h: price(CACHE_WRITE_1H)?,
-                reasoning_output: price(REASONING)?,
-                audio_input: price(AUDIO_IN)?,
-                cached_audio_input: price(CACHE_READ_AUDIO)?,
-                audio_output: price(AUDIO_OUT)?,
-            },
+            price: token_prices(input, output, price)?,
         });
     }
     Ok(out)
@@ -551,6 +531,26 @@ fn token_range(raw: &RawValue) -> Option<[Option<u64>; 2]> {
             .map(Some)
     };
     Some([count(start)?, count(end)?])
+}
+
+/// Token prices with `input` and `output` known and every other kind read
+/// by `price` from its LiteLLM key (an entry's, or a tier's).
+fn token_prices(
+    input: Decimal,
+    output: Decimal,
+    price: impl Fn(&str) -> Result<Option<Decimal>, SkipReason>,
+) -> Result<TokenPrices, SkipReason> {
+    Ok(TokenPrices {
+        input,
+        output,
+        cached_input: price(CACHE_READ)?,
+        cache_write: price(CACHE_WRITE)?,
+        cache_write_1h: price(CACHE_WRITE_1H)?,
+        reasoning_output: price(REASONING)?,
+        audio_input: price(AUDIO_IN)?,
+        cached_audio_input: price(CACHE_READ_AUDIO)?,
+        audio_output: price(AUDIO_OUT)?,
+    })
 }
 
 fn price_in(entry: &Entry, key: &str) -> Result<Option<Decimal>, SkipReason> {
