@@ -273,6 +273,9 @@ mod registry;
 pub mod reservation;
 pub mod settler;
 pub mod store;
+#[cfg(feature = "stream")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
+pub mod stream;
 pub mod window;
 
 #[doc(hidden)]
@@ -293,7 +296,7 @@ pub use global::{global, install, ConfigError};
 pub use ledger::Ledger;
 pub use pause::PauseScope;
 pub use rate::{Gate, Policy, RateDecision, RateLimited};
-pub use reservation::{Commit, CommitError, Release, Reservation};
+pub use reservation::{Commit, CommitError, DetachedCommit, Release, Reservation};
 pub use rust_decimal::Decimal;
 
 /// A [`Decimal`] literal, read exactly from its source text at compile time
