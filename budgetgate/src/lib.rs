@@ -271,6 +271,9 @@ pub mod pricing;
 pub mod rate;
 mod registry;
 pub mod reservation;
+#[cfg(feature = "run")]
+#[cfg_attr(docsrs, doc(cfg(feature = "run")))]
+pub mod run;
 pub mod settler;
 pub mod store;
 #[cfg(feature = "stream")]
