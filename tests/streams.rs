@@ -371,3 +371,116 @@ on_both_stores!(
     hierarchy_stream_commits_every_ledger,
     closure_meter_prices_chunks,
 );
+
+/// The stream ends, its final commit is sent to a Redis server that does
+/// not answer (frozen), and the stream is dropped before the reply: the
+/// settler makes sure of the commit by id when the server is back — the
+/// consumed cost is recorded exactly once, and nothing stays held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_while_its_final_commit_is_in_flight_commits_once() {
+    let server = RedisServer::start(); // its own: this test freezes it
+    let store = RedisStore::builder(&server.url())
+        .prefix("inflight")
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("redis store");
+    let engine = Engine::new(store);
+    let user = ledger("in-flight");
+    engine.set_budget(&user, Budget::lifetime(dec!(1)).unwrap());
+    let held = engine.reserve_async(&user, dec!(0.05)).await.unwrap();
+    let items: Vec<Value> = anthropic_events(2); // 200 output tokens
+    let n = items.len();
+    let (events, _, _) = produce(items);
+    let mut stream = held.guard_stream(events, UsageMeter::anthropic("claude-sonnet-4-5"));
+    for _ in 0..n {
+        next(&mut stream).await.expect("an event");
+    }
+    // The channel is closed once the producer sent everything.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.freeze();
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    assert!(
+        Pin::new(&mut stream).poll_next(&mut cx).is_pending(),
+        "the end was seen and the commit sent to a frozen server"
+    );
+    assert!(stream.outcome().is_none());
+    drop(stream);
+    server.thaw();
+    settled(&engine);
+    let status = engine.status(&user).unwrap();
+    assert_eq!(status.committed(), sonnet(1000, 200));
+    assert_eq!(status.reserved(), dec!(0));
+}
+
+/// A memory store whose async settle never answers while `stall` is on
+/// (the request never reaches the store): the sync path — the settler's —
+/// still works.
+#[derive(Debug, Default)]
+struct StallingSettles {
+    inner: MemoryStore,
+    stall: std::sync::atomic::AtomicBool,
+}
+
+impl budgetgate::Store for StallingSettles {
+    fn charge(
+        &self,
+        request: &budgetgate::store::ChargeRequest<'_>,
+    ) -> Result<budgetgate::store::ChargeOutcome, budgetgate::StoreError> {
+        self.inner.charge(request)
+    }
+    fn settle(
+        &self,
+        request: &budgetgate::store::SettleRequest<'_>,
+    ) -> Result<budgetgate::store::SettleOutcome, budgetgate::StoreError> {
+        self.inner.settle(request)
+    }
+    fn status(
+        &self,
+        ledger: &Ledger,
+        limits: &[budgetgate::budget::Limit],
+    ) -> Result<Vec<budgetgate::store::WindowUsage>, budgetgate::StoreError> {
+        self.inner.status(ledger, limits)
+    }
+    fn settle_async<'a>(
+        &'a self,
+        request: budgetgate::store::SettleRequest<'a>,
+    ) -> budgetgate::store::StoreFuture<'a, budgetgate::store::SettleOutcome> {
+        if self.stall.load(Ordering::SeqCst) {
+            Box::pin(std::future::pending())
+        } else {
+            Box::pin(std::future::ready(self.inner.settle(&request)))
+        }
+    }
+}
+
+/// The final commit never got to the store (its future is dropped with the
+/// stream before sending): the stream hands it to the settler, which
+/// records it — exactly the consumed cost, nothing left held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_before_its_final_commit_was_sent_still_commits() {
+    let store = Arc::new(StallingSettles::default());
+    let engine = Engine::builder()
+        .shared_store(store.clone())
+        .default_policy(budgetgate::DefaultPolicy::Deny)
+        .build();
+    let user = ledger("unsent");
+    engine.set_budget(&user, Budget::lifetime(dec!(1)).unwrap());
+    let held = engine.reserve_async(&user, dec!(0.05)).await.unwrap();
+    let items = anthropic_events(2);
+    let n = items.len();
+    let (events, _, producer) = produce(items);
+    let mut stream = held.guard_stream(events, UsageMeter::anthropic("claude-sonnet-4-5"));
+    for _ in 0..n {
+        next(&mut stream).await.expect("an event");
+    }
+    producer.await.unwrap(); // the channel is closed: the next poll is the end
+    store.stall.store(true, Ordering::SeqCst);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    assert!(Pin::new(&mut stream).poll_next(&mut cx).is_pending());
+    assert_eq!(engine.status(&user).unwrap().reserved(), dec!(0.05)); // not sent
+    drop(stream);
+    settled(&engine);
+    let status = engine.status(&user).unwrap();
+    assert_eq!(status.committed(), sonnet(1000, 200));
+    assert_eq!(status.reserved(), dec!(0));
+}

@@ -247,6 +247,11 @@
 //!
 //! - `redis` (default): the Redis store, and `BUDGETGATE_REDIS_URL` support.
 //! - `redis-tls`: `rediss://` URLs (rustls).
+//! - `stream` (default): guarded streams ([`stream`](mod@stream)): a
+//!   reservation held for a `Stream`'s life, committed from what it consumed.
+//! - `run` (default): run budgets ([`run`](mod@run)): a task-local scope
+//!   whose ledger joins every guarded call inside it.
+//! - `tower`: a budget layer for tower HTTP services (`budgetgate::tower`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

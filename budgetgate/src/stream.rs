@@ -20,9 +20,9 @@
 //!   drops the inner stream (closing the connection stops the billing) and
 //!   ends.
 //!
-//! Every commit goes through the settler ([`Reservation::commit_detached`]):
-//! a stream dropped while its final commit is in flight still has it
-//! recorded, by id and once.
+//! A stream dropped while its final commit is in flight hands that commit
+//! to the engine's settler, which makes sure of it by id (a commit that
+//! landed is never recorded twice).
 //!
 //! ```
 //! use budgetgate::{dec, Budget, Engine, Ledger};
@@ -69,7 +69,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::pricing::{AnthropicStreamUsage, OpenAiStreamUsage, PricingError, Usage};
-use crate::reservation::{Commit, CommitError, DetachedCommit, Reservation};
+use crate::reservation::{Commit, CommitError, Reservation};
 use crate::{BudgetExceeded, Engine, Ledger};
 
 /// What a [`Meter`] read from one item.
@@ -189,18 +189,38 @@ pub struct CutOff {
     pub reserved: Decimal,
 }
 
+/// The final commit, in flight.
+type Committing = Pin<Box<dyn Future<Output = Result<Commit, CommitError>> + Send>>;
+
 /// The money side of a guarded stream: the reservation until it is
 /// settled, and what was read so far. Its destructor commits what was
 /// consumed (see the module docs).
-#[derive(Debug)]
 struct Tab {
     reservation: Option<Reservation<'static>>,
+    engine: Engine,
     estimate: Decimal,
     consumed: Option<Decimal>,
     /// A reading was [`Reading::Unknown`]: commit at least the estimate.
     unknown: bool,
-    committing: Option<DetachedCommit>,
+    /// The final commit, sent in the foreground ...
+    committing: Option<Committing>,
+    /// ... and the same commit as settler jobs, handed over if the stream
+    /// is dropped before its store answered (by id: never twice).
+    in_flight: Vec<crate::settler::Job>,
     outcome: Option<Result<Commit, CommitError>>,
+}
+
+impl std::fmt::Debug for Tab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tab")
+            .field("reservation", &self.reservation)
+            .field("estimate", &self.estimate)
+            .field("consumed", &self.consumed)
+            .field("unknown", &self.unknown)
+            .field("committing", &self.committing.is_some())
+            .field("outcome", &self.outcome)
+            .finish()
+    }
 }
 
 impl Tab {
@@ -216,6 +236,7 @@ impl Tab {
     fn read(&mut self, reading: Reading) {
         match reading {
             Reading::Unchanged => {}
+            // Not normalized here (a 96-bit division a chunk): when read out.
             Reading::SoFar(cost) => self.consumed = Some(cost),
             Reading::Unknown => self.unknown = true,
         }
@@ -224,24 +245,26 @@ impl Tab {
     /// Starts the final commit (once).
     fn finish(&mut self, why: &'static str) {
         if let Some(reservation) = self.reservation.take() {
-            let actual = self.consumed();
+            let actual = self.consumed().normalize();
             if self.consumed.is_none() {
                 tracing::warn!(ledger = %reservation.ledger(), estimate = %self.estimate, why,
                     "a guarded stream read no cost; committing its estimate");
             }
-            self.committing = Some(reservation.commit_detached(actual));
+            self.in_flight = reservation.commit_jobs(actual);
+            self.committing = Some(Box::pin(reservation.commit_async(actual)));
         }
     }
 
     /// Drives the final commit; ready once its outcome is known.
     fn poll_commit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(commit) = self.committing.as_mut() {
-            match Pin::new(commit).poll(cx) {
+            match commit.as_mut().poll(cx) {
                 Poll::Ready(outcome) => {
                     if let Err(error) = &outcome {
                         tracing::error!(%error, "the commit of a guarded stream did not go as asked");
                     }
                     self.committing = None;
+                    self.in_flight.clear();
                     self.outcome = Some(outcome);
                 }
                 Poll::Pending => return Poll::Pending,
@@ -254,13 +277,18 @@ impl Tab {
 impl Drop for Tab {
     fn drop(&mut self) {
         if let Some(reservation) = self.reservation.take() {
-            let actual = self.consumed();
+            let actual = self.consumed().normalize();
             tracing::info!(ledger = %reservation.ledger(), %actual, estimate = %self.estimate,
                 "guarded stream dropped before its end; committing what it consumed");
             reservation.commit_in_background(actual);
         }
-        // A `committing` still in flight is owned by the settler: dropping
-        // its waiter does not cancel it.
+        if self.committing.take().is_some() {
+            // Dropped while the store worked on the final commit: it may or
+            // may not have landed. The settler makes sure, by id.
+            for job in self.in_flight.drain(..) {
+                self.engine.settle_later(job, None);
+            }
+        }
     }
 }
 
@@ -307,15 +335,18 @@ impl<'e> Reservation<'e> {
         M: Meter<S::Item>,
     {
         let estimate = self.estimate();
+        let reservation = self.into_owned();
         GuardedStream {
             inner: Some(stream),
             meter,
             tab: Tab {
-                reservation: Some(self.into_owned()),
+                engine: reservation.engine().clone(),
+                reservation: Some(reservation),
                 estimate,
                 consumed: None,
                 unknown: false,
                 committing: None,
+                in_flight: Vec::new(),
                 outcome: None,
             },
         }
@@ -354,12 +385,12 @@ impl<S, M> GuardedStream<S, M> {
     /// last cost the meter read (at least the estimate after an unknown
     /// reading), else the estimate.
     pub fn consumed(&self) -> Decimal {
-        self.tab.consumed()
+        self.tab.consumed().normalize()
     }
 
     /// The last cost the meter read, if any.
     pub fn cost_read(&self) -> Option<Decimal> {
-        self.tab.consumed
+        self.tab.consumed.map(|c| c.normalize())
     }
 
     /// The outcome of the final commit, once the stream has ended.
@@ -455,7 +486,8 @@ where
         match this.guarded.as_mut().poll_next(cx) {
             Poll::Ready(Some(item)) => {
                 let reserved = this.guarded.estimate();
-                if let Some(consumed) = this.guarded.cost_read().filter(|c| *c >= reserved) {
+                if let Some(consumed) = this.guarded.tab.consumed.filter(|c| *c >= reserved) {
+                    let consumed = consumed.normalize();
                     tracing::info!(%consumed, %reserved,
                         "guarded stream reached its reservation; cutting it off");
                     this.guarded.as_mut().stop();

@@ -117,6 +117,21 @@ impl<'e> Reservation<'e> {
         }
     }
 
+    /// The engine it was made by.
+    pub(crate) fn engine(&self) -> &crate::Engine {
+        &self.engine
+    }
+
+    /// The settler's jobs that commit `actual` (the estimate if invalid)
+    /// on every ledger, for a caller that must make sure of a commit it
+    /// started in the foreground: settling by id is idempotent, so a job
+    /// for a commit that did land answers "committed" again and charges
+    /// nothing twice.
+    pub(crate) fn commit_jobs(&self, actual: Decimal) -> Vec<crate::settler::Job> {
+        let (nanos, _, _) = self.validate(actual);
+        self.jobs(Some(nanos))
+    }
+
     /// The settler's jobs for every ledger, the first ledger first.
     fn jobs(&self, actual: Option<Nanos>) -> Vec<crate::settler::Job> {
         let kind = if actual.is_some() {
