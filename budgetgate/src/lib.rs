@@ -251,6 +251,8 @@
 //!   reservation held for a `Stream`'s life, committed from what it consumed.
 //! - `run` (default): run budgets ([`run`](mod@run)): a task-local scope
 //!   whose ledger joins every guarded call inside it.
+//! - `cache`: an opt-in in-process response cache for guarded calls
+//!   (`budgetgate::cache`): a hit runs nothing and charges nothing.
 //! - `tower`: a budget layer for tower HTTP services (`budgetgate::tower`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -263,6 +265,9 @@ extern crate self as budgetgate;
 pub mod amount;
 pub mod attribute;
 pub mod budget;
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod cache;
 pub mod caps;
 pub mod clock;
 pub mod decision;
