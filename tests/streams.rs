@@ -484,3 +484,150 @@ async fn dropped_before_its_final_commit_was_sent_still_commits() {
     assert_eq!(status.committed(), sonnet(1000, 200));
     assert_eq!(status.reserved(), dec!(0));
 }
+
+// ----- #[guard_bounded(stream = …)] -----------------------------------------
+
+mod attribute {
+    use super::*;
+    use budgetgate::guard_bounded;
+    use testkit::Blocked;
+
+    #[derive(Debug)]
+    #[allow(dead_code)] // the fields are for Debug
+    pub enum CallError {
+        Budget(Blocked),
+        Http(&'static str),
+    }
+    impl From<budgetgate::BudgetExceeded> for CallError {
+        fn from(e: budgetgate::BudgetExceeded) -> Self {
+            CallError::Budget(Blocked(e))
+        }
+    }
+
+    /// A streamed call: the estimate is reserved before the body (which
+    /// would send the request), the stream it returns holds it.
+    #[guard_bounded(
+        ledger = ("llm", "stream-attr", user),
+        estimate = "0.05",
+        stream = UsageMeter::anthropic("claude-sonnet-4-5"),
+        max_spend = "0.1",
+        engine = engine,
+    )]
+    async fn chat(
+        engine: &Engine,
+        user: &str,
+        steps: u64,
+        fail: bool,
+    ) -> Result<impl Stream<Item = Value>, CallError> {
+        if fail {
+            return Err(CallError::Http("502 from the provider"));
+        }
+        let (events, _, _) = produce(anthropic_events(steps));
+        Ok(events)
+    }
+
+    /// The sync form, with an error that costs the estimate.
+    #[guard_bounded(
+        ledger = ("llm", "stream-attr", user),
+        estimate = "0.05",
+        stream = |chunk: &u64| Some(Decimal::from(*chunk) * dec!(0.001)),
+        on_error = estimate,
+        max_spend = "0.1",
+        engine = engine,
+    )]
+    fn tokens(
+        engine: &Engine,
+        user: &str,
+        fail: bool,
+    ) -> Result<impl Stream<Item = u64> + Unpin, CallError> {
+        if fail {
+            return Err(CallError::Http("timeout after the request was sent"));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        for n in [3u64, 7, 12] {
+            tx.try_send(n).unwrap();
+        }
+        Ok(Chan(rx))
+    }
+
+    fn committed(engine: &Engine, user: &str) -> Decimal {
+        engine
+            .status_with(
+                &Ledger::new("llm", "stream-attr", user),
+                &Budget::lifetime(dec!(0.1)).unwrap(),
+            )
+            .unwrap()
+            .committed()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_attributed_stream_commits_what_it_consumed() {
+        let engine = memory();
+        let mut stream = std::pin::pin!(chat(&engine, "a", 3, false).await.unwrap());
+        while std::future::poll_fn(|cx| stream.as_mut().poll_next(cx))
+            .await
+            .is_some()
+        {}
+        assert_eq!(committed(&engine, "a"), sonnet(1000, 300));
+
+        // Dropped after message_start and one usage delta: 100 output tokens.
+        let mut stream = Box::pin(chat(&engine, "b", 5, false).await.unwrap());
+        for _ in 0..3 {
+            std::future::poll_fn(|cx| stream.as_mut().poll_next(cx))
+                .await
+                .unwrap();
+        }
+        drop(stream);
+        settled(&engine);
+        assert_eq!(committed(&engine, "b"), sonnet(1000, 100));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_attributed_stream_is_blocked_before_its_body_and_released_on_error() {
+        let engine = memory();
+        // 0.05 + 0.05 fit the 0.1 cap; the third is blocked before its body.
+        let first = chat(&engine, "c", 3, false).await.unwrap();
+        let second = chat(&engine, "c", 3, false).await.unwrap();
+        assert!(matches!(
+            chat(&engine, "c", 3, false).await,
+            Err(CallError::Budget(_))
+        ));
+        // Dropped unread: no chunk said what they cost, so each commits its
+        // estimate (the request was sent; it is billed).
+        drop((first, second));
+        settled(&engine);
+        assert_eq!(committed(&engine, "c"), dec!(0.1));
+        // The body's error releases by default.
+        assert!(matches!(
+            chat(&engine, "d", 3, true).await,
+            Err(CallError::Http(_))
+        ));
+        settled(&engine);
+        assert_eq!(committed(&engine, "d"), dec!(0));
+        let status = engine
+            .status_with(
+                &Ledger::new("llm", "stream-attr", "d"),
+                &Budget::lifetime(dec!(0.1)).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(status.reserved(), dec!(0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sync_form_guards_its_stream_and_charges_errors_as_asked() {
+        let engine = memory();
+        let mut stream = tokens(&engine, "e", false).unwrap();
+        let mut n = 0;
+        while next(&mut stream).await.is_some() {
+            n += 1;
+            if n == 3 {
+                break; // the channel's sender is gone; stop at the last chunk
+            }
+        }
+        drop(stream);
+        settled(&engine);
+        assert_eq!(committed(&engine, "e"), dec!(0.012));
+        assert!(tokens(&engine, "f", true).is_err());
+        assert_eq!(committed(&engine, "f"), dec!(0.05)); // on_error = estimate
+    }
+}

@@ -129,6 +129,9 @@
 //! commits the estimate and logs the error, a panic commits the estimate and
 //! is resumed);
 //! `on_error` (`release` — the default —, `estimate`, or a closure over `&E`);
+//! `stream = METER` in place of `actual` on `#[guard_bounded]`, for a
+//! function returning `Result<impl Stream<Item = …>, E>`: the stream holds
+//! the reservation for its life (see [`stream`](mod@stream));
 //! `max_spend` and `window` (`"30s"`, `"15m"`, `"1h"`, `"7d"`, `"unbounded"`)
 //! for a call-site budget, which wins over a budget registered on the engine
 //! (`max_spend` alone is a lifetime cap); `engine = EXPR` (an `Engine`,

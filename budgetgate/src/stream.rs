@@ -58,6 +58,49 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
+//!
+//! ## With `#[guard_bounded]`
+//!
+//! `stream = METER` in place of `actual`: the estimate is reserved before
+//! the body runs (before the request is sent), and the stream the body
+//! returns holds the reservation. The function returns
+//! `Result<impl Stream<Item = …>, E>`; an `Err` from the body releases the
+//! reservation (or costs what `on_error` says).
+//!
+//! ```
+//! use budgetgate::{guard_bounded, BudgetExceeded};
+//! use budgetgate::stream::{Stream, UsageMeter};
+//! use serde_json::Value;
+//! # struct Iter<I>(I);
+//! # impl<I: Iterator + Unpin> Stream for Iter<I> {
+//! #     type Item = I::Item;
+//! #     fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>)
+//! #         -> std::task::Poll<Option<I::Item>> { std::task::Poll::Ready(self.0.next()) }
+//! # }
+//! #[derive(Debug)]
+//! enum ChatError { Budget(BudgetExceeded) }
+//! impl From<BudgetExceeded> for ChatError {
+//!     fn from(e: BudgetExceeded) -> Self { ChatError::Budget(e) }
+//! }
+//!
+//! #[guard_bounded(
+//!     ledger = ("anthropic", "claude-sonnet-4-5", user),
+//!     estimate = "0.02",
+//!     stream = UsageMeter::anthropic("claude-sonnet-4-5"),
+//!     max_spend = "0.03",
+//! )]
+//! async fn chat(user: &str, prompt: &str) -> Result<impl Stream<Item = Value>, ChatError> {
+//!     // ... send the streamed request ...
+//!     Ok(Iter(Vec::<Value>::new().into_iter()))
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let first = chat("u1", "hi").await?;               // 0.02 held for the stream's life
+//! assert!(matches!(chat("u1", "again").await, Err(ChatError::Budget(_)))); // 0.04 > 0.03
+//! # drop(first);
+//! # Ok::<(), ChatError>(())
+//! # }).unwrap();
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;
