@@ -9,7 +9,11 @@
 //! blocked *before it runs*, and a blocked call charges none of its
 //! ledgers. The scope follows the run across `.await`s, and into tasks
 //! started with [`spawn`] (a plain `tokio::spawn` does not inherit it: a
-//! task-local belongs to its task). Scopes nest: a sub-agent's
+//! task-local belongs to its task). Inside a run a call's decision is the
+//! hierarchy's — the blocking ledger's, or when allowed the one with the
+//! least room left — so `decision.ledger()` (and a reservation's
+//! `ledger()`) may be the run's; [`Reservation::ledgers`](crate::Reservation::ledgers)
+//! lists them all. Scopes nest: a sub-agent's
 //! [`scope`] inside a run charges the sub-agent's ledger and every
 //! enclosing run's.
 //!
