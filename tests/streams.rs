@@ -412,53 +412,12 @@ async fn dropped_while_its_final_commit_is_in_flight_commits_once() {
     assert_eq!(status.reserved(), dec!(0));
 }
 
-/// A memory store whose async settle never answers while `stall` is on
-/// (the request never reaches the store): the sync path — the settler's —
-/// still works.
-#[derive(Debug, Default)]
-struct StallingSettles {
-    inner: MemoryStore,
-    stall: std::sync::atomic::AtomicBool,
-}
-
-impl budgetgate::Store for StallingSettles {
-    fn charge(
-        &self,
-        request: &budgetgate::store::ChargeRequest<'_>,
-    ) -> Result<budgetgate::store::ChargeOutcome, budgetgate::StoreError> {
-        self.inner.charge(request)
-    }
-    fn settle(
-        &self,
-        request: &budgetgate::store::SettleRequest<'_>,
-    ) -> Result<budgetgate::store::SettleOutcome, budgetgate::StoreError> {
-        self.inner.settle(request)
-    }
-    fn status(
-        &self,
-        ledger: &Ledger,
-        limits: &[budgetgate::budget::Limit],
-    ) -> Result<Vec<budgetgate::store::WindowUsage>, budgetgate::StoreError> {
-        self.inner.status(ledger, limits)
-    }
-    fn settle_async<'a>(
-        &'a self,
-        request: budgetgate::store::SettleRequest<'a>,
-    ) -> budgetgate::store::StoreFuture<'a, budgetgate::store::SettleOutcome> {
-        if self.stall.load(Ordering::SeqCst) {
-            Box::pin(std::future::pending())
-        } else {
-            Box::pin(std::future::ready(self.inner.settle(&request)))
-        }
-    }
-}
-
 /// The final commit never got to the store (its future is dropped with the
 /// stream before sending): the stream hands it to the settler, which
 /// records it — exactly the consumed cost, nothing left held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_before_its_final_commit_was_sent_still_commits() {
-    let store = Arc::new(StallingSettles::default());
+    let store = Arc::new(testkit::stalling::StallingSettles::default());
     let engine = Engine::builder()
         .shared_store(store.clone())
         .default_policy(budgetgate::DefaultPolicy::Deny)

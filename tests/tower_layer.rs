@@ -185,3 +185,75 @@ async fn a_bounded_request_commits_the_cost_its_response_reports() {
     assert_eq!(status.committed(), dec!(0.012));
     assert_eq!(status.reserved(), dec!(0));
 }
+
+/// A served request whose future is dropped while its commit is on the way
+/// to the store (the client went away; here: an async settle that never
+/// answers): the cost is still recorded, by the settler, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_dropped_during_its_commit_still_commits() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Context;
+    use tower_layer::Layer;
+    use tower_service::Service;
+
+    let store = Arc::new(testkit::stalling::StallingSettles::default());
+    let engine = Engine::builder().shared_store(store.clone()).build();
+    engine.set_budget_per_principal("api", "llm", Budget::lifetime(dec!(1)).unwrap());
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    let inner = tower_service_fn(move |_req: Request<String>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Response::builder()
+            .header("x-cost", "0.004")
+            .body(String::new())
+            .unwrap()
+    });
+    let layer = BudgetLayer::bounded(
+        engine.clone(),
+        |_: &Request<String>| Ledger::new("api", "llm", "dropper"),
+        |_: &Request<String>| dec!(0.05),
+        |res: &Response<String>| res.headers()["x-cost"].to_str().unwrap().parse().unwrap(),
+    );
+    let mut service = layer.layer(inner);
+    store.stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut call = service.call(Request::new(String::new()));
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    assert!(
+        Pin::new(&mut call).poll(&mut cx).is_pending(),
+        "stuck in the commit"
+    );
+    assert_eq!(served.load(Ordering::SeqCst), 1, "the inner service ran");
+    drop(call);
+    assert!(engine.wait_settled(std::time::Duration::from_secs(10)));
+    let status = engine
+        .status(&Ledger::new("api", "llm", "dropper"))
+        .unwrap();
+    assert_eq!(status.committed(), dec!(0.004));
+    assert_eq!(status.reserved(), dec!(0));
+}
+
+#[derive(Clone)]
+struct ServiceFn<F>(F);
+
+fn tower_service_fn<F>(f: F) -> ServiceFn<F> {
+    ServiceFn(f)
+}
+
+impl<F> tower_service::Service<Request<String>> for ServiceFn<F>
+where
+    F: FnMut(Request<String>) -> Response<String>,
+{
+    type Response = Response<String>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Response<String>, std::convert::Infallible>>;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, req: Request<String>) -> Self::Future {
+        std::future::ready(Ok((self.0)(req)))
+    }
+}

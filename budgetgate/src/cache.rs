@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 
+use crate::reservation::detached::SureCommit;
 use crate::{BudgetExceeded, Engine, Ledger};
 
 /// How many expired entries a call removes at most (the work per call is
@@ -252,7 +253,9 @@ impl<K: Hash + Eq + Clone, V: Clone> ResponseCache<K, V> {
             }
         };
         let cost = actual(&value);
-        let committed = match held.commit_async(cost).await {
+        // The body ran: its cost is committed even if this future is
+        // dropped while the store answers (the settler makes sure, by id).
+        let committed = match SureCommit::new(held.into_owned(), cost).await {
             Ok(commit) => commit.actual(),
             // What was recorded is what the response cost (the estimate
             // for an invalid actual); a commit still being retried records

@@ -112,6 +112,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::pricing::{AnthropicStreamUsage, OpenAiStreamUsage, PricingError, Usage};
+use crate::reservation::detached::SureCommit;
 use crate::reservation::{Commit, CommitError, Reservation};
 use crate::{BudgetExceeded, Engine, Ledger};
 
@@ -232,24 +233,18 @@ pub struct CutOff {
     pub reserved: Decimal,
 }
 
-/// The final commit, in flight.
-type Committing = Pin<Box<dyn Future<Output = Result<Commit, CommitError>> + Send>>;
-
 /// The money side of a guarded stream: the reservation until it is
 /// settled, and what was read so far. Its destructor commits what was
 /// consumed (see the module docs).
 struct Tab {
     reservation: Option<Reservation<'static>>,
-    engine: Engine,
     estimate: Decimal,
     consumed: Option<Decimal>,
     /// A reading was [`Reading::Unknown`]: commit at least the estimate.
     unknown: bool,
-    /// The final commit, sent in the foreground ...
-    committing: Option<Committing>,
-    /// ... and the same commit as settler jobs, handed over if the stream
-    /// is dropped before its store answered (by id: never twice).
-    in_flight: Vec<crate::settler::Job>,
+    /// The final commit, in flight; dropped before the store answered, it
+    /// is handed to the settler (by id: never twice).
+    committing: Option<SureCommit>,
     outcome: Option<Result<Commit, CommitError>>,
 }
 
@@ -293,21 +288,19 @@ impl Tab {
                 tracing::warn!(ledger = %reservation.ledger(), estimate = %self.estimate, why,
                     "a guarded stream read no cost; committing its estimate");
             }
-            self.in_flight = reservation.commit_jobs(actual);
-            self.committing = Some(Box::pin(reservation.commit_async(actual)));
+            self.committing = Some(SureCommit::new(reservation, actual));
         }
     }
 
     /// Drives the final commit; ready once its outcome is known.
     fn poll_commit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(commit) = self.committing.as_mut() {
-            match commit.as_mut().poll(cx) {
+            match Pin::new(commit).poll(cx) {
                 Poll::Ready(outcome) => {
                     if let Err(error) = &outcome {
                         tracing::error!(%error, "the commit of a guarded stream did not go as asked");
                     }
                     self.committing = None;
-                    self.in_flight.clear();
                     self.outcome = Some(outcome);
                 }
                 Poll::Pending => return Poll::Pending,
@@ -325,13 +318,7 @@ impl Drop for Tab {
                 "guarded stream dropped before its end; committing what it consumed");
             reservation.commit_in_background(actual);
         }
-        if self.committing.take().is_some() {
-            // Dropped while the store worked on the final commit: it may or
-            // may not have landed. The settler makes sure, by id.
-            for job in self.in_flight.drain(..) {
-                self.engine.settle_later(job, None);
-            }
-        }
+        // A `committing` still in flight makes sure of itself when dropped.
     }
 }
 
@@ -383,13 +370,11 @@ impl<'e> Reservation<'e> {
             inner: Some(stream),
             meter,
             tab: Tab {
-                engine: reservation.engine().clone(),
                 reservation: Some(reservation),
                 estimate,
                 consumed: None,
                 unknown: false,
                 committing: None,
-                in_flight: Vec::new(),
                 outcome: None,
             },
         }

@@ -7,8 +7,10 @@
 //! - the **cost** is fixed per request ([`BudgetLayer::fixed`], checked and
 //!   recorded in one step), or bounded ([`BudgetLayer::bounded`]: an
 //!   estimate from the request is reserved, and the actual read from the
-//!   response is committed; an inner service error — or a request future
-//!   dropped midway — releases the hold);
+//!   response is committed — made sure of by the engine's settler if the
+//!   request future is dropped while the store answers; an inner service
+//!   error, or a request future dropped before the inner service answered,
+//!   releases the hold);
 //! - a refused request **never reaches the inner service**: it is answered
 //!   by the refusal, which the user can shape ([`BudgetLayer::refuse_with`]).
 //!   The default answers the decision's JSON ([`Decision::to_json`]) with
@@ -72,6 +74,7 @@ use std::task::{Context, Poll};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use rust_decimal::Decimal;
 
+use crate::reservation::detached::SureCommit;
 use crate::{BlockReason, Decision, Engine, Ledger, Window};
 
 type LedgerFn<B> = dyn Fn(&Request<B>) -> Ledger + Send + Sync;
@@ -297,7 +300,11 @@ where
                     // Dropped here (an error, a cancelled request): released.
                     let response = inner.call(request).await?;
                     let cost = actual(&response);
-                    if let Err(error) = held.commit_async(cost).await {
+                    // Served: the cost is committed even if this future is
+                    // dropped while the store answers (the settler makes
+                    // sure of it, by id).
+                    let commit = SureCommit::new(held.into_owned(), cost);
+                    if let Err(error) = commit.await {
                         tracing::error!(%ledger, %cost, %error,
                             "the cost of a served request was not committed as asked");
                     }

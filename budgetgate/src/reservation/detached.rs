@@ -117,16 +117,15 @@ impl<'e> Reservation<'e> {
         }
     }
 
-    /// The engine it was made by.
-    pub(crate) fn engine(&self) -> &crate::Engine {
-        &self.engine
-    }
-
     /// The settler's jobs that commit `actual` (the estimate if invalid)
     /// on every ledger, for a caller that must make sure of a commit it
     /// started in the foreground: settling by id is idempotent, so a job
     /// for a commit that did land answers "committed" again and charges
     /// nothing twice.
+    #[cfg_attr(
+        not(any(feature = "stream", feature = "tower", feature = "cache")),
+        allow(dead_code)
+    )]
     pub(crate) fn commit_jobs(&self, actual: Decimal) -> Vec<crate::settler::Job> {
         let (nanos, _, _) = self.validate(actual);
         self.jobs(Some(nanos))
@@ -172,5 +171,56 @@ impl Future for DetachedCommit {
             Err(error) => return Poll::Ready(Err(error)),
         };
         Poll::Ready(r.committed(this.actual, outcome, this.invalid.take()))
+    }
+}
+
+/// [`Reservation::commit_async`], made sure of: if this future is dropped
+/// before the store answered (a cancelled request, a stream dropped while
+/// its final commit was in flight), the same commit is handed to the
+/// engine's settler, by id — a commit that did land is never recorded
+/// twice, one that did not is recorded.
+#[cfg_attr(
+    not(any(feature = "stream", feature = "tower", feature = "cache")),
+    allow(dead_code)
+)]
+pub(crate) struct SureCommit {
+    commit: Pin<Box<dyn Future<Output = Result<Commit, CommitError>> + Send>>,
+    engine: crate::Engine,
+    jobs: Vec<crate::settler::Job>,
+}
+
+#[cfg_attr(
+    not(any(feature = "stream", feature = "tower", feature = "cache")),
+    allow(dead_code)
+)]
+impl SureCommit {
+    pub(crate) fn new(reservation: Reservation<'static>, actual: Decimal) -> Self {
+        let engine = reservation.engine.clone();
+        let jobs = reservation.commit_jobs(actual);
+        SureCommit {
+            commit: Box::pin(reservation.commit_async(actual)),
+            engine,
+            jobs,
+        }
+    }
+}
+
+impl Future for SureCommit {
+    type Output = Result<Commit, CommitError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let outcome = std::task::ready!(self.commit.as_mut().poll(cx));
+        self.jobs.clear(); // answered: nothing to make sure of
+        Poll::Ready(outcome)
+    }
+}
+
+impl Drop for SureCommit {
+    fn drop(&mut self) {
+        for job in self.jobs.drain(..) {
+            tracing::debug!(ledger = %job.ledger, id = %job.id,
+                "a commit dropped before the store answered; the settler makes sure of it");
+            self.engine.settle_later(job, None);
+        }
     }
 }
