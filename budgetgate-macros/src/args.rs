@@ -23,6 +23,8 @@ pub struct Args {
     pub cost: Option<Keyed<AmountArg>>,
     pub estimate: Option<Keyed<AmountArg>>,
     pub actual: Option<Keyed<Expr>>,
+    /// `stream = METER`: the body returns a stream, guarded for its life.
+    pub stream: Option<Keyed<Expr>>,
     pub on_error: Option<Keyed<OnError>>,
     pub max_spend: Option<Keyed<Amount>>,
     pub window: Option<Keyed<WindowLit>>,
@@ -123,6 +125,7 @@ impl Args {
                 "cost" => set!(cost, parse_amount_arg(value)?),
                 "estimate" => set!(estimate, parse_amount_arg(value)?),
                 "actual" => set!(actual, value),
+                "stream" => set!(stream, value),
                 "on_error" => set!(on_error, parse_on_error(value)),
                 "max_spend" => set!(max_spend, parse_max_spend(value)?),
                 "window" => set!(window, parse_window(value)?),

@@ -392,7 +392,7 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
     };
     let amount_arg = match &model.cost {
         Cost::Fixed(a) => a,
-        Cost::Bounded { estimate, .. } => estimate,
+        Cost::Bounded { estimate, .. } | Cost::Stream { estimate, .. } => estimate,
         Cost::Rate(rate) => return rate_body(model, rate, is_async, block, &n),
     };
     // A `Decimal`, or a `Result<Decimal, E>` whose error blocks the call.
@@ -489,6 +489,62 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
             }
         }
         Cost::Rate(_) => unreachable_rate(),
+        Cost::Stream {
+            meter, on_error, ..
+        } => {
+            let reserve = {
+                let f = sfx("reserve");
+                await_(quote!(#krate::__private::#f(#engine, &#ledger, #budget_arg #amount)))
+            };
+            let settle_error = match on_error {
+                OnError::Release | OnError::Estimate => {
+                    let f = sfx("settle_error");
+                    let cost = if matches!(on_error, OnError::Release) {
+                        quote!(#krate::__private::ErrorCost::Release)
+                    } else {
+                        quote!(#krate::__private::ErrorCost::Estimate)
+                    };
+                    await_(quote!(#krate::__private::#f(#reservation, #cost)))
+                }
+                OnError::Closure(f) => {
+                    let settle = sfx("settle_error_caught");
+                    let cost = call_cost_closure(krate, "error_cost", f, quote!(#error));
+                    await_(
+                        quote!(#krate::__private::#settle(#reservation, #krate::__private::error_cost_caught(#cost))),
+                    )
+                }
+            };
+            // The return type's `Ok` is an `impl Stream`: the block is
+            // returned as `Err(E::from(..))`, `E` inferred from it.
+            let output_span = output_ty.span();
+            let on_block = quote_spanned! {output_span=>
+                return ::core::result::Result::Err(
+                    #krate::__private::HoldsBlock::<#krate::BudgetExceeded>::hold(#blocked))
+            };
+            // The body's stream, wrapped: the reservation lives as long as
+            // the stream and is committed from what its meter read.
+            quote! {
+                #prelude
+                let #reservation = match #reserve {
+                    ::core::result::Result::Ok(r) => r,
+                    ::core::result::Result::Err(#blocked) => #on_block,
+                };
+                let #output: #output_ty = #run_body;
+                match #output {
+                    ::core::result::Result::Ok(#value) => ::core::result::Result::Ok(
+                        #krate::__private::guard_stream(#reservation, #value, #meter),
+                    ),
+                    ::core::result::Result::Err(#value) => {
+                        {
+                            #[allow(unused_variables)]
+                            let #error = &#value;
+                            #settle_error;
+                        }
+                        ::core::result::Result::Err(#value)
+                    }
+                }
+            }
+        }
         Cost::Bounded {
             actual, on_error, ..
         } => {

@@ -38,8 +38,8 @@ impl Kind {
                 "ledger", "ledgers", "cost", BUDGET[0], BUDGET[1], BUDGET[2], BUDGET[3],
             ],
             Kind::GuardBounded => &[
-                "ledger", "ledgers", "estimate", "actual", "on_error", BUDGET[0], BUDGET[1],
-                BUDGET[2], BUDGET[3],
+                "ledger", "ledgers", "estimate", "actual", "stream", "on_error", BUDGET[0],
+                BUDGET[1], BUDGET[2], BUDGET[3],
             ],
             Kind::GuardResult => &[
                 "ledger", "ledgers", "cost", "estimate", "actual", "on_error", BUDGET[0],
@@ -81,6 +81,14 @@ pub enum Cost {
         on_error: OnError,
     },
     Rate(RateLit),
+    /// `#[guard_bounded(estimate = …, stream = METER)]`: the estimate is
+    /// reserved before the body, and the stream the body returns holds the
+    /// reservation for its life (`budgetgate::stream`).
+    Stream {
+        estimate: AmountArg,
+        meter: Expr,
+        on_error: OnError,
+    },
 }
 
 /// The ledger(s) of a spend guard, or the gate of a rate limit.
@@ -179,7 +187,41 @@ pub fn validate(
         (max.value, window)
     });
 
+    let stream = match args.stream {
+        None => None,
+        Some(stream) if kind != Kind::GuardBounded => {
+            return err(
+                stream.key,
+                format!("`stream` belongs to #[guard_bounded]; #[{name}] does not guard streams"),
+            );
+        }
+        Some(stream) => {
+            if let Some(actual) = &args.actual {
+                return err(actual.key, "give `stream = METER` or `actual = |value| …`, not both: a guarded stream commits what its meter read");
+            }
+            if let Some(cost) = &args.cost {
+                return err(
+                    cost.key,
+                    "#[guard_bounded] takes `estimate = …`; for a fixed cost use #[guard]",
+                );
+            }
+            Some(stream)
+        }
+    };
     let cost = match (kind, args.cost, args.estimate, args.actual) {
+        (Kind::GuardBounded, None, Some(estimate), None) if stream.is_some() => Cost::Stream {
+            estimate: estimate.value,
+            meter: stream
+                .map(|s| s.value)
+                .unwrap_or_else(|| syn::parse_quote!(())),
+            on_error: args.on_error.map_or(OnError::Release, |o| o.value),
+        },
+        (Kind::GuardBounded, None, None, None) if stream.is_some() => {
+            return err(
+                Span::call_site(),
+                "`stream = METER` needs `estimate = …`: the estimate is reserved for the stream's life",
+            );
+        }
         (Kind::Guard, Some(cost), None, None) => {
             if let Some(on_error) = &args.on_error {
                 return err(on_error.key, "`on_error` applies to bounded costs (`estimate` + `actual`); a fixed cost is charged when the call is admitted");
@@ -246,7 +288,8 @@ pub fn validate(
     };
 
     let soft = kind == Kind::GuardResult;
-    let (output, output_span, output_is_result) = check_output(kind, soft, sig, output)?;
+    let streamed = matches!(cost, Cost::Stream { .. });
+    let (output, output_span, output_is_result) = check_output(kind, soft, sig, output, streamed)?;
     if let Cost::Bounded {
         on_error: OnError::Closure(_) | OnError::Estimate,
         ..
@@ -266,7 +309,7 @@ pub fn validate(
         );
     }
 
-    if let (Cost::Bounded { .. }, Some(engine)) = (&cost, &args.engine) {
+    if let (Cost::Bounded { .. } | Cost::Stream { .. }, Some(engine)) = (&cost, &args.engine) {
         check_engine_borrow(sig, &engine.value)?;
     }
     Ok(Model {
@@ -300,6 +343,7 @@ fn check_output(
     soft: bool,
     sig: &Signature,
     output: Option<&Type>,
+    streamed: bool,
 ) -> syn::Result<(Type, Span, bool)> {
     let name = kind.name();
     let has_output = output.is_some();
@@ -325,6 +369,20 @@ fn check_output(
                 "#[{name}] needs a function returning `Result<T, E>` with `E: From<budgetgate::{error}>`, so a blocked call can return `Err`; for other return types use #[{soft_name}], which returns `budgetgate::Guarded<T>`"
             ),
         );
+    }
+    if streamed {
+        // The stream returned is wrapped: the body's own stream type is
+        // inferred (`Result<_, E>`), and the function's `impl Stream`
+        // becomes the guarded stream.
+        return match stream_output(&output) {
+            Some(inferred) if !contains_impl_trait(&inferred) => {
+                Ok((inferred, output_span, output_is_result))
+            }
+            _ => err(
+                output_span,
+                format!("#[{name}] with `stream = …` needs a function returning `Result<impl Stream<Item = …>, E>`: the stream it returns is wrapped in a guarded stream"),
+            ),
+        };
     }
     if contains_impl_trait(&output) {
         return err(
@@ -430,7 +488,7 @@ fn validate_rate(
         );
     }
     let soft = kind == Kind::RateLimitResult;
-    let (output, _, output_is_result) = check_output(kind, soft, sig, output)?;
+    let (output, _, output_is_result) = check_output(kind, soft, sig, output, false)?;
     Ok(Model {
         soft,
         krate,
@@ -516,6 +574,26 @@ pub fn is_result(ty: &Type) -> bool {
         Type::Group(g) => is_result(&g.elem),
         _ => false,
     }
+}
+
+/// `…Result<impl Trait, E>` with the `impl Trait` replaced by `_`.
+fn stream_output(ty: &Type) -> Option<Type> {
+    let Type::Path(p) = ty else { return None };
+    let mut inferred = p.clone();
+    let last = inferred.path.segments.last_mut()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(a) = &mut last.arguments else {
+        return None;
+    };
+    match a.args.first_mut() {
+        Some(GenericArgument::Type(t @ Type::ImplTrait(_))) => {
+            *t = syn::parse_quote!(_);
+        }
+        _ => return None,
+    }
+    Some(Type::Path(inferred))
 }
 
 fn contains_impl_trait(ty: &Type) -> bool {

@@ -129,6 +129,9 @@
 //! commits the estimate and logs the error, a panic commits the estimate and
 //! is resumed);
 //! `on_error` (`release` — the default —, `estimate`, or a closure over `&E`);
+//! `stream = METER` in place of `actual` on `#[guard_bounded]`, for a
+//! function returning `Result<impl Stream<Item = …>, E>`: the stream holds
+//! the reservation for its life (see [`stream`](mod@stream));
 //! `max_spend` and `window` (`"30s"`, `"15m"`, `"1h"`, `"7d"`, `"unbounded"`)
 //! for a call-site budget, which wins over a budget registered on the engine
 //! (`max_spend` alone is a lifetime cap); `engine = EXPR` (an `Engine`,
@@ -247,6 +250,13 @@
 //!
 //! - `redis` (default): the Redis store, and `BUDGETGATE_REDIS_URL` support.
 //! - `redis-tls`: `rediss://` URLs (rustls).
+//! - `stream` (default): guarded streams ([`stream`](mod@stream)): a
+//!   reservation held for a `Stream`'s life, committed from what it consumed.
+//! - `run` (default): run budgets ([`run`](mod@run)): a task-local scope
+//!   whose ledger joins every guarded call inside it.
+//! - `cache`: an opt-in in-process response cache for guarded calls
+//!   (`budgetgate::cache`): a hit runs nothing and charges nothing.
+//! - `tower`: a budget layer for tower HTTP services (`budgetgate::tower`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -258,6 +268,9 @@ extern crate self as budgetgate;
 pub mod amount;
 pub mod attribute;
 pub mod budget;
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod cache;
 pub mod caps;
 pub mod clock;
 pub mod decision;
@@ -271,8 +284,17 @@ pub mod pricing;
 pub mod rate;
 mod registry;
 pub mod reservation;
+#[cfg(feature = "run")]
+#[cfg_attr(docsrs, doc(cfg(feature = "run")))]
+pub mod run;
 pub mod settler;
 pub mod store;
+#[cfg(feature = "stream")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
+pub mod stream;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 pub mod window;
 
 #[doc(hidden)]
@@ -293,7 +315,7 @@ pub use global::{global, install, ConfigError};
 pub use ledger::Ledger;
 pub use pause::PauseScope;
 pub use rate::{Gate, Policy, RateDecision, RateLimited};
-pub use reservation::{Commit, CommitError, Release, Reservation};
+pub use reservation::{Commit, CommitError, DetachedCommit, Release, Reservation};
 pub use rust_decimal::Decimal;
 
 /// A [`Decimal`] literal, read exactly from its source text at compile time

@@ -369,3 +369,18 @@ pub fn allowed<T>(decision: Decision, value: T) -> Guarded<T> {
 pub fn decision_of(reservation: &Reservation<'_>) -> Decision {
     reservation.decision().clone()
 }
+
+/// `#[guard_bounded(stream = METER)]`: the body's stream, holding the
+/// reservation for its life.
+#[cfg(feature = "stream")]
+pub fn guard_stream<S, M>(
+    reservation: Reservation<'_>,
+    stream: S,
+    meter: M,
+) -> crate::stream::GuardedStream<S, M>
+where
+    S: crate::stream::Stream,
+    M: crate::stream::Meter<S::Item>,
+{
+    reservation.guard_stream(stream, meter)
+}

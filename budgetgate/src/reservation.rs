@@ -14,6 +14,9 @@ use crate::ledger::Ledger;
 use crate::settler::{Job, Kind, Outcome};
 use crate::store::{Nanos, ReservationId, SettleOutcome, SettleRequest, StoreError};
 
+pub(crate) mod detached;
+pub use detached::DetachedCommit;
+
 /// A held estimate. Commit it with the actual cost, release it, or drop it
 /// (which releases).
 ///

@@ -5,6 +5,7 @@ pub mod conformance;
 pub mod fault_proxy;
 pub mod faulty;
 pub mod redis_server;
+pub mod stalling;
 
 /// The error type of guarded functions in tests and benches: a blocked call.
 #[derive(Debug)]

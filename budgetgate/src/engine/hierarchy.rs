@@ -49,6 +49,10 @@ impl Engine {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check_all(&self, ledgers: &[Ledger], cost: Decimal) -> Decision {
+        #[cfg(feature = "run")]
+        if let Some(runs) = crate::run::active() {
+            return self.check_in_run(ledgers, None, cost, &runs);
+        }
         let ledgers = &*distinct(ledgers);
         match self.prepare_all(ledgers, cost, false) {
             Ok(preps) => {
@@ -69,6 +73,10 @@ impl Engine {
         ledgers: &[Ledger],
         estimate: Decimal,
     ) -> Result<Reservation<'_>, BudgetExceeded> {
+        #[cfg(feature = "run")]
+        if let Some(runs) = crate::run::active() {
+            return self.reserve_in_run(ledgers, None, estimate, &runs);
+        }
         let ledgers = &*distinct(ledgers);
         let preps = self.prepare_all(ledgers, estimate, true)?;
         let result = self
@@ -86,6 +94,10 @@ impl Engine {
 
     /// Async [`Engine::check_all`].
     pub async fn check_all_async(&self, ledgers: &[Ledger], cost: Decimal) -> Decision {
+        #[cfg(feature = "run")]
+        if let Some(runs) = crate::run::active() {
+            return self.check_in_run_async(ledgers, None, cost, &runs).await;
+        }
         let ledgers = &*distinct(ledgers);
         match self.prepare_all(ledgers, cost, false) {
             Ok(preps) => {
@@ -106,6 +118,12 @@ impl Engine {
         ledgers: &[Ledger],
         estimate: Decimal,
     ) -> Result<Reservation<'_>, BudgetExceeded> {
+        #[cfg(feature = "run")]
+        if let Some(runs) = crate::run::active() {
+            return self
+                .reserve_in_run_async(ledgers, None, estimate, &runs)
+                .await;
+        }
         let ledgers = &*distinct(ledgers);
         let preps = self.prepare_all(ledgers, estimate, true)?;
         let guard = CancelOnDrop::new(self, ledgers, &preps);
@@ -119,7 +137,7 @@ impl Engine {
         self.reservation_all(ledgers, preps, primary, decision, backed)
     }
 
-    async fn charge_many_async(
+    pub(super) async fn charge_many_async(
         &self,
         ledgers: &[Ledger],
         preps: &[Prepared],
@@ -130,7 +148,10 @@ impl Engine {
             .await
     }
 
-    fn requests<'a>(ledgers: &'a [Ledger], preps: &'a [Prepared]) -> Vec<ChargeRequest<'a>> {
+    pub(super) fn requests<'a>(
+        ledgers: &'a [Ledger],
+        preps: &'a [Prepared],
+    ) -> Vec<ChargeRequest<'a>> {
         ledgers
             .iter()
             .zip(preps)
@@ -158,7 +179,7 @@ impl Engine {
     }
 
     /// The decision of a hierarchy and the index of the ledger it is about.
-    fn conclude_all(
+    pub(super) fn conclude_all(
         &self,
         ledgers: &[Ledger],
         preps: &[Prepared],
@@ -223,7 +244,7 @@ impl Engine {
         }
     }
 
-    fn reservation_all(
+    pub(super) fn reservation_all(
         &self,
         ledgers: &[Ledger],
         preps: Vec<Prepared>,

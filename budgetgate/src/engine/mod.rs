@@ -35,6 +35,8 @@ mod budgets;
 mod builder;
 mod hierarchy;
 mod rates;
+#[cfg(feature = "run")]
+mod run;
 mod status;
 
 use crate::store::{
@@ -288,6 +290,10 @@ impl Engine {
 
     /// [`Engine::check`] with an explicit budget (`None`: the registered one).
     pub fn check_with(&self, ledger: &Ledger, budget: Option<&Budget>, cost: Decimal) -> Decision {
+        #[cfg(feature = "run")]
+        if let Some(runs) = crate::run::active() {
+            return self.check_in_run(std::slice::from_ref(ledger), budget, cost, &runs);
+        }
         match self.prepare(ledger, budget, cost, false) {
             Ok(p) => {
                 let result = self.inner.store.charge(&Self::request(ledger, &p));
@@ -309,6 +315,12 @@ impl Engine {
         budget: Option<&Budget>,
         cost: Decimal,
     ) -> Decision {
+        #[cfg(feature = "run")]
+        if let Some(runs) = crate::run::active() {
+            return self
+                .check_in_run_async(std::slice::from_ref(ledger), budget, cost, &runs)
+                .await;
+        }
         match self.prepare(ledger, budget, cost, false) {
             Ok(p) => {
                 // Dropped while the store works: the charge may still be
@@ -347,6 +359,10 @@ impl Engine {
         budget: Option<&Budget>,
         estimate: Decimal,
     ) -> Result<Reservation<'_>, BudgetExceeded> {
+        #[cfg(feature = "run")]
+        if let Some(runs) = crate::run::active() {
+            return self.reserve_in_run(std::slice::from_ref(ledger), budget, estimate, &runs);
+        }
         let p = self.prepare(ledger, budget, estimate, true)?;
         let result = self.inner.store.charge(&Self::request(ledger, &p));
         let backed = result.is_ok();
@@ -375,6 +391,12 @@ impl Engine {
         budget: Option<&Budget>,
         estimate: Decimal,
     ) -> Result<Reservation<'_>, BudgetExceeded> {
+        #[cfg(feature = "run")]
+        if let Some(runs) = crate::run::active() {
+            return self
+                .reserve_in_run_async(std::slice::from_ref(ledger), budget, estimate, &runs)
+                .await;
+        }
         let p = self.prepare(ledger, budget, estimate, true)?;
         // If this future is dropped while the store works, the hold may
         // still be made: the guard cancels it by id (chosen here, before

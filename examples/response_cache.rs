@@ -1,0 +1,71 @@
+//! The response cache (`budgetgate::cache`): an agent asks the same
+//! questions again; the repeats are answered from the cache — the model is
+//! not called and nothing is charged — and the cache reports the money it
+//! saved.
+//!
+//! ```sh
+//! cargo run --example response_cache
+//! ```
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use budgetgate::cache::ResponseCache;
+use budgetgate::pricing::{self, Usage};
+use budgetgate::{dec, Budget, BudgetExceeded, Engine, Ledger};
+
+const MODEL: &str = "gpt-4o-mini";
+
+static MODEL_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Stands in for the model: an answer and its token usage.
+async fn complete(prompt: &str) -> Result<(String, Usage), BudgetExceeded> {
+    MODEL_CALLS.fetch_add(1, Ordering::SeqCst);
+    let usage = Usage::new(40 * prompt.len() as u64, 300);
+    Ok((format!("an answer to {prompt:?}"), usage))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let engine = Engine::in_memory();
+    let ledger = Ledger::new("openai", MODEL, "agent:7");
+    engine.set_budget(&ledger, Budget::lifetime(dec!(1))?);
+    let cache: ResponseCache<(&str, String), (String, Usage)> =
+        ResponseCache::new(Duration::from_secs(3600));
+
+    let questions = [
+        "capital of France?",
+        "2 + 2?",
+        "capital of France?",
+        "2 + 2?",
+        "capital of France?",
+    ];
+    for q in questions {
+        let answer = cache
+            .call(
+                &engine,
+                &ledger,
+                (MODEL, q.to_string()),
+                dec!(0.01),
+                |(_, usage): &(String, Usage)| pricing::cost(MODEL, usage).unwrap_or(dec!(0.01)),
+                || complete(q),
+            )
+            .await?;
+        let how = if answer.is_hit() {
+            "cache hit, charged nothing"
+        } else {
+            "model call"
+        };
+        println!("{q:<20} {how:<28} (cost when made: {})", answer.cost());
+    }
+    let stats = cache.stats();
+    println!(
+        "model calls {}, hits {}, misses {}, saved {}; agent:7 committed {}",
+        MODEL_CALLS.load(Ordering::SeqCst),
+        stats.hits(),
+        stats.misses(),
+        stats.saved(),
+        engine.status(&ledger)?.committed()
+    );
+    Ok(())
+}

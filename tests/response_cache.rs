@@ -1,0 +1,251 @@
+//! The response cache (`budgetgate::cache`, #17), in-process backend, with
+//! the calls charged on the memory store and on a real `redis-server`: a
+//! second identical call runs no body, charges nothing and counts the
+//! saving; a different prompt misses; entries expire after the TTL; a
+//! blocked or failing call caches nothing.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use budgetgate::cache::ResponseCache;
+use budgetgate::store::redis::RedisStore;
+use budgetgate::{dec, Budget, Decimal, Engine, Ledger, MemoryStore};
+use testkit::redis_server::RedisServer;
+use testkit::Blocked;
+
+static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
+
+fn memory() -> Engine {
+    Engine::new(MemoryStore::new())
+}
+
+fn redis() -> Engine {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let store = RedisStore::builder(&SERVER.url())
+        .prefix(format!("cache{}", N.fetch_add(1, Ordering::Relaxed)))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("redis store");
+    Engine::new(store)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Prompt {
+    model: &'static str,
+    text: String,
+}
+
+fn prompt(text: &str) -> Prompt {
+    Prompt {
+        model: "gpt-4o-mini",
+        text: text.into(),
+    }
+}
+
+/// A "model": answers with the prompt's length, counting its runs; costs
+/// 0.001 per character.
+struct Model {
+    runs: AtomicUsize,
+}
+
+impl Model {
+    async fn answer(&self, p: &Prompt) -> Result<usize, Blocked> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        Ok(p.text.len())
+    }
+}
+
+fn price(len: &usize) -> Decimal {
+    Decimal::from(*len as u64) * dec!(0.001)
+}
+
+async fn ask(
+    cache: &ResponseCache<Prompt, usize>,
+    engine: &Engine,
+    ledger: &Ledger,
+    model: &Model,
+    text: &str,
+) -> Result<budgetgate::cache::Cached<usize>, Blocked> {
+    let p = prompt(text);
+    cache
+        .call(engine, ledger, p.clone(), dec!(0.05), price, || {
+            model.answer(&p)
+        })
+        .await
+}
+
+fn user(engine: &Engine, cap: Decimal) -> Ledger {
+    let ledger = Ledger::new("llm", "gpt-4o-mini", "user:1");
+    engine.set_budget(&ledger, Budget::lifetime(cap).unwrap());
+    ledger
+}
+
+async fn a_second_identical_call_runs_nothing_and_charges_nothing(engine: Engine) {
+    let ledger = user(&engine, dec!(1));
+    let cache = ResponseCache::new(Duration::from_secs(600));
+    let model = Model {
+        runs: AtomicUsize::new(0),
+    };
+    let first = ask(&cache, &engine, &ledger, &model, "hello world")
+        .await
+        .unwrap();
+    assert!(!first.is_hit());
+    assert_eq!(first.cost(), dec!(0.011));
+    let second = ask(&cache, &engine, &ledger, &model, "hello world")
+        .await
+        .unwrap();
+    assert!(second.is_hit());
+    assert_eq!(*second.value(), 11);
+    assert_eq!(model.runs.load(Ordering::SeqCst), 1, "the body ran once");
+    assert_eq!(
+        engine.status(&ledger).unwrap().committed(),
+        dec!(0.011),
+        "charged once"
+    );
+    let stats = cache.stats();
+    assert_eq!((stats.hits(), stats.misses()), (1, 1));
+    assert_eq!(stats.saved(), dec!(0.011));
+
+    // A different prompt (or model) misses, runs and is charged.
+    let other = ask(&cache, &engine, &ledger, &model, "hello there")
+        .await
+        .unwrap();
+    assert!(!other.is_hit());
+    assert_eq!(model.runs.load(Ordering::SeqCst), 2);
+    assert_eq!(engine.status(&ledger).unwrap().committed(), dec!(0.022));
+    let mut changed = prompt("hello world");
+    changed.model = "gpt-4o";
+    let miss = cache
+        .call(&engine, &ledger, changed.clone(), dec!(0.05), price, || {
+            model.answer(&changed)
+        })
+        .await
+        .unwrap();
+    assert!(!miss.is_hit());
+    assert_eq!(cache.stats().misses(), 3);
+    assert_eq!(cache.stats().entries(), 3);
+}
+
+async fn entries_expire_after_the_ttl(engine: Engine) {
+    let ledger = user(&engine, dec!(1));
+    let cache = ResponseCache::new(Duration::from_millis(200));
+    let model = Model {
+        runs: AtomicUsize::new(0),
+    };
+    ask(&cache, &engine, &ledger, &model, "abc").await.unwrap();
+    assert!(ask(&cache, &engine, &ledger, &model, "abc")
+        .await
+        .unwrap()
+        .is_hit());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = ask(&cache, &engine, &ledger, &model, "abc").await.unwrap();
+    assert!(!after.is_hit(), "expired");
+    assert_eq!(model.runs.load(Ordering::SeqCst), 2);
+    assert_eq!(engine.status(&ledger).unwrap().committed(), dec!(0.006));
+    assert_eq!(cache.stats().saved(), dec!(0.003));
+}
+
+async fn blocked_and_failed_calls_cache_nothing(engine: Engine) {
+    let ledger = user(&engine, dec!(0.06));
+    let cache = ResponseCache::new(Duration::from_secs(600));
+    let model = Model {
+        runs: AtomicUsize::new(0),
+    };
+    // A failing body (its error: any value of the call's error type): the
+    // reservation is released, nothing is cached.
+    let p = prompt("flaky");
+    let failed: Result<_, Blocked> = cache
+        .call(&engine, &ledger, p.clone(), dec!(0.05), price, || async {
+            Err(Blocked(
+                engine
+                    .check(&Ledger::new("no", "budget", "x"), dec!(1))
+                    .into_result()
+                    .unwrap_err(),
+            ))
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(engine.status(&ledger).unwrap().spent_in_window(), dec!(0));
+    assert_eq!(cache.stats().entries(), 0);
+    // Fill the budget: 0.01 committed, 0.05 more is the cap exactly.
+    ask(&cache, &engine, &ledger, &model, "0123456789")
+        .await
+        .unwrap();
+    ask(&cache, &engine, &ledger, &model, "abcdefghij")
+        .await
+        .unwrap(); // 0.02
+                   // 0.02 + 0.05 > 0.06: blocked before the body; nothing cached.
+    assert!(ask(&cache, &engine, &ledger, &model, "new prompt")
+        .await
+        .is_err());
+    assert_eq!(model.runs.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.stats().entries(), 2);
+    // A cached answer still comes back: it costs nothing.
+    assert!(ask(&cache, &engine, &ledger, &model, "0123456789")
+        .await
+        .unwrap()
+        .is_hit());
+    assert_eq!(engine.status(&ledger).unwrap().committed(), dec!(0.02));
+}
+
+async fn concurrent_hits_are_counted_exactly(engine: Engine) {
+    let ledger = user(&engine, dec!(10));
+    let cache = std::sync::Arc::new(ResponseCache::new(Duration::from_secs(600)));
+    let model = std::sync::Arc::new(Model {
+        runs: AtomicUsize::new(0),
+    });
+    ask(&cache, &engine, &ledger, &model, "shared")
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (cache, engine, ledger, model) =
+            (cache.clone(), engine.clone(), ledger.clone(), model.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..50 {
+                assert!(ask(&cache, &engine, &ledger, &model, "shared")
+                    .await
+                    .unwrap()
+                    .is_hit());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = cache.stats();
+    assert_eq!((stats.hits(), stats.misses()), (400, 1));
+    assert_eq!(stats.saved(), dec!(0.006) * Decimal::from(400));
+    assert_eq!(model.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(engine.status(&ledger).unwrap().committed(), dec!(0.006));
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::memory()).await;
+                }
+            )*
+        }
+        mod redis_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::redis()).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    a_second_identical_call_runs_nothing_and_charges_nothing,
+    entries_expire_after_the_ttl,
+    blocked_and_failed_calls_cache_nothing,
+    concurrent_hits_are_counted_exactly,
+);
