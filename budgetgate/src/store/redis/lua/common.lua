@@ -399,6 +399,7 @@ end
 -- id is held already, or was settled or cancelled before this request
 -- arrived (a request whose outcome the client gave up on: refused, so it
 -- cannot hold or spend money after the client took it back). Nil if none.
+-- (Reads only: a hierarchy checks every ledger before it records any.)
 local function refused_id(L, id, hold, mark)
   if hold and L.rec then return 'reservation id ' .. id .. ' is already in use' end
   if (hold or mark) and redis.call('EXISTS', L.BASE .. ':d:' .. id) == 1 then
@@ -407,14 +408,16 @@ local function refused_id(L, id, hold, mark)
   return nil
 end
 
--- The tombstone of a fixed cost recorded under an id: '6|time|wids' (the
--- windows it was counted in), kept `ttl` µs, so a settle by id can confirm
--- it (a commit: counted once) or take it back (a cancel).
-local function mark_fixed(L, id, ttl)
+-- Claims the tombstone of a fixed cost about to be recorded under an id:
+-- '6|time|wids' (the windows it is counted in), kept `ttl` µs, so a settle
+-- by id can confirm it (a commit: counted once) or take it back (a
+-- cancel). One SET NX both checks and writes it: false if the id was
+-- settled or cancelled before this request arrived.
+local function claim_fixed(L, id, ttl)
   local wids = {}
   for _, t in ipairs(L.tracks) do wids[#wids + 1] = t.wid end
-  redis.call('SET', L.BASE .. ':d:' .. id, '6|' .. L.now_s .. '|' .. table.concat(wids, ','),
-    'PX', fmt(math.max(1, math.floor(ttl / 1000))))
+  return redis.call('SET', L.BASE .. ':d:' .. id, '6|' .. L.now_s .. '|' .. table.concat(wids, ','),
+    'NX', 'PX', fmt(math.max(1, math.floor(ttl / 1000)))) ~= false
 end
 
 -- Charges one ledger: the cap with the least room decides; soft-limit
@@ -436,6 +439,15 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record, m
   if gt(au, an, roomu, roomn) then
     return { '0', tostring(best - 1), fmt(bu), fmt(bn), L.now_s, '0' }
   end
+  -- An id in use, settled or cancelled is refused before anything (a
+  -- soft-limit report included) is written.
+  if record then
+    local refused = refused_id(L, id, hold, false)
+    if not refused and mark and not claim_fixed(L, id, ttl) then
+      refused = 'reservation id ' .. id .. ' was cancelled'
+    end
+    if refused then return nil, refused end
+  end
   -- Soft-limit crossings: spend from below the threshold to at or above it,
   -- reported once per window (and only by a charge that is recorded).
   local warnings = 0
@@ -450,8 +462,6 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record, m
   end
   local reply = { '1', tostring(best - 1), fmt(bu), fmt(bn), L.now_s, warnings == 0 and '0' or fmt(warnings) }
   if not record then return reply end
-  local refused = refused_id(L, id, hold, mark)
-  if refused then return nil, refused end
   if hold then
     local wids = {}
     for _, t in ipairs(L.tracks) do table.insert(wids, t.wid) end
@@ -466,7 +476,6 @@ local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record, m
     else t.cu, t.cn = norm(t.cu + au, t.cn + an) end
     if t.win > 0 then L.add_entry(t, now, member(id, au, an, hold and 'h' or 'c')) end
   end
-  if mark then mark_fixed(L, id, ttl) end
   return reply
 end
 

@@ -22,7 +22,7 @@ do
     -- The ledger counts in this one window only; a hold's id is new (and
     -- was not cancelled before it arrived: see settle.lua).
     local done = string.sub(KEYS[1], 1, -5) .. 'd:' .. id
-    if (hold or mark) and redis.call('EXISTS', done) == 1 then
+    if hold and redis.call('EXISTS', done) == 1 then
       return redis.error_reply('reservation id ' .. id .. ' was cancelled')
     end
     if win >= 0 and h and #h > 72 and string.sub(h, 73) == wid and not (hold and v[2]) then
@@ -48,6 +48,12 @@ do
           if au > mu or (au == mu and an > mn) then
             redis.call('HSET', KEYS[1], 'h', struct.pack('<i8i8i8i8i8i8i8i8i8', now, minexp, exp, ren, cu, cn, ru, rn, old) .. wid)
             return { '0', '0', su, sn, now, '0' }
+          end
+          -- A fixed cost remembered under its id: common.lua's claim_fixed
+          -- (one SET NX checks and writes the tombstone), for this window.
+          if mark and not redis.call('SET', done, '6|' .. string.format('%d', now) .. '|' .. wid,
+              'NX', 'PX', string.format('%d', math.max(1, math.floor(ttl / 1000)))) then
+            return redis.error_reply('reservation id ' .. id .. ' was cancelled')
           end
           local tu, tn = su + au, sn + an
           if tn >= B then tu, tn = tu + 1, tn - B end
@@ -84,11 +90,6 @@ do
           end
           if not hold then
             redis.call('HSET', KEYS[1], 'h', struct.pack('<i8i8i8i8i8i8i8i8i8', now, minexp, exp, ren, cu, cn, ru, rn, old) .. wid)
-            if mark then
-              -- common.lua's mark_fixed, for this one window.
-              redis.call('SET', done, '6|' .. string.format('%d', now) .. '|' .. wid,
-                'PX', string.format('%d', math.max(1, math.floor(ttl / 1000))))
-            end
           else
             local expires = now + ttl
             if minexp < 0 or expires < minexp then minexp = expires end
