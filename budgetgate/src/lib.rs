@@ -247,6 +247,7 @@
 //!
 //! - `redis` (default): the Redis store, and `BUDGETGATE_REDIS_URL` support.
 //! - `redis-tls`: `rediss://` URLs (rustls).
+//! - `metrics`: [`metrics::MetricsListener`](crate::metrics), counters through the `metrics` facade.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -266,12 +267,15 @@ mod env;
 pub mod event;
 pub mod global;
 pub mod ledger;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod pause;
 pub mod pricing;
 pub mod rate;
 mod registry;
 pub mod reservation;
 pub mod settler;
+pub mod shared;
 pub mod store;
 pub mod window;
 

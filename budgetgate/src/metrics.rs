@@ -1,0 +1,92 @@
+//! Prometheus-style counters through the [`metrics`](https://docs.rs/metrics)
+//! facade (feature `metrics`): install any `metrics` recorder (for example
+//! `metrics-exporter-prometheus`) and register [`MetricsListener`] on the
+//! engine; the `budgetgate serve` service does exactly this.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `budgetgate_decisions_total` | counter | `status` (`ALLOW`/`BLOCK`), `reason` (`BUDGET_EXCEEDED`, …, `none`) |
+//! | `budgetgate_rate_decisions_total` | counter | `status`, `reason` |
+//! | `budgetgate_reservation_commits_nanos_total` | counter | — (actual cost of committed reservations, per ledger charged, in 10⁻⁹ units) |
+//! | `budgetgate_overruns_total` | counter | — |
+//! | `budgetgate_overrun_nanos_total` | counter | — |
+//! | `budgetgate_late_commits_total` | counter | — |
+//! | `budgetgate_unrecorded_spend_total` | counter | — |
+//! | `budgetgate_unrecorded_spend_nanos_total` | counter | — |
+//! | `budgetgate_soft_limit_warnings_total` | counter | — |
+//! | `budgetgate_resets_total` | counter | — |
+//!
+//! Amounts are counted in nano-units (integers), so sums are exact.
+//!
+//! ```
+//! let engine = budgetgate::Engine::builder()
+//!     .listener(budgetgate::metrics::MetricsListener)
+//!     .build();
+//! # let _ = engine;
+//! ```
+
+use crate::event::{Event, Listener};
+use crate::Status;
+
+/// Counts every [`Event`] into the `metrics` facade (see the module docs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetricsListener;
+
+fn nanos(amount: rust_decimal::Decimal) -> u64 {
+    crate::amount::to_nanos(amount)
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+fn status(s: Status) -> &'static str {
+    match s {
+        Status::Allow => "ALLOW",
+        Status::Block => "BLOCK",
+    }
+}
+
+impl Listener for MetricsListener {
+    fn on_event(&self, event: &Event<'_>) {
+        match event {
+            Event::Decision(d) => {
+                let reason = d.reason().map_or("none", |r| r.as_str());
+                metrics::counter!("budgetgate_decisions_total",
+                    "status" => status(d.status()), "reason" => reason)
+                .increment(1);
+            }
+            Event::Rate(d) => {
+                let reason = d.reason().map_or("none", |r| r.as_str());
+                metrics::counter!("budgetgate_rate_decisions_total",
+                    "status" => status(d.status()), "reason" => reason)
+                .increment(1);
+            }
+            Event::Committed { actual, late, .. } => {
+                metrics::counter!("budgetgate_reservation_commits_nanos_total")
+                    .increment(nanos(*actual));
+                if *late {
+                    metrics::counter!("budgetgate_late_commits_total").increment(1);
+                }
+            }
+            Event::Overrun {
+                estimate, actual, ..
+            } => {
+                metrics::counter!("budgetgate_overruns_total").increment(1);
+                metrics::counter!("budgetgate_overrun_nanos_total")
+                    .increment(nanos(*actual - *estimate));
+            }
+            Event::UnrecordedSpend { actual, .. } => {
+                metrics::counter!("budgetgate_unrecorded_spend_total").increment(1);
+                metrics::counter!("budgetgate_unrecorded_spend_nanos_total")
+                    .increment(nanos(*actual));
+            }
+            Event::SoftLimit { .. } => {
+                metrics::counter!("budgetgate_soft_limit_warnings_total").increment(1);
+            }
+            Event::Reset { .. } => {
+                metrics::counter!("budgetgate_resets_total").increment(1);
+            }
+            _ => {}
+        }
+    }
+}
