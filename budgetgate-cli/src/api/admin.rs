@@ -4,14 +4,12 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use budgetgate::shared::SharedBudget;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::AppState;
-use crate::auth::Role;
+use super::{AdminKey, AppState, ReadKey};
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::ops::{self, LedgerRef, ScopeRef};
@@ -19,19 +17,17 @@ use crate::ops::{self, LedgerRef, ScopeRef};
 /// `GET /v1/admin/budgets` (read).
 pub async fn budgets_list(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: ReadKey,
 ) -> Result<Json<Value>, ApiError> {
-    s.auth(&headers, Role::Read)?;
     ops::budgets_list(&s.engine).await.map(Json)
 }
 
 /// `PUT /v1/admin/budgets` with a [`SharedBudget`] (admin).
 pub async fn budgets_set(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    AdminKey(caller): AdminKey,
     Body(budget): Body<SharedBudget>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = s.auth(&headers, Role::Admin)?;
     tracing::warn!(by = %caller.name, namespace = %budget.namespace, resource = %budget.resource,
         principal = %budget.principal, "operator budget set through the API");
     ops::budgets_set(&s.engine, budget).await.map(Json)
@@ -40,10 +36,9 @@ pub async fn budgets_set(
 /// `DELETE /v1/admin/budgets?namespace=&resource=&principal=` (admin).
 pub async fn budgets_rm(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    AdminKey(caller): AdminKey,
     query: Result<Query<LedgerRef>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = s.auth(&headers, Role::Admin)?;
     let Query(l) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     tracing::warn!(by = %caller.name, namespace = %l.namespace, resource = %l.resource,
         principal = %l.principal, "operator budget removed through the API");
@@ -53,10 +48,9 @@ pub async fn budgets_rm(
 /// `POST /v1/admin/pause` (admin).
 pub async fn pause(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    AdminKey(caller): AdminKey,
     Body(scope): Body<ScopeRef>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = s.auth(&headers, Role::Admin)?;
     let scope = scope.scope()?;
     tracing::warn!(by = %caller.name, %scope, "paused through the API");
     ops::set_paused(&s.engine, scope, true).await.map(Json)
@@ -65,21 +59,16 @@ pub async fn pause(
 /// `POST /v1/admin/resume` (admin).
 pub async fn resume(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    AdminKey(caller): AdminKey,
     Body(scope): Body<ScopeRef>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = s.auth(&headers, Role::Admin)?;
     let scope = scope.scope()?;
     tracing::warn!(by = %caller.name, %scope, "resumed through the API");
     ops::set_paused(&s.engine, scope, false).await.map(Json)
 }
 
 /// `GET /v1/admin/paused` (read).
-pub async fn paused(
-    State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    s.auth(&headers, Role::Read)?;
+pub async fn paused(State(s): State<Arc<AppState>>, _: ReadKey) -> Result<Json<Value>, ApiError> {
     ops::paused(&s.engine).await.map(Json)
 }
 
@@ -94,10 +83,9 @@ pub struct ResetBody {
 /// `POST /v1/admin/reset` (admin): recorded with the key's name.
 pub async fn reset(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    AdminKey(caller): AdminKey,
     Body(body): Body<ResetBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = s.auth(&headers, Role::Admin)?;
     ops::reset(&s.engine, body.ledger.ledger(), caller.name)
         .await
         .map(Json)

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use budgetgate::store::SettleRequest;
@@ -30,9 +30,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{observe, AppState};
+use super::{observe, AppState, CompatKey};
 use crate::amount::Amount;
-use crate::auth::Role;
 use crate::body::Body;
 use crate::error::ApiError;
 
@@ -80,20 +79,12 @@ fn detail(status: StatusCode, text: String) -> Response {
     (status, Json(json!({ "detail": text }))).into_response()
 }
 
-fn auth(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if s.compat.require_key {
-        s.auth(headers, Role::Spend)?;
-    }
-    Ok(())
-}
-
 /// `POST /check`.
 pub async fn check(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: CompatKey,
     Body(body): Body<CheckBody>,
 ) -> Result<Response, ApiError> {
-    auth(&s, &headers)?;
     let estimate = body.estimated_cost.map_or(Decimal::ZERO, |a| a.0);
     let started = Instant::now();
     let paused = {
@@ -159,10 +150,9 @@ pub async fn check(
 /// `POST /spend`.
 pub async fn spend(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: CompatKey,
     Body(body): Body<SpendBody>,
 ) -> Result<Response, ApiError> {
-    auth(&s, &headers)?;
     let cost = body.cost.0;
     let nanos =
         budgetgate::amount::to_nanos(cost).map_err(|e| ApiError::invalid_amount(e.to_string()))?;

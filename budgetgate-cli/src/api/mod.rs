@@ -253,3 +253,44 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received; finishing requests in flight");
 }
+
+macro_rules! role_extractor {
+    ($name:ident, $role:expr, $doc:literal) => {
+        #[doc = $doc]
+        /// Checked from the headers before the body is read, so a caller
+        /// without the role learns nothing about the body's rules.
+        pub struct $name(pub Caller);
+
+        impl axum::extract::FromRequestParts<Arc<AppState>> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                state: &Arc<AppState>,
+            ) -> Result<Self, ApiError> {
+                state.auth(&parts.headers, $role).map($name)
+            }
+        }
+    };
+}
+
+role_extractor!(ReadKey, Role::Read, "A caller with the `read` role.");
+role_extractor!(SpendKey, Role::Spend, "A caller with the `spend` role.");
+role_extractor!(AdminKey, Role::Admin, "A caller with the `admin` role.");
+
+/// The coreason routes' caller: `spend` when `[compat] require_key`, else anyone.
+pub struct CompatKey;
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for CompatKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        if state.compat.require_key {
+            state.auth(&parts.headers, Role::Spend)?;
+        }
+        Ok(CompatKey)
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use budgetgate::rate::Gate;
@@ -13,9 +13,8 @@ use budgetgate::{CommitError, Ledger, Policy, Release, Window};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{decision_status, observe, AppState};
+use super::{decision_status, observe, AppState, ReadKey, SpendKey};
 use crate::amount::Amount;
-use crate::auth::Role;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::ops::{self, LedgerRef};
@@ -60,10 +59,9 @@ fn decision_response(d: &budgetgate::Decision) -> Response {
 /// `POST /v1/check`: a fixed cost, recorded if it fits.
 pub async fn check(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: SpendKey,
     Body(body): Body<SpendBody>,
 ) -> Result<Response, ApiError> {
-    s.auth(&headers, Role::Spend)?;
     let targets = body.targets()?;
     let amount = body.amount.0;
     let started = Instant::now();
@@ -90,10 +88,9 @@ pub fn count_spend(amount: rust_decimal::Decimal) {
 /// `POST /v1/reserve`: hold a worst case; answers its id.
 pub async fn reserve(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: SpendKey,
     Body(body): Body<SpendBody>,
 ) -> Result<Response, ApiError> {
-    s.auth(&headers, Role::Spend)?;
     let targets = body.targets()?;
     let amount = body.amount.0;
     let started = Instant::now();
@@ -177,10 +174,9 @@ fn unknown(id: &str) -> ApiError {
 /// `POST /v1/commit`: idempotent — the same commit again answers the same.
 pub async fn commit(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: SpendKey,
     Body(body): Body<CommitBody>,
 ) -> Result<Response, ApiError> {
-    s.auth(&headers, Role::Spend)?;
     check_id(&body.reservation_id)?;
     let id = body.reservation_id;
     let actual = body.actual.0;
@@ -243,10 +239,9 @@ pub async fn commit(
 /// `POST /v1/release`: idempotent.
 pub async fn release(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: SpendKey,
     Body(body): Body<ReleaseBody>,
 ) -> Result<Response, ApiError> {
-    s.auth(&headers, Role::Spend)?;
     check_id(&body.reservation_id)?;
     let id = body.reservation_id;
     let r = match s.reservations.take(&id) {
@@ -336,10 +331,9 @@ fn duration(name: &str, text: &str) -> Result<std::time::Duration, ApiError> {
 /// `POST /v1/rate`: a rate-gate check (recorded if allowed).
 pub async fn rate(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: SpendKey,
     Body(body): Body<RateBody>,
 ) -> Result<Response, ApiError> {
-    s.auth(&headers, Role::Spend)?;
     let mut policy = Policy::new();
     match (body.max_calls, &body.window) {
         (Some(n), Some(w)) => policy = policy.max_calls(n, duration("window", w)?),
@@ -395,10 +389,9 @@ pub async fn rate(
 /// `GET /v1/status?namespace=&resource=&principal=`.
 pub async fn status(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: ReadKey,
     query: Result<Query<LedgerRef>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    s.auth(&headers, Role::Read)?;
     let Query(l) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let started = Instant::now();
     let answer = ops::status(&s.engine, &l.ledger()).await;
@@ -417,10 +410,9 @@ pub struct LimitQuery {
 /// `GET /v1/ledgers?limit=`: most utilised first.
 pub async fn ledgers(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: ReadKey,
     query: Result<Query<LimitQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    s.auth(&headers, Role::Read)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     ops::ledgers(&s.engine, limit).await.map(Json)
