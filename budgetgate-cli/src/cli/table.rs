@@ -55,7 +55,12 @@ pub fn ledgers(rows: &Value) -> String {
                 .as_str()
                 .and_then(|u| u.parse::<rust_decimal::Decimal>().ok())
                 .map_or("-".to_owned(), |u| {
-                    format!("{}%", (u * rust_decimal::Decimal::ONE_HUNDRED).round_dp(1))
+                    format!(
+                        "{}%",
+                        (u * rust_decimal::Decimal::ONE_HUNDRED)
+                            .round_dp(1)
+                            .normalize()
+                    )
                 });
             vec![
                 s(&r["ledger"]["display"]),
