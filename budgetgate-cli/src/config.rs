@@ -93,8 +93,9 @@ impl Default for CompatConfig {
     }
 }
 
-/// The service's settings.
-#[derive(Debug, Clone, Deserialize)]
+/// The service's settings. `Debug` shows the Redis URL without its password
+/// and the keys without their hashes.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address to listen on (`127.0.0.1:0`: any free port).
@@ -117,6 +118,26 @@ pub struct Config {
     pub insecure_no_auth: bool,
     /// The coreason-budget routes.
     pub compat: CompatConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field(
+                "redis_url",
+                &self
+                    .redis_url
+                    .as_deref()
+                    .map(budgetgate::store::redis::redact),
+            )
+            .field("redis_prefix", &self.redis_prefix)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("keys", &self.keys)
+            .field("insecure_no_auth", &self.insecure_no_auth)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Config {
@@ -228,4 +249,35 @@ pub fn parse_keys(text: &str) -> Result<Vec<ApiKey>, ConfigError> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_redis_password_and_key_hashes() {
+        let config = Config {
+            redis_url: Some("redis://:hunter2@10.0.0.5:6379".into()),
+            keys: parse_keys(&format!("ops:admin:{}", "ab".repeat(32))).unwrap(),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("abab"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("10.0.0.5") && shown.contains("ops"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn keys_from_the_environment_form() {
+        assert!(parse_keys("ops:root:00").is_err());
+        assert!(parse_keys("just-a-name").is_err());
+        let keys = parse_keys(&format!("a:read:{0},b:spend:{0}", "00".repeat(32))).unwrap();
+        assert_eq!(keys.len(), 2);
+    }
 }

@@ -87,6 +87,20 @@ pub fn metrics_handle() -> PrometheusHandle {
             // Fails only if another recorder was installed first; then the
             // handle renders nothing of ours, which /metrics shows.
             let _ = metrics::set_global_recorder(recorder);
+            // Shown from the start (at 0), so dashboards and alerts on
+            // overruns and unrecorded spend have a series before the first.
+            for name in [
+                "budgetgate_spend_committed_nanos_total",
+                "budgetgate_reservation_commits_nanos_total",
+                "budgetgate_overruns_total",
+                "budgetgate_overrun_nanos_total",
+                "budgetgate_unrecorded_spend_total",
+                "budgetgate_unrecorded_spend_nanos_total",
+                "budgetgate_late_commits_total",
+                "budgetgate_resets_total",
+            ] {
+                metrics::counter!(name).absolute(0);
+            }
             handle
         })
         .clone()
