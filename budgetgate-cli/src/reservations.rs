@@ -2,10 +2,11 @@
 //! `release`, by id — and the answers of settled ones, so the same settle
 //! request twice changes nothing and answers the same.
 //!
-//! A reservation lives in the instance that made it: clients settle it on
-//! that instance (sticky routing). One left unsettled expires in the store
-//! after its TTL; at shutdown open reservations are neither released nor
-//! settled — their worst case stays reserved until the TTL (fail-closed).
+//! The instance that made a reservation holds it here; on Redis it is also
+//! recorded in the store, so any replica can settle it (`api/settle.rs`).
+//! One left unsettled expires in the store after its TTL; at shutdown open
+//! reservations are neither released nor settled — their worst case stays
+//! held, and another replica can still settle them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

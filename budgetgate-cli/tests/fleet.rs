@@ -197,3 +197,146 @@ fn two_instances_eight_clients_each_never_overspend() {
     let (_, st) = status(&b, &ns, "llm", "team");
     assert_eq!(st["committed"], "10", "{st}");
 }
+
+#[test]
+fn a_reservation_settles_on_any_replica_once() {
+    let prefix = unique("anyrep");
+    let a = Service::start(Some((&REDIS.url(), &prefix)), "");
+    let b = Service::start(Some((&REDIS.url(), &prefix)), "");
+    let ns = unique("ns");
+    set_budget(
+        &a,
+        &ns,
+        "llm",
+        "u",
+        r#"[{"max_spend":"10","window":"daily"}]"#,
+    );
+    assert!(
+        within(Duration::from_secs(1), || status(&b, &ns, "llm", "u").0
+            == 200)
+        .is_some()
+    );
+    let l = ledger(&ns, "llm", "u");
+    let reserve = |s: &Service, amount: &str| {
+        let (code, r) = post(
+            s,
+            "/v1/reserve",
+            SPEND,
+            &format!(r#"{{"ledger":{l},"amount":"{amount}"}}"#),
+        );
+        assert_eq!(code, 200, "{r}");
+        r["reservation_id"].as_str().unwrap().to_owned()
+    };
+    let id = reserve(&a, "0.5");
+    let commit = format!(r#"{{"reservation_id":"{id}","actual":"0.2"}}"#);
+    let on_b = post(&b, "/v1/commit", SPEND, &commit);
+    assert_eq!(
+        (on_b.0, on_b.1["state"].as_str()),
+        (200, Some("committed")),
+        "{}",
+        on_b.1
+    );
+    assert_eq!(
+        post(&b, "/v1/commit", SPEND, &commit),
+        on_b,
+        "again on B: the same answer"
+    );
+    assert_eq!(
+        post(&a, "/v1/commit", SPEND, &commit),
+        on_b,
+        "on A, which made it: the same answer"
+    );
+    let other = format!(r#"{{"reservation_id":"{id}","actual":"0.3"}}"#);
+    assert_eq!(post(&a, "/v1/commit", SPEND, &other).0, 409);
+    assert_eq!(
+        post(
+            &b,
+            "/v1/release",
+            SPEND,
+            &format!(r#"{{"reservation_id":"{id}"}}"#)
+        )
+        .0,
+        409
+    );
+    let (_, st) = status(&a, &ns, "llm", "u");
+    assert_eq!(
+        (st["committed"].as_str(), st["reserved"].as_str()),
+        (Some("0.2"), Some("0")),
+        "charged once: {st}"
+    );
+
+    let id = reserve(&a, "0.3");
+    let release = format!(r#"{{"reservation_id":"{id}"}}"#);
+    let on_b = post(&b, "/v1/release", SPEND, &release);
+    assert_eq!(
+        (on_b.0, on_b.1["held"].as_bool()),
+        (200, Some(true)),
+        "{}",
+        on_b.1
+    );
+    assert_eq!(post(&a, "/v1/release", SPEND, &release), on_b);
+    let (_, st) = status(&b, &ns, "llm", "u");
+    assert_eq!(
+        (st["committed"].as_str(), st["reserved"].as_str()),
+        (Some("0.2"), Some("0")),
+        "{st}"
+    );
+    // An id no replica made: 404 everywhere.
+    let fake = format!(r#"{{"reservation_id":"{}"}}"#, "ab".repeat(24));
+    assert_eq!(post(&b, "/v1/release", SPEND, &fake).0, 404);
+}
+
+#[test]
+fn open_reservations_outlive_the_replica_that_made_them() {
+    let prefix = unique("outlive");
+    let mut a = Service::start(Some((&REDIS.url(), &prefix)), "");
+    let b = Service::start(Some((&REDIS.url(), &prefix)), "");
+    let ns = unique("ns");
+    set_budget(
+        &a,
+        &ns,
+        "llm",
+        "u",
+        r#"[{"max_spend":"1","window":"unbounded"}]"#,
+    );
+    assert!(
+        within(Duration::from_secs(1), || status(&b, &ns, "llm", "u").0
+            == 200)
+        .is_some()
+    );
+    let l = ledger(&ns, "llm", "u");
+    let (_, r) = post(
+        &a,
+        "/v1/reserve",
+        SPEND,
+        &format!(r#"{{"ledger":{l},"amount":"0.8"}}"#),
+    );
+    let id = r["reservation_id"].as_str().unwrap().to_owned();
+    assert!(a.terminate().success());
+    // Still held after A stopped: fail-closed, nothing was released.
+    let (_, st) = status(&b, &ns, "llm", "u");
+    assert_eq!(st["reserved"], "0.8", "{st}");
+    assert_eq!(
+        post(
+            &b,
+            "/v1/check",
+            SPEND,
+            &format!(r#"{{"ledger":{l},"amount":"0.3"}}"#)
+        )
+        .0,
+        402
+    );
+    let (code, c) = post(
+        &b,
+        "/v1/commit",
+        SPEND,
+        &format!(r#"{{"reservation_id":"{id}","actual":"0.5"}}"#),
+    );
+    assert_eq!((code, c["late"].as_bool()), (200, Some(false)), "{c}");
+    let (_, st) = status(&b, &ns, "llm", "u");
+    assert_eq!(
+        (st["committed"].as_str(), st["reserved"].as_str()),
+        (Some("0.5"), Some("0")),
+        "{st}"
+    );
+}

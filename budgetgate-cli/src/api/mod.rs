@@ -41,6 +41,7 @@ use crate::reservations::Reservations;
 pub mod admin;
 pub mod compat;
 pub mod health;
+pub mod settle;
 pub mod spend;
 
 /// What every handler shares.
@@ -194,8 +195,8 @@ pub fn router(state: Arc<AppState>, config: &Config) -> Router {
     Router::new()
         .route("/v1/check", post(spend::check))
         .route("/v1/reserve", post(spend::reserve))
-        .route("/v1/commit", post(spend::commit))
-        .route("/v1/release", post(spend::release))
+        .route("/v1/commit", post(settle::commit))
+        .route("/v1/release", post(settle::release))
         .route("/v1/rate", post(spend::rate))
         .route("/v1/status", get(spend::status))
         .route("/v1/ledgers", get(spend::ledgers))

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use budgetgate::rate::Gate;
-use budgetgate::{CommitError, Ledger, Policy, Release, Window};
+use budgetgate::{Ledger, Policy, Window};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -18,7 +18,6 @@ use crate::amount::Amount;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::ops::{self, LedgerRef};
-use crate::reservations::Taken;
 
 /// Most ledgers in one hierarchy.
 pub const MAX_LEDGERS: usize = 16;
@@ -103,7 +102,13 @@ pub async fn reserve(
     match result {
         Ok(r) => {
             let decision = r.decision().to_json();
+            let store_id = r.id();
             let id = s.reservations.insert(r.into_owned(), s.reservation_ttl);
+            if s.redis.is_some() {
+                // Any replica on the store can settle it, even after this one stops.
+                let record = super::settle::Record::open(&s, store_id, &targets, amount);
+                super::settle::put(&s, &id, record).await;
+            }
             Ok((
                 StatusCode::OK,
                 Json(json!({
@@ -123,160 +128,6 @@ pub async fn reserve(
                 .into_response())
         }
     }
-}
-
-/// `{"reservation_id": …, "actual": …}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommitBody {
-    /// The id `reserve` answered.
-    pub reservation_id: String,
-    /// The actual cost.
-    pub actual: Amount,
-}
-
-/// `{"reservation_id": …}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReleaseBody {
-    /// The id `reserve` answered.
-    pub reservation_id: String,
-}
-
-fn check_id(id: &str) -> Result<(), ApiError> {
-    if id.len() == 48
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "{id:?} is not a reservation id (48 lowercase hex digits, as reserve answered)"
-        )))
-    }
-}
-
-fn replay(status: u16, body: Value) -> Response {
-    (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        Json(body),
-    )
-        .into_response()
-}
-
-fn unknown(id: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "unknown reservation {id}: never made on this instance, or expired and forgotten"
-    ))
-}
-
-/// `POST /v1/commit`: idempotent — the same commit again answers the same.
-pub async fn commit(
-    State(s): State<Arc<AppState>>,
-    _: SpendKey,
-    Body(body): Body<CommitBody>,
-) -> Result<Response, ApiError> {
-    check_id(&body.reservation_id)?;
-    let id = body.reservation_id;
-    let actual = body.actual.0;
-    let r = match s.reservations.take(&id) {
-        Taken::Unknown => return Err(unknown(&id)),
-        Taken::Busy => {
-            return Err(ApiError::conflict(format!(
-                "reservation {id} is being settled by another request"
-            )))
-        }
-        Taken::Done(done) if done.kind == "committed" && done.actual == Some(actual) => {
-            return Ok(replay(done.status, done.body))
-        }
-        Taken::Done(done) => {
-            return Err(ApiError::conflict(format!(
-                "reservation {id} was already {}{}",
-                done.kind,
-                done.actual
-                    .map_or_else(String::new, |a| format!(" with actual {a}"))
-            )))
-        }
-        Taken::Open(r) => r,
-    };
-    let estimate = r.estimate();
-    let started = Instant::now();
-    let result = r.commit_async(actual).await;
-    observe("commit", started);
-    let (status, answer) = match result {
-        Ok(c) => {
-            count_spend(actual);
-            (
-                200,
-                json!({
-                    "reservation_id": id,
-                    "state": "committed",
-                    "estimate": c.estimate().to_string(),
-                    "actual": c.actual().to_string(),
-                    "overrun": c.overrun().map(|o| o.to_string()),
-                    "late": c.is_late(),
-                }),
-            )
-        }
-        Err(CommitError::InvalidActual { .. }) => {
-            // Not reached: the actual was validated; the estimate was committed.
-            (
-                200,
-                json!({"reservation_id": id, "state": "committed", "estimate": estimate.to_string(), "actual": estimate.to_string(), "overrun": null, "late": false}),
-            )
-        }
-        Err(e) => (
-            202,
-            json!({"reservation_id": id, "state": "pending", "estimate": estimate.to_string(), "actual": actual.to_string(), "message": e.to_string()}),
-        ),
-    };
-    s.reservations
-        .finish(&id, "committed", Some(actual), status, answer.clone());
-    Ok(replay(status, answer))
-}
-
-/// `POST /v1/release`: idempotent.
-pub async fn release(
-    State(s): State<Arc<AppState>>,
-    _: SpendKey,
-    Body(body): Body<ReleaseBody>,
-) -> Result<Response, ApiError> {
-    check_id(&body.reservation_id)?;
-    let id = body.reservation_id;
-    let r = match s.reservations.take(&id) {
-        Taken::Unknown => return Err(unknown(&id)),
-        Taken::Busy => {
-            return Err(ApiError::conflict(format!(
-                "reservation {id} is being settled by another request"
-            )))
-        }
-        Taken::Done(done) if done.kind == "released" => return Ok(replay(done.status, done.body)),
-        Taken::Done(done) => {
-            return Err(ApiError::conflict(format!(
-                "reservation {id} was already {}",
-                done.kind
-            )))
-        }
-        Taken::Open(r) => r,
-    };
-    let estimate = r.estimate();
-    let started = Instant::now();
-    let result = r.release_async().await;
-    observe("release", started);
-    let (status, answer) = match result {
-        Ok(release) => (
-            200,
-            json!({"reservation_id": id, "state": "released", "estimate": estimate.to_string(), "held": release == Release::Released}),
-        ),
-        Err(e) => (
-            503,
-            json!({"error": "store_error", "reservation_id": id, "state": "unknown", "message": format!("the release was not confirmed; the hold expires after its TTL: {e}")}),
-        ),
-    };
-    s.reservations
-        .finish(&id, "released", None, status, answer.clone());
-    Ok(replay(status, answer))
 }
 
 /// A gate in a request body.

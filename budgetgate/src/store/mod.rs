@@ -427,6 +427,22 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         )))
     }
 
+    /// Keeps a small text record under `key` for `ttl` (replacing one
+    /// there): state that must outlive one process, such as the service's
+    /// open reservations, which any replica may settle. The default refuses.
+    fn put_record(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let _ = (value, ttl);
+        Err(StoreError::Backend(format!(
+            "this store cannot keep records ({key})"
+        )))
+    }
+
+    /// The record under `key`, if it is there and has not expired.
+    fn get_record(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// Releases a reservation from a destructor (a `Reservation` dropped
     /// without commit). Must not block an async runtime: a networked store
     /// sends it in the background. The default settles synchronously.
@@ -552,6 +568,12 @@ impl Store for Unusable {
         Err(StoreError::Unavailable(self.0.clone()))
     }
     fn put_shared_budget(&self, _: &str, _: Option<&str>) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn put_record(&self, _: &str, _: &str, _: Duration) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn get_record(&self, _: &str) -> Result<Option<String>, StoreError> {
         Err(StoreError::Unavailable(self.0.clone()))
     }
 }

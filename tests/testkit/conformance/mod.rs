@@ -109,7 +109,7 @@ macro_rules! conformance_tests {
             active_ledgers_listed,
             rate_max_calls, rate_cooldown,
             rate_bucket_refill, rate_combined, rate_threads_exact, rate_store_failures,
-            reset_forgets_spend, shared_budgets_apply_everywhere);
+            reset_forgets_spend, shared_budgets_apply_everywhere, records_round_trip);
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
         $(

@@ -158,3 +158,27 @@ pub fn shared_budgets_apply_everywhere(f: &dyn StoreFactory) {
         Err(budgetgate::shared::SharedBudgetError::NoCaps)
     ));
 }
+
+/// Records: what is put is read back (any text), replaced by a later put,
+/// and a key never put reads as none.
+pub fn records_round_trip(f: &dyn StoreFactory) {
+    let s = setup(f);
+    let key = format!("res:{}", fresh_ledger("r").namespace());
+    assert_eq!(s.store.get_record(&key).expect("get"), None);
+    let text = r#"{"id":"00ff","ledgers":[{"principal":"user:{1}\n*"}]}"#;
+    s.store
+        .put_record(&key, text, Duration::from_secs(60))
+        .expect("put");
+    assert_eq!(
+        s.store.get_record(&key).expect("get").as_deref(),
+        Some(text)
+    );
+    s.store
+        .put_record(&key, "second", Duration::from_secs(60))
+        .expect("put");
+    assert_eq!(
+        s.store.get_record(&key).expect("get").as_deref(),
+        Some("second")
+    );
+    assert_eq!(s.store.get_record(&format!("{key}x")).expect("get"), None);
+}

@@ -75,6 +75,8 @@ pub struct MemoryStore {
     any_paused: AtomicBool,
     /// Operator-stored budgets: (version, key → JSON text).
     shared: Mutex<(u64, std::collections::BTreeMap<String, String>)>,
+    /// Records: key → (value, expiry in µs of the store's clock).
+    records: Mutex<HashMap<String, (String, i64)>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -118,6 +120,7 @@ impl MemoryStore {
             paused: Mutex::new(HashSet::new()),
             any_paused: AtomicBool::new(false),
             shared: Mutex::new((0, std::collections::BTreeMap::new())),
+            records: Mutex::new(HashMap::new()),
         }
     }
 
@@ -264,6 +267,31 @@ impl Store for MemoryStore {
         let now = self.now();
         self.with_ledger(ledger, now, |state| *state = LedgerState::default());
         Ok(())
+    }
+
+    fn put_record(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let expiry = now.saturating_add(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX));
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if records.len() >= 1024 && records.len().is_power_of_two() {
+            records.retain(|_, (_, at)| *at > now);
+        }
+        records.insert(key.to_owned(), (value.to_owned(), expiry));
+        Ok(())
+    }
+
+    fn get_record(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let now = self.now();
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(records
+            .get(key)
+            .filter(|(_, at)| *at > now)
+            .map(|(v, _)| v.clone()))
     }
 
     fn shared_budgets_version(&self) -> Result<u64, StoreError> {

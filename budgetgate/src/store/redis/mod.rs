@@ -583,6 +583,28 @@ impl Store for RedisStore {
         self.command_blocking(&args).map(|_| ())
     }
 
+    /// `SET prefix:rec:<key> value PX ttl` (never part of a ledger's slot).
+    fn put_record(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let key = format!("{}:rec:{key}", self.prefix);
+        let ms = ttl.as_millis().max(1).to_string();
+        self.command_blocking(&["SET", &key, value, "PX", &ms])
+            .map(|_| ())
+    }
+
+    fn get_record(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = format!("{}:rec:{key}", self.prefix);
+        match self.command_blocking(&["GET", &key])? {
+            Reply::Nil => Ok(None),
+            Reply::Data(v) => String::from_utf8(v)
+                .map(Some)
+                .map_err(|_| StoreError::Backend("a record is not UTF-8".into())),
+            other => Err(StoreError::Backend(format!(
+                "unexpected GET reply: {}",
+                shown(&other)
+            ))),
+        }
+    }
+
     fn shared_budgets_version(&self) -> Result<u64, StoreError> {
         let key = format!("{}:budgets:version", self.prefix);
         match self.command_blocking(&["GET", &key])? {
