@@ -584,3 +584,26 @@ fn graceful_shutdown_finishes_the_request_in_flight() {
     // New connections are refused once it stopped.
     assert!(std::net::TcpStream::connect(&addr).is_err());
 }
+
+#[test]
+fn a_request_slower_than_the_time_limit_is_408_and_changes_nothing() {
+    use std::io::{Read, Write};
+    let s = Service::start(None, "request_timeout_ms = 300\n");
+    let ns = unique("slow");
+    set_budget(&s, &ns, "r", "p", r#"[{"max_spend":"5"}]"#);
+    let body = format!(r#"{{"ledger":{},"amount":"1"}}"#, ledger(&ns, "r", "p"));
+    let mut tcp = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+    let head = format!(
+        "POST /v1/check HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {SPEND}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).unwrap();
+    tcp.write_all(&body.as_bytes()[..5]).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let _ = tcp.write_all(&body.as_bytes()[5..]);
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let (_, st) = status(&s, &ns, "r", "p");
+    assert_eq!(st["committed"], "0", "{st}");
+}
