@@ -607,3 +607,43 @@ fn a_request_slower_than_the_time_limit_is_408_and_changes_nothing() {
     let (_, st) = status(&s, &ns, "r", "p");
     assert_eq!(st["committed"], "0", "{st}");
 }
+
+#[test]
+fn the_redis_password_is_never_printed() {
+    let secret = "s3cret-redis-pw";
+    let redis = RedisServer::start_with_password(Some(secret));
+    let s = Service::start(Some((&redis.url(), &unique("pw"))), "");
+    assert!(
+        s.banner.contains("127.0.0.1") && !s.banner.contains(secret),
+        "{}",
+        s.banner
+    );
+    let (code, h) = call("GET", &s.url("/health"), None, None);
+    assert_eq!((code, h["redis"].as_str()), (200, Some("connected")), "{h}");
+    // A wrong password: health fails closed, and says so without either password.
+    let wrong = redis.url().replace(secret, "wrong-pw-123");
+    let bad = Service::start(Some((&wrong, &unique("pw"))), "");
+    let (code, h) = call("GET", &bad.url("/health"), None, None);
+    assert_eq!(code, 503, "{h}");
+    let ns = unique("pw");
+    let (code, d) = post(
+        &bad,
+        "/v1/check",
+        SPEND,
+        &format!(r#"{{"ledger":{},"amount":"1"}}"#, ledger(&ns, "r", "p")),
+    );
+    assert!(code >= 400, "{d}");
+    std::thread::sleep(Duration::from_millis(300));
+    for (what, text) in [
+        ("health", h.to_string()),
+        ("check", d.to_string()),
+        ("banner", bad.banner.clone()),
+        ("log", std::fs::read_to_string(&bad.log).unwrap_or_default()),
+        ("log", std::fs::read_to_string(&s.log).unwrap_or_default()),
+    ] {
+        assert!(
+            !text.contains(secret) && !text.contains("wrong-pw-123"),
+            "a password in the {what}: {text}"
+        );
+    }
+}

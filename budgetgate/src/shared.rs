@@ -238,15 +238,27 @@ impl SharedState {
 pub(crate) fn spawn_poller(engine: crate::engine::WeakEngine, every: Duration) {
     let spawned = std::thread::Builder::new()
         .name("budgetgate-shared-budgets".into())
-        .spawn(move || loop {
-            let Some(engine) = engine.upgrade() else {
-                return;
-            };
-            if let Err(error) = engine.refresh_shared_budgets() {
-                tracing::warn!(%error, "could not read the shared budgets; keeping the last ones");
+        .spawn(move || {
+            // Logged when reading starts or stops failing, not every poll.
+            let mut failing = false;
+            loop {
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                match engine.refresh_shared_budgets() {
+                    Err(error) if !failing => {
+                        failing = true;
+                        tracing::warn!(%error, "could not read the shared budgets; keeping the last ones");
+                    }
+                    Ok(_) if failing => {
+                        failing = false;
+                        tracing::info!("reading the shared budgets again");
+                    }
+                    _ => {}
+                }
+                drop(engine);
+                std::thread::sleep(every);
             }
-            drop(engine);
-            std::thread::sleep(every);
         });
     if let Err(error) = spawned {
         tracing::error!(%error, "could not start the shared-budgets poller");

@@ -36,6 +36,8 @@ pub fn unique(tag: &str) -> String {
 /// A running `budgetgate serve` process; killed (by PID) when dropped.
 pub struct Service {
     pub base: String,
+    /// The first line the service printed.
+    pub banner: String,
     pub child: Child,
     pub log: std::path::PathBuf,
 }
@@ -92,6 +94,7 @@ impl Service {
             .to_owned();
         Service {
             base: format!("http://{addr}"),
+            banner: line.clone(),
             child,
             log,
         }
