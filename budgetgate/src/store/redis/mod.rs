@@ -67,7 +67,8 @@
 //! redaction), `keys.rs` (key layout and argument encodings), `scripts.rs`
 //! (the Lua scripts, calls, `NOSCRIPT` recovery), `calls.rs` (a request's
 //! call), `replies.rs` (replies into outcomes and errors), `checks.rs`
-//! (what a connection checks about the server), `resp.rs` (the lean RESP2
+//! (what a connection checks about the server), `operator.rs` (resets,
+//! operator budgets, records), `resp.rs` (the lean RESP2
 //! client), `blocking.rs` and `aio.rs` (sync and async connections); this
 //! file holds the store and its [`Store`] implementation.
 //!
@@ -93,6 +94,7 @@ mod calls;
 mod checks;
 mod config;
 mod keys;
+mod operator;
 mod replies;
 mod resp;
 mod scripts;
@@ -211,15 +213,6 @@ impl RedisStore {
     /// data is restored, or once you decided to count from zero again.
     pub fn accept_reset(&self) {
         self.checks.accept_reset();
-    }
-
-    /// The operator budgets' hash and version keys (never expire; shared
-    /// by every engine on this prefix).
-    fn shared_keys(&self) -> (String, String) {
-        (
-            format!("{}:budgets", self.prefix),
-            format!("{}:budgets:version", self.prefix),
-        )
     }
 
     /// Sync [`RedisStore::ping`] (through the connections sync calls use).
@@ -543,133 +536,28 @@ impl Store for RedisStore {
         Ok(fields.iter().filter_map(|f| parse_pause_field(f)).collect())
     }
 
-    /// `SCAN`s the ledger's keys (one hash slot) and deletes its totals,
-    /// window logs and soft-limit marks in one `DEL`; the `:d:` records of
-    /// settled reservations stay.
     fn reset(&self, ledger: &Ledger) -> Result<(), StoreError> {
-        let base = self.base(ledger);
-        let pattern = format!("{}:*", glob_escape(&base));
-        let deadline = std::time::Instant::now() + self.timeout;
-        let mut doomed = vec![format!("{base}:meta")];
-        let mut cursor = "0".to_owned();
-        loop {
-            if std::time::Instant::now() >= deadline {
-                return Err(StoreError::Timeout(self.timeout));
-            }
-            let reply =
-                self.command_blocking(&["SCAN", &cursor, "MATCH", &pattern, "COUNT", "1000"])?;
-            let Reply::Array(mut parts) = reply else {
-                return Err(StoreError::Backend("unexpected SCAN reply".to_owned()));
-            };
-            let (Some(Reply::Array(keys)), Some(Reply::Data(next))) = (parts.pop(), parts.pop())
-            else {
-                return Err(StoreError::Backend("unexpected SCAN reply".to_owned()));
-            };
-            for key in keys {
-                let Reply::Data(key) = key else { continue };
-                let key = String::from_utf8_lossy(&key).into_owned();
-                let suffix = &key[base.len().min(key.len())..];
-                if suffix.starts_with(":e:") || suffix.starts_with(":w:") {
-                    doomed.push(key);
-                }
-            }
-            if next == b"0" {
-                break;
-            }
-            cursor = String::from_utf8_lossy(&next).into_owned();
-        }
-        let mut args: Vec<&str> = vec!["DEL"];
-        args.extend(doomed.iter().map(String::as_str));
-        self.command_blocking(&args).map(|_| ())
-    }
-
-    /// `SET prefix:rec:<key> value PX ttl` (never part of a ledger's slot).
-    fn put_record(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
-        let key = format!("{}:rec:{key}", self.prefix);
-        let ms = ttl.as_millis().max(1).to_string();
-        self.command_blocking(&["SET", &key, value, "PX", &ms])
-            .map(|_| ())
-    }
-
-    fn get_record(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let key = format!("{}:rec:{key}", self.prefix);
-        match self.command_blocking(&["GET", &key])? {
-            Reply::Nil => Ok(None),
-            Reply::Data(v) => String::from_utf8(v)
-                .map(Some)
-                .map_err(|_| StoreError::Backend("a record is not UTF-8".into())),
-            other => Err(StoreError::Backend(format!(
-                "unexpected GET reply: {}",
-                shown(&other)
-            ))),
-        }
+        self.reset_ledger(ledger)
     }
 
     fn shared_budgets_version(&self) -> Result<u64, StoreError> {
-        let key = format!("{}:budgets:version", self.prefix);
-        match self.command_blocking(&["GET", &key])? {
-            Reply::Nil => Ok(0),
-            Reply::Data(v) => std::str::from_utf8(&v)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| StoreError::Backend("the budgets' version is not a number".into())),
-            other => Err(StoreError::Backend(format!(
-                "unexpected GET reply: {}",
-                shown(&other)
-            ))),
-        }
+        self.budgets_version()
     }
 
     fn shared_budgets(&self) -> Result<(u64, Vec<String>), StoreError> {
-        let (hash, version) = self.shared_keys();
-        let reply = self.command_blocking(&[
-            "EVAL",
-            "return {redis.call('GET', KEYS[2]) or '0', redis.call('HVALS', KEYS[1])}",
-            "2",
-            &hash,
-            &version,
-        ])?;
-        let Reply::Array(mut parts) = reply else {
-            return Err(StoreError::Backend("unexpected budgets reply".to_owned()));
-        };
-        let (Some(values), Some(Reply::Data(v))) = (parts.pop(), parts.pop()) else {
-            return Err(StoreError::Backend("unexpected budgets reply".to_owned()));
-        };
-        let v = std::str::from_utf8(&v)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| StoreError::Backend("the budgets' version is not a number".into()))?;
-        Ok((v, strings(values)?))
+        self.budgets_all()
     }
 
     fn put_shared_budget(&self, key: &str, value: Option<&str>) -> Result<u64, StoreError> {
-        let (hash, version) = self.shared_keys();
-        let reply = match value {
-            Some(value) => self.command_blocking(&[
-                "EVAL",
-                "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return redis.call('INCR', KEYS[2])",
-                "2",
-                &hash,
-                &version,
-                key,
-                value,
-            ])?,
-            None => self.command_blocking(&[
-                "EVAL",
-                "redis.call('HDEL', KEYS[1], ARGV[1]) return redis.call('INCR', KEYS[2])",
-                "2",
-                &hash,
-                &version,
-                key,
-            ])?,
-        };
-        match reply {
-            Reply::Int(v) => Ok(u64::try_from(v).unwrap_or(0)),
-            other => Err(StoreError::Backend(format!(
-                "unexpected budgets reply: {}",
-                shown(&other)
-            ))),
-        }
+        self.budgets_put(key, value)
+    }
+
+    fn put_record(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.record_put(key, value, ttl)
+    }
+
+    fn get_record(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.record_get(key)
     }
 
     fn rate(&self, request: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
