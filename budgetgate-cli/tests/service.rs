@@ -273,15 +273,36 @@ fn every_endpoint(s: &Service) {
     let (code, m) = call("GET", &s.url("/metrics"), None, None);
     let m = m.as_str().unwrap_or_default().to_owned();
     assert_eq!(code, 200);
-    for needle in [
-        "budgetgate_decisions_total{status=\"BLOCK\",reason=\"BUDGET_EXCEEDED\"}",
-        "budgetgate_decisions_total{status=\"ALLOW\",reason=\"none\"}",
-        "budgetgate_spend_committed_nanos_total",
-        "budgetgate_store_seconds_bucket",
-        "budgetgate_resets_total 1",
-    ] {
-        assert!(m.contains(needle), "metrics lack {needle}:\n{m}");
-    }
+    let value = |series: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series} in\n{m}"))
+    };
+    // This process made exactly these: 5 allowed (3 checks, 2 reserves), 3
+    // refused on budget (a check, a reserve, a hierarchy), 1 paused.
+    assert_eq!(
+        value("budgetgate_decisions_total{status=\"BLOCK\",reason=\"BUDGET_EXCEEDED\"}"),
+        3.0
+    );
+    assert_eq!(
+        value("budgetgate_decisions_total{status=\"BLOCK\",reason=\"PAUSED\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("budgetgate_decisions_total{status=\"ALLOW\",reason=\"none\"}"),
+        5.0
+    );
+    // 0.4 + 0.1 (commit) + 0.3 (hierarchy) + 0 + 0: fixed costs and commits, in nano-units.
+    assert_eq!(
+        value("budgetgate_spend_committed_nanos_total"),
+        800_000_000.0
+    );
+    assert_eq!(value("budgetgate_resets_total"), 1.0);
+    assert_eq!(value("budgetgate_overruns_total"), 0.0);
+    assert!(
+        m.contains("budgetgate_store_seconds_bucket{op=\"check\""),
+        "{m}"
+    );
 }
 
 #[test]

@@ -19,8 +19,10 @@
 //! Amounts are counted in nano-units (integers), so sums are exact.
 //!
 //! ```
+//! // Install the recorder first: the listener binds its counters to the
+//! // recorder in place at its first event.
 //! let engine = budgetgate::Engine::builder()
-//!     .listener(budgetgate::metrics::MetricsListener)
+//!     .listener(budgetgate::metrics::MetricsListener::new())
 //!     .build();
 //! # let _ = engine;
 //! ```
@@ -29,8 +31,49 @@ use crate::event::{Event, Listener};
 use crate::Status;
 
 /// Counts every [`Event`] into the `metrics` facade (see the module docs).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MetricsListener;
+/// The decision counters are resolved once (at the first event) and kept,
+/// so a decision costs an atomic add, not a registry lookup.
+#[derive(Debug, Default)]
+pub struct MetricsListener {
+    decisions: std::sync::OnceLock<Vec<(Status, &'static str, metrics::Counter)>>,
+}
+
+/// Every reason a decision can carry, and `none`.
+const REASONS: [&str; 6] = [
+    "none",
+    "BUDGET_EXCEEDED",
+    "STORE_ERROR",
+    "NO_BUDGET",
+    "INVALID_AMOUNT",
+    "PAUSED",
+];
+
+impl MetricsListener {
+    /// A listener.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn decision(&self, s: Status, reason: &'static str) {
+        let all = self.decisions.get_or_init(|| {
+            [Status::Allow, Status::Block]
+                .into_iter()
+                .flat_map(|s| REASONS.iter().map(move |r| (s, *r)))
+                .map(|(s, r)| {
+                    let c = metrics::counter!("budgetgate_decisions_total",
+                        "status" => status(s), "reason" => r);
+                    (s, r, c)
+                })
+                .collect()
+        });
+        match all.iter().find(|(st, r, _)| *st == s && *r == reason) {
+            Some((_, _, c)) => c.increment(1),
+            None => metrics::counter!("budgetgate_decisions_total",
+                "status" => status(s), "reason" => reason)
+            .increment(1),
+        }
+    }
+}
 
 fn nanos(amount: rust_decimal::Decimal) -> u64 {
     crate::amount::to_nanos(amount)
@@ -50,10 +93,7 @@ impl Listener for MetricsListener {
     fn on_event(&self, event: &Event<'_>) {
         match event {
             Event::Decision(d) => {
-                let reason = d.reason().map_or("none", |r| r.as_str());
-                metrics::counter!("budgetgate_decisions_total",
-                    "status" => status(d.status()), "reason" => reason)
-                .increment(1);
+                self.decision(d.status(), d.reason().map_or("none", |r| r.as_str()));
             }
             Event::Rate(d) => {
                 let reason = d.reason().map_or("none", |r| r.as_str());

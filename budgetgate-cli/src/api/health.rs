@@ -20,8 +20,7 @@ pub async fn health(State(s): State<Arc<AppState>>) -> Response {
         Some(redis) => {
             let result = redis.ping().await;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
-            metrics::histogram!("budgetgate_store_seconds", "op" => "ping")
-                .record(started.elapsed().as_secs_f64());
+            super::observe("ping", started);
             match result {
                 Ok(()) => (
                     StatusCode::OK,

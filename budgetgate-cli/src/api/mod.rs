@@ -107,10 +107,38 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Records how long a store operation took.
+/// The operations [`observe`] times.
+const OPS: [&str; 9] = [
+    "check",
+    "reserve",
+    "commit",
+    "release",
+    "rate",
+    "status",
+    "compat_check",
+    "compat_spend",
+    "ping",
+];
+
+/// Records how long a store operation took (histogram handles are resolved
+/// once, after the recorder is installed by [`build_state`]).
 pub fn observe(op: &'static str, started: Instant) {
-    metrics::histogram!("budgetgate_store_seconds", "op" => op)
-        .record(started.elapsed().as_secs_f64());
+    static HISTOGRAMS: OnceLock<Vec<(&'static str, metrics::Histogram)>> = OnceLock::new();
+    let all = HISTOGRAMS.get_or_init(|| {
+        OPS.iter()
+            .map(|op| {
+                (
+                    *op,
+                    metrics::histogram!("budgetgate_store_seconds", "op" => *op),
+                )
+            })
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    match all.iter().find(|(o, _)| *o == op) {
+        Some((_, h)) => h.record(seconds),
+        None => metrics::histogram!("budgetgate_store_seconds", "op" => op).record(seconds),
+    }
 }
 
 /// The HTTP status of a decision.
@@ -133,7 +161,7 @@ pub fn decision_status(d: &Decision) -> StatusCode {
 pub fn build_state(config: &Config) -> Result<Arc<AppState>, String> {
     let mut builder = Engine::builder()
         .shared_budgets_every(Duration::from_millis(config.shared_budgets_poll_ms.max(10)))
-        .listener(budgetgate::metrics::MetricsListener);
+        .listener(budgetgate::metrics::MetricsListener::new());
     let mut redis = None;
     if let Some(url) = &config.redis_url {
         let mut b = RedisStore::builder(url);

@@ -52,7 +52,7 @@ impl SpendBody {
 }
 
 fn decision_response(d: &budgetgate::Decision) -> Response {
-    (decision_status(d), Json(d.to_json())).into_response()
+    (decision_status(d), Json(d)).into_response()
 }
 
 /// `POST /v1/check`: a fixed cost, recorded if it fits.
@@ -78,8 +78,10 @@ pub async fn check(
 
 /// Counts spend the service recorded (fixed costs, commits, coreason spends).
 pub fn count_spend(amount: rust_decimal::Decimal) {
+    static SPENT: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
     if let Ok(n) = budgetgate::amount::to_nanos(amount) {
-        metrics::counter!("budgetgate_spend_committed_nanos_total")
+        SPENT
+            .get_or_init(|| metrics::counter!("budgetgate_spend_committed_nanos_total"))
             .increment(u64::try_from(n).unwrap_or(0));
     }
 }
