@@ -151,7 +151,10 @@ fn commands_print_tables_and_json_directly_on_the_store() {
     assert!(json(out.lines().next().unwrap())["ledgers"].is_array());
     let (code, out, _) = run(&["watch", "--count", "1"], &env);
     assert_eq!(code, 0);
-    assert!(out.contains("budgetgate watch") && out.contains("LEDGER") && out.contains("RESETS"), "{out}");
+    assert!(
+        out.contains("budgetgate watch") && out.contains("LEDGER") && out.contains("RESETS"),
+        "{out}"
+    );
 
     assert_eq!(run(&["budgets", "rm", &target], &env).0, 0);
     assert!(

@@ -468,6 +468,31 @@ fn malformed_requests_are_4xx_and_change_nothing() {
             ),
             "go together",
         ),
+        (
+            "/v1/check",
+            format!(r#"{{"ledger":{l},"amount":1e999999999}}"#),
+            "amount",
+        ),
+        (
+            "/v1/check",
+            format!(r#"{{"ledger":{l},"amount":"99999999999999999999999999999"}}"#),
+            "amount",
+        ),
+        (
+            "/v1/check",
+            format!(r#"{{"ledger":{l},"amount":[1]}}"#),
+            "expected an amount",
+        ),
+        (
+            "/v1/check",
+            format!("{}1{}", "[".repeat(5000), "]".repeat(5000)),
+            "invalid JSON",
+        ),
+        (
+            "/v1/check",
+            format!(r#"{{"ledger":{l},"amount":"1"}} trailing"#),
+            "trailing",
+        ),
     ];
     for (path, body, needle) in &cases {
         let (code, answer) = post(&s, path, ADMIN, body);

@@ -54,7 +54,8 @@ fn read(r: &mut BufReader<TcpStream>) -> std::io::Result<Reply> {
     let mut line = String::new();
     r.read_line(&mut line)?;
     let line = line.trim_end_matches("\r\n");
-    let (kind, rest) = line.split_at(line.len().min(1));
+    // Byte 0 is the RESP type; `get` (not indexing) so no reply can panic.
+    let (kind, rest) = (line.get(..1).unwrap_or(""), line.get(1..).unwrap_or(""));
     match kind {
         "+" => Ok(Reply::Str(rest.to_owned())),
         "-" => Ok(Reply::Err(rest.to_owned())),
