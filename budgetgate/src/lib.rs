@@ -247,7 +247,7 @@
 //!
 //! - `redis` (default): the Redis store, and `BUDGETGATE_REDIS_URL` support.
 //! - `redis-tls`: `rediss://` URLs (rustls).
-//! - `metrics`: [`metrics::MetricsListener`](crate::metrics), counters through the `metrics` facade.
+//! - `metrics`: `budgetgate::metrics::MetricsListener`, counters through the `metrics` facade.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
