@@ -16,7 +16,11 @@ use budgetgate::Reservation;
 use serde_json::Value;
 
 /// How long the answer of a settled reservation is kept for retries.
-pub const SETTLED_RETENTION: Duration = Duration::from_secs(3600);
+pub const SETTLED_RETENTION: Duration = Duration::from_secs(600);
+
+/// Most settled answers kept in a process: past it the oldest go first
+/// (on Redis the store's record still answers a retry until its TTL).
+pub const MAX_SETTLED: usize = 100_000;
 
 /// A settled reservation's answer.
 #[derive(Debug, Clone)]
@@ -169,4 +173,45 @@ fn sweep(slots: &mut HashMap<String, Slot>) {
         Slot::Busy => true,
         Slot::Done(s) => now.duration_since(s.at) < SETTLED_RETENTION,
     });
+    let done = slots
+        .values()
+        .filter(|s| matches!(s, Slot::Done(_)))
+        .count();
+    if done > MAX_SETTLED {
+        let mut ages: Vec<Instant> = slots
+            .values()
+            .filter_map(|s| match s {
+                Slot::Done(d) => Some(d.at),
+                _ => None,
+            })
+            .collect();
+        ages.sort_unstable();
+        let cutoff = ages[done - MAX_SETTLED];
+        slots.retain(|_, slot| !matches!(slot, Slot::Done(d) if d.at < cutoff));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settled_answers_are_bounded() {
+        let mut slots = HashMap::new();
+        for i in 0..MAX_SETTLED + 500 {
+            slots.insert(
+                i.to_string(),
+                Slot::Done(Settled {
+                    kind: "released",
+                    actual: None,
+                    status: 200,
+                    body: Value::Null,
+                    at: Instant::now(),
+                }),
+            );
+        }
+        sweep(&mut slots);
+        assert!(slots.len() <= MAX_SETTLED, "{}", slots.len());
+        assert!(slots.len() >= MAX_SETTLED - 500, "only the oldest go");
+    }
 }

@@ -96,9 +96,14 @@ impl Record {
     }
 }
 
-/// How long a record is kept: the hold's TTL, then the settled retention.
-fn record_ttl(s: &AppState) -> Duration {
-    s.reservation_ttl + SETTLED_RETENTION
+/// How long a record is kept: an open one a minute past its hold's TTL
+/// (a late commit is still recorded), a settled one for the retention.
+fn record_ttl(s: &AppState, record: &Record) -> Duration {
+    if record.settled.is_some() {
+        SETTLED_RETENTION
+    } else {
+        s.reservation_ttl + Duration::from_secs(60)
+    }
 }
 
 fn key(public_id: &str) -> String {
@@ -108,7 +113,11 @@ fn key(public_id: &str) -> String {
 /// Writes a record (a failure is logged: the replica that made the
 /// reservation can still settle it).
 pub async fn put(s: &Arc<AppState>, public_id: &str, record: Record) {
-    let (store, key, ttl) = (s.engine.store().clone(), key(public_id), record_ttl(s));
+    let (store, key, ttl) = (
+        s.engine.store().clone(),
+        key(public_id),
+        record_ttl(s, &record),
+    );
     let text = serde_json::to_string(&record).unwrap_or_default();
     let result = tokio::task::spawn_blocking(move || store.put_record(&key, &text, ttl)).await;
     if !matches!(result, Ok(Ok(()))) {
