@@ -41,14 +41,15 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Starts a server whose first stdout line says "… http://ADDR …"; prints ADDR.
+# start NAME CMD…: runs a server whose first stdout line says "… http://ADDR …"
+# and sets ADDR. Not in a subshell, so its PID reaches the cleanup trap.
 start() {
   local name=$1; shift
   "$@" >"$work/$name.out" 2>"$work/$name.err" &
   pids+=($!)
   for _ in $(seq 1 100); do
     if grep -q 'http://' "$work/$name.out" 2>/dev/null; then
-      sed -n 's#.*http://\([^ ]*\).*#\1#p' "$work/$name.out" | head -n 1
+      ADDR=$(sed -n 's#.*http://\([^ ]*\).*#\1#p' "$work/$name.out" | head -n 1)
       return
     fi
     sleep 0.1
@@ -78,10 +79,14 @@ TOML
 config memory ""
 config redis "redis_url = \"$REDIS_URL\""
 
-SVC_MEM=$(start svc-memory env -u BUDGETGATE_REDIS_URL BUDGETGATE_LOG=warn "$BIN" serve --config "$work/memory.toml")
-SVC_REDIS=$(start svc-redis env -u BUDGETGATE_REDIS_URL BUDGETGATE_LOG=warn "$BIN" serve --config "$work/redis.toml")
-TRIV_MEM=$(start trivial "$TRIVIAL" "127.0.0.1:$(free_port)")
-TRIV_REDIS=$(start trivial-redis "$TRIVIAL" "127.0.0.1:$(free_port)" --redis "$REDIS_URL")
+start svc-memory env -u BUDGETGATE_REDIS_URL BUDGETGATE_LOG=warn "$BIN" serve --config "$work/memory.toml"
+SVC_MEM=$ADDR
+start svc-redis env -u BUDGETGATE_REDIS_URL BUDGETGATE_LOG=warn "$BIN" serve --config "$work/redis.toml"
+SVC_REDIS=$ADDR
+start trivial "$TRIVIAL" "127.0.0.1:$(free_port)"
+TRIV_MEM=$ADDR
+start trivial-redis "$TRIVIAL" "127.0.0.1:$(free_port)" --redis "$REDIS_URL"
+TRIV_REDIS=$ADDR
 
 for addr in "$SVC_MEM" "$SVC_REDIS"; do
   curl -sf -X PUT "http://$addr/v1/admin/budgets" -H "Authorization: Bearer $KEY" \
