@@ -84,6 +84,18 @@ pub enum Event<'a> {
         /// What was recorded.
         actual: Decimal,
     },
+    /// An operator reset a ledger ([`Engine::reset_ledger`](crate::Engine::reset_ledger)):
+    /// its spend and holds were forgotten.
+    Reset {
+        /// The ledger.
+        ledger: &'a Ledger,
+        /// Who asked (an API key's name, an operator's user name).
+        by: &'a str,
+        /// Committed spend forgotten (the largest over the ledger's caps).
+        committed: Decimal,
+        /// Reservations forgotten (the largest over the ledger's caps).
+        reserved: Decimal,
+    },
     /// Money was spent but the store could not record it, even after retries.
     UnrecordedSpend {
         /// The ledger.

@@ -257,6 +257,7 @@
 //! - `cache`: an opt-in in-process response cache for guarded calls
 //!   (`budgetgate::cache`): a hit runs nothing and charges nothing.
 //! - `tower`: a budget layer for tower HTTP services (`budgetgate::tower`).
+//! - `metrics`: `budgetgate::metrics::MetricsListener`, counters through the `metrics` facade.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -279,6 +280,8 @@ mod env;
 pub mod event;
 pub mod global;
 pub mod ledger;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod pause;
 pub mod pricing;
 pub mod rate;
@@ -288,6 +291,7 @@ pub mod reservation;
 #[cfg_attr(docsrs, doc(cfg(feature = "run")))]
 pub mod run;
 pub mod settler;
+pub mod shared;
 pub mod store;
 #[cfg(feature = "stream")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]

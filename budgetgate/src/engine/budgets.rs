@@ -126,6 +126,9 @@ impl Engine {
     /// Every budget that applies to `ledger` (see [`Engine::set_budgets`]).
     #[inline]
     pub fn caps_for(&self, ledger: &Ledger) -> Option<Caps> {
+        if let Some(caps) = self.inner.shared.lookup(ledger) {
+            return Some(caps);
+        }
         let registered = self.inner.budgets.lookup(ledger);
         registered.or_else(|| match self.inner.default_policy {
             DefaultPolicy::Deny => None,

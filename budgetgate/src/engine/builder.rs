@@ -17,6 +17,9 @@ pub struct EngineBuilder {
     reservation_ttl: Option<Duration>,
     commit_deadline: Option<Duration>,
     settle_horizon: Option<Duration>,
+    shared_budgets: Option<Duration>,
+    /// Whether `shared_budgets` was chosen (else the environment decides).
+    shared_set: bool,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -130,6 +133,24 @@ impl EngineBuilder {
         self
     }
 
+    /// Whether the engine applies operator-stored budgets ([`crate::shared`]),
+    /// polling the store for changes every
+    /// [`SHARED_BUDGETS_POLL`](crate::shared::SHARED_BUDGETS_POLL) from a
+    /// background thread. Default: on when the store comes from
+    /// `BUDGETGATE_REDIS_URL` or `BUDGETGATE_SHARED_BUDGETS=1` is set.
+    pub fn shared_budgets(mut self, on: bool) -> Self {
+        self.shared_budgets = on.then_some(crate::shared::SHARED_BUDGETS_POLL);
+        self.shared_set = true;
+        self
+    }
+
+    /// Applies operator-stored budgets, polling every `every` (at least 10 ms).
+    pub fn shared_budgets_every(mut self, every: Duration) -> Self {
+        self.shared_budgets = Some(every.max(Duration::from_millis(10)));
+        self.shared_set = true;
+        self
+    }
+
     /// Fills what was not set from the environment (see [`crate::global`](mod@crate::global)).
     pub(crate) fn with_env(mut self, strict: bool) -> Result<Self, crate::env::ConfigError> {
         let wanted = crate::env::Wanted {
@@ -137,6 +158,14 @@ impl EngineBuilder {
             default_policy: self.default_policy.is_none(),
             reservation_ttl: self.reservation_ttl.is_none(),
         };
+        if !self.shared_set {
+            let from_env = wanted.store && std::env::var_os("BUDGETGATE_REDIS_URL").is_some();
+            let asked = std::env::var("BUDGETGATE_SHARED_BUDGETS")
+                .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "on" | "yes"));
+            if from_env || asked {
+                self.shared_budgets = Some(crate::shared::SHARED_BUDGETS_POLL);
+            }
+        }
         if !(wanted.store || wanted.default_policy || wanted.reservation_ttl) {
             return Ok(self);
         }
@@ -174,7 +203,8 @@ impl EngineBuilder {
         let horizon = self
             .settle_horizon
             .unwrap_or(crate::settler::SETTLE_HORIZON);
-        Engine {
+        let poll = self.shared_budgets;
+        let engine = Engine {
             inner: Arc::new(Inner {
                 settler: Settler::new(store.clone(), horizon),
                 store,
@@ -184,7 +214,17 @@ impl EngineBuilder {
                 listener_panics: AtomicU64::new(0),
                 reservation_ttl: self.reservation_ttl.unwrap_or(DEFAULT_RESERVATION_TTL),
                 commit_deadline: self.commit_deadline.unwrap_or(DEFAULT_COMMIT_DEADLINE),
+                shared: crate::shared::SharedState::new(),
             }),
+        };
+        if let Some(every) = poll {
+            // The first load before the engine is used; a store that fails
+            // now is retried by the poller.
+            if let Err(error) = engine.refresh_shared_budgets() {
+                tracing::warn!(%error, "could not read the shared budgets yet");
+            }
+            crate::shared::spawn_poller(engine.downgrade(), every);
         }
+        engine
     }
 }

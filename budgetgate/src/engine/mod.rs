@@ -107,6 +107,17 @@ struct Inner {
     commit_deadline: Duration,
     /// Finishes writes whose outcome was unknown (see [`crate::settler`]).
     settler: Settler,
+    /// Operator-stored budgets (see [`crate::shared`]).
+    shared: crate::shared::SharedState,
+}
+
+/// An engine that does not keep it alive (the shared-budgets poller's).
+pub(crate) struct WeakEngine(std::sync::Weak<Inner>);
+
+impl WeakEngine {
+    pub(crate) fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
 }
 
 impl crate::settler::Reporter for Inner {
@@ -214,6 +225,14 @@ impl Engine {
     /// A builder.
     pub fn builder() -> EngineBuilder {
         EngineBuilder::default()
+    }
+
+    pub(crate) fn shared_state(&self) -> &crate::shared::SharedState {
+        &self.inner.shared
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
     }
 
     /// An engine on a fresh [`MemoryStore`] with default settings; reads
@@ -441,8 +460,11 @@ impl Engine {
     ) -> Result<Prepared, BudgetExceeded> {
         // Not normalized here (it costs a 96-bit division): decisions
         // normalize `requested` when it is read.
-        let caps = match budget
-            .map(|b| Caps::one(*b))
+        let caps = match self
+            .inner
+            .shared
+            .lookup(ledger)
+            .or_else(|| budget.map(|b| Caps::one(*b)))
             .or_else(|| self.caps_for(ledger))
         {
             Some(caps) => caps,
@@ -522,8 +544,11 @@ impl Engine {
         budget: Option<&Budget>,
         detail: impl Into<String>,
     ) -> BudgetExceeded {
-        let caps = budget
-            .map(|b| Caps::one(*b))
+        let caps = self
+            .inner
+            .shared
+            .lookup(ledger)
+            .or_else(|| budget.map(|b| Caps::one(*b)))
             .or_else(|| self.caps_for(ledger));
         BudgetExceeded::new(self.emit_decision(Decision {
             status: Status::Block,

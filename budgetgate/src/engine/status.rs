@@ -132,6 +132,39 @@ impl Engine {
         Ok(Self::ledger_status(ledger, &caps, &usage))
     }
 
+    /// Forgets what `ledger` has spent and holds (an operator's reset;
+    /// BudgetLLM's `reset`, the Python budgetgate's `clear`): every window
+    /// of it starts from zero. Reported as [`Event::Reset`] (and a `warn`
+    /// log) naming `by` — who asked — and what was forgotten, which is
+    /// returned (`None` when no budget applies, so nothing could be read).
+    /// Open reservations are forgotten too: their commits record the
+    /// actual at the commit's time.
+    pub fn reset_ledger(
+        &self,
+        ledger: &Ledger,
+        by: &str,
+    ) -> Result<Option<LedgerStatus>, StoreError> {
+        let before = match self.status(ledger) {
+            Ok(status) => Some(status),
+            Err(StatusError::NoBudget(_)) => None,
+            Err(StatusError::Store(e)) => return Err(e),
+        };
+        self.inner.store.reset(ledger)?;
+        let (committed, reserved) = before.as_ref().map_or((Decimal::ZERO, Decimal::ZERO), |s| {
+            let committed = s.caps().iter().map(CapStatus::committed).max();
+            let reserved = s.caps().iter().map(CapStatus::reserved).max();
+            (committed.unwrap_or_default(), reserved.unwrap_or_default())
+        });
+        tracing::warn!(%ledger, %by, %committed, %reserved, "ledger reset");
+        self.emit(&Event::Reset {
+            ledger,
+            by,
+            committed,
+            reserved,
+        });
+        Ok(before)
+    }
+
     fn ledger_status(
         ledger: &Ledger,
         caps: &Caps,

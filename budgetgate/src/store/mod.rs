@@ -405,6 +405,55 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         Box::pin(std::future::ready(self.rate(&request)))
     }
 
+    /// Forgets everything recorded on `ledger`: committed spend in every
+    /// window and open reservations (their commits then record late, at the
+    /// commit's time). Settled-reservation records are kept, so a retried
+    /// commit is still never charged twice. The default refuses.
+    fn reset(&self, ledger: &Ledger) -> Result<(), StoreError> {
+        Err(StoreError::Backend(format!(
+            "this store cannot reset a ledger ({ledger})"
+        )))
+    }
+
+    /// The version of the operator-stored budgets ([`crate::shared`]): it
+    /// changes whenever one is stored or removed. 0: none was ever stored.
+    /// Read often (about twice a second per engine), so it must be cheap.
+    fn shared_budgets_version(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Every operator-stored budget (opaque JSON texts, see
+    /// [`crate::shared`]) with the version they form, read atomically.
+    fn shared_budgets(&self) -> Result<(u64, Vec<String>), StoreError> {
+        Ok((0, Vec::new()))
+    }
+
+    /// Stores (`Some`) or removes (`None`) the operator budget under `key`
+    /// and bumps the version, atomically; returns the new version. The
+    /// default refuses.
+    fn put_shared_budget(&self, key: &str, value: Option<&str>) -> Result<u64, StoreError> {
+        let _ = value;
+        Err(StoreError::Backend(format!(
+            "this store cannot hold shared budgets ({key})"
+        )))
+    }
+
+    /// Keeps a small text record under `key` for `ttl` (replacing one
+    /// there): state that must outlive one process, such as the service's
+    /// open reservations, which any replica may settle. The default refuses.
+    fn put_record(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let _ = (value, ttl);
+        Err(StoreError::Backend(format!(
+            "this store cannot keep records ({key})"
+        )))
+    }
+
+    /// The record under `key`, if it is there and has not expired.
+    fn get_record(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// Releases a reservation from a destructor (a `Reservation` dropped
     /// without commit). Must not block an async runtime: a networked store
     /// sends it in the background. The default settles synchronously.
@@ -519,6 +568,24 @@ impl Store for Unusable {
         Err(StoreError::Unavailable(self.0.clone()))
     }
     fn ledgers(&self, _: usize) -> Result<Vec<Ledger>, StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn reset(&self, _: &Ledger) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn shared_budgets_version(&self) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn shared_budgets(&self) -> Result<(u64, Vec<String>), StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn put_shared_budget(&self, _: &str, _: Option<&str>) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn put_record(&self, _: &str, _: &str, _: Duration) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(self.0.clone()))
+    }
+    fn get_record(&self, _: &str) -> Result<Option<String>, StoreError> {
         Err(StoreError::Unavailable(self.0.clone()))
     }
 }

@@ -20,11 +20,13 @@ use rust_decimal_macros::dec;
 use crate::faulty::Faulty;
 
 mod hierarchies;
+mod operator;
 mod policies;
 mod rates;
 mod spending;
 
 pub use hierarchies::*;
+pub use operator::*;
 pub use policies::*;
 pub use rates::*;
 pub use spending::*;
@@ -106,7 +108,8 @@ macro_rules! conformance_tests {
             hierarchy_threads_default_path,
             active_ledgers_listed,
             rate_max_calls, rate_cooldown,
-            rate_bucket_refill, rate_combined, rate_threads_exact, rate_store_failures);
+            rate_bucket_refill, rate_combined, rate_threads_exact, rate_store_failures,
+            reset_forgets_spend, shared_budgets_apply_everywhere, records_round_trip);
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
         $(

@@ -73,6 +73,10 @@ pub struct MemoryStore {
     /// Paused scopes; `any_paused` lets charges skip the set when empty.
     paused: Mutex<HashSet<PauseScope>>,
     any_paused: AtomicBool,
+    /// Operator-stored budgets: (version, key → JSON text).
+    shared: Mutex<(u64, std::collections::BTreeMap<String, String>)>,
+    /// Records: key → (value, expiry in µs of the store's clock).
+    records: Mutex<HashMap<String, (String, i64)>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -115,6 +119,8 @@ impl MemoryStore {
             clock: Arc::new(clock),
             paused: Mutex::new(HashSet::new()),
             any_paused: AtomicBool::new(false),
+            shared: Mutex::new((0, std::collections::BTreeMap::new())),
+            records: Mutex::new(HashMap::new()),
         }
     }
 
@@ -255,6 +261,56 @@ impl Store for MemoryStore {
             .iter()
             .cloned()
             .collect())
+    }
+
+    fn reset(&self, ledger: &Ledger) -> Result<(), StoreError> {
+        let now = self.now();
+        self.with_ledger(ledger, now, |state| *state = LedgerState::default());
+        Ok(())
+    }
+
+    fn put_record(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let expiry = now.saturating_add(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX));
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if records.len() >= 1024 && records.len().is_power_of_two() {
+            records.retain(|_, (_, at)| *at > now);
+        }
+        records.insert(key.to_owned(), (value.to_owned(), expiry));
+        Ok(())
+    }
+
+    fn get_record(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let now = self.now();
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(records
+            .get(key)
+            .filter(|(_, at)| *at > now)
+            .map(|(v, _)| v.clone()))
+    }
+
+    fn shared_budgets_version(&self) -> Result<u64, StoreError> {
+        Ok(self.shared.lock().unwrap_or_else(|e| e.into_inner()).0)
+    }
+
+    fn shared_budgets(&self) -> Result<(u64, Vec<String>), StoreError> {
+        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        Ok((shared.0, shared.1.values().cloned().collect()))
+    }
+
+    fn put_shared_budget(&self, key: &str, value: Option<&str>) -> Result<u64, StoreError> {
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        match value {
+            Some(v) => shared.1.insert(key.to_owned(), v.to_owned()),
+            None => shared.1.remove(key),
+        };
+        shared.0 += 1;
+        Ok(shared.0)
     }
 
     fn status(&self, ledger: &Ledger, limits: &[Limit]) -> Result<Vec<WindowUsage>, StoreError> {

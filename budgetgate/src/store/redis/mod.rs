@@ -67,9 +67,9 @@
 //! redaction), `keys.rs` (key layout and argument encodings), `scripts.rs`
 //! (the Lua scripts, calls, `NOSCRIPT` recovery), `calls.rs` (a request's
 //! call), `replies.rs` (replies into outcomes and errors), `checks.rs`
-//! (what a connection checks about the server), `resp.rs` (the lean RESP2
-//! client of the sync calls), `blocking.rs` and `aio.rs` (sync and async
-//! connections); this
+//! (what a connection checks about the server), `operator.rs` (resets,
+//! operator budgets, records), `resp.rs` (the lean RESP2 client of the
+//! sync calls), `blocking.rs` and `aio.rs` (sync and async connections); this
 //! file holds the store and its [`Store`] implementation.
 //!
 //! A script's cost is its set-up, its Redis calls and the Lua allocation
@@ -94,6 +94,7 @@ mod calls;
 mod checks;
 mod config;
 mod keys;
+mod operator;
 mod replies;
 mod resp;
 mod scripts;
@@ -496,6 +497,30 @@ impl Store for RedisStore {
         let key = &self.pause_key;
         let fields = strings(self.command_blocking(&["HKEYS", key])?)?;
         Ok(fields.iter().filter_map(|f| parse_pause_field(f)).collect())
+    }
+
+    fn reset(&self, ledger: &Ledger) -> Result<(), StoreError> {
+        self.reset_ledger(ledger)
+    }
+
+    fn shared_budgets_version(&self) -> Result<u64, StoreError> {
+        self.budgets_version()
+    }
+
+    fn shared_budgets(&self) -> Result<(u64, Vec<String>), StoreError> {
+        self.budgets_all()
+    }
+
+    fn put_shared_budget(&self, key: &str, value: Option<&str>) -> Result<u64, StoreError> {
+        self.budgets_put(key, value)
+    }
+
+    fn put_record(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.record_put(key, value, ttl)
+    }
+
+    fn get_record(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.record_get(key)
     }
 
     fn rate(&self, request: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
