@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use budgetgate::store::redis::RedisStore;
 use budgetgate::{dec, Budget, Engine, Ledger};
+use testkit::clock_engine;
 use testkit::fault_proxy::{Fault, FaultProxy};
 use testkit::redis_server::RedisServer;
 
@@ -851,17 +852,6 @@ fn fail_open_spend_during_an_outage_is_recorded_when_redis_returns() {
 
 fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
     server.cli(args)
-}
-
-fn clock_engine(server: &RedisServer, clock: &budgetgate::clock::ManualClock) -> Engine {
-    let store = RedisStore::builder(&server.url())
-        .timeout(Duration::from_secs(2))
-        .time_source(budgetgate::store::redis::TimeSource::Clock(
-            std::sync::Arc::new(clock.clone()),
-        ))
-        .build()
-        .unwrap();
-    Engine::builder().store(store).build()
 }
 
 /// Each key of a rolling-window ledger deleted alone: the totals never go

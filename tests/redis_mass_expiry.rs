@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use budgetgate::store::redis::RedisStore;
-use budgetgate::{dec, Budget, Engine, Ledger};
+use budgetgate::{dec, Budget, Ledger};
+use testkit::clock_engine;
 use testkit::redis_server::RedisServer;
 
 fn ledger(name: &str) -> Ledger {
@@ -14,17 +14,6 @@ fn ledger(name: &str) -> Ledger {
 
 fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
     server.cli(args)
-}
-
-fn clock_engine(server: &RedisServer, clock: &budgetgate::clock::ManualClock) -> Engine {
-    let store = RedisStore::builder(&server.url())
-        .timeout(Duration::from_secs(2))
-        .time_source(budgetgate::store::redis::TimeSource::Clock(
-            std::sync::Arc::new(clock.clone()),
-        ))
-        .build()
-        .unwrap();
-    Engine::builder().store(store).build()
 }
 
 /// 1,000,000 spends leaving a rolling window at once: no single script runs

@@ -43,3 +43,19 @@ pub fn pricing_fixture() -> budgetgate::pricing::PriceTable {
     assert!(table.price("sample_spec").is_err());
     table
 }
+
+/// An engine on `server` whose scripts take their time from `clock` (the
+/// Redis store's test time source), so a test can move time.
+pub fn clock_engine(
+    server: &redis_server::RedisServer,
+    clock: &budgetgate::clock::ManualClock,
+) -> budgetgate::Engine {
+    let store = budgetgate::store::redis::RedisStore::builder(&server.url())
+        .timeout(std::time::Duration::from_secs(2))
+        .time_source(budgetgate::store::redis::TimeSource::Clock(
+            std::sync::Arc::new(clock.clone()),
+        ))
+        .build()
+        .expect("a Redis store");
+    budgetgate::Engine::builder().store(store).build()
+}
