@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 
-use super::{ModelPrice, PriceTable, PricingError, Region, ServiceTier, TokenPrices};
+use super::{abbreviate, ModelPrice, PriceTable, PricingError, Region, ServiceTier, TokenPrices};
 use crate::pricing::{PriceTier, ServiceTierPrice};
 
 /// Why an entry of a LiteLLM file is not in the table.
@@ -598,13 +598,6 @@ pub(crate) fn exact_decimal(text: &str) -> Option<Decimal> {
                 (-scale <= 29).then_some(d)
             }
         }
-    }
-}
-
-fn abbreviate(text: &str) -> String {
-    match text.char_indices().nth(60) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
     }
 }
 

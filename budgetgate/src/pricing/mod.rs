@@ -193,3 +193,17 @@ pub fn estimate(
         .load()
         .estimate(model, input_tokens, max_output_tokens)
 }
+
+/// `text` cut to 60 characters (with `…`), for error messages that quote
+/// what they refused.
+fn abbreviate(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+/// A JSON value as text, cut as [`abbreviate`] does.
+fn abbreviate_value(v: &serde_json::Value) -> String {
+    abbreviate(&v.to_string())
+}

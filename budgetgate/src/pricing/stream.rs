@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use super::abbreviate_value as abbreviate;
 use super::{PricingError, Usage, UsageError};
 
 /// The usage of an Anthropic Messages stream, from its events as they
@@ -263,12 +264,4 @@ fn keys(v: &Value) -> Vec<String> {
     v.as_object()
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default()
-}
-
-fn abbreviate(v: &Value) -> String {
-    let text = v.to_string();
-    match text.char_indices().nth(60) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text,
-    }
 }
