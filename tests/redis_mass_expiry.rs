@@ -1,20 +1,13 @@
 //! A mass expiry on Redis: 1,000,000 spends leave a rolling window at
 //! once. Its own test binary, so its minute of load does not run beside
-//! the timing bounds of `redis_faults.rs`.
+//! the timing bounds of `redis_faults_bounds.rs`.
 
 use std::time::Duration;
 
-use budgetgate::{dec, Budget, Ledger};
+use budgetgate::{dec, Budget};
 use testkit::clock_engine;
+use testkit::faults::{ledger, redis_cli};
 use testkit::redis_server::RedisServer;
-
-fn ledger(name: &str) -> Ledger {
-    Ledger::new("faults", name, format!("p{}", std::process::id()))
-}
-
-fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
-    server.cli(args)
-}
 
 /// 1,000,000 spends leaving a rolling window at once: no single script runs
 /// 10 ms or more (read from Redis's SLOWLOG), another ledger's calls go on

@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod fault_proxy;
+pub mod faults;
 pub mod faulty;
 pub mod redis_server;
 pub mod stalling;
