@@ -4,31 +4,12 @@
 //! saving; a different prompt misses; entries expire after the TTL; a
 //! blocked or failing call caches nothing.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use budgetgate::cache::ResponseCache;
-use budgetgate::store::redis::RedisStore;
-use budgetgate::{dec, Budget, Decimal, Engine, Ledger, MemoryStore};
-use testkit::redis_server::RedisServer;
+use budgetgate::{dec, Budget, Decimal, Engine, Ledger};
 use testkit::Blocked;
-
-static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
-
-fn memory() -> Engine {
-    Engine::new(MemoryStore::new())
-}
-
-fn redis() -> Engine {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let store = RedisStore::builder(&SERVER.url())
-        .prefix(format!("cache{}", N.fetch_add(1, Ordering::Relaxed)))
-        .timeout(Duration::from_secs(2))
-        .build()
-        .expect("redis store");
-    Engine::new(store)
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Prompt {
@@ -222,28 +203,8 @@ async fn concurrent_hits_are_counted_exactly(engine: Engine) {
     assert_eq!(engine.status(&ledger).unwrap().committed(), dec!(0.006));
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory_store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::memory()).await;
-                }
-            )*
-        }
-        mod redis_store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::redis()).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+testkit::async_on_both_stores!(
+    "cache":
     a_second_identical_call_runs_nothing_and_charges_nothing,
     entries_expire_after_the_ttl,
     blocked_and_failed_calls_cache_nothing,

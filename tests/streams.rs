@@ -6,32 +6,16 @@
 //! task, as a streamed HTTP body would.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use budgetgate::store::redis::RedisStore;
 use budgetgate::stream::{CutOff, Stream, UsageMeter};
-use budgetgate::{dec, Budget, Decimal, Engine, Ledger, MemoryStore};
+use budgetgate::{dec, Budget, Decimal, Engine, Ledger};
 use serde_json::{json, Value};
 use testkit::redis_server::RedisServer;
-
-static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
-
-fn memory() -> Engine {
-    Engine::new(MemoryStore::new())
-}
-
-fn redis() -> Engine {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let store = RedisStore::builder(&SERVER.url())
-        .prefix(format!("streams{}", N.fetch_add(1, Ordering::Relaxed)))
-        .timeout(Duration::from_secs(2))
-        .build()
-        .expect("redis store");
-    Engine::new(store)
-}
 
 /// The receiving end of a channel, as a stream.
 struct Chan<T>(tokio::sync::mpsc::Receiver<T>);
@@ -338,28 +322,8 @@ async fn closure_meter_prices_chunks(engine: Engine) {
     assert_eq!(engine.status(&user).unwrap().committed(), dec!(0.012));
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory_store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::memory()).await;
-                }
-            )*
-        }
-        mod redis_store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::redis()).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+testkit::async_on_both_stores!(
+    "streams":
     consumed_fully_commits_final_usage,
     stream_without_usage_commits_estimate,
     dropped_after_k_chunks_commits_consumed,
@@ -521,7 +485,7 @@ mod attribute {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_attributed_stream_commits_what_it_consumed() {
-        let engine = memory();
+        let engine = testkit::engines::memory();
         let mut stream = std::pin::pin!(chat(&engine, "a", 3, false).await.unwrap());
         while std::future::poll_fn(|cx| stream.as_mut().poll_next(cx))
             .await
@@ -543,7 +507,7 @@ mod attribute {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_attributed_stream_is_blocked_before_its_body_and_released_on_error() {
-        let engine = memory();
+        let engine = testkit::engines::memory();
         // 0.05 + 0.05 fit the 0.1 cap; the third is blocked before its body.
         let first = chat(&engine, "c", 3, false).await.unwrap();
         let second = chat(&engine, "c", 3, false).await.unwrap();
@@ -574,7 +538,7 @@ mod attribute {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_sync_form_guards_its_stream_and_charges_errors_as_asked() {
-        let engine = memory();
+        let engine = testkit::engines::memory();
         let mut stream = tokens(&engine, "e", false).unwrap();
         let mut n = 0;
         while next(&mut stream).await.is_some() {

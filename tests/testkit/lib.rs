@@ -2,6 +2,7 @@
 //! (written once, run against every store) and a fault-injecting wrapper.
 
 pub mod conformance;
+pub mod engines;
 pub mod fault_proxy;
 pub mod faults;
 pub mod faulty;
