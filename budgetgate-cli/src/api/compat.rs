@@ -189,7 +189,7 @@ pub async fn spend(
     observe("compat_spend", started);
     match result {
         Ok(_) => {
-            super::spend::count_spend(cost);
+            super::count_spend(cost);
             Ok((StatusCode::OK, Json(json!({"status": "recorded"}))).into_response())
         }
         Err(e) => Ok(detail(

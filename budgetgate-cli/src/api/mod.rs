@@ -337,3 +337,13 @@ impl axum::extract::FromRequestParts<Arc<AppState>> for CompatKey {
         Ok(CompatKey)
     }
 }
+
+/// Counts spend the service recorded (fixed costs, commits, coreason spends).
+pub fn count_spend(amount: rust_decimal::Decimal) {
+    static SPENT: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+    if let Ok(n) = budgetgate::amount::to_nanos(amount) {
+        SPENT
+            .get_or_init(|| metrics::counter!("budgetgate_spend_committed_nanos_total"))
+            .increment(u64::try_from(n).unwrap_or(0));
+    }
+}

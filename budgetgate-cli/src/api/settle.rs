@@ -311,7 +311,7 @@ async fn settle(s: Arc<AppState>, id: String, action: Action) -> Result<Response
     );
     if status == 200 {
         if let Action::Commit(a) = action {
-            super::spend::count_spend(a);
+            super::count_spend(a);
         }
     }
     s.reservations

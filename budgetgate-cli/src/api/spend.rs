@@ -71,19 +71,9 @@ pub async fn check(
     };
     observe("check", started);
     if d.is_allowed() {
-        count_spend(amount);
+        super::count_spend(amount);
     }
     Ok(decision_response(&d))
-}
-
-/// Counts spend the service recorded (fixed costs, commits, coreason spends).
-pub fn count_spend(amount: rust_decimal::Decimal) {
-    static SPENT: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
-    if let Ok(n) = budgetgate::amount::to_nanos(amount) {
-        SPENT
-            .get_or_init(|| metrics::counter!("budgetgate_spend_committed_nanos_total"))
-            .increment(u64::try_from(n).unwrap_or(0));
-    }
 }
 
 /// `POST /v1/reserve`: hold a worst case; answers its id.
