@@ -188,6 +188,11 @@ impl RedisServer {
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p]);
         }
+        // Whatever the server writes (a replica's copy of its primary, a
+        // BGSAVE) goes to a directory of its own, never the test's cwd.
+        let dir = std::env::temp_dir().join(format!("budgetgate-redis-{}.d", self.port));
+        std::fs::create_dir_all(&dir).expect("the server's directory");
+        cmd.arg("--dir").arg(&dir);
         // Later arguments win: these may override the ones above.
         cmd.args(&self.extra);
         let child = cmd

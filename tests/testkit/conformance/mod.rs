@@ -101,6 +101,7 @@ macro_rules! conformance_tests {
             reservation_ttl_expiry, call_outlives_window, listener_panic_counted,
             decision_json, no_budget_denied, daily_resets_at_midnight,
             monthly_resets_on_the_first, stacked_caps, a_cap_added_later, kill_switch,
+            paused_calls_leave_nothing_behind,
             soft_limit_warnings, soft_limit_once_per_window,
             hierarchy_ledger_listed_twice, release_after_expiry_is_reported, status_and_decision_agree,
             rate_extreme_policies, rate_status_peeks, principal_patterns,

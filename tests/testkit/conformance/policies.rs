@@ -466,3 +466,95 @@ pub fn active_ledgers_listed(f: &dyn StoreFactory) {
 }
 
 // ----- rate limits ----------------------------------------------------------------
+
+/// A paused call leaves nothing behind: fixed costs, reservations and
+/// hierarchies, sync and async, in every window (lifetime, rolling,
+/// daily) — a store that charges before it sees the pause takes the
+/// charge back before it answers. Resuming restores the full headroom.
+pub fn paused_calls_leave_nothing_behind(f: &dyn StoreFactory) {
+    use budgetgate::PauseScope;
+    let s = setup(f);
+    let user = fresh_ledger("user");
+    let team = Ledger::new(user.namespace(), "res", "team");
+    let other = fresh_ledger("other"); // another namespace: never paused
+    let caps = || {
+        [
+            lifetime(dec!(10)),
+            rolling(dec!(9), 3_600),
+            Budget::daily(dec!(8)).expect("valid budget"),
+        ]
+    };
+    for l in [&user, &team, &other] {
+        s.engine.set_budgets(l, caps());
+    }
+    assert!(s.engine.check(&user, dec!(1)).is_allowed());
+    assert!(s.engine.check(&team, dec!(1)).is_allowed());
+    let usage = |l: &Ledger| {
+        let st = s.engine.status(l).expect("status");
+        st.caps()
+            .iter()
+            .map(|c| (c.spent_in_window(), c.reserved()))
+            .collect::<Vec<_>>()
+    };
+    let baseline = vec![(dec!(1), dec!(0)); 3];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let hierarchy = [user.clone(), team.clone()];
+    for scope in [
+        PauseScope::Ledger(user.clone()),
+        PauseScope::Namespace(user.namespace().to_owned()),
+        PauseScope::All,
+    ] {
+        s.engine.pause(&scope).expect("pause");
+        let paused = |d: &budgetgate::Decision| {
+            assert_eq!(d.reason(), Some(BlockReason::Paused), "{scope}: {d}");
+        };
+        paused(&s.engine.check(&user, dec!(1)));
+        paused(s.engine.reserve(&user, dec!(1)).unwrap_err().decision());
+        paused(&s.engine.check_all(&hierarchy, dec!(1)));
+        paused(
+            s.engine
+                .reserve_all(&hierarchy, dec!(1))
+                .unwrap_err()
+                .decision(),
+        );
+        rt.block_on(async {
+            paused(&s.engine.check_async(&user, dec!(1)).await);
+            paused(
+                s.engine
+                    .reserve_async(&user, dec!(1))
+                    .await
+                    .unwrap_err()
+                    .decision(),
+            );
+            paused(&s.engine.check_all_async(&hierarchy, dec!(1)).await);
+            paused(
+                s.engine
+                    .reserve_all_async(&hierarchy, dec!(1))
+                    .await
+                    .unwrap_err()
+                    .decision(),
+            );
+        });
+        assert_eq!(
+            usage(&user),
+            baseline,
+            "{scope}: nothing charged or held on {user}"
+        );
+        assert_eq!(
+            usage(&team),
+            baseline,
+            "{scope}: nothing charged or held on {team}"
+        );
+        s.engine.resume(&scope).expect("resume");
+    }
+    assert!(s.engine.check(&other, dec!(1)).is_allowed(), "never paused");
+    // Resumed: the whole headroom is there (8 a day, 1 spent).
+    assert!(s.engine.check_all(&hierarchy, dec!(7)).is_allowed());
+    assert!(
+        s.engine.check(&user, dec!(0.5)).is_blocked(),
+        "8 of 8 today"
+    );
+}

@@ -59,8 +59,8 @@ impl RedisStore {
         )
     }
 
-    /// A charge: keys `[meta, paused]`; arguments `[now, keep]` and the
-    /// charge as `read_charge` in common.lua reads it.
+    /// A charge: keys `[meta]`; arguments `[now, keep]` and the charge as
+    /// `read_charge` in common.lua reads it.
     pub(super) fn charge_call(&self, request: &ChargeRequest<'_>) -> Call {
         let ttl = request.hold.map_or(Duration::ZERO, |h| h.ttl);
         let script: &'static Lua = if self.fast_paths {
@@ -68,21 +68,14 @@ impl RedisStore {
         } else {
             &CHARGE_GENERAL
         };
-        let (mut call, base) = self.call(script, request.ledger, ttl);
-        self.charge_args(request, &base, &mut call.args);
-        call.keys.push(self.pause_key.clone());
+        let (mut call, _) = self.call(script, request.ledger, ttl);
+        self.charge_args(request, &mut call.args);
         call.records_spend = request.hold.is_none();
         call
     }
 
-    /// One charge's arguments: its numbers, amount, id, pause fields and
-    /// window ids.
-    pub(super) fn charge_args(
-        &self,
-        request: &ChargeRequest<'_>,
-        base: &str,
-        args: &mut Vec<Vec<u8>>,
-    ) {
+    /// One charge's arguments: its numbers, amount, id and window ids.
+    pub(super) fn charge_args(&self, request: &ChargeRequest<'_>, args: &mut Vec<Vec<u8>>) {
         let mut numbers = Packed::with_room(5 + 5 * request.limits.len());
         // A limit with several soft-limit thresholds travels as one packed
         // limit per threshold (same window and maximum; see `Packing`).
@@ -111,20 +104,31 @@ impl RedisStore {
             (None, None) => (crate::store::ReservationId::new(), 0, 0),
         };
         numbers.amount(request.amount).push(kind).push(ttl_us);
-        let (ns_field, ledger_field) = self.pause_fields_of(base);
-        args.extend([
-            numbers.0,
-            amount_text(request.amount),
-            id.hex().to_vec(),
-            ns_field.into_bytes(),
-            ledger_field.into_bytes(),
-        ]);
+        args.extend([numbers.0, amount_text(request.amount), id.hex().to_vec()]);
         for limit in request.limits {
             let wid = wid(limit.window()).into_bytes();
             for _ in 1..packed_count(limit) {
                 args.push(wid.clone());
             }
             args.push(wid);
+        }
+    }
+
+    /// The kill-switch read sent after a charge of `ledgers`, in the same
+    /// round trip: `HMGET` of the pause hash's fields that cover them
+    /// (`*`, then each ledger's namespace and ledger fields).
+    pub(super) fn pause_read<'l>(
+        &self,
+        ledgers: impl IntoIterator<Item = &'l Ledger>,
+    ) -> PauseRead {
+        let mut fields = vec!["*".to_owned()];
+        for ledger in ledgers {
+            let (ns, l) = self.pause_fields(ledger);
+            fields.extend([ns, l]);
+        }
+        PauseRead {
+            key: self.pause_key.clone(),
+            fields,
         }
     }
 
@@ -197,7 +201,7 @@ impl RedisStore {
                 )));
             }
         }
-        let mut keys = vec![self.pause_key.clone()];
+        let mut keys = Vec::with_capacity(requests.len());
         // The widest margin of the requests' reservation TTLs.
         let margin = requests
             .iter()
@@ -212,7 +216,7 @@ impl RedisStore {
         for r in requests {
             let base = self.base(r.ledger);
             keys.push(key(&base, ":meta"));
-            self.charge_args(r, &base, &mut args);
+            self.charge_args(r, &mut args);
         }
         Ok(Call {
             script: &CHARGE_MANY,

@@ -40,8 +40,8 @@ use super::resp::{ConnError, Handshake, Reply, Request};
 
 /// The version of the key layout and of what the scripts store in it
 /// (`keys.rs`, `lua/common.lua`). Raised with any change an older library
-/// would misread.
-pub(super) const LAYOUT_VERSION: &str = "1";
+/// would misread. 2: the operator budgets' keys share a hash tag.
+pub(super) const LAYOUT_VERSION: &str = "2";
 
 /// The checks of one store, shared by all its connections.
 #[derive(Debug)]

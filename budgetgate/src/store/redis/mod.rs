@@ -13,7 +13,12 @@
 //!   entries that will leave it; each call reads only what leaves.
 //! - **One slot per ledger**: every key of a ledger shares the hash tag
 //!   `{namespace:resource:principal}` (parts percent-encoded, so no two
-//!   ledgers collide and no part can open or close a tag).
+//!   ledgers collide and no part can open or close a tag), and a script on
+//!   one ledger touches no other key: the kill switch is read beside the
+//!   charge script in the same round trip (`kill_switch.rs`), and a charge
+//!   made by a request that finds its ledger paused is taken back by id
+//!   before the call returns. Only the hierarchy script spans several
+//!   ledgers' tags.
 //! - **TTLs on every key**; reservations expire after their TTL; settled
 //!   reservation ids are remembered for a while so a retried commit is never
 //!   charged twice.
@@ -67,7 +72,8 @@
 //! redaction), `keys.rs` (key layout and argument encodings), `scripts.rs`
 //! (the Lua scripts, calls, `NOSCRIPT` recovery), `calls.rs` (a request's
 //! call), `replies.rs` (replies into outcomes and errors), `checks.rs`
-//! (what a connection checks about the server), `operator.rs` (resets,
+//! (what a connection checks about the server), `kill_switch.rs` (the
+//! pause read beside a charge, and the take-back), `operator.rs` (resets,
 //! operator budgets, records), `resp.rs` (the lean RESP2 client of the
 //! sync calls), `blocking.rs` and `aio.rs` (sync and async connections); this
 //! file holds the store and its [`Store`] implementation.
@@ -75,9 +81,9 @@
 //! A script's cost is its set-up, its Redis calls and the Lua allocation
 //! it does. The common case — one lifetime or rolling window, nothing to
 //! prune, expire or renew — takes a fast path at the top of the charge and
-//! settle scripts: a reserve makes 4 calls (`TIME`, `HMGET` of the ledger,
-//! `EXISTS` of the kill switch — its fields are read only while something is
-//! paused — and `HSET`; a rolling window adds a `ZADD`), a
+//! settle scripts: a reserve makes 3 calls (`TIME`, `HMGET` of the ledger
+//! and `HSET`; a rolling window adds a `ZADD`; the kill switch's `HMGET`
+//! follows the script in the same round trip), a
 //! commit 5 (`TIME`, `HMGET`, `HDEL` of the reservation, `SET` of its
 //! tombstone, `HSET`; rolling: `ZREM` and `ZADD`). Everything else runs the
 //! general code, which gives the same results (`tests/redis_fast_paths.rs`
@@ -94,6 +100,7 @@ mod calls;
 mod checks;
 mod config;
 mod keys;
+mod kill_switch;
 mod operator;
 mod replies;
 mod resp;
@@ -101,6 +108,7 @@ mod scripts;
 
 pub use self::config::{redact, RedisConfigError, RedisStoreBuilder, TimeSource};
 use self::keys::*;
+use self::kill_switch::PauseRead;
 use self::replies::*;
 use self::scripts::*;
 
@@ -284,9 +292,22 @@ impl RedisStore {
     /// the script's text (`EVAL`, which also caches it); the others ran and
     /// are not repeated.
     fn eval_pipeline_blocking(&self, calls: &[Call]) -> Result<Vec<Vec<String>>, StoreError> {
+        Ok(self.eval_pipeline_blocking_with(calls, None)?.0)
+    }
+
+    /// [`RedisStore::eval_pipeline_blocking`], with the kill switch read
+    /// after the calls (its reply comes back beside theirs).
+    fn eval_pipeline_blocking_with(
+        &self,
+        calls: &[Call],
+        pause: Option<&PauseRead>,
+    ) -> Result<(Vec<Vec<String>>, Option<Reply>), StoreError> {
         let wait = self.wait_for(calls);
         let exchange = |lost: Option<&[usize]>| {
             let mut request = pack_calls(calls, lost);
+            if let (None, Some(pause)) = (lost, pause) {
+                pause.pack(&mut request);
+            }
             if let Some(wait) = wait {
                 pack_wait(&mut request, wait);
             }
@@ -299,12 +320,17 @@ impl RedisStore {
             Ok::<_, StoreError>(replies)
         };
         let mut replies = exchange(None)?;
+        let paused = match pause {
+            Some(_) => Some(replies.pop().ok_or_else(|| unexpected(&"nothing"))?),
+            None => None,
+        };
         let lost = lost_scripts(&replies);
         if !lost.is_empty() {
             let again = exchange(Some(&lost))?;
             restore(&mut replies, &lost, again);
         }
-        replies.into_iter().map(strings).collect()
+        let replies = replies.into_iter().map(strings).collect::<Result<_, _>>()?;
+        Ok((replies, paused))
     }
 
     /// Runs `op` on the store's runtime, bounded by the timeout.
@@ -333,10 +359,7 @@ impl RedisStore {
 
 impl Store for RedisStore {
     fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, StoreError> {
-        let call = self.charge_call(request);
-        let packing = Packing::of(request.limits);
-        self.eval_blocking(call)
-            .and_then(|r| parse_charge(r, &packing))
+        self.charge_now(request)
     }
 
     fn settle(&self, request: &SettleRequest<'_>) -> Result<SettleOutcome, StoreError> {
@@ -351,14 +374,7 @@ impl Store for RedisStore {
     }
 
     fn charge_async<'a>(&'a self, request: ChargeRequest<'a>) -> StoreFuture<'a, ChargeOutcome> {
-        let call = self.charge_call(&request);
-        let packing = Packing::of(request.limits);
-        let op = self.eval(call);
-        Box::pin(async move {
-            self.run_async(op)
-                .await
-                .and_then(|r| parse_charge(r, &packing))
-        })
+        Box::pin(self.charge_later(request))
     }
 
     fn settle_async<'a>(&'a self, request: SettleRequest<'a>) -> StoreFuture<'a, SettleOutcome> {
@@ -430,24 +446,14 @@ impl Store for RedisStore {
     /// (On a standalone Redis any keys may share a script; a Redis Cluster
     /// would need the ledgers under one hash tag.)
     fn charge_many(&self, requests: &[ChargeRequest<'_>]) -> Result<ManyOutcome, StoreError> {
-        let call = self.charge_many_call(requests)?;
-        let packings: Vec<Packing> = requests.iter().map(|r| Packing::of(r.limits)).collect();
-        self.eval_blocking(call)
-            .and_then(|r| parse_many(r, &packings))
+        self.charge_many_now(requests)
     }
 
     fn charge_many_async<'a>(
         &'a self,
         requests: Vec<ChargeRequest<'a>>,
     ) -> StoreFuture<'a, ManyOutcome> {
-        let call = self.charge_many_call(&requests);
-        let packings: Vec<Packing> = requests.iter().map(|r| Packing::of(r.limits)).collect();
-        Box::pin(async move {
-            let op = self.eval(call?);
-            self.run_async(op)
-                .await
-                .and_then(|r| parse_many(r, &packings))
-        })
+        Box::pin(self.charge_many_later(requests))
     }
 
     fn settle_many_async<'a>(

@@ -1,8 +1,8 @@
 //! What operators and the service keep in Redis beside the ledgers: a
-//! ledger's reset, the operator budgets (`PREFIX:budgets`, a hash, and
-//! `PREFIX:budgets:version`, a counter, written together in one script)
-//! and small records with a TTL (`PREFIX:rec:<key>`). None of these keys
-//! is in a ledger's hash slot.
+//! ledger's reset, the operator budgets (`PREFIX:{budgets}`, a hash, and
+//! `PREFIX:{budgets}:version`, a counter, written together in one script,
+//! so they share a hash tag) and small records with a TTL
+//! (`PREFIX:rec:<key>`). None of these keys is in a ledger's hash slot.
 
 use std::time::Duration;
 
@@ -18,8 +18,8 @@ impl RedisStore {
     /// by every engine on this prefix).
     fn shared_keys(&self) -> (String, String) {
         (
-            format!("{}:budgets", self.prefix),
-            format!("{}:budgets:version", self.prefix),
+            format!("{}:{{budgets}}", self.prefix),
+            format!("{}:{{budgets}}:version", self.prefix),
         )
     }
 
@@ -91,7 +91,7 @@ impl RedisStore {
     }
 
     pub(super) fn budgets_version(&self) -> Result<u64, StoreError> {
-        let key = format!("{}:budgets:version", self.prefix);
+        let (_, key) = self.shared_keys();
         match self.command_blocking(&["GET", &key])? {
             Reply::Nil => Ok(0),
             Reply::Data(v) => std::str::from_utf8(&v)

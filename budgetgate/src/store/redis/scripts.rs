@@ -9,6 +9,7 @@ use ::redis::Script;
 
 use super::aio;
 use super::keys::limbs;
+use super::kill_switch::PauseRead;
 use super::replies::strings;
 use super::resp::{Reply, Request};
 use crate::store::{Nanos, StoreError};
@@ -176,8 +177,22 @@ pub(super) async fn eval_async(
     calls: &[Call],
     wait: Option<&Wait>,
 ) -> Result<Vec<Vec<String>>, StoreError> {
+    Ok(eval_async_with(con, calls, wait, None).await?.0)
+}
+
+/// [`eval_async`], with the kill switch read after the calls (its reply
+/// comes back beside theirs).
+pub(super) async fn eval_async_with(
+    con: &aio::AsyncPool,
+    calls: &[Call],
+    wait: Option<&Wait>,
+    pause: Option<&PauseRead>,
+) -> Result<(Vec<Vec<String>>, Option<Reply>), StoreError> {
     let build = |pipe: &mut ::redis::Pipeline, lost: Option<&[usize]>| {
         add_calls(pipe, calls, lost);
+        if let (None, Some(pause)) = (lost, pause) {
+            pause.add(pipe);
+        }
         if let Some(wait) = wait {
             pipe.cmd("WAIT").arg(&wait.0).arg(&wait.1);
         }
@@ -186,6 +201,12 @@ pub(super) async fn eval_async(
     if let Some(wait) = wait {
         replicated(replies.pop(), wait)?;
     }
+    let paused = match pause {
+        Some(_) => Some(replies.pop().ok_or_else(|| {
+            StoreError::Backend("no reply to the kill switch's HMGET".to_owned())
+        })?),
+        None => None,
+    };
     let lost = lost_scripts(&replies);
     if !lost.is_empty() {
         let mut again = con.exchange(|pipe| build(pipe, Some(&lost))).await?;
@@ -194,7 +215,8 @@ pub(super) async fn eval_async(
         }
         restore(&mut replies, &lost, again);
     }
-    replies.into_iter().map(strings).collect()
+    let replies = replies.into_iter().map(strings).collect::<Result<_, _>>()?;
+    Ok((replies, paused))
 }
 
 /// `WAIT`'s arguments: how many replicas, how many milliseconds.

@@ -1,5 +1,6 @@
 -- charge_many: a hierarchy, all or nothing, in one script.
--- KEYS[1] = the pause hash, then per ledger its meta hash.
+-- KEYS = per ledger its meta hash (the kill switch is read beside the
+-- script, in the same round trip).
 -- ARGV 3 = number of ledgers; then per ledger one charge (see read_charge).
 -- Returns {'A', then each ledger's 6-field reply} when every ledger fitted
 -- and was recorded, or {'R', index (0-based), its 6-field reply} when one
@@ -9,10 +10,8 @@ local i = 4
 local ledgers = {}
 for j = 1, n do
   local c
-  c, i = read_charge(i, KEYS[1 + j])
+  c, i = read_charge(i, KEYS[j])
   c.L = open_charge(c)
-  local pause = redis.call('HMGET', KEYS[1], '*', c.pause_ns, c.pause_ledger)
-  c.paused = pause[1] or pause[2] or pause[3]
   ledgers[j] = c
 end
 local function save_all()
@@ -27,7 +26,7 @@ for _, c in ipairs(ledgers) do
   end
 end
 for j, c in ipairs(ledgers) do
-  local reply = charge_ledger(c.L, c.limits, c.au, c.an, c.id, c.hold, c.ttl, c.paused, false)
+  local reply = charge_ledger(c.L, c.limits, c.au, c.an, c.id, c.hold, c.ttl, false)
   if reply[1] ~= '1' then
     save_all()
     local out = { 'R', tostring(j - 1) }
@@ -37,7 +36,7 @@ for j, c in ipairs(ledgers) do
 end
 local out = { 'A' }
 for _, c in ipairs(ledgers) do
-  local reply, err = charge_ledger(c.L, c.limits, c.au, c.an, c.id, c.hold, c.ttl, false, true, c.mark)
+  local reply, err = charge_ledger(c.L, c.limits, c.au, c.an, c.id, c.hold, c.ttl, true, c.mark)
   if err then
     save_all()
     return redis.error_reply(err)

@@ -423,11 +423,10 @@ end
 -- Charges one ledger: the cap with the least room decides; soft-limit
 -- crossings are reported; with `record`, an admitted amount is recorded (as
 -- a hold under `id`, or as spend, remembered under `id` with `mark`).
--- Returns the reply {admitted (1, 0, or P for paused), limit_index,
--- spent_u, spent_n, now, soft-limit bitmask}, or nil and an error message.
-local function charge_ledger(L, limits, au, an, id, hold, ttl, paused, record, mark)
+-- Returns the reply {admitted (1 or 0), limit_index, spent_u, spent_n,
+-- now, soft-limit bitmask}, or nil and an error message.
+local function charge_ledger(L, limits, au, an, id, hold, ttl, record, mark)
   local now = L.now
-  if paused then return { 'P', '0', '0', '0', L.now_s, '0' } end
   local best, bu, bn, roomu, roomn
   for k, l in ipairs(limits) do
     local su, sn = norm(l.t.cu + l.t.ru, l.t.cn + l.t.rn)
@@ -482,16 +481,15 @@ end
 -- A charge's arguments from ARGV[i], for the ledger whose meta hash is
 -- `key`: P = (number of limits nl, per limit window_us, max_u, max_n,
 -- warn_u, warn_n (warn_u < 0: no soft limit), amount_u, amount_n, hold 0/1,
--- ttl_us); the amount "u|n"; the id; the namespace's and the ledger's pause
--- fields; the nl wids. Returns the charge and the index after it.
+-- ttl_us); the amount "u|n"; the id; the nl wids. Returns the charge and the index after it.
 local function read_charge(i, key)
   local P = ARGV[i]
   local nl, pos = struct.unpack('<i8', P)
-  local c = { key = key, id = ARGV[i + 2], pause_ns = ARGV[i + 3], pause_ledger = ARGV[i + 4], want = {}, limits = {} }
+  local c = { key = key, id = ARGV[i + 2], want = {}, limits = {} }
   for k = 1, nl do
     local win, mu, mn, wu, wn
     win, mu, mn, wu, wn, pos = struct.unpack('<i8i8i8i8i8', P, pos)
-    c.want[k] = { ARGV[i + 4 + k], win }
+    c.want[k] = { ARGV[i + 2 + k], win }
     c.limits[k] = { mu = mu, mn = mn, wu = wu, wn = wn }
   end
   local hold
@@ -499,7 +497,7 @@ local function read_charge(i, key)
   -- 1: a hold (ttl: the reservation's); 2: a fixed cost remembered under
   -- its id (ttl: the settled retention); 0: a fixed cost.
   c.hold, c.mark = hold == 1, hold == 2
-  return c, i + 5 + nl
+  return c, i + 3 + nl
 end
 
 -- Opens a charge's ledger (a hold reads its id's field too: ids must be

@@ -1,7 +1,7 @@
 -- Fast path of charge (before the shared code, so a call that takes it
 -- creates none of its functions): one lifetime or rolling window, on a
 -- ledger that counts in no other, with no reservation to expire, nothing
--- to prune, no TTL to renew and no pause. Anything else falls through to
+-- to prune and no TTL to renew. Anything else falls through to
 -- the general code, which gives the same result (this path only reads
 -- before it decides; tests/redis_fast_paths.rs compares the two).
 -- ARGV: charge.lua's; formats: read_charge, and the one-window 'h' (HEAD,
@@ -11,7 +11,7 @@ do
   -- One limit: P is 10 numbers.
   if #P == 80 then
     local _, win, mu, mn, wu, wn, au, an, hold, ttl = struct.unpack('<i8i8i8i8i8i8i8i8i8i8', P)
-    local wid, id = ARGV[8], ARGV[5]
+    local wid, id = ARGV[6], ARGV[5]
     -- 1: a hold; 2: a fixed cost remembered under its id (ttl: the
     -- settled retention); 0: a fixed cost.
     local mark = hold == 2
@@ -32,13 +32,7 @@ do
       -- No TTL to renew, no reservation to expire, and (rolling) nothing
       -- that left the window.
       if now < ren and (minexp < 0 or minexp > now) and (win == 0 or old < 0 or old >= now - win) then
-        -- The kill switch: the hash exists only while something is paused.
-        local paused = false
-        if redis.call('EXISTS', KEYS[2]) == 1 then
-          local pause = redis.call('HMGET', KEYS[2], '*', ARGV[6], ARGV[7])
-          paused = pause[1] or pause[2] or pause[3]
-        end
-        if not paused then
+        do
           local B = 1000000000
           -- spent = committed + reserved; room = max - spent (two limbs each)
           local su, sn = cu + ru, cn + rn
