@@ -122,10 +122,6 @@ impl<'e> Reservation<'e> {
     /// started in the foreground: settling by id is idempotent, so a job
     /// for a commit that did land answers "committed" again and charges
     /// nothing twice.
-    #[cfg_attr(
-        not(any(feature = "stream", feature = "tower", feature = "cache")),
-        allow(dead_code)
-    )]
     pub(crate) fn commit_jobs(&self, actual: Decimal) -> Vec<crate::settler::Job> {
         let (nanos, _, _) = self.validate(actual);
         self.jobs(Some(nanos))
@@ -179,20 +175,12 @@ impl Future for DetachedCommit {
 /// its final commit was in flight), the same commit is handed to the
 /// engine's settler, by id — a commit that did land is never recorded
 /// twice, one that did not is recorded.
-#[cfg_attr(
-    not(any(feature = "stream", feature = "tower", feature = "cache")),
-    allow(dead_code)
-)]
 pub(crate) struct SureCommit {
     commit: Pin<Box<dyn Future<Output = Result<Commit, CommitError>> + Send>>,
     engine: crate::Engine,
     jobs: Vec<crate::settler::Job>,
 }
 
-#[cfg_attr(
-    not(any(feature = "stream", feature = "tower", feature = "cache")),
-    allow(dead_code)
-)]
 impl SureCommit {
     pub(crate) fn new(reservation: Reservation<'static>, actual: Decimal) -> Self {
         let engine = reservation.engine.clone();

@@ -1,0 +1,105 @@
+//! A guarded async call whose future is dropped after its body ran — while
+//! the commit of its actual cost is in flight — still records that cost:
+//! the body's money was spent. The commit is handed to the engine's
+//! settler by id (recorded once, whatever the store had seen).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::Context;
+use std::time::Duration;
+
+use budgetgate::{guard_bounded, Budget, BudgetExceeded, Decimal, Engine, Ledger};
+use rust_decimal_macros::dec;
+use testkit::stalling::StallingSettles;
+
+#[guard_bounded(ledger = ("cancel", "llm", user), estimate = "0.5", actual = |tokens: &u64| Decimal::new(*tokens as i64, 3), max_spend = "1", engine = engine)]
+async fn call(engine: &Engine, user: &str, tokens: u64) -> Result<u64, BudgetExceeded> {
+    Ok(tokens)
+}
+
+#[guard_bounded(ledger = ("cancel", "llm", user), estimate = "0.5", actual = |tokens: &u64| Decimal::new(*tokens as i64, 3),
+                on_error = estimate, max_spend = "1", engine = engine)]
+async fn failing(engine: &Engine, user: &str, tokens: u64) -> Result<u64, Failed> {
+    let _ = tokens;
+    Err(Failed::Http)
+}
+
+#[derive(Debug)]
+enum Failed {
+    Http,
+    #[allow(dead_code)] // for Debug
+    Budget(BudgetExceeded),
+}
+
+impl From<BudgetExceeded> for Failed {
+    fn from(e: BudgetExceeded) -> Self {
+        Failed::Budget(e)
+    }
+}
+
+fn engine() -> (Engine, Arc<StallingSettles>) {
+    let store = Arc::new(StallingSettles::default());
+    let engine = Engine::builder().shared_store(store.clone()).build();
+    (engine, store)
+}
+
+/// Polls `fut` once: the body runs and the commit is sent to a store that
+/// does not answer, so the call is pending in its commit.
+fn poll_once<F: Future>(fut: &mut Pin<Box<F>>) {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    assert!(
+        fut.as_mut().poll(&mut cx).is_pending(),
+        "the commit is in flight"
+    );
+}
+
+#[test]
+fn a_call_dropped_while_its_commit_is_in_flight_still_commits() {
+    let (engine, store) = engine();
+    store.stall.store(true, Ordering::SeqCst);
+    let ledger = Ledger::new("cancel", "llm", "u1");
+    engine.set_budget(&ledger, Budget::lifetime(dec!(1)).unwrap());
+    let mut fut = Box::pin(call(&engine, "u1", 200));
+    poll_once(&mut fut);
+    assert_eq!(
+        engine.status(&ledger).unwrap().reserved(),
+        dec!(0.5),
+        "held, not settled"
+    );
+    drop(fut);
+    assert!(
+        engine.wait_settled(Duration::from_secs(10)),
+        "the settler committed"
+    );
+    let status = engine.status(&ledger).unwrap();
+    assert_eq!(
+        (status.committed(), status.reserved()),
+        (dec!(0.2), dec!(0))
+    );
+    // Exactly once: the store answering now changes nothing.
+    store.stall.store(false, Ordering::SeqCst);
+    assert_eq!(engine.status(&ledger).unwrap().committed(), dec!(0.2));
+}
+
+/// The same for a failed body charged its estimate (`on_error = estimate`).
+#[test]
+fn a_failed_call_dropped_while_its_commit_is_in_flight_still_commits() {
+    let (engine, store) = engine();
+    let ledger = Ledger::new("cancel", "llm", "u2");
+    engine.set_budget(&ledger, Budget::lifetime(dec!(1)).unwrap());
+    store.stall.store(true, Ordering::SeqCst);
+    let mut fut = Box::pin(failing(&engine, "u2", 1));
+    poll_once(&mut fut);
+    drop(fut);
+    assert!(
+        engine.wait_settled(Duration::from_secs(10)),
+        "the settler committed"
+    );
+    let status = engine.status(&ledger).unwrap();
+    assert_eq!(
+        (status.committed(), status.reserved()),
+        (dec!(0.5), dec!(0))
+    );
+}
