@@ -1,7 +1,8 @@
 //! The response cache (`budgetgate::cache`): an agent asks the same
 //! questions again; the repeats are answered from the cache — the model is
 //! not called and nothing is charged — and the cache reports the money it
-//! saved.
+//! saved. Once in process (`ResponseCache`), once in the engine's store
+//! (`SharedCache`, which a Redis store shares between processes).
 //!
 //! ```sh
 //! cargo run --example response_cache
@@ -10,7 +11,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use budgetgate::cache::ResponseCache;
+use budgetgate::cache::{ResponseCache, SharedCache};
 use budgetgate::pricing::{self, Usage};
 use budgetgate::{dec, Budget, BudgetExceeded, Engine, Ledger};
 
@@ -67,5 +68,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.saved(),
         engine.status(&ledger)?.committed()
     );
+
+    // The same through the engine's store: with a Redis store
+    // (`Engine::new(RedisStore::connect(url)?)`) every process shares it.
+    let shared: SharedCache<(String, String), (String, Usage)> =
+        SharedCache::new("answers", Duration::from_secs(3600))?;
+    let other = Ledger::new("openai", MODEL, "agent:8");
+    engine.set_budget(&other, Budget::lifetime(dec!(1))?);
+    for q in questions {
+        let request = (MODEL.to_string(), q.to_string());
+        let answer = shared
+            .call(
+                &engine,
+                &other,
+                &request,
+                dec!(0.01),
+                |(_, usage): &(String, Usage)| pricing::cost(MODEL, usage).unwrap_or(dec!(0.01)),
+                || complete(q),
+            )
+            .await?;
+        let how = if answer.is_hit() {
+            "shared hit"
+        } else {
+            "model call"
+        };
+        println!("{q:<20} {how:<28} (cost when made: {})", answer.cost());
+    }
+    let stats = shared.stats();
+    println!(
+        "shared cache: hits {}, misses {}, saved {}; agent:8 committed {}",
+        stats.hits(),
+        stats.misses(),
+        stats.saved(),
+        engine.status(&other)?.committed()
+    );
+    assert_eq!((stats.hits(), stats.misses()), (3, 2));
     Ok(())
 }

@@ -254,8 +254,9 @@
 //!   reservation held for a `Stream`'s life, committed from what it consumed.
 //! - `run` (default): run budgets ([`run`](mod@run)): a task-local scope
 //!   whose ledger joins every guarded call inside it.
-//! - `cache`: an opt-in in-process response cache for guarded calls
-//!   (`budgetgate::cache`): a hit runs nothing and charges nothing.
+//! - `cache`: an opt-in response cache for guarded calls
+//!   (`budgetgate::cache`), in process or shared through the store (Redis):
+//!   a hit runs nothing and charges nothing.
 //! - `tower`: a budget layer for tower HTTP services (`budgetgate::tower`).
 //! - `metrics`: `budgetgate::metrics::MetricsListener`, counters through the `metrics` facade.
 

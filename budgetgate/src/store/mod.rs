@@ -454,6 +454,21 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         Ok(None)
     }
 
+    /// Async [`Store::put_record`]; the default calls the sync one.
+    fn put_record_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(std::future::ready(self.put_record(key, value, ttl)))
+    }
+
+    /// Async [`Store::get_record`]; the default calls the sync one.
+    fn get_record_async<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<String>> {
+        Box::pin(std::future::ready(self.get_record(key)))
+    }
+
     /// Releases a reservation from a destructor (a `Reservation` dropped
     /// without commit). Must not block an async runtime: a networked store
     /// sends it in the background. The default settles synchronously.

@@ -525,6 +525,19 @@ impl Store for RedisStore {
         self.record_put(key, value, ttl)
     }
 
+    fn put_record_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.record_put_async(key, value, ttl))
+    }
+
+    fn get_record_async<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<String>> {
+        Box::pin(self.record_get_async(key))
+    }
+
     fn get_record(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.record_get(key)
     }

@@ -78,16 +78,48 @@ impl RedisStore {
 
     pub(super) fn record_get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = format!("{}:rec:{key}", self.prefix);
-        match self.command_blocking(&["GET", &key])? {
-            Reply::Nil => Ok(None),
-            Reply::Data(v) => String::from_utf8(v)
-                .map(Some)
-                .map_err(|_| StoreError::Backend("a record is not UTF-8".into())),
-            other => Err(StoreError::Backend(format!(
-                "unexpected GET reply: {}",
-                shown(&other)
-            ))),
-        }
+        record_reply(self.command_blocking(&["GET", &key])?)
+    }
+
+    /// [`RedisStore::record_put`] on the async connection.
+    pub(super) async fn record_put_async(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = format!("{}:rec:{key}", self.prefix);
+        let ms = ttl.as_millis().max(1).to_string();
+        let value = value.to_owned();
+        let con = self.async_con.clone();
+        let op = async move {
+            let mut replies = con
+                .exchange(|pipe| {
+                    pipe.cmd("SET").arg(&key).arg(&value).arg("PX").arg(&ms);
+                })
+                .await?;
+            match replies.pop() {
+                Some(Reply::Error(message)) => Err(StoreError::Backend(message)),
+                Some(_) => Ok(()),
+                None => Err(StoreError::Backend("no reply to SET".into())),
+            }
+        };
+        self.run_async(op).await
+    }
+
+    /// [`RedisStore::record_get`] on the async connection.
+    pub(super) async fn record_get_async(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = format!("{}:rec:{key}", self.prefix);
+        let con = self.async_con.clone();
+        let op = async move {
+            let mut replies = con
+                .exchange(|pipe| {
+                    pipe.cmd("GET").arg(&key);
+                })
+                .await?;
+            record_reply(replies.pop().unwrap_or(Reply::Nil))
+        };
+        self.run_async(op).await
     }
 
     pub(super) fn budgets_version(&self) -> Result<u64, StoreError> {
@@ -155,5 +187,20 @@ impl RedisStore {
                 shown(&other)
             ))),
         }
+    }
+}
+
+/// A record's `GET` reply.
+fn record_reply(reply: Reply) -> Result<Option<String>, StoreError> {
+    match reply {
+        Reply::Nil => Ok(None),
+        Reply::Data(v) => String::from_utf8(v)
+            .map(Some)
+            .map_err(|_| StoreError::Backend("a record is not UTF-8".into())),
+        Reply::Error(message) => Err(StoreError::Backend(message)),
+        other => Err(StoreError::Backend(format!(
+            "unexpected GET reply: {}",
+            shown(&other)
+        ))),
     }
 }

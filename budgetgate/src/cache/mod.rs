@@ -12,7 +12,15 @@
 //! reservation is released). Two identical requests that miss at the same
 //! time both run (there is no single-flight).
 //!
-//! This is the in-process backend; it is cleared when the process ends.
+//! Two backends:
+//!
+//! - [`ResponseCache`], in process: any `Hash + Eq` request and `Clone`
+//!   response, cleared when the process ends.
+//! - [`SharedCache`], in the engine's store: requests and responses as
+//!   JSON (`serde`), shared by every process and host on the same Redis
+//!   (through the store's own connection; Redis expires the entries).
+//!
+//! The in-process backend:
 //!
 //! ```
 //! use budgetgate::cache::ResponseCache;
@@ -50,6 +58,9 @@ use rust_decimal::Decimal;
 
 use crate::reservation::detached::SureCommit;
 use crate::{BudgetExceeded, Engine, Ledger};
+
+mod shared;
+pub use shared::{CacheError, SharedCache};
 
 /// How many expired entries a call removes at most (the work per call is
 /// bounded; what is left is removed by later calls or when looked up).
