@@ -18,6 +18,7 @@
 //! Every implementation must pass the conformance suite (`src/conformance.rs`
 //! in the repository, run by `tests/conformance_*.rs`).
 
+mod in_order;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -35,6 +36,7 @@ use crate::ledger::Ledger;
 use crate::pause::PauseScope;
 use crate::rate::{RateOutcome, RateRequest};
 
+pub use in_order::{charge_in_order, charge_in_order_async};
 pub use memory::MemoryStore;
 
 /// An amount in nano-units (10⁻⁹ of a currency unit).
@@ -478,84 +480,6 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
                 "could not release a dropped reservation; its headroom returns when it expires");
         }
     }
-}
-
-/// How long a fixed cost's temporary hold lives in [`charge_in_order`] if the
-/// process dies between charging and committing it.
-const TEMPORARY_HOLD: Duration = Duration::from_secs(60);
-
-/// The order in which ledgers are charged: the same for every caller.
-fn ledger_order(a: &Ledger, b: &Ledger) -> std::cmp::Ordering {
-    (a.namespace(), a.resource(), a.principal()).cmp(&(b.namespace(), b.resource(), b.principal()))
-}
-
-/// [`Store::charge_many`]'s default: holds in a fixed order, rolled back on
-/// a refusal.
-pub fn charge_in_order<S: Store + ?Sized>(
-    store: &S,
-    requests: &[ChargeRequest<'_>],
-) -> Result<ManyOutcome, StoreError> {
-    let mut order: Vec<usize> = (0..requests.len()).collect();
-    order.sort_by(|&a, &b| ledger_order(requests[a].ledger, requests[b].ledger));
-    let mut outcomes: Vec<Option<ChargeOutcome>> = vec![None; requests.len()];
-    let mut holds: Vec<(usize, Hold)> = Vec::with_capacity(requests.len());
-    let release = |holds: &[(usize, Hold)]| {
-        for (i, hold) in holds {
-            let r = &requests[*i];
-            let _expires_anyway = store.settle(&SettleRequest {
-                ledger: r.ledger,
-                limits: r.limits,
-                id: hold.id,
-                reserved: r.amount,
-                actual: None,
-                record_if_missing: false,
-                cancel: false,
-            });
-        }
-    };
-    for &i in &order {
-        let r = requests[i];
-        let hold = r.hold.unwrap_or(Hold {
-            id: ReservationId::new(),
-            ttl: TEMPORARY_HOLD,
-        });
-        match store.charge(&ChargeRequest {
-            hold: Some(hold),
-            id: None,
-            ..r
-        }) {
-            Ok(outcome) if outcome.admitted => {
-                outcomes[i] = Some(outcome);
-                holds.push((i, hold));
-            }
-            Ok(outcome) => {
-                release(&holds);
-                return Ok(ManyOutcome::Refused { index: i, outcome });
-            }
-            Err(error) => {
-                release(&holds);
-                return Err(error);
-            }
-        }
-    }
-    // Fixed costs: the temporary holds become spend.
-    for (i, hold) in &holds {
-        let r = &requests[*i];
-        if r.hold.is_none() {
-            store.settle(&SettleRequest {
-                ledger: r.ledger,
-                limits: r.limits,
-                id: hold.id,
-                reserved: r.amount,
-                actual: Some(r.amount),
-                record_if_missing: true,
-                cancel: false,
-            })?;
-        }
-    }
-    Ok(ManyOutcome::Admitted(
-        outcomes.into_iter().flatten().collect(),
-    ))
 }
 
 /// A store that fails every operation with the same error (a configuration

@@ -54,6 +54,7 @@ pub struct RedisStoreBuilder {
     settled_retention: Duration,
     time: TimeSource,
     fast_paths: bool,
+    one_ledger_per_script: bool,
     accept_eviction: bool,
     redis_rs: bool,
     replicas: Option<(u32, Duration)>,
@@ -81,6 +82,7 @@ impl RedisStoreBuilder {
             settled_retention: Duration::from_secs(900),
             time: TimeSource::Server,
             fast_paths: true,
+            one_ledger_per_script: false,
             accept_eviction: false,
             redis_rs: false,
             replicas: None,
@@ -166,6 +168,24 @@ impl RedisStoreBuilder {
     /// ledger's keys and so grant its budget again.
     pub fn accept_eviction(mut self) -> Self {
         self.accept_eviction = true;
+        self
+    }
+
+    /// Hierarchies charge their ledgers one script each — held in one
+    /// global order, rolled back on a refusal, fixed costs' holds turned
+    /// into spend once every ledger fitted — instead of one atomic script
+    /// over all of them. Then no script touches more than one ledger's
+    /// hash tag, as a Redis Cluster requires. No ledger is ever overspent
+    /// either way; this costs a round trip per ledger (plus one for fixed
+    /// costs), and between the holds another caller may find some of the
+    /// hierarchy's ledgers held and not yet the others.
+    ///
+    /// ```
+    /// use budgetgate::store::redis::RedisStore;
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6379").one_ledger_per_script();
+    /// ```
+    pub fn one_ledger_per_script(mut self) -> Self {
+        self.one_ledger_per_script = true;
         self
     }
 
@@ -267,6 +287,7 @@ impl RedisStoreBuilder {
             retention_us: micros(self.settled_retention),
             time: self.time,
             fast_paths: self.fast_paths,
+            one_ledger_per_script: self.one_ledger_per_script,
             // `WAIT n ms` (at least 1 ms: 0 would wait for ever).
             replicas: self.replicas.map(|(n, wait)| {
                 (

@@ -18,7 +18,8 @@
 //!   charge script in the same round trip (`kill_switch.rs`), and a charge
 //!   made by a request that finds its ledger paused is taken back by id
 //!   before the call returns. Only the hierarchy script spans several
-//!   ledgers' tags.
+//!   ledgers' tags, and [`RedisStoreBuilder::one_ledger_per_script`]
+//!   replaces it with one script per ledger.
 //! - **TTLs on every key**; reservations expire after their TTL; settled
 //!   reservation ids are remembered for a while so a retried commit is never
 //!   charged twice.
@@ -150,6 +151,8 @@ pub struct RedisStore {
     time: TimeSource,
     /// Scripts skip the general code when a call needs none of it.
     fast_paths: bool,
+    /// Hierarchies as one script per ledger (`one_ledger_per_script`).
+    one_ledger_per_script: bool,
     /// `WAIT`'s arguments (replicas, ms) for writes that record spend.
     replicas: Option<(String, String)>,
     /// Arguments every call sends, made once: `keep_arg` for reservation
@@ -446,6 +449,9 @@ impl Store for RedisStore {
     /// (On a standalone Redis any keys may share a script; a Redis Cluster
     /// would need the ledgers under one hash tag.)
     fn charge_many(&self, requests: &[ChargeRequest<'_>]) -> Result<ManyOutcome, StoreError> {
+        if self.one_ledger_per_script {
+            return crate::store::charge_in_order(self, requests);
+        }
         self.charge_many_now(requests)
     }
 
@@ -453,6 +459,9 @@ impl Store for RedisStore {
         &'a self,
         requests: Vec<ChargeRequest<'a>>,
     ) -> StoreFuture<'a, ManyOutcome> {
+        if self.one_ledger_per_script {
+            return Box::pin(crate::store::charge_in_order_async(self, requests));
+        }
         Box::pin(self.charge_many_later(requests))
     }
 
