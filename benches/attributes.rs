@@ -44,6 +44,28 @@ fn by_hand_bounded(x: u64, budget: &Budget) -> Result<u64, Blocked> {
     out
 }
 
+#[guard_bounded(ledger = ("bench", "bounded-async", "p"), estimate = "0.00001", actual = |_| dec!(0.000001),
+                max_spend = "1000000000000", engine = &*ENGINE)]
+async fn guarded_bounded_async(x: u64) -> Result<u64, Blocked> {
+    Ok(x + 1)
+}
+
+/// The async Engine API by hand: reserve, run, commit (a plain
+/// `commit_async`, which a dropped future could cut short; the attribute's
+/// commit is made sure of).
+async fn by_hand_bounded_async(x: u64, budget: &Budget) -> Result<u64, Blocked> {
+    let ledger = Ledger::new("bench", "bounded-async-hand", "p");
+    let reservation = ENGINE
+        .reserve_with_async(&ledger, Some(budget), dec!(0.00001))
+        .await?;
+    let out: Result<u64, Blocked> = Ok(x + 1);
+    match &out {
+        Ok(_) => drop(reservation.commit_async(dec!(0.000001)).await),
+        Err(_) => drop(reservation.release_async().await),
+    }
+    out
+}
+
 fn overhead(c: &mut Criterion) {
     let budget = Budget::lifetime(BUDGET.parse::<Decimal>().unwrap()).unwrap();
     let mut g = c.benchmark_group("attribute_overhead");
@@ -56,6 +78,15 @@ fn overhead(c: &mut Criterion) {
     });
     g.bench_function("bounded/guard_bounded", |b| {
         b.iter(|| guarded_bounded(black_box(1)))
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    g.bench_function("async_bounded/by_hand", |b| {
+        b.iter(|| rt.block_on(by_hand_bounded_async(black_box(1), &budget)))
+    });
+    g.bench_function("async_bounded/guard_bounded", |b| {
+        b.iter(|| rt.block_on(guarded_bounded_async(black_box(1))))
     });
     g.finish();
 }

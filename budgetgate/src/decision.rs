@@ -346,7 +346,7 @@ impl BudgetExceeded {
 /// ```
 ///
 /// `D` is the kind of decision: a budget [`Decision`] (the default), or a
-/// [`RateDecision`](crate::rate::RateDecision) for `#[rate_limit_result]`.
+/// `RateDecision` (in `budgetgate::rate`) for `#[rate_limit_result]`.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use = "a Guarded value may hold a blocked call"]
 pub struct Guarded<T, D = Decision> {
@@ -366,13 +366,6 @@ impl Blocking for Decision {
     type Error = BudgetExceeded;
     fn into_error(self) -> BudgetExceeded {
         BudgetExceeded::new(self)
-    }
-}
-
-impl Blocking for crate::rate::RateDecision {
-    type Error = crate::rate::RateLimited;
-    fn into_error(self) -> crate::rate::RateLimited {
-        crate::rate::RateLimited::new(self)
     }
 }
 

@@ -31,7 +31,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::budget::StoreErrorMode;
-use crate::decision::Status;
+use crate::decision::{Blocking, Status};
 use crate::ledger::Ledger;
 
 /// One call stream: `(namespace, action, principal)`.
@@ -449,35 +449,6 @@ impl From<RateLimited> for std::io::Error {
     }
 }
 
-/// What a store is asked to check and record for one call.
-#[derive(Debug, Clone, Copy)]
-pub struct RateRequest<'a> {
-    /// The gate.
-    pub gate: &'a Gate,
-    /// The policy (validated).
-    pub policy: &'a Policy,
-    /// A unique id for this call (the sliding log's member).
-    pub call_id: crate::store::ReservationId,
-    /// Record an admitted call (`false`: only say whether one would be
-    /// admitted now, changing nothing — [`Engine::rate_status`](crate::Engine::rate_status)).
-    pub record: bool,
-}
-
-/// What a store decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateOutcome {
-    /// Whether the call was admitted (and recorded).
-    pub admitted: bool,
-    /// Why not.
-    pub reason: Option<RateReason>,
-    /// Calls in the window after this check.
-    pub calls_in_window: u64,
-    /// µs since the previous admitted call.
-    pub since_last_us: Option<i64>,
-    /// µs until a call can be admitted (when blocked).
-    pub retry_after_us: Option<i64>,
-}
-
 /// GCRA in exact integers: times are µs, scaled by the bucket's `tokens`
 /// (k) so the emission interval `period / k` needs no fractions.
 pub(crate) mod gcra {
@@ -500,6 +471,13 @@ pub(crate) mod gcra {
             return Err(i64::try_from((wait + k - 1) / k).unwrap_or(i64::MAX));
         }
         Ok(tat + interval)
+    }
+}
+
+impl Blocking for RateDecision {
+    type Error = RateLimited;
+    fn into_error(self) -> RateLimited {
+        RateLimited::new(self)
     }
 }
 

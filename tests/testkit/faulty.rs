@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use budgetgate::budget::Limit;
-use budgetgate::rate::{RateOutcome, RateRequest};
 use budgetgate::store::{
     ChargeOutcome, ChargeRequest, SettleOutcome, SettleRequest, Store, StoreError, WindowUsage,
 };
+use budgetgate::store::{RateOutcome, RateRequest};
 use budgetgate::Ledger;
 
 /// Wraps a store; while `failing`, every operation returns `Unavailable`.

@@ -26,10 +26,11 @@ use crate::decision::{BlockReason, BudgetExceeded, Decision, Status};
 use crate::event::{Event, Listener};
 use crate::ledger::Ledger;
 use crate::pause::PauseScope;
-use crate::rate::{Gate, Policy, RateDecision, RateOutcome, RateReason, RateRequest};
+use crate::rate::{Gate, Policy, RateDecision, RateReason};
 use crate::registry::{Budgets, Registry};
 use crate::reservation::Reservation;
 use crate::settler::Settler;
+use crate::store::{RateOutcome, RateRequest};
 
 mod budgets;
 mod builder;

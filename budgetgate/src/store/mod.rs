@@ -34,7 +34,6 @@ use std::sync::LazyLock;
 use crate::budget::Limit;
 use crate::ledger::Ledger;
 use crate::pause::PauseScope;
-use crate::rate::{RateOutcome, RateRequest};
 
 pub use in_order::{charge_in_order, charge_in_order_async};
 pub use memory::MemoryStore;
@@ -296,6 +295,35 @@ impl StoreError {
     pub fn may_have_applied(&self) -> bool {
         !matches!(self, StoreError::NotSent(_))
     }
+}
+
+/// What a store is asked to check and record for one call.
+#[derive(Debug, Clone, Copy)]
+pub struct RateRequest<'a> {
+    /// The gate.
+    pub gate: &'a crate::rate::Gate,
+    /// The policy (validated).
+    pub policy: &'a crate::rate::Policy,
+    /// A unique id for this call (the sliding log's member).
+    pub call_id: ReservationId,
+    /// Record an admitted call (`false`: only say whether one would be
+    /// admitted now, changing nothing — [`Engine::rate_status`](crate::Engine::rate_status)).
+    pub record: bool,
+}
+
+/// What a store decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateOutcome {
+    /// Whether the call was admitted (and recorded).
+    pub admitted: bool,
+    /// Why not.
+    pub reason: Option<crate::rate::RateReason>,
+    /// Calls in the window after this check.
+    pub calls_in_window: u64,
+    /// µs since the previous admitted call.
+    pub since_last_us: Option<i64>,
+    /// µs until a call can be admitted (when blocked).
+    pub retry_after_us: Option<i64>,
 }
 
 /// Where spend state lives. See the module docs for the contract.

@@ -41,7 +41,8 @@ use crate::budget::{Limit, Window};
 use crate::clock::{Clock, SystemClock};
 use crate::ledger::{Ledger, Prehashed};
 use crate::pause::PauseScope;
-use crate::rate::{gcra, Policy, RateOutcome, RateReason, RateRequest};
+use crate::rate::{gcra, Policy, RateReason};
+use crate::store::{RateOutcome, RateRequest};
 
 use super::{
     ChargeOutcome, ChargeRequest, ManyOutcome, Nanos, ReservationIdKey, SettleOutcome,

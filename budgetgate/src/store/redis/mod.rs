@@ -119,7 +119,7 @@ use crate::budget::Limit;
 use crate::clock::Clock;
 use crate::ledger::Ledger;
 use crate::pause::PauseScope;
-use crate::rate::{RateOutcome, RateRequest};
+use crate::store::{RateOutcome, RateRequest};
 
 use super::{
     ChargeOutcome, ChargeRequest, ManyOutcome, SettleOutcome, SettleRequest, Store, StoreError,

@@ -7,7 +7,8 @@ use super::config::scrub;
 use super::keys::NANOS;
 use super::resp::{self, Reply};
 use crate::budget::Limit;
-use crate::rate::{RateOutcome, RateReason};
+use crate::rate::RateReason;
+use crate::store::RateOutcome;
 use crate::store::{ChargeOutcome, ManyOutcome, Nanos, SettleOutcome, StoreError, WindowUsage};
 
 /// A failed lean connection as a [`StoreError`] (never showing `secret`).
