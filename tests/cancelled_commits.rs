@@ -1,7 +1,9 @@
-//! A guarded async call whose future is dropped after its body ran — while
-//! the commit of its actual cost is in flight — still records that cost:
-//! the body's money was spent. The commit is handed to the engine's
-//! settler by id (recorded once, whatever the store had seen).
+//! Commits cut short still land. A guarded async call whose future is
+//! dropped after its body ran — while the commit of its actual cost is in
+//! flight — still records that cost: the body's money was spent. The
+//! commit is handed to the engine's settler by id (recorded once, whatever
+//! the store had seen). And a hierarchy's commit still unconfirmed at its
+//! deadline lands on every ledger once the store answers.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -102,4 +104,53 @@ fn a_failed_call_dropped_while_its_commit_is_in_flight_still_commits() {
         (status.committed(), status.reserved()),
         (dec!(0.5), dec!(0))
     );
+}
+
+/// A hierarchy's commit whose first ledger is still unconfirmed at the
+/// commit deadline (`CommitError::Unknown`) goes on in the background on
+/// *every* ledger, sync and async: once the store answers again, each
+/// ledger holds the actual and nothing stays reserved.
+#[test]
+fn an_unknown_hierarchy_commit_lands_on_every_ledger() {
+    use budgetgate::store::{MemoryStore, Store};
+    use budgetgate::CommitError;
+    use testkit::faulty::Faulty;
+    let faulty = Faulty::new(Arc::new(MemoryStore::new()));
+    let store: Arc<dyn Store> = Arc::new(faulty.clone());
+    let engine = Engine::builder()
+        .shared_store(store)
+        .commit_deadline(Duration::from_millis(100))
+        .build();
+    let user = Ledger::new("cancel", "llm", "user");
+    let team = Ledger::new("cancel", "llm", "team");
+    for l in [&user, &team] {
+        engine.set_budget(l, Budget::lifetime(dec!(10)).unwrap());
+    }
+    let both = [user.clone(), team.clone()];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sync = engine.reserve_all(&both, dec!(2)).unwrap();
+    let asynchronous = engine.reserve_all(&both, dec!(2)).unwrap();
+    faulty.set_failing(true);
+    let unknown = |e: CommitError| assert!(matches!(e, CommitError::Unknown { .. }), "{e}");
+    unknown(sync.commit(dec!(1)).unwrap_err());
+    unknown(
+        rt.block_on(asynchronous.commit_async(dec!(0.5)))
+            .unwrap_err(),
+    );
+    faulty.set_failing(false);
+    assert!(
+        engine.wait_settled(Duration::from_secs(10)),
+        "the settler committed"
+    );
+    for l in &both {
+        let status = engine.status(l).unwrap();
+        assert_eq!(
+            (status.committed(), status.reserved()),
+            (dec!(1.5), dec!(0)),
+            "{l}"
+        );
+    }
 }

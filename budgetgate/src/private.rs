@@ -13,7 +13,6 @@ use crate::decision::{BudgetExceeded, Decision, Guarded};
 use crate::engine::Engine;
 use crate::ledger::Ledger;
 use crate::rate::{Bucket, Gate, Policy, RateDecision, RateLimited};
-use crate::reservation::detached::SureCommit;
 use crate::reservation::Reservation;
 
 pub use crate::global::global;
@@ -196,11 +195,12 @@ pub fn commit(reservation: Reservation<'_>, actual: Result<Decimal, String>) {
 
 /// Async [`commit`]. The body ran, so its money was spent: if this future
 /// is dropped while the store works (the caller's future cancelled after
-/// the body returned), the same commit is handed to the engine's settler
-/// by id, so it is recorded once whatever the store had seen.
+/// the body returned), `commit_async` hands the same commit to the
+/// engine's settler by id, so it is recorded once whatever the store had
+/// seen.
 pub async fn commit_async(reservation: Reservation<'_>, actual: Result<Decimal, String>) {
     let actual = committable(&reservation, actual);
-    let _reported = SureCommit::new(reservation.into_owned(), actual).await;
+    let _reported = reservation.commit_async(actual).await;
 }
 
 /// Commits what an `actual` closure returned; if it panicked, commits the

@@ -282,7 +282,8 @@ impl<'e> Reservation<'e> {
             {
                 Outcome::Settled(outcome) => outcome,
                 Outcome::Pending(source) => {
-                    return Err(self.unknown(actual, self.id, self.ledger(), source))
+                    self.others_in_background(nanos);
+                    return Err(self.unknown(actual, self.id, self.ledger(), source));
                 }
             },
         };
@@ -322,6 +323,15 @@ impl<'e> Reservation<'e> {
                 record_if_missing: kind == Kind::Commit,
             })
             .collect()
+    }
+
+    /// A hierarchy's other ledgers, committed by the settler without
+    /// waiting: the first ledger's commit is still pending, and the others
+    /// must not be left held until their holds expire.
+    fn others_in_background(&self, nanos: Nanos) {
+        for job in self.others_jobs(Kind::Commit, Some(nanos)) {
+            self.engine.settle_later(job, None);
+        }
     }
 
     /// A commit whose outcome is not known yet (see [`CommitError::Unknown`]).
@@ -473,12 +483,22 @@ impl<'e> Reservation<'e> {
 
     /// Async [`Reservation::commit`]. Waiting for retries does not block
     /// the executor (the settler's thread wakes this future).
+    ///
+    /// Dropping this future before it is done does not lose the commit:
+    /// the same commit is handed to the engine's settler, by id (a commit
+    /// that had landed is not recorded twice; one that had not is
+    /// recorded), and reported as [`Event::Committed`](crate::Event::Committed).
     pub async fn commit_async(mut self, actual: Decimal) -> Result<Commit, CommitError> {
         // Marked settled before sending: if this future is dropped mid-flight
         // the commit may still land, and must not be followed by a release.
         self.settled = true;
         let deadline = std::time::Instant::now() + self.engine.commit_deadline();
         let (nanos, actual, invalid) = self.validate(actual);
+        let sure = MakeSure {
+            reservation: &self,
+            nanos,
+            armed: true,
+        };
         let request = self.settle_request(Some(nanos));
         let first = match self.engine.store().settle_async(request).await {
             Ok(outcome) => outcome,
@@ -488,12 +508,16 @@ impl<'e> Reservation<'e> {
             {
                 Outcome::Settled(outcome) => outcome,
                 Outcome::Pending(source) => {
-                    return Err(self.unknown(actual, self.id, self.ledger(), source))
+                    // In the settler's hands: it goes on without this future.
+                    sure.disarm();
+                    self.others_in_background(nanos);
+                    return Err(self.unknown(actual, self.id, self.ledger(), source));
                 }
             },
         };
-        let outcome = self.settle_others_async(Some(nanos), first).await?;
-        self.committed(actual, outcome, invalid)
+        let outcome = self.settle_others_async(Some(nanos), first).await;
+        sure.disarm();
+        self.committed(actual, outcome?, invalid)
     }
 
     /// Releases the hold: nothing is charged. Says whether the store still
@@ -687,6 +711,36 @@ impl Drop for Reservation<'_> {
         store.release_in_background(&self.settle_request(None));
         for request in self.others_requests(None) {
             store.release_in_background(&request);
+        }
+    }
+}
+
+/// [`Reservation::commit_async`]'s guard: dropped while armed — the
+/// future was dropped before the store answered — it hands the same
+/// commit to the engine's settler, by id. Nothing is computed unless that
+/// happens.
+struct MakeSure<'r, 'e> {
+    reservation: &'r Reservation<'e>,
+    nanos: Nanos,
+    armed: bool,
+}
+
+impl MakeSure<'_, '_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for MakeSure<'_, '_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let r = self.reservation;
+        tracing::debug!(ledger = %r.ledger(), id = %r.id,
+            "a commit dropped before the store answered; the settler makes sure of it");
+        for job in r.commit_jobs_nanos(self.nanos) {
+            r.engine.settle_later(job, None);
         }
     }
 }

@@ -122,8 +122,7 @@ impl<'e> Reservation<'e> {
     /// started in the foreground: settling by id is idempotent, so a job
     /// for a commit that did land answers "committed" again and charges
     /// nothing twice.
-    pub(crate) fn commit_jobs(&self, actual: Decimal) -> Vec<crate::settler::Job> {
-        let (nanos, _, _) = self.validate(actual);
+    pub(crate) fn commit_jobs_nanos(&self, nanos: Nanos) -> Vec<crate::settler::Job> {
         self.jobs(Some(nanos))
     }
 
@@ -170,25 +169,17 @@ impl Future for DetachedCommit {
     }
 }
 
-/// [`Reservation::commit_async`], made sure of: if this future is dropped
-/// before the store answered (a cancelled request, a stream dropped while
-/// its final commit was in flight), the same commit is handed to the
-/// engine's settler, by id — a commit that did land is never recorded
-/// twice, one that did not is recorded.
+/// [`Reservation::commit_async`] as a nameable, boxed future (a field of a
+/// stream or a tower future). Like `commit_async`, dropping it before the
+/// store answered hands the same commit to the engine's settler, by id.
 pub(crate) struct SureCommit {
     commit: Pin<Box<dyn Future<Output = Result<Commit, CommitError>> + Send>>,
-    engine: crate::Engine,
-    jobs: Vec<crate::settler::Job>,
 }
 
 impl SureCommit {
     pub(crate) fn new(reservation: Reservation<'static>, actual: Decimal) -> Self {
-        let engine = reservation.engine.clone();
-        let jobs = reservation.commit_jobs(actual);
         SureCommit {
             commit: Box::pin(reservation.commit_async(actual)),
-            engine,
-            jobs,
         }
     }
 }
@@ -197,18 +188,6 @@ impl Future for SureCommit {
     type Output = Result<Commit, CommitError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let outcome = std::task::ready!(self.commit.as_mut().poll(cx));
-        self.jobs.clear(); // answered: nothing to make sure of
-        Poll::Ready(outcome)
-    }
-}
-
-impl Drop for SureCommit {
-    fn drop(&mut self) {
-        for job in self.jobs.drain(..) {
-            tracing::debug!(ledger = %job.ledger, id = %job.id,
-                "a commit dropped before the store answered; the settler makes sure of it");
-            self.engine.settle_later(job, None);
-        }
+        self.commit.as_mut().poll(cx)
     }
 }
