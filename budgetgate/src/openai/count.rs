@@ -4,11 +4,16 @@
 
 use async_openai::types::chat::{
     ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessageContent,
-    ChatCompletionRequestAssistantMessageContentPart, ChatCompletionRequestDeveloperMessageContent,
+    ChatCompletionRequestAssistantMessageContentPart as AssistantPart,
+    ChatCompletionRequestDeveloperMessageContent,
+    ChatCompletionRequestDeveloperMessageContentPart as DeveloperPart,
     ChatCompletionRequestMessage, ChatCompletionRequestSystemMessageContent,
-    ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessageContent,
-    ChatCompletionRequestUserMessageContentPart, CreateChatCompletionRequest, PredictionContent,
-    PredictionContentContent,
+    ChatCompletionRequestSystemMessageContentPart as SystemPart,
+    ChatCompletionRequestToolMessageContent,
+    ChatCompletionRequestToolMessageContentPart as ToolPart,
+    ChatCompletionRequestUserMessageContent,
+    ChatCompletionRequestUserMessageContentPart as UserPart, CreateChatCompletionRequest,
+    PredictionContent, PredictionContentContent,
 };
 use tiktoken_rs::tokenizer::Tokenizer;
 use tiktoken_rs::CoreBPE;
@@ -112,8 +117,7 @@ pub(crate) fn prompt_tokens(
     request: &CreateChatCompletionRequest,
 ) -> Result<u64, EstimateError> {
     let count = |text: &str| encoding.count(text);
-    let json =
-        |value: &dyn erased::Json| -> Result<u64, EstimateError> { Ok(count(&value.to_json()?)) };
+    let json = |value: &dyn erased_serde_json::Json| value.tokens(encoding);
     let mut tokens = REPLY_PRIMING_TOKENS;
     for (i, message) in request.messages.iter().enumerate() {
         tokens += TOKENS_PER_MESSAGE;
@@ -124,7 +128,7 @@ pub(crate) fn prompt_tokens(
                     ChatCompletionRequestDeveloperMessageContent::Array(parts) => parts
                         .iter()
                         .map(|p| {
-                            let async_openai::types::chat::ChatCompletionRequestDeveloperMessageContentPart::Text(t) = p;
+                            let DeveloperPart::Text(t) = p;
                             count(&t.text) + TOKENS_PER_PART
                         })
                         .sum(),
@@ -137,7 +141,7 @@ pub(crate) fn prompt_tokens(
                     ChatCompletionRequestSystemMessageContent::Array(parts) => parts
                         .iter()
                         .map(|p| {
-                            let async_openai::types::chat::ChatCompletionRequestSystemMessageContentPart::Text(t) = p;
+                            let SystemPart::Text(t) = p;
                             count(&t.text) + TOKENS_PER_PART
                         })
                         .sum(),
@@ -152,16 +156,14 @@ pub(crate) fn prompt_tokens(
                         for part in parts {
                             sum += TOKENS_PER_PART
                                 + match part {
-                                    ChatCompletionRequestUserMessageContentPart::Text(t) => {
-                                        count(&t.text)
-                                    }
-                                    ChatCompletionRequestUserMessageContentPart::ImageUrl(_) => {
+                                    UserPart::Text(t) => count(&t.text),
+                                    UserPart::ImageUrl(_) => {
                                         return Err(uncountable("an image_url content part", i))
                                     }
-                                    ChatCompletionRequestUserMessageContentPart::InputAudio(_) => {
+                                    UserPart::InputAudio(_) => {
                                         return Err(uncountable("an input_audio content part", i))
                                     }
-                                    ChatCompletionRequestUserMessageContentPart::File(_) => {
+                                    UserPart::File(_) => {
                                         return Err(uncountable("a file content part", i))
                                     }
                                 };
@@ -183,12 +185,8 @@ pub(crate) fn prompt_tokens(
                         .map(|p| {
                             TOKENS_PER_PART
                                 + match p {
-                                    ChatCompletionRequestAssistantMessageContentPart::Text(t) => {
-                                        count(&t.text)
-                                    }
-                                    ChatCompletionRequestAssistantMessageContentPart::Refusal(
-                                        r,
-                                    ) => count(&r.refusal),
+                                    AssistantPart::Text(t) => count(&t.text),
+                                    AssistantPart::Refusal(r) => count(&r.refusal),
                                 }
                         })
                         .sum(),
@@ -222,7 +220,7 @@ pub(crate) fn prompt_tokens(
                         ChatCompletionRequestToolMessageContent::Array(parts) => parts
                             .iter()
                             .map(|p| {
-                                let async_openai::types::chat::ChatCompletionRequestToolMessageContentPart::Text(t) = p;
+                                let ToolPart::Text(t) = p;
                                 count(&t.text) + TOKENS_PER_PART
                             })
                             .sum(),
@@ -274,17 +272,20 @@ pub(crate) fn prediction_tokens(encoding: Encoding, request: &CreateChatCompleti
     }
 }
 
-/// Serializing to JSON, for values of different types in one closure.
-mod erased {
-    use super::EstimateError;
+/// The tokens of a value's JSON, for values of different types through one
+/// closure.
+mod erased_serde_json {
+    use super::{Encoding, EstimateError};
 
     pub(super) trait Json {
-        fn to_json(&self) -> Result<String, EstimateError>;
+        fn tokens(&self, encoding: Encoding) -> Result<u64, EstimateError>;
     }
 
     impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> Result<String, EstimateError> {
-            serde_json::to_string(self).map_err(|e| EstimateError::Serialize(e.to_string()))
+        fn tokens(&self, encoding: Encoding) -> Result<u64, EstimateError> {
+            let json =
+                serde_json::to_string(self).map_err(|e| EstimateError::Serialize(e.to_string()))?;
+            Ok(encoding.count(&json))
         }
     }
 }

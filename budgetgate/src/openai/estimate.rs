@@ -217,3 +217,163 @@ pub(crate) fn cost_in(
     )?;
     table.cost(model, &usage)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricing::ModelPrice;
+    use rust_decimal_macros::dec;
+    use serde_json::json;
+
+    fn request(v: serde_json::Value) -> CreateChatCompletionRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn hello(extra: serde_json::Value) -> CreateChatCompletionRequest {
+        let mut v = json!({"model": "gpt-4o-mini",
+                           "messages": [{"role": "user", "content": "hello"}]});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        request(v)
+    }
+
+    fn estimate(r: &CreateChatCompletionRequest) -> Result<Estimate, EstimateError> {
+        estimate_in(&PriceTable::builtin(), r, Assume::default())
+    }
+
+    #[test]
+    fn choices_and_predictions_are_billed_output() {
+        let one = estimate(&hello(json!({"max_completion_tokens": 100}))).unwrap();
+        assert_eq!(
+            (one.prompt_tokens, one.max_billed_output_tokens()),
+            (8, 100)
+        );
+        let three = estimate(&hello(json!({"max_completion_tokens": 100, "n": 3}))).unwrap();
+        assert_eq!(three.max_billed_output_tokens(), 300);
+        let predicted = estimate(&hello(json!({"max_completion_tokens": 100,
+            "prediction": {"type": "content", "content": "hello world"}})))
+        .unwrap();
+        assert_eq!(predicted.prediction_tokens, 2);
+        assert_eq!(predicted.max_billed_output_tokens(), 102);
+        assert!(three.cost > predicted.cost && predicted.cost > one.cost);
+    }
+
+    #[test]
+    fn names_tools_and_schemas_are_counted() {
+        let plain = estimate(&hello(json!({}))).unwrap().prompt_tokens;
+        let named = request(json!({"model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "hello", "name": "ann"}]}));
+        assert_eq!(estimate(&named).unwrap().prompt_tokens, plain + 1 + 1);
+        let tools = hello(json!({"tools": [{"type": "function", "function": {
+            "name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]}));
+        let with_tools = estimate(&tools).unwrap().prompt_tokens;
+        assert!(with_tools > plain + count::TOOLS_BLOCK_TOKENS + count::TOKENS_PER_TOOL);
+        let schema = hello(
+            json!({"response_format": {"type": "json_schema", "json_schema": {
+            "name": "City", "schema": {"type": "object"}}}}),
+        );
+        assert!(estimate(&schema).unwrap().prompt_tokens > plain + count::TOOLS_BLOCK_TOKENS);
+    }
+
+    #[test]
+    fn what_cannot_be_counted_is_refused() {
+        let image = request(json!({"model": "gpt-4o", "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "image_url",
+                                          "image_url": {"url": "data:image/png;base64,AA=="}}]}]}));
+        assert_eq!(
+            estimate(&image),
+            Err(EstimateError::Uncountable {
+                what: "an image_url content part",
+                message: Some(1)
+            })
+        );
+        let search = hello(json!({"web_search_options": {}}));
+        assert!(matches!(
+            estimate(&search),
+            Err(EstimateError::Uncountable { message: None, .. })
+        ));
+        let claude = request(json!({"model": "claude-sonnet-4-5",
+            "messages": [{"role": "user", "content": "hi"}]}));
+        assert!(matches!(
+            estimate(&claude),
+            Err(EstimateError::UnknownTokenizer { .. })
+        ));
+    }
+
+    #[test]
+    fn no_limit_takes_the_models_own_or_is_refused() {
+        let e = estimate(&hello(json!({}))).unwrap();
+        assert_eq!(
+            (e.max_output_tokens, e.output_limit),
+            (16_384, OutputLimit::ModelMaximum)
+        );
+        let mut t = PriceTable::new();
+        t.insert(
+            "gpt-4o-mini",
+            ModelPrice::per_million(dec!(0.15), dec!(0.60)),
+        );
+        assert_eq!(
+            estimate_in(&t, &hello(json!({})), Assume::default()),
+            Err(EstimateError::NoOutputLimit {
+                model: "gpt-4o-mini".into()
+            })
+        );
+        let legacy = estimate_in(&t, &hello(json!({"max_tokens": 10})), Assume::default());
+        assert_eq!(legacy.unwrap().output_limit, OutputLimit::MaxTokens);
+    }
+
+    #[test]
+    fn a_requested_tier_and_region_narrow_the_estimate() {
+        let any = estimate(&hello(json!({"max_completion_tokens": 100}))).unwrap();
+        let standard = hello(json!({"max_completion_tokens": 100, "service_tier": "default"}));
+        let standard = estimate_in(
+            &PriceTable::builtin(),
+            &standard,
+            Assume {
+                region: Some(Region::Global),
+            },
+        )
+        .unwrap();
+        // 8 × 0.15/M + 100 × 0.60/M, against priority and FedRAMP's 1.1×.
+        assert_eq!(standard.cost, dec!(0.0000612));
+        assert_eq!(any.cost, dec!(0.0001122));
+    }
+
+    #[test]
+    fn fit_finds_the_largest_limit_within_the_remaining() {
+        let e = estimate(&hello(json!({"max_completion_tokens": 1000}))).unwrap();
+        let t = PriceTable::builtin();
+        for remaining in [dec!(0.00008), dec!(0.0005), dec!(0.0000123)] {
+            let (k, cost) = e.fit(&t, remaining).unwrap().unwrap();
+            assert!(cost <= remaining && cost == e.cost_with(&t, k).unwrap());
+            assert!(
+                e.cost_with(&t, k + 1).unwrap() > remaining,
+                "{remaining}: {k}"
+            );
+        }
+        // Everything fits: the limit as it was.
+        assert_eq!(e.fit(&t, dec!(1)).unwrap().unwrap().0, 1000);
+        // Not even the prompt.
+        assert_eq!(e.fit(&t, dec!(0.000001)).unwrap(), None);
+    }
+
+    #[test]
+    fn usage_is_priced_at_the_tier_the_response_reports() {
+        let u = CompletionUsage {
+            prompt_tokens: 1000,
+            completion_tokens: 100,
+            total_tokens: 1100,
+            ..Default::default()
+        };
+        let priority = usage_of(Some(&u), Some(&OpenAiServiceTier::Priority), None).unwrap();
+        assert_eq!(priority.service_tier, ServiceTier::Priority);
+        let auto = usage_of(Some(&u), Some(&OpenAiServiceTier::Auto), None).unwrap();
+        assert_eq!(auto.service_tier, ServiceTier::Standard);
+        assert!(matches!(
+            usage_of(None, None, None),
+            Err(PricingError::Usage(UsageError::Missing { .. }))
+        ));
+    }
+}

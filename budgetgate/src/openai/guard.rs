@@ -134,6 +134,22 @@ impl ChatGuard {
     /// counts that region's multiplier only, and the actual is priced
     /// there. Unset, the estimate takes the dearest region the model has
     /// and the actual is priced as [`Region::Global`].
+    ///
+    /// ```
+    /// use async_openai::types::chat::CreateChatCompletionRequest;
+    /// use budgetgate::openai::ChatGuard;
+    /// use budgetgate::pricing::Region;
+    /// use budgetgate::{dec, Engine, Ledger};
+    /// let request: CreateChatCompletionRequest = serde_json::from_value(serde_json::json!({
+    ///     "model": "gpt-4o-mini", "service_tier": "default", "max_completion_tokens": 100,
+    ///     "messages": [{"role": "user", "content": "hello"}]}))?;
+    /// let guard = ChatGuard::new(&Engine::in_memory(), Ledger::new("openai", "chat", "u"));
+    /// // Any region: FedRAMP's 1.1 times counted.
+    /// assert_eq!(guard.estimate(&request)?.cost, dec!(0.00006732));
+    /// let global = guard.region(Region::Global);
+    /// assert_eq!(global.estimate(&request)?.cost, dec!(0.0000612)); // 8 × 0.15/M + 100 × 0.60/M
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn region(mut self, region: Region) -> Self {
         self.region = Some(region);
         self
@@ -167,7 +183,9 @@ impl ChatGuard {
     /// Reserves the worst case of `request` (fitting it to what is left if
     /// opted in), then runs `call` with the request (its output limit
     /// lowered, if fitted) and commits the response's usage's cost. A
-    /// failed call releases the reservation ([`GuardError::Call`]).
+    /// failed call releases the reservation ([`GuardError::Call`]), and so
+    /// does a cancelled one (the future dropped before the response), as
+    /// for `#[guard_bounded]`. See the [module docs](super) for an example.
     pub async fn create<F, Fut, E>(
         &self,
         request: CreateChatCompletionRequest,
@@ -351,7 +369,21 @@ pub struct ChunkMeter {
 
 impl ChunkMeter {
     /// Chunks priced as `model` on the process-wide table, as
-    /// [`Region::Global`].
+    /// [`Region::Global`] (what [`ChatGuard::create_stream`] uses, for a
+    /// stream guarded by hand with [`Reservation::guard_stream`]).
+    ///
+    /// ```
+    /// use async_openai::types::chat::CreateChatCompletionStreamResponse;
+    /// use budgetgate::openai::ChunkMeter;
+    /// use budgetgate::stream::{Meter, Reading};
+    /// use budgetgate::dec;
+    /// let mut meter = ChunkMeter::new("gpt-4o-mini");
+    /// let last: CreateChatCompletionStreamResponse = serde_json::from_value(serde_json::json!({
+    ///     "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+    ///     "choices": [], "usage": {"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10}}))?;
+    /// assert_eq!(meter.read(&last), Reading::SoFar(dec!(0.0000024)));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn new(model: impl Into<String>) -> ChunkMeter {
         ChunkMeter {
             model: model.into(),

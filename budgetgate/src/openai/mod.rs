@@ -203,6 +203,24 @@ pub fn estimate(request: &CreateChatCompletionRequest) -> Result<Estimate, Estim
 }
 
 /// [`estimate`] on `table`, in `region` (`None`: the dearest).
+///
+/// ```
+/// use async_openai::types::chat::CreateChatCompletionRequest;
+/// use budgetgate::openai::{self, EstimateError};
+/// use budgetgate::pricing::{ModelPrice, PriceTable};
+/// use budgetgate::dec;
+/// let request: CreateChatCompletionRequest = serde_json::from_value(serde_json::json!({
+///     "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}))?;
+/// let mut table = PriceTable::new();
+/// table.insert("gpt-4o-mini", ModelPrice::per_million(dec!(0.15), dec!(0.60)));
+/// // No output limit in the request, none known for the model: refused.
+/// assert!(matches!(openai::estimate_with(&table, &request, None),
+///                  Err(EstimateError::NoOutputLimit { .. })));
+/// table.insert("gpt-4o-mini", ModelPrice::per_million(dec!(0.15), dec!(0.60)).max_output_tokens(1_000));
+/// // 8 × 0.15/M + 1,000 × 0.60/M
+/// assert_eq!(openai::estimate_with(&table, &request, None)?.cost, dec!(0.0006012));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn estimate_with(
     table: &PriceTable,
     request: &CreateChatCompletionRequest,
@@ -231,6 +249,19 @@ pub fn cost(model: &str, response: &CreateChatCompletionResponse) -> Result<Deci
 
 /// The usage of a response, at the service tier it reports; a response
 /// without `usage` is [`UsageError::Missing`](crate::pricing::UsageError::Missing).
+///
+/// ```
+/// use async_openai::types::chat::CreateChatCompletionResponse;
+/// use budgetgate::pricing::ServiceTier;
+/// let response: CreateChatCompletionResponse = serde_json::from_value(serde_json::json!({
+///     "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "o3-mini",
+///     "service_tier": "flex", "choices": [],
+///     "usage": {"prompt_tokens": 7, "completion_tokens": 87, "total_tokens": 94,
+///               "completion_tokens_details": {"reasoning_tokens": 64}}}))?;
+/// let u = budgetgate::openai::usage(&response)?;
+/// assert_eq!((u.reasoning_tokens, u.service_tier), (64, ServiceTier::Flex));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn usage(response: &CreateChatCompletionResponse) -> Result<Usage, PricingError> {
     estimate::usage_of(
         response.usage.as_ref(),
@@ -241,6 +272,15 @@ pub fn usage(response: &CreateChatCompletionResponse) -> Result<Usage, PricingEr
 
 /// The usage a stream chunk carries (the last one, with `include_usage`),
 /// if any.
+///
+/// ```
+/// use async_openai::types::chat::CreateChatCompletionStreamResponse;
+/// let chunk: CreateChatCompletionStreamResponse = serde_json::from_value(serde_json::json!({
+///     "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+///     "choices": [{"index": 0, "delta": {"content": "Hi"}}], "usage": null}))?;
+/// assert!(budgetgate::openai::chunk_usage(&chunk).is_none());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 pub fn chunk_usage(
     chunk: &CreateChatCompletionStreamResponse,
 ) -> Option<Result<Usage, PricingError>> {
