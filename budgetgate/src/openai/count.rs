@@ -289,3 +289,65 @@ mod erased_serde_json {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_family_has_its_encoding() {
+        for model in [
+            "gpt-4o",
+            "gpt-4o-2024-08-06",
+            "gpt-4o-mini",
+            "gpt-4.1",
+            "gpt-4.1-nano-2025-04-14",
+            "o1",
+            "o3",
+            "o3-mini",
+            "o4-mini",
+            "gpt-5",
+            "gpt-5-mini",
+            "gpt-5.2",
+            "openai/gpt-4o",
+            "ft:gpt-4o-mini-2024-07-18:acme::abc123",
+        ] {
+            assert_eq!(
+                Encoding::for_model(model),
+                Ok(Encoding::O200kBase),
+                "{model}"
+            );
+        }
+        for model in [
+            "gpt-4",
+            "gpt-4-turbo",
+            "gpt-3.5-turbo",
+            "text-embedding-3-small",
+        ] {
+            assert_eq!(
+                Encoding::for_model(model),
+                Ok(Encoding::Cl100kBase),
+                "{model}"
+            );
+        }
+        assert_eq!(
+            Encoding::for_model("gpt-oss-120b"),
+            Ok(Encoding::O200kHarmony)
+        );
+        for model in [
+            "text-davinci-003",
+            "claude-sonnet-4-5",
+            "gemini-2.5-pro",
+            "",
+        ] {
+            assert!(Encoding::for_model(model).is_err(), "{model}");
+        }
+    }
+
+    #[test]
+    fn special_token_text_is_plain_text() {
+        // The API reads `<|endoftext|>` in user text as text, not as one token.
+        assert!(Encoding::O200kBase.count("<|endoftext|>") > 1);
+        assert!(Encoding::Cl100kBase.count("<|endoftext|>") > 1);
+    }
+}

@@ -93,7 +93,8 @@ impl ChatGuard {
     /// Opt in to fit to remaining: a request whose worst case does not fit
     /// is sent with its output limit lowered to the most that fits, unless
     /// fewer than `min_output_tokens` would (then it is refused with
-    /// [`GuardError::NothingFits`]). Each choice gets the lowered limit.
+    /// [`GuardError::NothingFits`]; a minimum of 0 is taken as 1, the
+    /// least a request may ask for). Each choice gets the lowered limit.
     ///
     /// ```
     /// use async_openai::types::chat::{
@@ -126,7 +127,7 @@ impl ChatGuard {
     /// # }).unwrap();
     /// ```
     pub fn fit_to_remaining(mut self, min_output_tokens: u32) -> Self {
-        self.fit = Some(min_output_tokens);
+        self.fit = Some(min_output_tokens.max(1));
         self
     }
 
