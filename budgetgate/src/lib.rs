@@ -259,6 +259,11 @@
 //!   a hit runs nothing and charges nothing.
 //! - `tower`: a budget layer for tower HTTP services (`budgetgate::tower`).
 //! - `metrics`: `budgetgate::metrics::MetricsListener`, counters through the `metrics` facade.
+//! - `async-openai`: `Usage::try_from` async-openai's usage structs (its types only).
+//! - `openai`: async-openai chat completions under a budget
+//!   (`budgetgate::openai`): the estimate from the request (prompt tokens
+//!   counted with `tiktoken-rs`), the actual from the usage, streams, and an
+//!   opt-in fit-to-remaining policy. Types only: bring your own client.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -283,6 +288,9 @@ pub mod global;
 pub mod ledger;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "openai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
+pub mod openai;
 pub mod pause;
 pub mod pricing;
 pub mod rate;

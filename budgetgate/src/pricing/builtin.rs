@@ -48,5 +48,10 @@ mod tests {
         assert_eq!(report.loaded, 36);
         assert_eq!(report.aliased.len(), 26);
         assert_eq!(t.len(), 36);
+        // Not a price: what a request without an output limit can produce.
+        let most = |m: &str| t.price(m).unwrap().max_output_tokens;
+        assert_eq!(most("gpt-4o-2024-08-06"), Some(16_384));
+        assert_eq!(most("o3-mini"), Some(100_000));
+        assert_eq!(most("text-embedding-3-small"), None);
     }
 }

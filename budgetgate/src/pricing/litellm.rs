@@ -31,7 +31,10 @@
 //!   `fedramp_uplift_multiplier`, `regional_endpoint_uplift_multiplier`
 //!   ([`Region`], [`ModelPrice::fast_multiplier`]);
 //! * `alias_of`: an entry without prices of its own that names the entry it
-//!   is priced as.
+//!   is priced as;
+//! * not a price: `max_output_tokens`, the most output tokens a response can
+//!   have ([`ModelPrice::max_output_tokens`]; a value that is not a whole
+//!   number of tokens is left out, never guessed).
 //!
 //! Prices are read from the JSON text itself, exactly (`9.499999999999999e-07`
 //! is 0.0000009499999999999999), never through `f64`.
@@ -241,6 +244,7 @@ fn read_entry(model: &str, raw: &RawValue) -> Result<Read, SkipReason> {
         service_tiers: Vec::new(),
         region_multipliers: Vec::new(),
         fast_multiplier: None,
+        max_output_tokens: token_count(&entry, "max_output_tokens"),
     };
     p.tiers = match tiered {
         Some(tiers) => tiers,
@@ -551,6 +555,14 @@ fn token_prices(
         cached_audio_input: price(CACHE_READ_AUDIO)?,
         audio_output: price(AUDIO_OUT)?,
     })
+}
+
+/// A whole, non-negative token count (`16384`, `1e5`), else `None`.
+fn token_count(entry: &Entry, key: &str) -> Option<u64> {
+    let d = exact_decimal(entry.get(key)?.get())?;
+    (d.fract().is_zero() && !d.is_sign_negative())
+        .then(|| u64::try_from(d.trunc()).ok())
+        .flatten()
 }
 
 fn price_in(entry: &Entry, key: &str) -> Result<Option<Decimal>, SkipReason> {

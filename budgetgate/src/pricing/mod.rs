@@ -92,7 +92,10 @@
 //! token prices. [`estimate`] bounds the dearest tier, region and speed;
 //! [`estimate_for`] narrows them ([`Limits`]). Not covered: per-image,
 //! per-second and per-character prices, off-peak prices, LiteLLM's
-//! `ultrafast` / `balanced` / `decisions` tiers.
+//! `ultrafast` / `balanced` / `decisions` tiers. Besides prices, the table
+//! knows each model's most output tokens
+//! ([`ModelPrice::max_output_tokens`]): the worst case of a request that
+//! sets no output limit of its own.
 //!
 //! The parts: `price` (the price model and the arithmetic), `usage` (token
 //! counts and the provider JSON readers), `table` (names and resolution),

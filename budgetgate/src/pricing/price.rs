@@ -80,6 +80,10 @@ pub struct ModelPrice {
     /// The factor of every token price for [`Speed::Fast`] usage (`None`: fast
     /// usage cannot be priced, never priced as standard).
     pub fast_multiplier: Option<Decimal>,
+    /// Not a price: the most output tokens one response of the model can
+    /// have (LiteLLM's `max_output_tokens`), the worst case of a request
+    /// that sets no output limit of its own. `None`: unknown.
+    pub max_output_tokens: Option<u64>,
 }
 
 impl From<TokenPrices> for ModelPrice {
@@ -367,6 +371,12 @@ impl ModelPrice {
     /// ```
     pub fn per_web_search(mut self, price: Decimal) -> Self {
         self.per_web_search = Some(price);
+        self
+    }
+
+    /// With the most output tokens one response can have.
+    pub fn max_output_tokens(mut self, tokens: u64) -> Self {
+        self.max_output_tokens = Some(tokens);
         self
     }
 
