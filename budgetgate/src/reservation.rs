@@ -487,7 +487,7 @@ impl<'e> Reservation<'e> {
     /// Dropping this future before it is done does not lose the commit:
     /// the same commit is handed to the engine's settler, by id (a commit
     /// that had landed is not recorded twice; one that had not is
-    /// recorded), and reported as [`Event::Committed`](crate::Event::Committed).
+    /// recorded), and reported as [`Event::Committed`].
     pub async fn commit_async(mut self, actual: Decimal) -> Result<Commit, CommitError> {
         // Marked settled before sending: if this future is dropped mid-flight
         // the commit may still land, and must not be followed by a release.

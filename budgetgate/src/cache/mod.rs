@@ -56,7 +56,6 @@ use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 
-use crate::reservation::detached::SureCommit;
 use crate::{BudgetExceeded, Engine, Ledger};
 
 mod shared;
@@ -249,34 +248,7 @@ impl<K: Hash + Eq + Clone, V: Clone> ResponseCache<K, V> {
             return Ok(hit);
         }
         self.lock().misses += 1;
-        let held = engine.reserve_async(ledger, estimate).await?;
-        let value = match body().await {
-            Ok(value) => value,
-            Err(error) => {
-                // Released before returning, so the caller sees the
-                // headroom back (a dropped async reservation is released
-                // in the background).
-                if let Err(store) = held.release_async().await {
-                    tracing::warn!(%ledger, error = %store,
-                        "could not release the reservation of a failed cached call; it expires after its TTL");
-                }
-                return Err(error);
-            }
-        };
-        let cost = actual(&value);
-        // The body ran: its cost is committed even if this future is
-        // dropped while the store answers (the settler makes sure, by id).
-        let committed = match SureCommit::new(held.into_owned(), cost).await {
-            Ok(commit) => commit.actual(),
-            // What was recorded is what the response cost (the estimate
-            // for an invalid actual); a commit still being retried records
-            // `cost`.
-            Err(crate::CommitError::InvalidActual { estimate, .. }) => estimate,
-            Err(error) => {
-                tracing::error!(%ledger, %cost, %error, "the commit of a cached call did not go as asked");
-                cost
-            }
-        };
+        let (value, committed) = guarded_miss(engine, ledger, estimate, actual, body).await?;
         self.insert(key, value.clone(), committed);
         Ok(Cached {
             value,
@@ -284,6 +256,49 @@ impl<K: Hash + Eq + Clone, V: Clone> ResponseCache<K, V> {
             cost: committed,
         })
     }
+}
+
+/// A miss, for both backends: reserves `estimate` on `ledger`, runs
+/// `body`, commits `actual(&value)`; returns the value and what was
+/// recorded for it. A block runs nothing; a body error releases the
+/// reservation (before returning, so the caller sees the headroom back).
+async fn guarded_miss<V, E, F, Fut>(
+    engine: &Engine,
+    ledger: &Ledger,
+    estimate: Decimal,
+    actual: impl FnOnce(&V) -> Decimal,
+    body: F,
+) -> Result<(V, Decimal), E>
+where
+    E: From<BudgetExceeded>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<V, E>>,
+{
+    let held = engine.reserve_async(ledger, estimate).await?;
+    let value = match body().await {
+        Ok(value) => value,
+        Err(error) => {
+            if let Err(store) = held.release_async().await {
+                tracing::warn!(%ledger, error = %store,
+                    "could not release the reservation of a failed cached call; it expires after its TTL");
+            }
+            return Err(error);
+        }
+    };
+    let cost = actual(&value);
+    // The body ran: its cost is committed even if this future is dropped
+    // while the store answers (`commit_async` hands it to the settler).
+    let committed = match held.commit_async(cost).await {
+        Ok(commit) => commit.actual(),
+        // What was recorded is what the response cost (the estimate for an
+        // invalid actual); a commit still being retried records `cost`.
+        Err(crate::CommitError::InvalidActual { estimate, .. }) => estimate,
+        Err(error) => {
+            tracing::error!(%ledger, %cost, %error, "the commit of a cached call did not go as asked");
+            cost
+        }
+    };
+    Ok((value, committed))
 }
 
 impl<K: Hash + Eq, V> State<K, V> {

@@ -10,7 +10,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{CacheStats, Cached};
-use crate::reservation::detached::SureCommit;
 use crate::{BudgetExceeded, Engine, Ledger};
 
 /// Why a [`SharedCache`] could not be made or used.
@@ -283,28 +282,8 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
             }
         }
         self.lock().misses += 1;
-        let held = engine.reserve_async(ledger, estimate).await?;
-        let value = match body().await {
-            Ok(value) => value,
-            Err(error) => {
-                if let Err(store) = held.release_async().await {
-                    tracing::warn!(%ledger, error = %store,
-                        "could not release the reservation of a failed cached call; it expires after its TTL");
-                }
-                return Err(error);
-            }
-        };
-        let cost = actual(&value);
-        // The body ran: its cost is committed even if this future is
-        // dropped while the store answers (the settler makes sure, by id).
-        let committed = match SureCommit::new(held.into_owned(), cost).await {
-            Ok(commit) => commit.actual(),
-            Err(crate::CommitError::InvalidActual { estimate, .. }) => estimate,
-            Err(error) => {
-                tracing::error!(%ledger, %cost, %error, "the commit of a cached call did not go as asked");
-                cost
-            }
-        };
+        let (value, committed) =
+            super::guarded_miss(engine, ledger, estimate, actual, body).await?;
         if let Err(error) = self.insert(engine, request, &value, committed).await {
             tracing::warn!(%ledger, %error, "response not cached");
         }

@@ -188,6 +188,21 @@ pub struct ChargeOutcome {
     pub warnings: u64,
 }
 
+impl ChargeOutcome {
+    /// The refusal of a charge on a paused ledger (nothing checked or
+    /// recorded), at the store's time `at`.
+    pub(crate) fn paused(at: i64) -> ChargeOutcome {
+        ChargeOutcome {
+            admitted: false,
+            paused: true,
+            limit_index: 0,
+            spent_before: 0,
+            at,
+            warnings: 0,
+        }
+    }
+}
+
 /// The bit of [`ChargeOutcome::warnings`] for limit `limit`'s threshold
 /// `slot` (see [`Limit::warn_thresholds`]); `None` past the 16th limit,
 /// whose thresholds are not reported.

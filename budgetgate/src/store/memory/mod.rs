@@ -150,18 +150,6 @@ impl MemoryStore {
     }
 }
 
-/// The refusal of a charge on a paused ledger.
-fn paused_outcome(at: i64) -> ChargeOutcome {
-    ChargeOutcome {
-        admitted: false,
-        paused: true,
-        limit_index: 0,
-        spent_before: 0,
-        at,
-        warnings: 0,
-    }
-}
-
 impl Store for MemoryStore {
     fn rate(&self, request: &RateRequest<'_>) -> Result<RateOutcome, StoreError> {
         let now = self.now();
@@ -173,7 +161,7 @@ impl Store for MemoryStore {
     fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, StoreError> {
         let now = self.now();
         if self.is_paused(request.ledger) {
-            return Ok(paused_outcome(now));
+            return Ok(ChargeOutcome::paused(now));
         }
         self.with_ledger(request.ledger, now, |state| {
             state.charge(now, request, true)
@@ -215,7 +203,7 @@ impl Store for MemoryStore {
             if self.is_paused(request.ledger) {
                 return Ok(ManyOutcome::Refused {
                     index: i,
-                    outcome: paused_outcome(now),
+                    outcome: ChargeOutcome::paused(now),
                 });
             }
             let outcome = states[i].charge(now, request, false)?;

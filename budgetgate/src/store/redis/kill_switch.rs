@@ -61,18 +61,6 @@ impl PauseRead {
     }
 }
 
-/// The outcome of a charge refused by the kill switch.
-pub(super) fn paused_outcome(at: i64) -> ChargeOutcome {
-    ChargeOutcome {
-        admitted: false,
-        paused: true,
-        limit_index: 0,
-        spent_before: 0,
-        at,
-        warnings: 0,
-    }
-}
-
 /// A fixed cost without an id gets one, so a charge made before the
 /// pause was seen can be taken back by it.
 pub(super) fn with_id<'a>(request: &ChargeRequest<'a>) -> ChargeRequest<'a> {
@@ -136,7 +124,7 @@ impl RedisStore {
                 .and_then(parse_settle)
                 .map_err(|e| not_taken_back(&[request], e))?;
         }
-        Ok(paused_outcome(outcome.at))
+        Ok(ChargeOutcome::paused(outcome.at))
     }
 
     /// [`Store::charge_async`]'s work.
@@ -173,7 +161,7 @@ impl RedisStore {
                 .and_then(parse_settle)
                 .map_err(|e| not_taken_back(&[request], e))?;
         }
-        Ok(paused_outcome(outcome.at))
+        Ok(ChargeOutcome::paused(outcome.at))
     }
 
     /// [`Store::charge_many`]: the hierarchy's script and the kill switch
@@ -209,7 +197,7 @@ impl RedisStore {
         }
         Ok(ManyOutcome::Refused {
             index,
-            outcome: paused_outcome(at),
+            outcome: ChargeOutcome::paused(at),
         })
     }
 
@@ -259,7 +247,7 @@ impl RedisStore {
         }
         Ok(ManyOutcome::Refused {
             index,
-            outcome: paused_outcome(at),
+            outcome: ChargeOutcome::paused(at),
         })
     }
 }
