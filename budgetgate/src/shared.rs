@@ -2,7 +2,7 @@
 //! every engine and every service replica on that store enforces the same
 //! ones, and a change applies everywhere within a second — no redeploy.
 //!
-//! - [`Engine::put_shared_budget`] / [`Engine::remove_shared_budget`] write
+//! - [`Engine::put_shared_budget`](crate::Engine::put_shared_budget) / [`Engine::remove_shared_budget`](crate::Engine::remove_shared_budget) write
 //!   one [`SharedBudget`] (a ledger, or a principal pattern such as
 //!   `user:*`, with one or more stacked caps) and bump a version counter,
 //!   atomically.
@@ -21,8 +21,8 @@
 //! 2. the most specific **operator-stored pattern** that matches
 //!    (most characters other than `*`);
 //! 3. a **call-site budget** (an attribute's `budget = …`, the `budget`
-//!    argument of [`Engine::check_with`] and friends);
-//! 4. a **budget registered in code** ([`Engine::set_budget`], then patterns);
+//!    argument of [`Engine::check_with`](crate::Engine::check_with) and friends);
+//! 4. a **budget registered in code** ([`Engine::set_budget`](crate::Engine::set_budget), then patterns);
 //! 5. the engine's [`DefaultPolicy`](crate::DefaultPolicy).
 //!
 //! The operator's budget wins over code because it is the only one that can
@@ -48,7 +48,6 @@ use std::time::Duration;
 
 use crate::budget::Budget;
 use crate::caps::Caps;
-use crate::engine::Engine;
 use crate::ledger::Ledger;
 use crate::store::StoreError;
 
@@ -115,79 +114,9 @@ pub fn key(namespace: &str, resource: &str, principal: &str) -> String {
     serde_json::to_string(&[namespace, resource, principal]).unwrap_or_default()
 }
 
-impl Engine {
-    /// Stores (or replaces) an operator budget in the store: every engine
-    /// with shared budgets on the store applies it within a second. Returns
-    /// the new version.
-    pub fn put_shared_budget(&self, budget: &SharedBudget) -> Result<u64, SharedBudgetError> {
-        if budget.budgets.is_empty() {
-            return Err(SharedBudgetError::NoCaps);
-        }
-        let text = serde_json::to_string(budget).unwrap_or_default();
-        tracing::warn!(namespace = %budget.namespace, resource = %budget.resource,
-            principal = %budget.principal, budgets = %text, "shared budget stored");
-        let version = self.store().put_shared_budget(&budget.key(), Some(&text))?;
-        Ok(version)
-    }
-
-    /// Removes an operator budget (the ledgers fall back to the call-site
-    /// or code budgets). Returns the new version.
-    pub fn remove_shared_budget(
-        &self,
-        namespace: &str,
-        resource: &str,
-        principal: &str,
-    ) -> Result<u64, StoreError> {
-        tracing::warn!(%namespace, %resource, %principal, "shared budget removed");
-        self.store()
-            .put_shared_budget(&key(namespace, resource, principal), None)
-    }
-
-    /// Every operator budget in the store (entries that do not parse are
-    /// skipped and logged), sorted by namespace, resource, principal.
-    pub fn shared_budgets(&self) -> Result<Vec<SharedBudget>, StoreError> {
-        Ok(parse_all(self.store().shared_budgets()?.1))
-    }
-
-    /// Reloads the operator budgets now if their version changed (the
-    /// poller calls it; call it to apply a change without waiting).
-    /// Returns whether anything was reloaded.
-    pub fn refresh_shared_budgets(&self) -> Result<bool, StoreError> {
-        let inner = self.shared_state();
-        let version = self.store().shared_budgets_version()?;
-        if version == inner.version.load(Ordering::Acquire) {
-            return Ok(false);
-        }
-        let (version, texts) = self.store().shared_budgets()?;
-        let all = parse_all(texts);
-        inner.active.store(!all.is_empty(), Ordering::Release);
-        inner.registry.update(|b| {
-            b.by_ledger.clear();
-            b.by_pattern.clear();
-            for sb in &all {
-                let Some(caps) = Caps::new(sb.budgets.iter().copied()) else {
-                    continue;
-                };
-                if sb.is_pattern() {
-                    b.insert_pattern(&sb.namespace, &sb.resource, &sb.principal, caps);
-                } else {
-                    b.by_ledger.insert(
-                        Ledger::new(
-                            sb.namespace.as_str(),
-                            sb.resource.as_str(),
-                            sb.principal.as_str(),
-                        ),
-                        caps,
-                    );
-                }
-            }
-        });
-        inner.version.store(version, Ordering::Release);
-        Ok(true)
-    }
-}
-
-fn parse_all(texts: Vec<String>) -> Vec<SharedBudget> {
+/// The operator budgets in `texts` (entries that do not parse are skipped
+/// and logged), sorted by namespace, resource, principal.
+pub(crate) fn parse_all(texts: Vec<String>) -> Vec<SharedBudget> {
     let mut all: Vec<SharedBudget> = texts
         .iter()
         .filter_map(|t| match serde_json::from_str::<SharedBudget>(t) {
@@ -230,37 +159,5 @@ impl SharedState {
         } else {
             None
         }
-    }
-}
-
-/// Starts the poller: a thread that refreshes the engine's operator budgets
-/// every `every` until the engine is dropped.
-pub(crate) fn spawn_poller(engine: crate::engine::WeakEngine, every: Duration) {
-    let spawned = std::thread::Builder::new()
-        .name("budgetgate-shared-budgets".into())
-        .spawn(move || {
-            // Logged when reading starts or stops failing, not every poll.
-            let mut failing = false;
-            loop {
-                let Some(engine) = engine.upgrade() else {
-                    return;
-                };
-                match engine.refresh_shared_budgets() {
-                    Err(error) if !failing => {
-                        failing = true;
-                        tracing::warn!(%error, "could not read the shared budgets; keeping the last ones");
-                    }
-                    Ok(_) if failing => {
-                        failing = false;
-                        tracing::info!("reading the shared budgets again");
-                    }
-                    _ => {}
-                }
-                drop(engine);
-                std::thread::sleep(every);
-            }
-        });
-    if let Err(error) = spawned {
-        tracing::error!(%error, "could not start the shared-budgets poller");
     }
 }

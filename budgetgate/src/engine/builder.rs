@@ -223,7 +223,7 @@ impl EngineBuilder {
             if let Err(error) = engine.refresh_shared_budgets() {
                 tracing::warn!(%error, "could not read the shared budgets yet");
             }
-            crate::shared::spawn_poller(engine.downgrade(), every);
+            super::shared_budgets::spawn_poller(engine.downgrade(), every);
         }
         engine
     }

@@ -38,6 +38,7 @@ mod hierarchy;
 mod rates;
 #[cfg(feature = "run")]
 mod run;
+mod shared_budgets;
 mod status;
 
 use crate::store::{
