@@ -203,10 +203,107 @@ async fn concurrent_hits_are_counted_exactly(engine: Engine) {
     assert_eq!(engine.status(&ledger).unwrap().committed(), dec!(0.006));
 }
 
+/// Identical requests that miss at the same time share one call: the
+/// first runs its body, the seven others wait and are hits; one charge.
+async fn identical_concurrent_misses_run_one_body(engine: Engine) {
+    let ledger = user(&engine, dec!(10));
+    let cache = std::sync::Arc::new(ResponseCache::new(Duration::from_secs(600)));
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (cache, engine, ledger, runs) =
+            (cache.clone(), engine.clone(), ledger.clone(), runs.clone());
+        tasks.push(tokio::spawn(async move {
+            cache
+                .call(
+                    &engine,
+                    &ledger,
+                    prompt("same"),
+                    dec!(0.05),
+                    price,
+                    || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok::<_, Blocked>(4)
+                    },
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut hits = 0;
+    for t in tasks {
+        let answer = t.await.unwrap();
+        assert_eq!(*answer.value(), 4);
+        hits += usize::from(answer.is_hit());
+    }
+    assert_eq!(
+        (runs.load(Ordering::SeqCst), hits),
+        (1, 7),
+        "one body ran, seven waited"
+    );
+    let stats = cache.stats();
+    assert_eq!((stats.hits(), stats.misses()), (7, 1));
+    let status = engine.status(&ledger).unwrap();
+    assert_eq!(
+        (status.committed(), status.reserved()),
+        (dec!(0.004), dec!(0))
+    );
+}
+
+/// A leader whose future is dropped (its caller timed out) hands over: a
+/// waiting call runs its own body, and only its cost is charged.
+async fn a_cancelled_leader_hands_over(engine: Engine) {
+    let ledger = user(&engine, dec!(10));
+    let cache = std::sync::Arc::new(ResponseCache::new(Duration::from_secs(600)));
+    let leader = {
+        let (cache, engine, ledger) = (cache.clone(), engine.clone(), ledger.clone());
+        tokio::spawn(async move {
+            tokio::time::timeout(
+                Duration::from_millis(150),
+                cache.call(
+                    &engine,
+                    &ledger,
+                    prompt("slow"),
+                    dec!(0.05),
+                    price,
+                    || async {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        Ok::<_, Blocked>(1_000)
+                    },
+                ),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await; // the leader leads
+    let follower = cache
+        .call(
+            &engine,
+            &ledger,
+            prompt("slow"),
+            dec!(0.05),
+            price,
+            || async { Ok::<_, Blocked>(7) },
+        )
+        .await
+        .unwrap();
+    assert!(leader.await.unwrap().is_err(), "the leader timed out");
+    assert!(!follower.is_hit(), "it ran its own body");
+    assert_eq!(*follower.value(), 7);
+    let status = engine.status(&ledger).unwrap();
+    assert_eq!(
+        (status.committed(), status.reserved()),
+        (dec!(0.007), dec!(0))
+    );
+}
+
 testkit::async_on_both_stores!(
     "cache":
     a_second_identical_call_runs_nothing_and_charges_nothing,
     entries_expire_after_the_ttl,
     blocked_and_failed_calls_cache_nothing,
     concurrent_hits_are_counted_exactly,
+    identical_concurrent_misses_run_one_body,
+    a_cancelled_leader_hands_over,
 );

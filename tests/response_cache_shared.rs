@@ -205,11 +205,51 @@ async fn a_blocked_call_caches_nothing(engine: Engine) {
         .is_none());
 }
 
+/// Identical requests that miss at the same time in one process share one
+/// call: one body runs, the others wait and are hits; one charge.
+async fn identical_concurrent_misses_run_one_body(engine: Engine) {
+    let cache = std::sync::Arc::new(
+        SharedCache::<Prompt, Answer>::new(unique("flight"), Duration::from_secs(600)).unwrap(),
+    );
+    let ledger = user(&engine, "u4");
+    let model = std::sync::Arc::new(Model::default());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (cache, engine, ledger, model) =
+            (cache.clone(), engine.clone(), ledger.clone(), model.clone());
+        tasks.push(tokio::spawn(async move {
+            let p = prompt("same question");
+            cache
+                .call(&engine, &ledger, &p, dec!(0.05), price, || async {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    model.answer(&p).await
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    let mut hits = 0;
+    for t in tasks {
+        hits += usize::from(t.await.unwrap().is_hit());
+    }
+    assert_eq!(
+        (model.runs.load(Ordering::SeqCst), hits),
+        (1, 7),
+        "one body ran, seven waited"
+    );
+    let status = engine.status(&ledger).unwrap();
+    assert_eq!(
+        (status.committed(), status.reserved()),
+        (dec!(0.013), dec!(0))
+    );
+}
+
 testkit::async_on_both_stores!("cache-shared":
     hit_runs_nothing_and_charges_nothing,
     entries_expire_after_the_ttl,
     another_request_under_the_same_key_is_no_answer,
     a_blocked_call_caches_nothing,
+    identical_concurrent_misses_run_one_body,
 );
 
 // ----- two processes, one Redis cache -----------------------------------------

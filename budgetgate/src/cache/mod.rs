@@ -9,8 +9,10 @@
 //! collide. On a miss the call is guarded as usual — the estimate reserved,
 //! the body run, the actual committed — and the response is kept with its
 //! cost for the cache's TTL. A body that fails is not cached (and its
-//! reservation is released). Two identical requests that miss at the same
-//! time both run (there is no single-flight).
+//! reservation is released). Identical requests that miss at the same
+//! time share one call (single-flight, in each process): the first runs,
+//! the others wait for its answer and are hits — or, if it failed or was
+//! dropped, one of them runs next.
 //!
 //! Two backends:
 //!
@@ -58,6 +60,7 @@ use rust_decimal::Decimal;
 
 use crate::{BudgetExceeded, Engine, Ledger};
 
+mod flight;
 mod shared;
 pub use shared::{CacheError, SharedCache};
 
@@ -141,6 +144,7 @@ struct State<K, V> {
 pub struct ResponseCache<K, V> {
     ttl: Duration,
     state: Mutex<State<K, V>>,
+    flights: flight::Flights<K>,
 }
 
 impl<K, V> std::fmt::Debug for ResponseCache<K, V> {
@@ -164,6 +168,7 @@ impl<K, V> ResponseCache<K, V> {
                 misses: 0,
                 saved: Decimal::ZERO,
             }),
+            flights: flight::Flights::default(),
         }
     }
 
@@ -243,10 +248,20 @@ impl<K: Hash + Eq + Clone, V: Clone> ResponseCache<K, V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        if let Some(hit) = self.lookup(&key) {
-            tracing::debug!(%ledger, saved = %hit.cost, "response cache hit: nothing charged");
-            return Ok(hit);
-        }
+        let _leader = loop {
+            if let Some(hit) = self.lookup(&key) {
+                tracing::debug!(%ledger, saved = %hit.cost, "response cache hit: nothing charged");
+                return Ok(hit);
+            }
+            match self.flights.turn(&key) {
+                flight::Turn::Follow(rx) => flight::wait(rx).await,
+                // Looked up again: a leader inserts before it lets go.
+                flight::Turn::Lead(leader) => match self.lookup(&key) {
+                    Some(hit) => return Ok(hit),
+                    None => break leader,
+                },
+            }
+        };
         self.lock().misses += 1;
         let (value, committed) = guarded_miss(engine, ledger, estimate, actual, body).await?;
         self.insert(key, value.clone(), committed);

@@ -81,6 +81,8 @@ struct Counts {
 /// and fails closed if the store is down), and one on an insert only
 /// leaves the response uncached; both are logged. Hits, misses and savings
 /// are counted by each [`SharedCache`] value (this process's share).
+/// Identical requests that miss at the same time in one process share one
+/// call (single-flight); in different processes each may run.
 ///
 /// ```
 /// use budgetgate::cache::SharedCache;
@@ -112,6 +114,8 @@ pub struct SharedCache<K, V> {
     name: String,
     ttl: Duration,
     counts: Mutex<Counts>,
+    /// Calls in flight in this process, by the request's JSON.
+    flights: super::flight::Flights<String>,
     _types: PhantomData<fn(&K) -> V>,
 }
 
@@ -146,6 +150,7 @@ impl<K, V> SharedCache<K, V> {
             name,
             ttl,
             counts: Mutex::new(Counts::default()),
+            flights: super::flight::Flights::default(),
             _types: PhantomData,
         })
     }
@@ -225,6 +230,28 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
         }))
     }
 
+    /// [`SharedCache::lookup`] for a call: a hit (logged), or `None` for a
+    /// miss or an unreadable cache (logged too: the call goes on as a miss).
+    async fn lookup_logged(
+        &self,
+        engine: &Engine,
+        ledger: &Ledger,
+        request: &K,
+    ) -> Option<Cached<V>> {
+        match self.lookup(engine, request).await {
+            Ok(Some(hit)) => {
+                tracing::debug!(%ledger, cache = %self.name, saved = %hit.cost,
+                    "response cache hit: nothing charged");
+                Some(hit)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(%ledger, %error, "response cache unreadable; calling as a miss");
+                None
+            }
+        }
+    }
+
     /// Keeps `response`, which cost `cost`, for `request` (for the cache's
     /// TTL), replacing what was there.
     pub async fn insert(
@@ -270,17 +297,31 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        match self.lookup(engine, request).await {
-            Ok(Some(hit)) => {
-                tracing::debug!(%ledger, cache = %self.name, saved = %hit.cost,
-                    "response cache hit: nothing charged");
+        let flight = match self.locate(request) {
+            Ok((value, _)) => value.to_string(),
+            Err(error) => {
+                tracing::warn!(%ledger, %error, "request not cacheable; calling as a miss");
+                String::new() // not cacheable: every such call runs
+            }
+        };
+        let _leader = loop {
+            if let Some(hit) = self.lookup_logged(engine, ledger, request).await {
                 return Ok(hit);
             }
-            Ok(None) => {}
-            Err(error) => {
-                tracing::warn!(%ledger, %error, "response cache unreadable; calling as a miss");
+            if flight.is_empty() {
+                break None;
             }
-        }
+            match self.flights.turn(&flight) {
+                super::flight::Turn::Follow(rx) => super::flight::wait(rx).await,
+                // Looked up again: a leader inserts before it lets go.
+                super::flight::Turn::Lead(leader) => {
+                    match self.lookup_logged(engine, ledger, request).await {
+                        Some(hit) => return Ok(hit),
+                        None => break Some(leader),
+                    }
+                }
+            }
+        };
         self.lock().misses += 1;
         let (value, committed) =
             super::guarded_miss(engine, ledger, estimate, actual, body).await?;

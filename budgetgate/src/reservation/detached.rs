@@ -172,10 +172,12 @@ impl Future for DetachedCommit {
 /// [`Reservation::commit_async`] as a nameable, boxed future (a field of a
 /// stream or a tower future). Like `commit_async`, dropping it before the
 /// store answered hands the same commit to the engine's settler, by id.
+#[cfg(any(feature = "stream", feature = "tower"))]
 pub(crate) struct SureCommit {
     commit: Pin<Box<dyn Future<Output = Result<Commit, CommitError>> + Send>>,
 }
 
+#[cfg(any(feature = "stream", feature = "tower"))]
 impl SureCommit {
     pub(crate) fn new(reservation: Reservation<'static>, actual: Decimal) -> Self {
         SureCommit {
@@ -184,6 +186,7 @@ impl SureCommit {
     }
 }
 
+#[cfg(any(feature = "stream", feature = "tower"))]
 impl Future for SureCommit {
     type Output = Result<Commit, CommitError>;
 
