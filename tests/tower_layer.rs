@@ -257,3 +257,76 @@ where
         std::future::ready(Ok((self.0)(req)))
     }
 }
+
+/// A hierarchy (`and_ledgers`): each request is charged to its user and to
+/// the organisation, all or nothing. When the organisation's cap is
+/// reached, a user with room is refused too, unserved, and charged nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hierarchy_refuses_when_any_ledger_is_full() {
+    let engine = Engine::in_memory();
+    engine.set_budget_per_principal("api", "llm", Budget::lifetime(dec!(1)).unwrap());
+    let org = Ledger::new("api", "llm-org", "acme");
+    engine.set_budget(&org, Budget::lifetime(dec!(0.02)).unwrap());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let org_of = org.clone();
+    let fixed = BudgetLayer::fixed(engine.clone(), user_ledger("llm"), |_: &Request<Body>| {
+        dec!(0.01)
+    })
+    .and_ledgers(move |_: &Request<Body>| vec![org_of.clone()]);
+    let url = serve(counting_app("/llm", &calls).layer(fixed)).await + "/llm";
+    let client = client();
+    assert_eq!(get_as(&client, &url, "a").await.0, StatusCode::OK);
+    assert_eq!(get_as(&client, &url, "b").await.0, StatusCode::OK);
+    let (status, body) = get_as(&client, &url, "c").await; // the org: 0.03 > 0.02
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+    assert!(
+        body.contains("llm-org"),
+        "the decision names the org: {body}"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the refused request was not served"
+    );
+    let committed = |l: &Ledger| engine.status(l).unwrap().committed();
+    assert_eq!(committed(&org), dec!(0.02));
+    assert_eq!(
+        committed(&Ledger::new("api", "llm", "c")),
+        dec!(0),
+        "all or nothing"
+    );
+
+    // Bounded: the estimate is held on both, the reported cost committed on both.
+    let team = Ledger::new("api", "llm-team", "t1");
+    engine.set_budget(&team, Budget::lifetime(dec!(0.06)).unwrap());
+    let team_of = team.clone();
+    let bounded = BudgetLayer::bounded(
+        engine.clone(),
+        user_ledger("llm"),
+        |_: &Request<Body>| dec!(0.05),
+        |res: &Response<Body>| {
+            res.headers()
+                .get("x-cost")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<Decimal>().ok())
+                .unwrap_or(dec!(0.05))
+        },
+    )
+    .and_ledgers(move |_: &Request<Body>| vec![team_of.clone()]);
+    let url = serve(counting_app("/b", &calls).layer(bounded)).await + "/b";
+    for _ in 0..4 {
+        assert_eq!(get_as(&client, &url, "d").await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        get_as(&client, &url, "d").await.0,
+        StatusCode::PAYMENT_REQUIRED
+    );
+    for l in [&team, &Ledger::new("api", "llm", "d")] {
+        let status = engine.status(l).unwrap();
+        assert_eq!(
+            (status.committed(), status.reserved()),
+            (dec!(0.012), dec!(0)),
+            "{l}"
+        );
+    }
+}

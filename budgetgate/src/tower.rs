@@ -3,7 +3,9 @@
 //! the inner service.
 //!
 //! - the **ledger** comes from the request (a closure: a header, the
-//!   authenticated user, the route);
+//!   authenticated user, the route), and optionally more ledgers charged
+//!   with it all or nothing (a team, an organisation:
+//!   [`BudgetLayer::and_ledgers`]);
 //! - the **cost** is fixed per request ([`BudgetLayer::fixed`], checked and
 //!   recorded in one step), or bounded ([`BudgetLayer::bounded`]: an
 //!   estimate from the request is reserved, and the actual read from the
@@ -78,6 +80,7 @@ use crate::reservation::detached::SureCommit;
 use crate::{BlockReason, Decision, Engine, Ledger, Window};
 
 type LedgerFn<B> = dyn Fn(&Request<B>) -> Ledger + Send + Sync;
+type LedgersFn<B> = dyn Fn(&Request<B>) -> Vec<Ledger> + Send + Sync;
 type RequestCostFn<B> = dyn Fn(&Request<B>) -> Decimal + Send + Sync;
 type ResponseCostFn<B> = dyn Fn(&Response<B>) -> Decimal + Send + Sync;
 type RefuseFn<B> = dyn Fn(&Decision) -> Response<B> + Send + Sync;
@@ -108,6 +111,8 @@ impl<ReqB, ResB> Clone for Cost<ReqB, ResB> {
 struct Config<ReqB, ResB> {
     engine: Engine,
     ledger: Arc<LedgerFn<ReqB>>,
+    /// A hierarchy's other ledgers ([`BudgetLayer::and_ledgers`]).
+    others: Option<Arc<LedgersFn<ReqB>>>,
     cost: Cost<ReqB, ResB>,
     refuse: Arc<RefuseFn<ResB>>,
 }
@@ -193,6 +198,7 @@ impl<ReqB: 'static, ResB: From<String> + 'static> BudgetLayer<ReqB, ResB> {
             config: Arc::new(Config {
                 engine,
                 ledger,
+                others: None,
                 cost,
                 refuse: Arc::new(default_refusal::<ResB>),
             }),
@@ -212,8 +218,41 @@ impl<ReqB, ResB> BudgetLayer<ReqB, ResB> {
             config: Arc::new(Config {
                 engine: config.engine.clone(),
                 ledger: config.ledger.clone(),
+                others: config.others.clone(),
                 cost: config.cost.clone(),
                 refuse: Arc::new(refuse),
+            }),
+        }
+    }
+
+    /// Charges every request to a hierarchy: the ledger the layer was built
+    /// with and those `others` returns for the request (a team, an
+    /// organisation), all or nothing — a request that does not fit one of
+    /// them is refused before the inner service sees it, and charges none.
+    ///
+    /// ```
+    /// use budgetgate::{dec, Engine, Ledger};
+    /// use budgetgate::tower::BudgetLayer;
+    /// use http::Request;
+    /// let layer = BudgetLayer::<String, String>::fixed(
+    ///     Engine::in_memory(),
+    ///     |_: &Request<String>| Ledger::new("api", "search", "user:1"),
+    ///     |_: &Request<String>| dec!(0.01),
+    /// )
+    /// .and_ledgers(|_: &Request<String>| vec![Ledger::new("api", "search", "org")]);
+    /// ```
+    pub fn and_ledgers(
+        self,
+        others: impl Fn(&Request<ReqB>) -> Vec<Ledger> + Send + Sync + 'static,
+    ) -> Self {
+        let config = &self.config;
+        BudgetLayer {
+            config: Arc::new(Config {
+                engine: config.engine.clone(),
+                ledger: config.ledger.clone(),
+                others: Some(Arc::new(others)),
+                cost: config.cost.clone(),
+                refuse: config.refuse.clone(),
             }),
         }
     }
@@ -280,20 +319,30 @@ where
         let config = self.config.clone();
         Box::pin(async move {
             let ledger = (config.ledger)(&request);
+            let ledgers: Option<Vec<Ledger>> = config.others.as_ref().map(|others| {
+                let mut all = vec![ledger.clone()];
+                all.extend(others(&request));
+                all
+            });
             match &config.cost {
                 Cost::Fixed(cost) => {
-                    let decision = config.engine.check_async(&ledger, cost(&request)).await;
+                    let cost = cost(&request);
+                    let decision = match &ledgers {
+                        Some(all) => config.engine.check_all_async(all, cost).await,
+                        None => config.engine.check_async(&ledger, cost).await,
+                    };
                     if decision.is_blocked() {
                         return Ok((config.refuse)(&decision));
                     }
                     inner.call(request).await
                 }
                 Cost::Bounded { estimate, actual } => {
-                    let held = match config
-                        .engine
-                        .reserve_async(&ledger, estimate(&request))
-                        .await
-                    {
+                    let estimate = estimate(&request);
+                    let reserved = match &ledgers {
+                        Some(all) => config.engine.reserve_all_async(all, estimate).await,
+                        None => config.engine.reserve_async(&ledger, estimate).await,
+                    };
+                    let held = match reserved {
                         Ok(held) => held,
                         Err(blocked) => return Ok((config.refuse)(blocked.decision())),
                     };
