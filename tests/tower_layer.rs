@@ -54,6 +54,15 @@ async fn get_as(client: &HttpClient, url: &str, user: &str) -> (StatusCode, Stri
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
+/// The cost a response reports in `x-cost`; none: the estimate, 0.05.
+fn reported_cost(res: &Response<Body>) -> Decimal {
+    res.headers()
+        .get("x-cost")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<Decimal>().ok())
+        .unwrap_or(dec!(0.05))
+}
+
 fn counting_app(path: &str, calls: &Arc<AtomicUsize>) -> Router {
     let calls = calls.clone();
     Router::new().route(
@@ -164,13 +173,7 @@ async fn a_bounded_request_commits_the_cost_its_response_reports() {
         engine.clone(),
         user_ledger("llm"),
         |_: &Request<Body>| dec!(0.05),
-        |res: &Response<Body>| {
-            res.headers()
-                .get("x-cost")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<Decimal>().ok())
-                .unwrap_or(dec!(0.05)) // no report: the estimate
-        },
+        reported_cost,
     );
     let url = serve(counting_app("/llm", &calls).layer(layer)).await + "/llm";
     let client = client();
@@ -304,13 +307,7 @@ async fn a_hierarchy_refuses_when_any_ledger_is_full() {
         engine.clone(),
         user_ledger("llm"),
         |_: &Request<Body>| dec!(0.05),
-        |res: &Response<Body>| {
-            res.headers()
-                .get("x-cost")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<Decimal>().ok())
-                .unwrap_or(dec!(0.05))
-        },
+        reported_cost,
     )
     .and_ledgers(move |_: &Request<Body>| vec![team_of.clone()]);
     let url = serve(counting_app("/b", &calls).layer(bounded)).await + "/b";

@@ -117,6 +117,19 @@ struct Config<ReqB, ResB> {
     refuse: Arc<RefuseFn<ResB>>,
 }
 
+// By hand: a derive would ask the body types to be `Clone`.
+impl<ReqB, ResB> Clone for Config<ReqB, ResB> {
+    fn clone(&self) -> Self {
+        Config {
+            engine: self.engine.clone(),
+            ledger: self.ledger.clone(),
+            others: self.others.clone(),
+            cost: self.cost.clone(),
+            refuse: self.refuse.clone(),
+        }
+    }
+}
+
 /// A tower layer that admits every request against a budget before the
 /// inner service sees it (see the [module docs](self)).
 pub struct BudgetLayer<ReqB, ResB> {
@@ -213,16 +226,7 @@ impl<ReqB, ResB> BudgetLayer<ReqB, ResB> {
         self,
         refuse: impl Fn(&Decision) -> Response<ResB> + Send + Sync + 'static,
     ) -> Self {
-        let config = &self.config;
-        BudgetLayer {
-            config: Arc::new(Config {
-                engine: config.engine.clone(),
-                ledger: config.ledger.clone(),
-                others: config.others.clone(),
-                cost: config.cost.clone(),
-                refuse: Arc::new(refuse),
-            }),
-        }
+        self.with_config(|c| c.refuse = Arc::new(refuse))
     }
 
     /// Charges every request to a hierarchy: the ledger the layer was built
@@ -245,15 +249,15 @@ impl<ReqB, ResB> BudgetLayer<ReqB, ResB> {
         self,
         others: impl Fn(&Request<ReqB>) -> Vec<Ledger> + Send + Sync + 'static,
     ) -> Self {
-        let config = &self.config;
+        self.with_config(|c| c.others = Some(Arc::new(others)))
+    }
+
+    /// This layer with its configuration changed by `change`.
+    fn with_config(&self, change: impl FnOnce(&mut Config<ReqB, ResB>)) -> Self {
+        let mut config = Config::clone(&self.config);
+        change(&mut config);
         BudgetLayer {
-            config: Arc::new(Config {
-                engine: config.engine.clone(),
-                ledger: config.ledger.clone(),
-                others: Some(Arc::new(others)),
-                cost: config.cost.clone(),
-                refuse: config.refuse.clone(),
-            }),
+            config: Arc::new(config),
         }
     }
 }

@@ -102,6 +102,38 @@ pub(super) fn not_taken_back(requests: &[ChargeRequest<'_>], error: StoreError) 
 }
 
 impl RedisStore {
+    /// A charge script and the kill switch's read, in one round trip on a
+    /// sync connection.
+    fn script_and_pause(
+        &self,
+        call: &Call,
+        pause: &PauseRead,
+    ) -> Result<(Vec<Vec<String>>, Option<Reply>), StoreError> {
+        self.eval_pipeline_blocking_with(std::slice::from_ref(call), Some(pause))
+    }
+
+    /// [`RedisStore::script_and_pause`] on the async connection (the read
+    /// comes back too, to judge the reply).
+    async fn script_and_pause_async(
+        &self,
+        call: Call,
+        pause: PauseRead,
+    ) -> Result<(Vec<Vec<String>>, Option<Reply>, PauseRead), StoreError> {
+        let con = self.async_con.clone();
+        let wait = self.wait_for(std::slice::from_ref(&call)).cloned();
+        let op = async move {
+            eval_async_with(
+                &con,
+                std::slice::from_ref(&call),
+                wait.as_ref(),
+                Some(&pause),
+            )
+            .await
+            .map(|(replies, paused)| (replies, paused, pause))
+        };
+        self.run_async(op).await
+    }
+
     /// [`Store::charge`]: the script and the kill switch in one round trip.
     pub(super) fn charge_now(
         &self,
@@ -111,8 +143,7 @@ impl RedisStore {
         let call = self.charge_call(&request);
         let packing = Packing::of(request.limits);
         let pause = self.pause_read([request.ledger]);
-        let (mut replies, paused) =
-            self.eval_pipeline_blocking_with(std::slice::from_ref(&call), Some(&pause))?;
+        let (mut replies, paused) = self.script_and_pause(&call, &pause)?;
         let outcome = parse_charge(replies.pop().unwrap_or_default(), &packing)?;
         let paused = pause.paused(paused.unwrap_or(Reply::Nil))?;
         if paused.is_none() {
@@ -136,19 +167,7 @@ impl RedisStore {
         let call = self.charge_call(&request);
         let packing = Packing::of(request.limits);
         let pause = self.pause_read([request.ledger]);
-        let con = self.async_con.clone();
-        let wait = self.wait_for(std::slice::from_ref(&call)).cloned();
-        let op = async move {
-            eval_async_with(
-                &con,
-                std::slice::from_ref(&call),
-                wait.as_ref(),
-                Some(&pause),
-            )
-            .await
-            .map(|(replies, paused)| (replies, paused, pause))
-        };
-        let (mut replies, paused, pause) = self.run_async(op).await?;
+        let (mut replies, paused, pause) = self.script_and_pause_async(call, pause).await?;
         let outcome = parse_charge(replies.pop().unwrap_or_default(), &packing)?;
         let paused = pause.paused(paused.unwrap_or(Reply::Nil))?;
         if paused.is_none() {
@@ -174,8 +193,7 @@ impl RedisStore {
         let call = self.charge_many_call(&requests)?;
         let packings: Vec<Packing> = requests.iter().map(|r| Packing::of(r.limits)).collect();
         let pause = self.pause_read(requests.iter().map(|r| r.ledger));
-        let (mut replies, paused) =
-            self.eval_pipeline_blocking_with(std::slice::from_ref(&call), Some(&pause))?;
+        let (mut replies, paused) = self.script_and_pause(&call, &pause)?;
         let outcome = parse_many(replies.pop().unwrap_or_default(), &packings)?;
         let Some(index) = pause.paused(paused.unwrap_or(Reply::Nil))? else {
             return Ok(outcome);
@@ -210,19 +228,7 @@ impl RedisStore {
         let call = self.charge_many_call(&requests)?;
         let packings: Vec<Packing> = requests.iter().map(|r| Packing::of(r.limits)).collect();
         let pause = self.pause_read(requests.iter().map(|r| r.ledger));
-        let con = self.async_con.clone();
-        let wait = self.wait_for(std::slice::from_ref(&call)).cloned();
-        let op = async move {
-            eval_async_with(
-                &con,
-                std::slice::from_ref(&call),
-                wait.as_ref(),
-                Some(&pause),
-            )
-            .await
-            .map(|(replies, paused)| (replies, paused, pause))
-        };
-        let (mut replies, paused, pause) = self.run_async(op).await?;
+        let (mut replies, paused, pause) = self.script_and_pause_async(call, pause).await?;
         let outcome = parse_many(replies.pop().unwrap_or_default(), &packings)?;
         let Some(index) = pause.paused(paused.unwrap_or(Reply::Nil))? else {
             return Ok(outcome);
