@@ -290,6 +290,47 @@ pub async fn settle_error_async(reservation: Reservation<'_>, cost: ErrorCost) {
     }
 }
 
+// ----- response caches ---------------------------------------------------------
+
+#[cfg(feature = "cache")]
+pub use crate::cache::AttributeCache;
+
+/// `#[guard_bounded(cache = …, cache_key = …)]`: a hit's `Ok` value, or the
+/// `miss` (the guarded call: reserve, run, commit) run through the cache's
+/// single-flight, its `Ok` value cached with what was recorded for it.
+#[cfg(feature = "cache")]
+pub async fn cached<C, K, R, Fut>(cache: &C, engine: &Engine, key: K, miss: Fut) -> R
+where
+    C: AttributeCache<K, R::Ok> + ?Sized,
+    R: GuardBoundedReturn,
+    Fut: std::future::Future<Output = Result<(R::Ok, Decimal), R::Err>>,
+{
+    match cache.call_cached(engine, key, miss).await {
+        Ok(value) => R::from_ok(value),
+        Err(error) => R::from_err(error),
+    }
+}
+
+/// [`commit_caught_async`] for a cached call: returns what was recorded
+/// (the cost the response is cached with).
+#[cfg(feature = "cache")]
+pub async fn commit_caught_recorded_async(
+    reservation: Reservation<'_>,
+    actual: Result<Result<Decimal, String>, Panic>,
+) -> Decimal {
+    match actual {
+        Ok(actual) => {
+            let actual = committable(&reservation, actual);
+            crate::cache::commit_recorded(reservation, actual).await
+        }
+        Err(panic) => {
+            let estimate = reservation.estimate();
+            commit_async(reservation, Ok(estimate)).await;
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
 // ----- rate limits ---------------------------------------------------------------
 
 /// Builds the gate from the attribute's three parts (see [`LedgerPart`]).
