@@ -331,6 +331,49 @@ pub async fn commit_caught_recorded_async(
     }
 }
 
+// Without feature `cache` there is no cache: `cache = …` is refused by the
+// bound of `cached` (no type implements this `AttributeCache`), in words
+// that name the feature.
+
+/// Without feature `cache`: implemented by nothing.
+#[cfg(not(feature = "cache"))]
+#[diagnostic::on_unimplemented(
+    message = "`cache = …` needs budgetgate's feature `cache`",
+    label = "the response caches are behind feature `cache`",
+    note = "in Cargo.toml: `budgetgate = {{ version = \"…\", features = [\"cache\"] }}`"
+)]
+pub trait AttributeCache<K, V> {}
+
+/// Without feature `cache`: its bound cannot be met (see [`AttributeCache`]).
+#[cfg(not(feature = "cache"))]
+pub async fn cached<C, K, R, Fut>(cache: &C, engine: &Engine, key: K, miss: Fut) -> R
+where
+    C: AttributeCache<K, R::Ok> + ?Sized,
+    R: GuardBoundedReturn,
+    Fut: std::future::Future<Output = Result<(R::Ok, Decimal), R::Err>>,
+{
+    let _ = (cache, engine, key);
+    match miss.await {
+        Ok((value, _)) => R::from_ok(value),
+        Err(error) => R::from_err(error),
+    }
+}
+
+/// Without feature `cache`: [`commit_caught_async`], returning the amount
+/// asked (never reached: [`cached`] cannot be called).
+#[cfg(not(feature = "cache"))]
+pub async fn commit_caught_recorded_async(
+    reservation: Reservation<'_>,
+    actual: Result<Result<Decimal, String>, Panic>,
+) -> Decimal {
+    let asked = match &actual {
+        Ok(Ok(amount)) => *amount,
+        _ => reservation.estimate(),
+    };
+    commit_caught_async(reservation, actual).await;
+    asked
+}
+
 // ----- rate limits ---------------------------------------------------------------
 
 /// Builds the gate from the attribute's three parts (see [`LedgerPart`]).
