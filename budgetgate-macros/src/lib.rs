@@ -109,9 +109,10 @@ pub fn guard(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   (feature `cache`; `async fn` only, not with `stream`): `cache` is a
 ///   `ResponseCache<K, T>` (`K: Hash + Eq + Clone`, `T: Clone`) or a
 ///   `SharedCache<K, T>` (`K: Serialize`, `T: Serialize + DeserializeOwned`),
-///   or a reference to one, `T` being the `Ok` type; `cache_key` is the
-///   request, a `K` evaluated before the body (`(model.to_string(),
-///   prompt.to_string())`). See below.
+///   or a reference, `Arc` or `LazyLock` of one, `T` being the `Ok` type;
+///   `cache_key` is the request, a `K` evaluated before the body
+///   (`(model.to_string(), prompt.to_string())`; clone what the body still
+///   uses). See below.
 /// - `engine = EXPR` — an `Engine`, `&Engine` or `Arc<Engine>`; default
 ///   `budgetgate::global()`.
 /// - `crate = PATH` — where `budgetgate` is, for a renamed dependency.
@@ -146,7 +147,8 @@ pub fn guard(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// On a `&mut self` method, give an owned handle (`engine =
 /// self.engine.clone()`), not `&self.engine`: the reservation holds the
-/// engine for the whole call.
+/// engine for the whole call. The same for a cache: keep it in an `Arc`
+/// and give `cache = self.cache.clone()`.
 ///
 /// # Example
 ///
