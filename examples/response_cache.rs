@@ -2,18 +2,20 @@
 //! questions again; the repeats are answered from the cache — the model is
 //! not called and nothing is charged — and the cache reports the money it
 //! saved. Once in process (`ResponseCache`), once in the engine's store
-//! (`SharedCache`, which a Redis store shares between processes).
+//! (`SharedCache`, which a Redis store shares between processes), and once
+//! on the attribute (`#[guard_bounded(cache = …, cache_key = …)]`).
 //!
 //! ```sh
 //! cargo run --example response_cache
 //! ```
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use budgetgate::cache::{ResponseCache, SharedCache};
 use budgetgate::pricing::{self, Usage};
-use budgetgate::{dec, Budget, BudgetExceeded, Engine, Ledger};
+use budgetgate::{dec, guard_bounded, Budget, BudgetExceeded, Engine, Ledger};
 
 const MODEL: &str = "gpt-4o-mini";
 
@@ -24,6 +26,23 @@ async fn complete(prompt: &str) -> Result<(String, Usage), BudgetExceeded> {
     MODEL_CALLS.fetch_add(1, Ordering::SeqCst);
     let usage = Usage::new(40 * prompt.len() as u64, 300);
     Ok((format!("an answer to {prompt:?}"), usage))
+}
+
+/// The attribute's cache: prompts to answers.
+static ANSWERS: LazyLock<ResponseCache<String, (String, Usage)>> =
+    LazyLock::new(|| ResponseCache::new(Duration::from_secs(3600)));
+
+/// The model call, guarded and cached by its attribute: a hit runs nothing
+/// and charges nothing; a miss reserves 0.01 and commits the priced usage.
+#[guard_bounded(ledger = ("openai", MODEL, agent), estimate = "0.01",
+                actual = |(_, usage)| pricing::cost(MODEL, usage).unwrap_or(dec!(0.01)),
+                cache = &*ANSWERS, cache_key = prompt.to_string(), engine = engine)]
+async fn ask(
+    engine: &Engine,
+    agent: &str,
+    prompt: &str,
+) -> Result<(String, Usage), BudgetExceeded> {
+    complete(prompt).await
 }
 
 #[tokio::main]
@@ -101,6 +120,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.misses(),
         stats.saved(),
         engine.status(&other)?.committed()
+    );
+    assert_eq!((stats.hits(), stats.misses()), (3, 2));
+
+    // The same on the attribute.
+    let third = Ledger::new("openai", MODEL, "agent:9");
+    engine.set_budget(&third, Budget::lifetime(dec!(1))?);
+    for q in questions {
+        let (text, _) = ask(&engine, "agent:9", q).await?;
+        println!("{q:<20} {text}");
+    }
+    let stats = ANSWERS.stats();
+    println!(
+        "attribute cache: hits {}, misses {}, saved {}; agent:9 committed {}",
+        stats.hits(),
+        stats.misses(),
+        stats.saved(),
+        engine.status(&third)?.committed()
     );
     assert_eq!((stats.hits(), stats.misses()), (3, 2));
     Ok(())

@@ -29,6 +29,10 @@ pub struct Args {
     pub max_spend: Option<Keyed<Amount>>,
     pub window: Option<Keyed<WindowLit>>,
     pub engine: Option<Keyed<Expr>>,
+    /// `cache = &CACHE`: a response cache a hit is answered from.
+    pub cache: Option<Keyed<Expr>>,
+    /// `cache_key = (..)`: the request, the cache's key.
+    pub cache_key: Option<Keyed<Expr>>,
     pub krate: Option<Keyed<Path>>,
 }
 
@@ -130,6 +134,8 @@ impl Args {
                 "max_spend" => set!(max_spend, parse_max_spend(value)?),
                 "window" => set!(window, parse_window(value)?),
                 "engine" => set!(engine, value),
+                "cache" => set!(cache, value),
+                "cache_key" => set!(cache_key, value),
                 "crate" => set!(krate, parse_path(value)?),
                 _ => return Err(unknown_key(&name, span, attr, keys)),
             }

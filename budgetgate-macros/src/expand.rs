@@ -456,6 +456,89 @@ fn guarded_body(model: &Model, is_async: bool, block: &Block) -> TokenStream {
     // The user's block, run so that its value can be inspected.
     let run_body = run_body(model, is_async, block);
 
+    if let (
+        Cost::Bounded {
+            actual, on_error, ..
+        },
+        Some((cache, key)),
+    ) = (&model.cost, &model.cache)
+    {
+        // A response cache (async, hard mode): the guarded call below is
+        // the miss, run by the cache (single-flight) only if it has no
+        // answer; its `Ok` value is cached with the cost committed for it.
+        let reserve = {
+            let f = sfx("reserve");
+            await_(quote!(#krate::__private::#f(#engine, &#ledger, #budget_arg #amount)))
+        };
+        let tr = hard_trait(model);
+        let output_span = output_ty.span();
+        let on_block = quote_spanned! {output_span=>
+            return ::core::result::Result::Err(
+                <<#output_ty as #tr>::Err as #krate::__private::HoldsBlock<#krate::BudgetExceeded>>::hold(#blocked))
+        };
+        let cost = call_cost_closure(krate, "actual_cost", actual, quote!(&#value));
+        let commit =
+            quote!(#krate::__private::commit_caught_recorded_async(#reservation, #cost).await);
+        let settle_error = match on_error {
+            OnError::Release | OnError::Estimate => {
+                let cost = if matches!(on_error, OnError::Release) {
+                    quote!(#krate::__private::ErrorCost::Release)
+                } else {
+                    quote!(#krate::__private::ErrorCost::Estimate)
+                };
+                quote!(#krate::__private::settle_error_async(#reservation, #cost).await)
+            }
+            OnError::Closure(f) => {
+                let cost = call_cost_closure(krate, "error_cost", f, quote!(&#error));
+                quote!(#krate::__private::settle_error_caught_async(#reservation, #krate::__private::error_cost_caught(#cost)).await)
+            }
+        };
+        let into_result = quote_spanned!(output_span=> <#output_ty as #tr>::into_result(#output));
+        let cache_owner = Ident::new("cache", Span::mixed_site());
+        let committed = Ident::new("committed", Span::mixed_site());
+        let miss = quote! {
+            async {
+                let #reservation = match #reserve {
+                    ::core::result::Result::Ok(r) => r,
+                    ::core::result::Result::Err(#blocked) => #on_block,
+                };
+                let #output: #output_ty = #run_body;
+                match #into_result {
+                    ::core::result::Result::Ok(#value) => {
+                        let #committed = #commit;
+                        ::core::result::Result::Ok((#value, #committed))
+                    }
+                    ::core::result::Result::Err(#error) => {
+                        #settle_error;
+                        ::core::result::Result::Err(#error)
+                    }
+                }
+            }
+        };
+        // The call is spanned at the `cache` expression: a cache of the
+        // wrong types (a key that is not the `cache_key`'s, a value that is
+        // not `Clone`) is reported there.
+        let cache_span = cache.span();
+        let cache_last = quote!(#cache)
+            .into_iter()
+            .last()
+            .map_or(cache_span, |t| t.span());
+        let mut args = proc_macro2::Group::new(
+            proc_macro2::Delimiter::Parenthesis,
+            quote!(#cache_owner, #engine, #key, #miss),
+        );
+        args.set_span(cache_last);
+        let krate_at_cache = respan(krate, cache_span);
+        let call = quote_spanned!(cache_span=> #krate_at_cache::__private::cached #args.await);
+        let let_output = quote_spanned!(cache_span=> let #output: #output_ty = #call;);
+        return quote! {
+            #prelude
+            let #cache_owner = &(#cache);
+            #let_output
+            #output
+        };
+    }
+
     match &model.cost {
         Cost::Fixed(_) => {
             let check = {

@@ -105,13 +105,50 @@ pub fn guard(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   time); it wins over a budget registered on the engine. Not with `ledgers`.
 /// - `window = "1h"` — with `max_spend`: `"30s"`, `"15m"`, `"1h"`, `"7d"`,
 ///   `"daily"`, `"monthly"` or `"unbounded"` (the default).
+/// - `cache = EXPR, cache_key = EXPR` — answer from a response cache
+///   (feature `cache`; `async fn` only, not with `stream`): `cache` is a
+///   `ResponseCache<K, T>` (`K: Hash + Eq + Clone`, `T: Clone`) or a
+///   `SharedCache<K, T>` (`K: Serialize`, `T: Serialize + DeserializeOwned`),
+///   or a reference, `Arc` or `LazyLock` of one, `T` being the `Ok` type;
+///   `cache_key` is the request, a `K` evaluated before the body
+///   (`(model.to_string(), prompt.to_string())`; clone what the body still
+///   uses). See below.
 /// - `engine = EXPR` — an `Engine`, `&Engine` or `Arc<Engine>`; default
 ///   `budgetgate::global()`.
 /// - `crate = PATH` — where `budgetgate` is, for a renamed dependency.
 ///
+/// # A response cache
+///
+/// With `cache` and `cache_key`, a call whose key is in the cache returns
+/// `Ok(cached value)`: the body does not run and nothing is charged (not
+/// even reserved, so a hit succeeds when the budget is exhausted), and the
+/// cache counts the saving in `stats()`. A miss is the guarded call above —
+/// the estimate reserved under every budget that applies (`max_spend`, the
+/// engine's, a hierarchy's, the run budgets in scope), the body run, the
+/// actual committed — and its `Ok` value is cached with the cost committed
+/// for it. A blocked call, an `Err` (settled per `on_error`) or a panic
+/// caches nothing. Identical calls that miss at the same time run the body
+/// once (single-flight): the others wait, reserving nothing, and are hits.
+///
+/// ```ignore
+/// use budgetgate::cache::ResponseCache;
+/// use std::sync::LazyLock;
+/// use std::time::Duration;
+///
+/// static CACHE: LazyLock<ResponseCache<(String, String), Completion>> =
+///     LazyLock::new(|| ResponseCache::new(Duration::from_secs(3600)));
+///
+/// #[guard_bounded(ledger = ("llm", "chat", user), estimate = "0.05", actual = |c| c.cost(),
+///                 cache = &*CACHE, cache_key = (model.to_string(), prompt.to_string()))]
+/// async fn chat(user: &str, model: &str, prompt: &str) -> Result<Completion, ChatError> {
+///     client.complete(model, prompt).await
+/// }
+/// ```
+///
 /// On a `&mut self` method, give an owned handle (`engine =
 /// self.engine.clone()`), not `&self.engine`: the reservation holds the
-/// engine for the whole call.
+/// engine for the whole call. The same for a cache: keep it in an `Arc`
+/// and give `cache = self.cache.clone()`.
 ///
 /// # Example
 ///

@@ -38,8 +38,18 @@ impl Kind {
                 "ledger", "ledgers", "cost", BUDGET[0], BUDGET[1], BUDGET[2], BUDGET[3],
             ],
             Kind::GuardBounded => &[
-                "ledger", "ledgers", "estimate", "actual", "stream", "on_error", BUDGET[0],
-                BUDGET[1], BUDGET[2], BUDGET[3],
+                "ledger",
+                "ledgers",
+                "estimate",
+                "actual",
+                "stream",
+                "on_error",
+                "cache",
+                "cache_key",
+                BUDGET[0],
+                BUDGET[1],
+                BUDGET[2],
+                BUDGET[3],
             ],
             Kind::GuardResult => &[
                 "ledger", "ledgers", "cost", "estimate", "actual", "on_error", BUDGET[0],
@@ -107,6 +117,8 @@ pub struct Model {
     pub cost: Cost,
     pub budget: Option<(Amount, WindowLit)>,
     pub engine: Option<Expr>,
+    /// `cache = …, cache_key = …`: the cache and the key expressions.
+    pub cache: Option<(Expr, Expr)>,
     pub krate: TokenStream,
     /// The value the body produces (for async_trait methods: the future's output).
     pub output: Type,
@@ -122,7 +134,7 @@ fn err<T>(span: Span, msg: impl std::fmt::Display) -> syn::Result<T> {
 /// The checks. `output` is the body's value type (see [`Model::output`]).
 pub fn validate(
     kind: Kind,
-    args: Args,
+    mut args: Args,
     sig: &Signature,
     output: Option<&Type>,
 ) -> syn::Result<Model> {
@@ -134,6 +146,7 @@ pub fn validate(
             format!("#[{name}] cannot be used on a `const fn`: budgets are checked at run time"),
         );
     }
+    let cached = check_cache(kind, &mut args, sig, output.is_some())?;
     if kind.is_rate() {
         return validate_rate(kind, args, sig, output);
     }
@@ -320,10 +333,64 @@ pub fn validate(
         cost,
         budget,
         engine: args.engine.map(|e| e.value),
+        cache: cached,
         krate,
         output,
         output_is_result,
     })
+}
+
+/// `cache` + `cache_key`: both or neither, on an async `#[guard_bounded]`
+/// function that does not return a stream. Taken out of `args`.
+fn check_cache(
+    kind: Kind,
+    args: &mut Args,
+    sig: &Signature,
+    async_trait: bool,
+) -> syn::Result<Option<(Expr, Expr)>> {
+    let name = kind.name();
+    let Some((cache, key)) = together(
+        args.cache.take(),
+        args.cache_key.take(),
+        ("cache", "cache_key"),
+        "`cache = &*CACHE, cache_key = (model.to_string(), prompt.to_string())`",
+    )?
+    else {
+        return Ok(None);
+    };
+    if kind != Kind::GuardBounded {
+        let what = if kind.is_rate() {
+            "a rate limit counts every call, answered from a cache or not"
+        } else {
+            "a cached call is a bounded one: reserved, run and committed on a miss"
+        };
+        return err(
+            cache.key,
+            format!("`cache` belongs to #[guard_bounded]; #[{name}] does not take it ({what})"),
+        );
+    }
+    if let Some(stream) = &args.stream {
+        return err(
+            stream.key,
+            "`cache` cannot go with `stream`: a stream is consumed as it is read, so there is no response to cache",
+        );
+    }
+    if sig.asyncness.is_none() && !async_trait {
+        return err(
+            cache.key,
+            "`cache` needs an `async fn`: identical calls that miss at the same time wait for the first one's answer",
+        );
+    }
+    let mut_self = sig.inputs.first().is_some_and(|arg| {
+        matches!(arg, syn::FnArg::Receiver(r) if r.mutability.is_some() && r.reference.is_some())
+    });
+    if mut_self && borrows_self(&cache.value) {
+        return Err(syn::Error::new_spanned(
+            &cache.value,
+            "this `cache` borrows `self` for the whole call (a miss runs the body inside the cache's call), but this method takes `&mut self`; keep the cache in an `Arc` and give a clone (`cache = self.cache.clone()`), or a `static`",
+        ));
+    }
+    Ok(Some((cache.value, key.value)))
 }
 
 fn crate_path(args: &Args) -> TokenStream {
@@ -502,6 +569,7 @@ fn validate_rate(
         }),
         budget: None,
         engine: args.engine.map(|e| e.value),
+        cache: None,
         output,
         output_is_result,
     })

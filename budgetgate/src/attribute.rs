@@ -32,8 +32,12 @@ macro_rules! hard_return {
             type Err;
             /// `Err(error)`.
             fn from_err(error: Self::Err) -> Self;
+            /// `Ok(value)`.
+            fn from_ok(value: Self::Ok) -> Self;
             /// The value, by reference.
             fn split(&self) -> Result<&Self::Ok, &Self::Err>;
+            /// The value, owned.
+            fn into_result(self) -> Result<Self::Ok, Self::Err>;
         }
 
         #[diagnostic::do_not_recommend]
@@ -45,8 +49,16 @@ macro_rules! hard_return {
                 Err(error)
             }
             #[inline]
+            fn from_ok(value: T) -> Self {
+                Ok(value)
+            }
+            #[inline]
             fn split(&self) -> Result<&T, &E> {
                 self.as_ref()
+            }
+            #[inline]
+            fn into_result(self) -> Result<T, E> {
+                self
             }
         }
     };

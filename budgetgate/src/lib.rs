@@ -132,6 +132,10 @@
 //! `stream = METER` in place of `actual` on `#[guard_bounded]`, for a
 //! function returning `Result<impl Stream<Item = …>, E>`: the stream holds
 //! the reservation for its life (see [`stream`](mod@stream));
+//! `cache = EXPR, cache_key = EXPR` on an async `#[guard_bounded]` (feature
+//! `cache`): a hit in the response cache returns `Ok(cached value)` without
+//! running the body or charging anything, a miss is the guarded call and
+//! its `Ok` value is cached (see `budgetgate::cache`);
 //! `max_spend` and `window` (`"30s"`, `"15m"`, `"1h"`, `"7d"`, `"unbounded"`)
 //! for a call-site budget, which wins over a budget registered on the engine
 //! (`max_spend` alone is a lifetime cap); `engine = EXPR` (an `Engine`,

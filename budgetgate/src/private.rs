@@ -290,6 +290,90 @@ pub async fn settle_error_async(reservation: Reservation<'_>, cost: ErrorCost) {
     }
 }
 
+// ----- response caches ---------------------------------------------------------
+
+#[cfg(feature = "cache")]
+pub use crate::cache::AttributeCache;
+
+/// `#[guard_bounded(cache = …, cache_key = …)]`: a hit's `Ok` value, or the
+/// `miss` (the guarded call: reserve, run, commit) run through the cache's
+/// single-flight, its `Ok` value cached with what was recorded for it.
+#[cfg(feature = "cache")]
+pub async fn cached<C, K, R, Fut>(cache: &C, engine: &Engine, key: K, miss: Fut) -> R
+where
+    C: AttributeCache<K, R::Ok> + ?Sized,
+    R: GuardBoundedReturn,
+    Fut: std::future::Future<Output = Result<(R::Ok, Decimal), R::Err>>,
+{
+    match cache.call_cached(engine, key, miss).await {
+        Ok(value) => R::from_ok(value),
+        Err(error) => R::from_err(error),
+    }
+}
+
+/// [`commit_caught_async`] for a cached call: returns what was recorded
+/// (the cost the response is cached with).
+#[cfg(feature = "cache")]
+pub async fn commit_caught_recorded_async(
+    reservation: Reservation<'_>,
+    actual: Result<Result<Decimal, String>, Panic>,
+) -> Decimal {
+    match actual {
+        Ok(actual) => {
+            let actual = committable(&reservation, actual);
+            crate::cache::commit_recorded(reservation, actual).await
+        }
+        Err(panic) => {
+            let estimate = reservation.estimate();
+            commit_async(reservation, Ok(estimate)).await;
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+// Without feature `cache` there is no cache: `cache = …` is refused by the
+// bound of `cached` (no type implements this `AttributeCache`), in words
+// that name the feature.
+
+/// Without feature `cache`: implemented by nothing.
+#[cfg(not(feature = "cache"))]
+#[diagnostic::on_unimplemented(
+    message = "`cache = …` needs budgetgate's feature `cache`",
+    label = "the response caches are behind feature `cache`",
+    note = "in Cargo.toml: `budgetgate = {{ version = \"…\", features = [\"cache\"] }}`"
+)]
+pub trait AttributeCache<K, V> {}
+
+/// Without feature `cache`: its bound cannot be met (see [`AttributeCache`]).
+#[cfg(not(feature = "cache"))]
+pub async fn cached<C, K, R, Fut>(cache: &C, engine: &Engine, key: K, miss: Fut) -> R
+where
+    C: AttributeCache<K, R::Ok> + ?Sized,
+    R: GuardBoundedReturn,
+    Fut: std::future::Future<Output = Result<(R::Ok, Decimal), R::Err>>,
+{
+    let _ = (cache, engine, key);
+    match miss.await {
+        Ok((value, _)) => R::from_ok(value),
+        Err(error) => R::from_err(error),
+    }
+}
+
+/// Without feature `cache`: [`commit_caught_async`], returning the amount
+/// asked (never reached: [`cached`] cannot be called).
+#[cfg(not(feature = "cache"))]
+pub async fn commit_caught_recorded_async(
+    reservation: Reservation<'_>,
+    actual: Result<Result<Decimal, String>, Panic>,
+) -> Decimal {
+    let asked = match &actual {
+        Ok(Ok(amount)) => *amount,
+        _ => reservation.estimate(),
+    };
+    commit_caught_async(reservation, actual).await;
+    asked
+}
+
 // ----- rate limits ---------------------------------------------------------------
 
 /// Builds the gate from the attribute's three parts (see [`LedgerPart`]).

@@ -60,8 +60,11 @@ use rust_decimal::Decimal;
 
 use crate::{BudgetExceeded, Engine, Ledger};
 
+mod attribute;
 mod flight;
 mod shared;
+#[doc(hidden)]
+pub use attribute::AttributeCache;
 pub use shared::{CacheError, SharedCache};
 
 /// How many expired entries a call removes at most (the work per call is
@@ -248,9 +251,21 @@ impl<K: Hash + Eq + Clone, V: Clone> ResponseCache<K, V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
+        self.call_with(key, guarded_miss(engine, ledger, estimate, actual, body))
+            .await
+    }
+
+    /// [`ResponseCache::call`] with the miss given: the cache's part of a
+    /// call (look up, single-flight, count, insert) around `miss`, which
+    /// guards and runs the call and returns the value and what was
+    /// recorded for it. `miss` is only polled on a miss.
+    pub(crate) async fn call_with<E, Fut>(&self, key: K, miss: Fut) -> Result<Cached<V>, E>
+    where
+        Fut: Future<Output = Result<(V, Decimal), E>>,
+    {
         let _leader = loop {
             if let Some(hit) = self.lookup(&key) {
-                tracing::debug!(%ledger, saved = %hit.cost, "response cache hit: nothing charged");
+                tracing::debug!(saved = %hit.cost, "response cache hit: nothing charged");
                 return Ok(hit);
             }
             match self.flights.turn(&key) {
@@ -263,7 +278,7 @@ impl<K: Hash + Eq + Clone, V: Clone> ResponseCache<K, V> {
             }
         };
         self.lock().misses += 1;
-        let (value, committed) = guarded_miss(engine, ledger, estimate, actual, body).await?;
+        let (value, committed) = miss.await?;
         self.insert(key, value.clone(), committed);
         Ok(Cached {
             value,
@@ -301,19 +316,25 @@ where
         }
     };
     let cost = actual(&value);
-    // The body ran: its cost is committed even if this future is dropped
-    // while the store answers (`commit_async` hands it to the settler).
-    let committed = match held.commit_async(cost).await {
+    Ok((value, commit_recorded(held, cost).await))
+}
+
+/// Commits `cost` and returns what was recorded for it: what the response
+/// cost, kept with it in the cache. The body ran: its cost is committed even
+/// if this future is dropped while the store answers (`commit_async` hands
+/// it to the settler).
+pub(crate) async fn commit_recorded(held: crate::Reservation<'_>, cost: Decimal) -> Decimal {
+    let id = held.id();
+    match held.commit_async(cost).await {
         Ok(commit) => commit.actual(),
         // What was recorded is what the response cost (the estimate for an
         // invalid actual); a commit still being retried records `cost`.
         Err(crate::CommitError::InvalidActual { estimate, .. }) => estimate,
         Err(error) => {
-            tracing::error!(%ledger, %cost, %error, "the commit of a cached call did not go as asked");
+            tracing::error!(%id, %cost, %error, "the commit of a cached call did not go as asked");
             cost
         }
-    };
-    Ok((value, committed))
+    }
 }
 
 impl<K: Hash + Eq, V> State<K, V> {

@@ -232,21 +232,16 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
 
     /// [`SharedCache::lookup`] for a call: a hit (logged), or `None` for a
     /// miss or an unreadable cache (logged too: the call goes on as a miss).
-    async fn lookup_logged(
-        &self,
-        engine: &Engine,
-        ledger: &Ledger,
-        request: &K,
-    ) -> Option<Cached<V>> {
+    async fn lookup_logged(&self, engine: &Engine, request: &K) -> Option<Cached<V>> {
         match self.lookup(engine, request).await {
             Ok(Some(hit)) => {
-                tracing::debug!(%ledger, cache = %self.name, saved = %hit.cost,
+                tracing::debug!(cache = %self.name, saved = %hit.cost,
                     "response cache hit: nothing charged");
                 Some(hit)
             }
             Ok(None) => None,
             Err(error) => {
-                tracing::warn!(%ledger, %error, "response cache unreadable; calling as a miss");
+                tracing::warn!(cache = %self.name, %error, "response cache unreadable; calling as a miss");
                 None
             }
         }
@@ -297,15 +292,36 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
+        self.call_with(
+            engine,
+            request,
+            super::guarded_miss(engine, ledger, estimate, actual, body),
+        )
+        .await
+    }
+
+    /// [`SharedCache::call`] with the miss given: the cache's part of a call
+    /// (look up, single-flight, count, insert) around `miss`, which guards
+    /// and runs the call and returns the value and what was recorded for
+    /// it. `miss` is only polled on a miss.
+    pub(crate) async fn call_with<E, Fut>(
+        &self,
+        engine: &Engine,
+        request: &K,
+        miss: Fut,
+    ) -> Result<Cached<V>, E>
+    where
+        Fut: Future<Output = Result<(V, Decimal), E>>,
+    {
         let flight = match self.locate(request) {
             Ok((value, _)) => value.to_string(),
             Err(error) => {
-                tracing::warn!(%ledger, %error, "request not cacheable; calling as a miss");
+                tracing::warn!(cache = %self.name, %error, "request not cacheable; calling as a miss");
                 String::new() // not cacheable: every such call runs
             }
         };
         let _leader = loop {
-            if let Some(hit) = self.lookup_logged(engine, ledger, request).await {
+            if let Some(hit) = self.lookup_logged(engine, request).await {
                 return Ok(hit);
             }
             if flight.is_empty() {
@@ -315,7 +331,7 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
                 super::flight::Turn::Follow(rx) => super::flight::wait(rx).await,
                 // Looked up again: a leader inserts before it lets go.
                 super::flight::Turn::Lead(leader) => {
-                    match self.lookup_logged(engine, ledger, request).await {
+                    match self.lookup_logged(engine, request).await {
                         Some(hit) => return Ok(hit),
                         None => break Some(leader),
                     }
@@ -323,10 +339,9 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
             }
         };
         self.lock().misses += 1;
-        let (value, committed) =
-            super::guarded_miss(engine, ledger, estimate, actual, body).await?;
+        let (value, committed) = miss.await?;
         if let Err(error) = self.insert(engine, request, &value, committed).await {
-            tracing::warn!(%ledger, %error, "response not cached");
+            tracing::warn!(cache = %self.name, %error, "response not cached");
         }
         Ok(Cached {
             value,
