@@ -59,47 +59,26 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> AttributeCache<K, V> for Sha
     }
 }
 
-#[diagnostic::do_not_recommend]
-impl<K, V, C: AttributeCache<K, V> + ?Sized> AttributeCache<K, V> for &C {
-    fn call_cached<E, Fut>(
-        &self,
-        engine: &Engine,
-        key: K,
-        miss: Fut,
-    ) -> impl Future<Output = Result<V, E>>
-    where
-        Fut: Future<Output = Result<(V, Decimal), E>>,
-    {
-        (**self).call_cached(engine, key, miss)
-    }
+/// A handle on a cache is that cache: `&C`, `Arc<C>`, `LazyLock<C>`.
+macro_rules! forward {
+    ($($unsized:ident)? : $handle:ty) => {
+        #[diagnostic::do_not_recommend]
+        impl<K, V, C: AttributeCache<K, V> $(+ ?$unsized)?> AttributeCache<K, V> for $handle {
+            fn call_cached<E, Fut>(
+                &self,
+                engine: &Engine,
+                key: K,
+                miss: Fut,
+            ) -> impl Future<Output = Result<V, E>>
+            where
+                Fut: Future<Output = Result<(V, Decimal), E>>,
+            {
+                (**self).call_cached(engine, key, miss)
+            }
+        }
+    };
 }
 
-#[diagnostic::do_not_recommend]
-impl<K, V, C: AttributeCache<K, V> + ?Sized> AttributeCache<K, V> for std::sync::Arc<C> {
-    fn call_cached<E, Fut>(
-        &self,
-        engine: &Engine,
-        key: K,
-        miss: Fut,
-    ) -> impl Future<Output = Result<V, E>>
-    where
-        Fut: Future<Output = Result<(V, Decimal), E>>,
-    {
-        (**self).call_cached(engine, key, miss)
-    }
-}
-
-#[diagnostic::do_not_recommend]
-impl<K, V, C: AttributeCache<K, V>> AttributeCache<K, V> for std::sync::LazyLock<C> {
-    fn call_cached<E, Fut>(
-        &self,
-        engine: &Engine,
-        key: K,
-        miss: Fut,
-    ) -> impl Future<Output = Result<V, E>>
-    where
-        Fut: Future<Output = Result<(V, Decimal), E>>,
-    {
-        (**self).call_cached(engine, key, miss)
-    }
-}
+forward!(Sized: &C);
+forward!(Sized: std::sync::Arc<C>);
+forward!(: std::sync::LazyLock<C>);
