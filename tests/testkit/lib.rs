@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests: the store conformance suite
 //! (written once, run against every store) and a fault-injecting wrapper.
 
+pub mod attr;
 pub mod conformance;
 pub mod engines;
 pub mod fault_proxy;
