@@ -112,9 +112,11 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::pricing::{AnthropicStreamUsage, OpenAiStreamUsage, PricingError, Usage};
-use crate::reservation::detached::SureCommit;
 use crate::reservation::{Commit, CommitError, Reservation};
 use crate::{BudgetExceeded, Engine, Ledger};
+
+/// A stream's final commit, boxed to live in the stream.
+type CommitFuture = Pin<Box<dyn Future<Output = Result<Commit, CommitError>> + Send>>;
 
 /// What a [`Meter`] read from one item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,7 +246,9 @@ struct Tab {
     unknown: bool,
     /// The final commit, in flight; dropped before the store answered, it
     /// is handed to the settler (by id: never twice).
-    committing: Option<SureCommit>,
+    /// The final commit in flight (`commit_async`, which makes sure of
+    /// itself if this stream is dropped first).
+    committing: Option<CommitFuture>,
     outcome: Option<Result<Commit, CommitError>>,
 }
 
@@ -288,7 +292,7 @@ impl Tab {
                 tracing::warn!(ledger = %reservation.ledger(), estimate = %self.estimate, why,
                     "a guarded stream read no cost; committing its estimate");
             }
-            self.committing = Some(SureCommit::new(reservation, actual));
+            self.committing = Some(Box::pin(reservation.commit_async(actual)));
         }
     }
 

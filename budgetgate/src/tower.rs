@@ -76,7 +76,6 @@ use std::task::{Context, Poll};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use rust_decimal::Decimal;
 
-use crate::reservation::detached::SureCommit;
 use crate::{BlockReason, Decision, Engine, Ledger, Window};
 
 type LedgerFn<B> = dyn Fn(&Request<B>) -> Ledger + Send + Sync;
@@ -356,8 +355,7 @@ where
                     // Served: the cost is committed even if this future is
                     // dropped while the store answers (the settler makes
                     // sure of it, by id).
-                    let commit = SureCommit::new(held.into_owned(), cost);
-                    if let Err(error) = commit.await {
+                    if let Err(error) = held.commit_async(cost).await {
                         tracing::error!(%ledger, %cost, %error,
                             "the cost of a served request was not committed as asked");
                     }

@@ -168,29 +168,3 @@ impl Future for DetachedCommit {
         Poll::Ready(r.committed(this.actual, outcome, this.invalid.take()))
     }
 }
-
-/// [`Reservation::commit_async`] as a nameable, boxed future (a field of a
-/// stream or a tower future). Like `commit_async`, dropping it before the
-/// store answered hands the same commit to the engine's settler, by id.
-#[cfg(any(feature = "stream", feature = "tower"))]
-pub(crate) struct SureCommit {
-    commit: Pin<Box<dyn Future<Output = Result<Commit, CommitError>> + Send>>,
-}
-
-#[cfg(any(feature = "stream", feature = "tower"))]
-impl SureCommit {
-    pub(crate) fn new(reservation: Reservation<'static>, actual: Decimal) -> Self {
-        SureCommit {
-            commit: Box::pin(reservation.commit_async(actual)),
-        }
-    }
-}
-
-#[cfg(any(feature = "stream", feature = "tower"))]
-impl Future for SureCommit {
-    type Output = Result<Commit, CommitError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.commit.as_mut().poll(cx)
-    }
-}
