@@ -58,6 +58,13 @@ struct Stored<K, V> {
     cost: Decimal,
 }
 
+/// A request as the cache finds it: its JSON value (compared on a hit) and
+/// its record key; computed once per call.
+struct Located {
+    value: serde_json::Value,
+    key: String,
+}
+
 #[derive(Default)]
 struct Counts {
     hits: u64,
@@ -114,7 +121,7 @@ pub struct SharedCache<K, V> {
     name: String,
     ttl: Duration,
     counts: Mutex<Counts>,
-    /// Calls in flight in this process, by the request's JSON.
+    /// Calls in flight in this process, by record key.
     flights: super::flight::Flights<String>,
     _types: PhantomData<fn(&K) -> V>,
 }
@@ -190,13 +197,11 @@ impl<K, V> SharedCache<K, V> {
 impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
     /// The request as a JSON value (objects' keys sorted, so equal requests
     /// give equal text) and the record key it is found under.
-    fn locate(&self, request: &K) -> Result<(serde_json::Value, String), CacheError> {
+    fn locate(&self, request: &K) -> Result<Located, CacheError> {
         let value = serde_json::to_value(request).map_err(|e| self.json_error(e))?;
         let text = value.to_string();
-        Ok((
-            value,
-            format!("cache:{}:{:032x}", self.name, fnv1a_128(text.as_bytes())),
-        ))
+        let key = format!("cache:{}:{:032x}", self.name, fnv1a_128(text.as_bytes()));
+        Ok(Located { value, key })
     }
 
     /// The cached response for `request`, if one is held and not expired —
@@ -206,10 +211,20 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
         engine: &Engine,
         request: &K,
     ) -> Result<Option<Cached<V>>, CacheError> {
-        let (wanted, key) = self.locate(request)?;
+        let located = self.locate(request)?;
+        self.lookup_at(engine, &located).await
+    }
+
+    /// [`SharedCache::lookup`] of a request already located.
+    async fn lookup_at(
+        &self,
+        engine: &Engine,
+        located: &Located,
+    ) -> Result<Option<Cached<V>>, CacheError> {
+        let (wanted, key) = (&located.value, &located.key);
         let Some(text) = engine
             .store()
-            .get_record_async(&key)
+            .get_record_async(key)
             .await
             .map_err(|e| self.store_error(e))?
         else {
@@ -217,7 +232,7 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
         };
         let stored: Stored<serde_json::Value, V> =
             serde_json::from_str(&text).map_err(|e| self.json_error(e))?;
-        if stored.request != wanted {
+        if stored.request != *wanted {
             return Ok(None); // another request with the same hash
         }
         let mut counts = self.lock();
@@ -232,8 +247,8 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
 
     /// [`SharedCache::lookup`] for a call: a hit (logged), or `None` for a
     /// miss or an unreadable cache (logged too: the call goes on as a miss).
-    async fn lookup_logged(&self, engine: &Engine, request: &K) -> Option<Cached<V>> {
-        match self.lookup(engine, request).await {
+    async fn lookup_logged(&self, engine: &Engine, located: &Located) -> Option<Cached<V>> {
+        match self.lookup_at(engine, located).await {
             Ok(Some(hit)) => {
                 tracing::debug!(cache = %self.name, saved = %hit.cost,
                     "response cache hit: nothing charged");
@@ -256,7 +271,21 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
         response: &V,
         cost: Decimal,
     ) -> Result<(), CacheError> {
-        let (_, key) = self.locate(request)?;
+        let located = self.locate(request)?;
+        self.insert_at(engine, &located, request, response, cost)
+            .await
+    }
+
+    /// [`SharedCache::insert`] of a request already located.
+    async fn insert_at(
+        &self,
+        engine: &Engine,
+        located: &Located,
+        request: &K,
+        response: &V,
+        cost: Decimal,
+    ) -> Result<(), CacheError> {
+        let key = &located.key;
         let text = serde_json::to_string(&Stored {
             request,
             response,
@@ -265,7 +294,7 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
         .map_err(|e| self.json_error(e))?;
         engine
             .store()
-            .put_record_async(&key, &text, self.ttl)
+            .put_record_async(key, &text, self.ttl)
             .await
             .map_err(|e| self.store_error(e))
     }
@@ -313,34 +342,43 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
     where
         Fut: Future<Output = Result<(V, Decimal), E>>,
     {
-        let flight = match self.locate(request) {
-            Ok((value, _)) => value.to_string(),
+        let located = match self.locate(request) {
+            Ok(located) => located,
             Err(error) => {
+                // Not cacheable: guarded as usual, nothing kept.
                 tracing::warn!(cache = %self.name, %error, "request not cacheable; calling as a miss");
-                String::new() // not cacheable: every such call runs
+                self.lock().misses += 1;
+                let (value, committed) = miss.await?;
+                return Ok(Cached {
+                    value,
+                    hit: false,
+                    cost: committed,
+                });
             }
         };
+        // Flights by record key: requests whose hashes collide only wait
+        // for each other, then each finds its own answer or leads.
         let _leader = loop {
-            if let Some(hit) = self.lookup_logged(engine, request).await {
+            if let Some(hit) = self.lookup_logged(engine, &located).await {
                 return Ok(hit);
             }
-            if flight.is_empty() {
-                break None;
-            }
-            match self.flights.turn(&flight) {
+            match self.flights.turn(&located.key) {
                 super::flight::Turn::Follow(rx) => super::flight::wait(rx).await,
                 // Looked up again: a leader inserts before it lets go.
                 super::flight::Turn::Lead(leader) => {
-                    match self.lookup_logged(engine, request).await {
+                    match self.lookup_logged(engine, &located).await {
                         Some(hit) => return Ok(hit),
-                        None => break Some(leader),
+                        None => break leader,
                     }
                 }
             }
         };
         self.lock().misses += 1;
         let (value, committed) = miss.await?;
-        if let Err(error) = self.insert(engine, request, &value, committed).await {
+        if let Err(error) = self
+            .insert_at(engine, &located, request, &value, committed)
+            .await
+        {
             tracing::warn!(cache = %self.name, %error, "response not cached");
         }
         Ok(Cached {
