@@ -80,9 +80,40 @@ fn a_call_dropped_while_its_commit_is_in_flight_still_commits() {
         (status.committed(), status.reserved()),
         (dec!(0.2), dec!(0))
     );
-    // Exactly once: the store answering now changes nothing.
-    store.stall.store(false, Ordering::SeqCst);
-    assert_eq!(engine.status(&ledger).unwrap().committed(), dec!(0.2));
+}
+
+/// The same when the commit had landed and only its answer was lost: the
+/// settler's commit by the same id records nothing twice. On Redis, which
+/// keeps settled ids (the memory store answers at once, so its replies are
+/// never lost, and it keeps none).
+#[test]
+fn a_call_dropped_after_its_commit_landed_is_counted_once() {
+    let server = testkit::redis_server::RedisServer::start();
+    let redis = budgetgate::store::redis::RedisStore::connect(&server.url()).unwrap();
+    let store = Arc::new(StallingSettles::over(Arc::new(redis)));
+    let engine = Engine::builder().shared_store(store.clone()).build();
+    store.stall.store(true, Ordering::SeqCst);
+    store.land_first.store(true, Ordering::SeqCst);
+    let ledger = Ledger::new("cancel", "llm", "u3");
+    engine.set_budget(&ledger, Budget::lifetime(dec!(1)).unwrap());
+    let mut fut = Box::pin(call(&engine, "u3", 200));
+    poll_once(&mut fut);
+    assert_eq!(
+        engine.status(&ledger).unwrap().committed(),
+        dec!(0.2),
+        "landed, unanswered"
+    );
+    drop(fut);
+    assert!(
+        engine.wait_settled(Duration::from_secs(10)),
+        "the settler settled"
+    );
+    let status = engine.status(&ledger).unwrap();
+    assert_eq!(
+        (status.committed(), status.reserved()),
+        (dec!(0.2), dec!(0)),
+        "counted once"
+    );
 }
 
 /// The same for a failed body charged its estimate (`on_error = estimate`).
