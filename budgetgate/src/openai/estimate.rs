@@ -122,15 +122,22 @@ pub(crate) struct Assume {
     pub(crate) region: Option<Region>,
 }
 
-/// The billing tier a request asks for: `None` for `auto` or unset (the
-/// project's default, which may be any).
-fn requested_tier(tier: Option<&OpenAiServiceTier>) -> Option<ServiceTier> {
-    match tier? {
+/// The price tier of an OpenAI tier name: `None` for `auto` (not a tier:
+/// the project's default, which may be any) and for `fast` (which the
+/// price table does not know).
+fn known_tier(tier: &OpenAiServiceTier) -> Option<ServiceTier> {
+    match tier {
         OpenAiServiceTier::Default | OpenAiServiceTier::Scale => Some(ServiceTier::Standard),
         OpenAiServiceTier::Flex => Some(ServiceTier::Flex),
         OpenAiServiceTier::Priority => Some(ServiceTier::Priority),
         OpenAiServiceTier::Auto | OpenAiServiceTier::Fast => None,
     }
+}
+
+/// The billing tier a request asks for: `None` (the dearest is assumed)
+/// when unset or not known.
+fn requested_tier(tier: Option<&OpenAiServiceTier>) -> Option<ServiceTier> {
+    known_tier(tier?)
 }
 
 pub(crate) fn estimate_in(
@@ -190,15 +197,12 @@ pub(crate) fn usage_of(
         keys: Vec::new(),
     })?;
     let mut u = Usage::try_from(usage)?;
-    if let Some(tier) = tier {
-        let name = serde_json::to_value(tier)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+    match tier {
         // `auto` is what a request asks, not what a response was billed at.
-        if name != "auto" {
-            u.service_tier = name.parse()?;
-        }
+        None | Some(OpenAiServiceTier::Auto) => {}
+        // A tier the price table does not know is priced at the dearest
+        // it knows, never below.
+        Some(tier) => u.service_tier = known_tier(tier).unwrap_or(ServiceTier::Priority),
     }
     u.region = region.unwrap_or_default();
     Ok(u)
@@ -220,6 +224,31 @@ pub(crate) fn cost_in(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_response_is_priced_at_the_tier_it_reports() {
+        let usage = CompletionUsage {
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            total_tokens: 15,
+            prompt_tokens_details: None,
+            completion_tokens_details: None,
+        };
+        let tier = |t: Option<OpenAiServiceTier>| {
+            usage_of(Some(&usage), t.as_ref(), None)
+                .unwrap()
+                .service_tier
+        };
+        assert_eq!(tier(None), ServiceTier::Standard);
+        assert_eq!(tier(Some(OpenAiServiceTier::Auto)), ServiceTier::Standard);
+        assert_eq!(
+            tier(Some(OpenAiServiceTier::Default)),
+            ServiceTier::Standard
+        );
+        assert_eq!(tier(Some(OpenAiServiceTier::Flex)), ServiceTier::Flex);
+        // Unknown to the price table (it used to fail the whole cost).
+        assert_eq!(tier(Some(OpenAiServiceTier::Fast)), ServiceTier::Priority);
+    }
+
     use super::*;
     use crate::pricing::ModelPrice;
     use rust_decimal_macros::dec;
