@@ -60,18 +60,19 @@ impl RedisStore {
     }
 
     /// A charge: keys `[meta]`; arguments `[now, keep]` and the charge as
-    /// `read_charge` in common.lua reads it.
-    pub(super) fn charge_call(&self, request: &ChargeRequest<'_>) -> Call {
+    /// `read_charge` in common.lua reads it; and the kill-switch read sent
+    /// beside it.
+    pub(super) fn charge_call(&self, request: &ChargeRequest<'_>) -> (Call, PauseRead) {
         let ttl = request.hold.map_or(Duration::ZERO, |h| h.ttl);
         let script: &'static Lua = if self.fast_paths {
             &CHARGE
         } else {
             &CHARGE_GENERAL
         };
-        let (mut call, _) = self.call(script, request.ledger, ttl);
+        let (mut call, base) = self.call(script, request.ledger, ttl);
         self.charge_args(request, &mut call.args);
         call.records_spend = request.hold.is_none();
-        call
+        (call, self.pause_read([base.as_str()]))
     }
 
     /// One charge's arguments: its numbers, amount, id and window ids.
@@ -97,11 +98,10 @@ impl RedisStore {
             }
         }
         // hold: 1 a reservation (its TTL), 2 a fixed cost remembered by id
-        // (for the settled retention), 0 a fixed cost nobody settles.
-        let (id, kind, ttl_us) = match (request.hold, request.id) {
-            (Some(h), _) => (h.id, 1, micros(h.ttl)),
-            (None, Some(id)) => (id, 2, self.retention_us),
-            (None, None) => (crate::store::ReservationId::new(), 0, 0),
+        // for the settled retention (every charge has one: `with_id`).
+        let (id, kind, ttl_us) = match request.hold {
+            Some(h) => (h.id, 1, micros(h.ttl)),
+            None => (request.id.unwrap_or_default(), 2, self.retention_us),
         };
         numbers.amount(request.amount).push(kind).push(ttl_us);
         args.extend([numbers.0, amount_text(request.amount), id.hex().to_vec()]);
@@ -114,16 +114,14 @@ impl RedisStore {
         }
     }
 
-    /// The kill-switch read sent after a charge of `ledgers`, in the same
-    /// round trip: `HMGET` of the pause hash's fields that cover them
-    /// (`*`, then each ledger's namespace and ledger fields).
-    pub(super) fn pause_read<'l>(
-        &self,
-        ledgers: impl IntoIterator<Item = &'l Ledger>,
-    ) -> PauseRead {
+    /// The kill-switch read sent after a charge of the ledgers whose
+    /// `bases` are given, in the same round trip: `HMGET` of the pause
+    /// hash's fields that cover them (`*`, then each ledger's namespace and
+    /// ledger fields).
+    fn pause_read<'b>(&self, bases: impl IntoIterator<Item = &'b str>) -> PauseRead {
         let mut fields = vec!["*".to_owned()];
-        for ledger in ledgers {
-            let (ns, l) = self.pause_fields(ledger);
+        for base in bases {
+            let (ns, l) = self.pause_fields_of(base);
             fields.extend([ns, l]);
         }
         PauseRead {
@@ -189,10 +187,11 @@ impl RedisStore {
         call
     }
 
+    /// A hierarchy's charge, and the kill-switch read sent beside it.
     pub(super) fn charge_many_call(
         &self,
         requests: &[ChargeRequest<'_>],
-    ) -> Result<Call, StoreError> {
+    ) -> Result<(Call, PauseRead), StoreError> {
         for (i, a) in requests.iter().enumerate() {
             if requests[..i].iter().any(|b| b.ledger == a.ledger) {
                 return Err(StoreError::Backend(format!(
@@ -213,17 +212,20 @@ impl RedisStore {
             self.keep_arg(margin),
             requests.len().to_string().into_bytes(),
         ];
+        let mut bases = Vec::with_capacity(requests.len());
         for r in requests {
             let base = self.base(r.ledger);
             keys.push(key(&base, ":meta"));
             self.charge_args(r, &mut args);
+            bases.push(base);
         }
-        Ok(Call {
+        let call = Call {
             script: &CHARGE_MANY,
             keys,
             args,
             records_spend: requests.iter().any(|r| r.hold.is_none()),
-        })
+        };
+        Ok((call, self.pause_read(bases.iter().map(String::as_str))))
     }
 
     pub(super) fn rate_call(&self, request: &RateRequest<'_>) -> Call {

@@ -102,36 +102,58 @@ pub(super) fn not_taken_back(requests: &[ChargeRequest<'_>], error: StoreError) 
 }
 
 impl RedisStore {
-    /// A charge script and the kill switch's read, in one round trip on a
-    /// sync connection.
+    /// A charge's script and the kill switch's read in one round trip on a
+    /// sync connection: the script's reply, and which ledger is paused.
     fn script_and_pause(
         &self,
         call: &Call,
         pause: &PauseRead,
-    ) -> Result<(Vec<Vec<String>>, Option<Reply>), StoreError> {
-        self.eval_pipeline_blocking_with(std::slice::from_ref(call), Some(pause))
+    ) -> Result<(Vec<String>, Option<usize>), StoreError> {
+        let (mut replies, read) =
+            self.eval_pipeline_blocking_with(std::slice::from_ref(call), Some(pause))?;
+        let paused = pause.paused(read.ok_or_else(no_pause_reply)?)?;
+        Ok((replies.pop().unwrap_or_default(), paused))
     }
 
-    /// [`RedisStore::script_and_pause`] on the async connection (the read
-    /// comes back too, to judge the reply).
+    /// [`RedisStore::script_and_pause`] on the async connection.
     async fn script_and_pause_async(
         &self,
         call: Call,
         pause: PauseRead,
-    ) -> Result<(Vec<Vec<String>>, Option<Reply>, PauseRead), StoreError> {
+    ) -> Result<(Vec<String>, Option<usize>), StoreError> {
         let con = self.async_con.clone();
         let wait = self.wait_for(std::slice::from_ref(&call)).cloned();
         let op = async move {
-            eval_async_with(
-                &con,
-                std::slice::from_ref(&call),
-                wait.as_ref(),
-                Some(&pause),
-            )
-            .await
-            .map(|(replies, paused)| (replies, paused, pause))
+            let calls = std::slice::from_ref(&call);
+            let (mut replies, read) =
+                eval_async_with(&con, calls, wait.as_ref(), Some(&pause)).await?;
+            let paused = pause.paused(read.ok_or_else(no_pause_reply)?)?;
+            Ok((replies.pop().unwrap_or_default(), paused))
         };
         self.run_async(op).await
+    }
+
+    /// Takes back what `requests` charged, in one round trip.
+    fn take_back_now(&self, requests: &[ChargeRequest<'_>]) -> Result<(), StoreError> {
+        let undo: Vec<Call> = requests
+            .iter()
+            .map(|r| self.settle_call(&take_back(r)))
+            .collect();
+        self.eval_pipeline_blocking(&undo)
+            .and_then(all_settled)
+            .map_err(|e| not_taken_back(requests, e))
+    }
+
+    /// [`RedisStore::take_back_now`] on the async connection.
+    async fn take_back_later(&self, requests: &[ChargeRequest<'_>]) -> Result<(), StoreError> {
+        let undo = requests
+            .iter()
+            .map(|r| self.settle_call(&take_back(r)))
+            .collect();
+        self.run_async(self.eval_pipeline(undo))
+            .await
+            .and_then(all_settled)
+            .map_err(|e| not_taken_back(requests, e))
     }
 
     /// [`Store::charge`]: the script and the kill switch in one round trip.
@@ -140,20 +162,14 @@ impl RedisStore {
         request: &ChargeRequest<'_>,
     ) -> Result<ChargeOutcome, StoreError> {
         let request = with_id(request);
-        let call = self.charge_call(&request);
-        let packing = Packing::of(request.limits);
-        let pause = self.pause_read([request.ledger]);
-        let (mut replies, paused) = self.script_and_pause(&call, &pause)?;
-        let outcome = parse_charge(replies.pop().unwrap_or_default(), &packing)?;
-        let paused = pause.paused(paused.unwrap_or(Reply::Nil))?;
+        let (call, pause) = self.charge_call(&request);
+        let (reply, paused) = self.script_and_pause(&call, &pause)?;
+        let outcome = parse_charge(reply, &Packing::of(request.limits))?;
         if paused.is_none() {
             return Ok(outcome);
         }
         if outcome.admitted {
-            let undo = self.settle_call(&take_back(&request));
-            self.eval_blocking(undo)
-                .and_then(parse_settle)
-                .map_err(|e| not_taken_back(&[request], e))?;
+            self.take_back_now(&[request])?;
         }
         Ok(ChargeOutcome::paused(outcome.at))
     }
@@ -164,21 +180,14 @@ impl RedisStore {
         request: ChargeRequest<'_>,
     ) -> Result<ChargeOutcome, StoreError> {
         let request = with_id(&request);
-        let call = self.charge_call(&request);
-        let packing = Packing::of(request.limits);
-        let pause = self.pause_read([request.ledger]);
-        let (mut replies, paused, pause) = self.script_and_pause_async(call, pause).await?;
-        let outcome = parse_charge(replies.pop().unwrap_or_default(), &packing)?;
-        let paused = pause.paused(paused.unwrap_or(Reply::Nil))?;
+        let (call, pause) = self.charge_call(&request);
+        let (reply, paused) = self.script_and_pause_async(call, pause).await?;
+        let outcome = parse_charge(reply, &Packing::of(request.limits))?;
         if paused.is_none() {
             return Ok(outcome);
         }
         if outcome.admitted {
-            let undo = self.eval(self.settle_call(&take_back(&request)));
-            self.run_async(undo)
-                .await
-                .and_then(parse_settle)
-                .map_err(|e| not_taken_back(&[request], e))?;
+            self.take_back_later(&[request]).await?;
         }
         Ok(ChargeOutcome::paused(outcome.at))
     }
@@ -190,33 +199,16 @@ impl RedisStore {
         requests: &[ChargeRequest<'_>],
     ) -> Result<ManyOutcome, StoreError> {
         let requests: Vec<ChargeRequest<'_>> = requests.iter().map(with_id).collect();
-        let call = self.charge_many_call(&requests)?;
-        let packings: Vec<Packing> = requests.iter().map(|r| Packing::of(r.limits)).collect();
-        let pause = self.pause_read(requests.iter().map(|r| r.ledger));
-        let (mut replies, paused) = self.script_and_pause(&call, &pause)?;
-        let outcome = parse_many(replies.pop().unwrap_or_default(), &packings)?;
-        let Some(index) = pause.paused(paused.unwrap_or(Reply::Nil))? else {
+        let (call, pause) = self.charge_many_call(&requests)?;
+        let (reply, paused) = self.script_and_pause(&call, &pause)?;
+        let outcome = parse_many(reply, &packings(&requests))?;
+        let Some(index) = paused else {
             return Ok(outcome);
         };
-        let at = many_at(&outcome);
         if let ManyOutcome::Admitted(_) = outcome {
-            let undo: Vec<Call> = requests
-                .iter()
-                .map(|r| self.settle_call(&take_back(r)))
-                .collect();
-            self.eval_pipeline_blocking(&undo)
-                .and_then(|replies| {
-                    replies
-                        .into_iter()
-                        .map(parse_settle)
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(|e| not_taken_back(&requests, e))?;
+            self.take_back_now(&requests)?;
         }
-        Ok(ManyOutcome::Refused {
-            index,
-            outcome: ChargeOutcome::paused(at),
-        })
+        Ok(refused_paused(index, &outcome))
     }
 
     /// [`Store::charge_many_async`]'s work.
@@ -225,36 +217,43 @@ impl RedisStore {
         requests: Vec<ChargeRequest<'_>>,
     ) -> Result<ManyOutcome, StoreError> {
         let requests: Vec<ChargeRequest<'_>> = requests.iter().map(with_id).collect();
-        let call = self.charge_many_call(&requests)?;
-        let packings: Vec<Packing> = requests.iter().map(|r| Packing::of(r.limits)).collect();
-        let pause = self.pause_read(requests.iter().map(|r| r.ledger));
-        let (mut replies, paused, pause) = self.script_and_pause_async(call, pause).await?;
-        let outcome = parse_many(replies.pop().unwrap_or_default(), &packings)?;
-        let Some(index) = pause.paused(paused.unwrap_or(Reply::Nil))? else {
+        let (call, pause) = self.charge_many_call(&requests)?;
+        let (reply, paused) = self.script_and_pause_async(call, pause).await?;
+        let outcome = parse_many(reply, &packings(&requests))?;
+        let Some(index) = paused else {
             return Ok(outcome);
         };
-        let at = many_at(&outcome);
         if let ManyOutcome::Admitted(_) = outcome {
-            let undo = self.eval_pipeline(
-                requests
-                    .iter()
-                    .map(|r| self.settle_call(&take_back(r)))
-                    .collect(),
-            );
-            self.run_async(undo)
-                .await
-                .and_then(|replies| {
-                    replies
-                        .into_iter()
-                        .map(parse_settle)
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(|e| not_taken_back(&requests, e))?;
+            self.take_back_later(&requests).await?;
         }
-        Ok(ManyOutcome::Refused {
-            index,
-            outcome: ChargeOutcome::paused(at),
-        })
+        Ok(refused_paused(index, &outcome))
+    }
+}
+
+/// A pipeline that carried the kill switch's read but gave no reply for it.
+fn no_pause_reply() -> StoreError {
+    StoreError::Backend("no reply to the kill switch's HMGET".to_owned())
+}
+
+/// Each request's packing of its limits.
+fn packings(requests: &[ChargeRequest<'_>]) -> Vec<Packing> {
+    requests.iter().map(|r| Packing::of(r.limits)).collect()
+}
+
+/// Every take-back's reply is a settle outcome (any: what was charged is
+/// gone, or never was).
+fn all_settled(replies: Vec<Vec<String>>) -> Result<(), StoreError> {
+    for reply in replies {
+        parse_settle(reply)?;
+    }
+    Ok(())
+}
+
+/// A hierarchy's refusal by the kill switch: ledger `index` is paused.
+fn refused_paused(index: usize, outcome: &ManyOutcome) -> ManyOutcome {
+    ManyOutcome::Refused {
+        index,
+        outcome: ChargeOutcome::paused(many_at(outcome)),
     }
 }
 
