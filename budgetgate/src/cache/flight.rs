@@ -28,7 +28,7 @@ pub(super) enum Turn<'a, K: Hash + Eq> {
 /// wakes the followers.
 pub(super) struct Leader<'a, K: Hash + Eq> {
     flights: &'a Flights<K>,
-    key: Option<K>,
+    key: K,
     done: watch::Sender<()>,
 }
 
@@ -54,7 +54,7 @@ impl<K: Hash + Eq + Clone> Flights<K> {
         map.insert(key.clone(), rx);
         Turn::Lead(Leader {
             flights: self,
-            key: Some(key.clone()),
+            key: key.clone(),
             done,
         })
     }
@@ -68,15 +68,13 @@ pub(super) async fn wait(mut rx: watch::Receiver<()>) {
 
 impl<K: Hash + Eq> Drop for Leader<'_, K> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
-            // Only this leader's entry (a later leader's stays).
-            if map
-                .get(&key)
-                .is_some_and(|rx| rx.same_channel(&self.done.subscribe()))
-            {
-                map.remove(&key);
-            }
+        let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+        // Only this leader's entry (a later leader's stays).
+        if map
+            .get(&self.key)
+            .is_some_and(|rx| rx.same_channel(&self.done.subscribe()))
+        {
+            map.remove(&self.key);
         }
     }
 }

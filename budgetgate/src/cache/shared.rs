@@ -272,8 +272,7 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
         cost: Decimal,
     ) -> Result<(), CacheError> {
         let located = self.locate(request)?;
-        self.insert_at(engine, &located, request, response, cost)
-            .await
+        self.insert_at(engine, &located, response, cost).await
     }
 
     /// [`SharedCache::insert`] of a request already located.
@@ -281,13 +280,13 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
         &self,
         engine: &Engine,
         located: &Located,
-        request: &K,
         response: &V,
         cost: Decimal,
     ) -> Result<(), CacheError> {
         let key = &located.key;
+        // The request as located (already JSON): not serialized again.
         let text = serde_json::to_string(&Stored {
-            request,
+            request: &located.value,
             response,
             cost: cost.normalize(),
         })
@@ -375,10 +374,7 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> SharedCache<K, V> {
         };
         self.lock().misses += 1;
         let (value, committed) = miss.await?;
-        if let Err(error) = self
-            .insert_at(engine, &located, request, &value, committed)
-            .await
-        {
+        if let Err(error) = self.insert_at(engine, &located, &value, committed).await {
             tracing::warn!(cache = %self.name, %error, "response not cached");
         }
         Ok(Cached {

@@ -73,9 +73,11 @@ pub fn charge_in_order<S: Store + ?Sized>(
     let mut outcomes: Vec<Option<ChargeOutcome>> = vec![None; requests.len()];
     let mut holds: Vec<(usize, Hold)> = Vec::with_capacity(requests.len());
     let release_all = |holds: &[(usize, Hold)]| {
-        for &(i, hold) in holds {
-            let _expires_anyway = store.settle(&release(&requests[i], hold));
-        }
+        let releases: Vec<SettleRequest<'_>> = holds
+            .iter()
+            .map(|&(i, hold)| release(&requests[i], hold))
+            .collect();
+        let _expire_anyway = store.settle_many(&releases);
     };
     for i in order(requests) {
         let hold = hold_of(&requests[i]);
@@ -94,11 +96,14 @@ pub fn charge_in_order<S: Store + ?Sized>(
             }
         }
     }
-    // Fixed costs: the temporary holds become spend.
-    for &(i, hold) in &holds {
-        if requests[i].hold.is_none() {
-            store.settle(&spend(&requests[i], hold))?;
-        }
+    // Fixed costs: the temporary holds become spend, in one batch.
+    let commits: Vec<SettleRequest<'_>> = holds
+        .iter()
+        .filter(|&&(i, _)| requests[i].hold.is_none())
+        .map(|&(i, hold)| spend(&requests[i], hold))
+        .collect();
+    if !commits.is_empty() {
+        store.settle_many(&commits)?;
     }
     Ok(ManyOutcome::Admitted(
         outcomes.into_iter().flatten().collect(),
