@@ -325,6 +325,19 @@ impl<'e> Reservation<'e> {
             .collect()
     }
 
+    /// Reports an actual above the estimate: a warning and
+    /// [`Event::Overrun`].
+    fn report_overrun(&self, estimate: Decimal, actual: Decimal) {
+        tracing::warn!(ledger = %self.ledger(), id = %self.id, %estimate, %actual,
+            overrun = %(actual - estimate), "actual cost exceeded the reserved estimate");
+        self.engine.emit(&Event::Overrun {
+            ledger: self.ledger(),
+            id: self.id,
+            estimate,
+            actual,
+        });
+    }
+
     /// A hierarchy's other ledgers, committed by the settler without
     /// waiting: the first ledger's commit is still pending, and the others
     /// must not be left held until their holds expire.
@@ -641,15 +654,8 @@ impl<'e> Reservation<'e> {
                 })
             }
         }
-        if let Some(overrun) = commit.overrun() {
-            tracing::warn!(ledger = %self.ledger(), id = %self.id, estimate = %commit.estimate,
-                actual = %commit.actual, %overrun, "actual cost exceeded the reserved estimate");
-            self.engine.emit(&Event::Overrun {
-                ledger: self.ledger(),
-                id: self.id,
-                estimate: commit.estimate,
-                actual: commit.actual,
-            });
+        if commit.overrun().is_some() {
+            self.report_overrun(commit.estimate, commit.actual);
         }
         tracing::debug!(ledger = %self.ledger(), id = %self.id, estimate = %commit.estimate(),
             actual = %commit.actual(), late = commit.late, "reservation committed");
@@ -739,8 +745,6 @@ impl Drop for MakeSure<'_, '_> {
         let r = self.reservation;
         tracing::debug!(ledger = %r.ledger(), id = %r.id,
             "a commit dropped before the store answered; the settler makes sure of it");
-        for job in r.commit_jobs_nanos(self.nanos) {
-            r.engine.settle_later(job, None);
-        }
+        r.commit_later_all(self.nanos);
     }
 }

@@ -101,29 +101,20 @@ impl<'e> Reservation<'e> {
         }
         let estimate = reservation.decision.requested;
         if actual > estimate {
-            tracing::warn!(ledger = %reservation.ledger(), id = %reservation.id, %estimate,
-                %actual, overrun = %(actual - estimate), "actual cost exceeded the reserved estimate");
-            reservation.engine.emit(&crate::Event::Overrun {
-                ledger: reservation.ledger(),
-                id: reservation.id,
-                estimate,
-                actual,
-            });
+            reservation.report_overrun(estimate, actual);
         }
         tracing::debug!(ledger = %reservation.ledger(), id = %reservation.id, %actual,
             "commit handed to the settler");
-        for job in reservation.jobs(Some(nanos)) {
-            reservation.engine.settle_later(job, None);
-        }
+        reservation.commit_later_all(nanos);
     }
 
-    /// The settler's jobs that commit `actual` (the estimate if invalid)
-    /// on every ledger, for a caller that must make sure of a commit it
-    /// started in the foreground: settling by id is idempotent, so a job
-    /// for a commit that did land answers "committed" again and charges
-    /// nothing twice.
-    pub(crate) fn commit_jobs_nanos(&self, nanos: Nanos) -> Vec<crate::settler::Job> {
-        self.jobs(Some(nanos))
+    /// Hands the commit of `nanos` on every ledger to the settler, without
+    /// waiting: settling by id is idempotent, so a job for a commit that
+    /// did land answers "committed" again and charges nothing twice.
+    pub(super) fn commit_later_all(&self, nanos: Nanos) {
+        for job in self.jobs(Some(nanos)) {
+            self.engine.settle_later(job, None);
+        }
     }
 
     /// The settler's jobs for every ledger, the first ledger first.
